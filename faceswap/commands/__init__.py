@@ -1,0 +1,1 @@
+"""click commands, one module per stage; each builds a config and calls the stage."""

@@ -1,0 +1,58 @@
+"""Environment report behind `faceswap doctor`."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+
+from faceswap import __version__
+from faceswap.errors import FaceswapError
+
+
+def collect_report() -> list[str]:
+    """Lines describing torch, device, ffmpeg, cv2 and each detector backend."""
+    import torch
+
+    from faceswap.device import resolve_device
+    from faceswap.faces.detectors import backend_status
+    from faceswap.io.ffmpeg_bin import find_ffmpeg
+
+    lines = [
+        f"faceswap {__version__} on Python {platform.python_version()} ({platform.machine()})",
+        f"torch {torch.__version__} (cuda build: {torch.version.cuda or 'no'}), "
+        f"threads {torch.get_num_threads()}",
+    ]
+    device = resolve_device("auto")
+    detail = ""
+    if device.type == "cuda":
+        detail = f" ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU(s))"
+    lines.append(f"device: {device.type}{detail}")
+    try:
+        lines.append(f"ffmpeg: {find_ffmpeg()}")
+    except FaceswapError as exc:
+        lines.append(f"ffmpeg: MISSING - {exc}")
+    lines.append(_cv2_line())
+    lines.append("detector backends:")
+    for status in backend_status():
+        mark = "ok " if status.usable else "no "
+        lines.append(f"  {mark} {status.name:<9} {status.reason}")
+    return lines
+
+
+def _cv2_line() -> str:
+    import cv2
+
+    dists = {}
+    for name in ("opencv-python-headless", "opencv-python", "opencv-contrib-python"):
+        try:
+            dists[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    line = f"cv2 {cv2.__version__} from {', '.join(f'{k}=={v}' for k, v in dists.items())}"
+    if len(set(dists.values())) > 1:
+        headless = dists.get("opencv-python-headless", "")
+        line += (
+            "  WARNING: several opencv distributions of different versions share one cv2; "
+            f"fix: pip install --force-reinstall --no-deps opencv-python-headless=={headless}"
+        )
+    return line

@@ -1,0 +1,1 @@
+"""Face detection, landmarks, alignment, the alignments file, identity and tracking."""

@@ -1,0 +1,1 @@
+"""All file, image and video I/O lives in this package."""

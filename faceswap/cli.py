@@ -16,13 +16,16 @@ import click
 from faceswap import __version__
 from faceswap.errors import FaceswapError
 
-# name -> "module:attribute" of the click command
-COMMANDS: dict[str, str] = {
-    "doctor": "faceswap.commands.doctor:doctor",
-    "extract-frames": "faceswap.commands.frames:extract_frames",
-    "extract": "faceswap.commands.extract:extract",
-    "train": "faceswap.commands.train:train",
-    "convert": "faceswap.commands.convert:convert",
+# name -> ("module:attribute" of the click command, one-line help for `faceswap --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("faceswap.commands.doctor:doctor", "Report torch, device, ffmpeg and detectors."),
+    "extract-frames": (
+        "faceswap.commands.frames:extract_frames",
+        "Dump the frames of a video to PNG files.",
+    ),
+    "extract": ("faceswap.commands.extract:extract", "Detect, landmark, align and crop faces."),
+    "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
+    "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
 }
 
 
@@ -40,11 +43,16 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = entry[0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing from the table keeps `faceswap --help` free of torch and cv2 imports.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -67,7 +75,9 @@ def cli(verbose: int) -> None:
     (metadata and manifest); see the README's ethics section.
     """
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def main() -> None:

@@ -23,12 +23,15 @@ def config_from_dict(cls: type[C], data: dict[str, Any], *, source: str = "confi
     is a tuple, so configs stay hashable and frozen.
     """
     if not isinstance(data, dict):
-        raise FaceswapError(f"{source}: expected a mapping of keys to values, got {type(data).__name__}")
+        raise FaceswapError(
+            f"{source}: expected a mapping of keys to values, got {type(data).__name__}"
+        )
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise FaceswapError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}"
+            f"{source}: unknown key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(fields))}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {}

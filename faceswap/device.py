@@ -32,7 +32,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     if name == "mps":
         if not _mps_available():
-            raise FaceswapError("device 'mps' requested but Apple MPS is not available; use --device cpu")
+            raise FaceswapError(
+                "device 'mps' requested but Apple MPS is not available; use --device cpu"
+            )
         return torch.device("mps")
     raise FaceswapError(f"unknown device '{name}'; choose from {', '.join(DEVICE_CHOICES)}")
 

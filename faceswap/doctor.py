@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import platform
 
@@ -44,10 +45,8 @@ def _cv2_line() -> str:
 
     dists = {}
     for name in ("opencv-python-headless", "opencv-python", "opencv-contrib-python"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             dists[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
     line = f"cv2 {cv2.__version__} from {', '.join(f'{k}=={v}' for k, v in dists.items())}"
     if len(set(dists.values())) > 1:
         headless = dists.get("opencv-python-headless", "")

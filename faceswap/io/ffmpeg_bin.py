@@ -21,7 +21,9 @@ def find_ffmpeg() -> str:
     override = os.environ.get(FFMPEG_ENV)
     if override:
         if not (os.path.isfile(override) and os.access(override, os.X_OK)):
-            raise FaceswapError(f"${FFMPEG_ENV}={override} is not an executable file; fix or unset it")
+            raise FaceswapError(
+                f"${FFMPEG_ENV}={override} is not an executable file; fix or unset it"
+            )
         return override
     system = shutil.which("ffmpeg")
     if system:

@@ -22,7 +22,8 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
     target = Path(target)
     ensure_writable_dir(target.parent)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=suffix if suffix is not None else target.suffix,
+        prefix=f".{target.stem}.",
+        suffix=suffix if suffix is not None else target.suffix,
         dir=target.parent,
     )
     os.close(fd)
@@ -56,9 +57,15 @@ def ensure_writable_dir(folder: Path | str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise FaceswapError(f"{folder}: exists and is not a folder; choose another output path") from None
+        raise FaceswapError(
+            f"{folder}: exists and is not a folder; choose another output path"
+        ) from None
     except OSError as exc:
-        raise FaceswapError(f"{folder}: cannot create output folder ({exc.strerror}); choose another path") from None
+        raise FaceswapError(
+            f"{folder}: cannot create output folder ({exc.strerror}); choose another path"
+        ) from None
     if not os.access(folder, os.W_OK):
-        raise FaceswapError(f"{folder}: output folder is not writable; choose another path or fix permissions")
+        raise FaceswapError(
+            f"{folder}: output folder is not writable; choose another path or fix permissions"
+        )
     return folder

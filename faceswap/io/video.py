@@ -392,17 +392,39 @@ def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
 def _rate_from_packets(
     time_base: Fraction, pts: list[int], durations: list[int], printed: float | None
 ) -> Fraction | None:
-    """Exact frame rate: from the most common packet duration, else the pts spacing."""
+    """Exact frame rate from the packet listing.
+
+    Candidates: the most common packet duration (exact in mp4/mov, whose time bases are
+    fine), the rate ffmpeg prints snapped to its rational (``29.97`` -> ``30000/1001``), and
+    the most common pts step. The first whose frame times ``i / fps`` land on the actual pts
+    (within the rounding of a coarse time base such as Matroska's milliseconds) wins; a
+    variable-rate file gets the average rate.
+    """
+    ordered = sorted(p for p in pts if p >= 0) or sorted(pts)
+    candidates: list[Fraction] = []
     positive = [d for d in durations if d > 0]
     if positive:
-        common = collections.Counter(positive).most_common(1)[0][0]
-        return 1 / (common * time_base)
-    ordered = sorted(p for p in pts if p >= 0)
+        candidates.append(1 / (collections.Counter(positive).most_common(1)[0][0] * time_base))
+    if printed:
+        candidates.append(_rate_to_fraction(printed))
     steps = [b - a for a, b in itertools.pairwise(ordered) if b > a]
     if steps:
-        common = collections.Counter(steps).most_common(1)[0][0]
-        return 1 / (common * time_base)
-    return _rate_to_fraction(printed) if printed else None
+        candidates.append(1 / (collections.Counter(steps).most_common(1)[0][0] * time_base))
+    if len(ordered) < 2:
+        return candidates[0] if candidates else None
+    first = ordered[0]
+    actual = (np.asarray(ordered, np.float64) - first) * float(time_base)
+    index = np.arange(len(ordered), dtype=np.float64)
+    tolerance = 1.01 * float(time_base)  # timestamps are rounded to the time base
+    for fps in candidates:
+        if np.abs(actual - index / float(fps)).max() <= tolerance:
+            return fps
+    span = (ordered[-1] - first) * time_base
+    if span <= 0:
+        return candidates[0] if candidates else None
+    average = (len(ordered) - 1) / span
+    log.info("variable frame rate: using the average %.3f fps", float(average))
+    return _rate_to_fraction(float(average)) if printed else average.limit_denominator(1001)
 
 
 def _not_a_video(path: Path, reason: str) -> FaceswapError:

@@ -248,13 +248,13 @@ def dump_frames_args(
     start: int = 0,
     ffmpeg_major: int = 6,
     png_compression: int = 1,
-    jpeg_quality: int = 2,
+    jpeg_qscale: int = 2,
 ) -> list[str]:
     """Write selected frames straight to image files numbered 0, 1, 2... (``pattern`` %06d).
 
     The k-th file written is source frame ``start + k * every_nth``; the caller renames.
     PNG uses a fast compression level (files ~30% larger than level 9, several times faster);
-    JPEG uses ``-q:v jpeg_quality`` (2 is near-lossless).
+    JPEG uses ``-q:v jpeg_qscale`` (2 is near-lossless; see :func:`jpeg_qscale`).
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(path)]
     args += ["-map", "0:v:0"]
@@ -265,9 +265,17 @@ def dump_frames_args(
     if str(pattern).lower().endswith(".png"):
         args += ["-c:v", "png", "-compression_level", str(png_compression), "-pix_fmt", "rgb24"]
     else:
-        args += ["-c:v", "mjpeg", "-q:v", str(jpeg_quality), "-pix_fmt", "yuvj444p"]
-    args += ["-an", "-sn", "-dn", "-start_number", "0", "-f", "image2", str(pattern)]
+        args += ["-c:v", "mjpeg", "-q:v", str(jpeg_qscale), "-pix_fmt", "yuvj444p"]
+    # atomic_writing: each file is written under a temporary name and renamed when complete,
+    # so a file that carries the pattern's name is always whole.
+    args += ["-an", "-sn", "-dn", "-start_number", "0", "-f", "image2", "-atomic_writing", "1"]
+    args += [str(pattern)]
     return args
+
+
+def jpeg_qscale(quality: int) -> int:
+    """ffmpeg mjpeg ``-q:v`` (2 best .. 31 worst) for a 0-100 JPEG quality."""
+    return max(2, min(31, round(31 - 0.29 * quality)))
 
 
 def encoders_args(ffmpeg: str) -> list[str]:

@@ -7,6 +7,11 @@ with alignments and with the converted video; image-folder inputs keep their ste
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -17,9 +22,13 @@ from pathlib import Path
 
 from faceswap.config import config_to_dict, dump_json
 from faceswap.errors import FaceswapError
+from faceswap.io import ffmpeg_args
+from faceswap.io.ffmpeg_bin import find_ffmpeg
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import write_image
-from faceswap.io.video import open_source
+from faceswap.io.video import FrameSource, StderrDrain, ffmpeg_version, open_source
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("png", "jpg")
 CONFIG_FILE = "extract_frames.json"
@@ -99,12 +108,35 @@ def run_extract_frames(
             f"({source.frame_count} frames); use a smaller --start"
         )
     out = ensure_writable_dir(cfg.output)
+    if source.is_video:
+        written, first, last = _dump_video(cfg, source, out, total, progress)
+    else:
+        written, first, last = _write_images(cfg, source, out, total, progress)
+    write_text_atomic(out / CONFIG_FILE, dump_json(config_to_dict(cfg)))
+    return ExtractFramesResult(
+        output=out,
+        frames_written=written,
+        first=first,
+        last=last,
+        source_frames=source.frame_count,
+        fps=source.fps,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+_Progress = Callable[[int, int], None] | None
+
+
+def _write_images(
+    cfg: ExtractFramesConfig, source: FrameSource, out: Path, total: int, progress: _Progress
+) -> tuple[int, Path | None, Path | None]:
+    """Decode in Python and encode with cv2 (image folders: converts formats, keeps stems)."""
     suffix = "." + cfg.format
     first: Path | None = None
     last: Path | None = None
     written = 0
     # PNG/JPEG encoding releases the GIL: encode in threads while the next frame decodes.
-    # The bounded queue keeps memory flat (a few frames in flight, never the whole video).
+    # The bounded queue keeps memory flat (a few frames in flight, never the whole input).
     pending: deque[Future[Path]] = deque()
     with ThreadPoolExecutor(max_workers=2) as pool:
         for frame in source.iter_frames(cfg.every_nth, cfg.start):
@@ -112,7 +144,7 @@ def run_extract_frames(
             pending.append(
                 pool.submit(write_image, target, frame.image, jpeg_quality=cfg.jpeg_quality)
             )
-            while len(pending) > 4:
+            while len(pending) > 4 or (pending and pending[0].done()):
                 last = pending.popleft().result()
                 first = first or last
                 written += 1
@@ -124,13 +156,67 @@ def run_extract_frames(
             written += 1
             if progress:
                 progress(written, total)
-    write_text_atomic(out / CONFIG_FILE, dump_json(config_to_dict(cfg)))
-    return ExtractFramesResult(
-        output=out,
-        frames_written=written,
-        first=first,
-        last=last,
-        source_frames=source.frame_count,
-        fps=source.fps,
-        seconds=time.perf_counter() - t0,
+    return written, first, last
+
+
+def _dump_video(
+    cfg: ExtractFramesConfig, source: FrameSource, out: Path, total: int, progress: _Progress
+) -> tuple[int, Path | None, Path | None]:
+    """Let ffmpeg decode and encode the images (about 1.7x less CPU than via Python).
+
+    ffmpeg numbers its files 0, 1, 2... in a hidden scratch folder (whole files only, see
+    ``-atomic_writing``); each is renamed to ``frame_<source index>`` as soon as it is
+    complete, so an interruption leaves only whole, correctly named frames.
+    """
+    suffix = "." + cfg.format
+    scratch = Path(tempfile.mkdtemp(prefix=".extract_frames.", dir=out))
+    args = ffmpeg_args.dump_frames_args(
+        find_ffmpeg(),
+        source.path,
+        scratch / f"%06d{suffix}",
+        every_nth=cfg.every_nth,
+        start=cfg.start,
+        ffmpeg_major=ffmpeg_version(find_ffmpeg())[0],
+        jpeg_qscale=ffmpeg_args.jpeg_qscale(cfg.jpeg_quality),
     )
+    info = source.info
+    if info is not None and info.video_stream:
+        args[args.index("0:v:0")] = f"0:v:{info.video_stream}"
+    first: Path | None = None
+    last: Path | None = None
+    written = 0
+
+    def collect() -> None:
+        nonlocal first, last, written
+        for file in sorted(scratch.glob(f"*{suffix}")):
+            k = int(file.stem)
+            target = out / f"frame_{cfg.start + k * cfg.every_nth:06d}{suffix}"
+            os.replace(file, target)
+            last = target if last is None or target.name > last.name else last
+            first = target if first is None or target.name < first.name else first
+            written += 1
+        if progress:
+            progress(written, total)
+
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    drain = StderrDrain(proc)
+    try:
+        while proc.poll() is None:
+            time.sleep(0.1)
+            collect()
+        collect()
+        if proc.returncode != 0:
+            raise FaceswapError(
+                f"{source.path}: decoding stopped after {written} frames ({drain.tail(2)}); "
+                "the file may be damaged: re-encode it with ffmpeg"
+            )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if written != total:
+        log.warning("%s: wrote %d frames where %d were expected", source.path, written, total)
+    return written, first, last

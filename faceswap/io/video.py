@@ -159,7 +159,7 @@ def _major() -> int:
     return ffmpeg_version(find_ffmpeg())[0]
 
 
-class _StderrDrain:
+class StderrDrain:
     """Read a process's stderr in a thread (a full pipe would stall ffmpeg), keep the tail."""
 
     def __init__(self, proc: subprocess.Popen[bytes], keep: int = 40) -> None:
@@ -620,7 +620,7 @@ class VideoSource(FrameSource):
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        drain = _StderrDrain(proc)
+        drain = StderrDrain(proc)
         assert proc.stdout is not None
         index = start
         yielded = 0
@@ -833,7 +833,7 @@ class VideoWriter:
         except OSError as exc:
             self._atomic.__exit__(type(exc), exc, exc.__traceback__)
             raise FaceswapError(f"cannot start ffmpeg ({exc}); check `faceswap doctor`") from None
-        self._drain = _StderrDrain(self._proc)
+        self._drain = StderrDrain(self._proc)
         self._closed = False
 
     def _failure(self, what: str) -> FaceswapError:

@@ -99,3 +99,23 @@ def test_cli_not_a_video(tmp_path: Path) -> None:
 def test_config_rejects_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="choose from png, jpg"):
         ExtractFramesConfig(input=tmp_path, output=tmp_path, format="gif")
+
+
+def test_interrupted_dump_leaves_only_whole_frames(tmp_path: Path, clip_one_face: ClipInfo) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_after_some(done: int, total: int) -> None:
+        if done >= 3:
+            raise Stop
+
+    out = tmp_path / "o"
+    with pytest.raises(Stop):
+        run_extract_frames(
+            ExtractFramesConfig(input=clip_one_face.path, output=out), progress=stop_after_some
+        )
+    names = sorted(p.name for p in out.iterdir())
+    assert names and all(n.startswith("frame_") and n.endswith(".png") for n in names)
+    for name in names:  # every file left is a whole, decodable frame
+        index = int(name[6:12])
+        assert _psnr(read_image(out / name), clip_one_face.scene.frame(index)) > 30

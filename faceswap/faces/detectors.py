@@ -269,11 +269,12 @@ class DlibHogDetector(_DlibLandmarks):
 
 @DETECTORS.register("dlib-cnn")
 class DlibCnnDetector(_DlibLandmarks):
-    """dlib MMOD CNN detector + 68-point shape predictor (finds faces from about 40 px up).
+    """dlib MMOD CNN detector + 68-point shape predictor.
 
     Args:
-        min_size: smallest face to find in frame pixels; 0 means 40 px. Larger values run the
-            CNN on a downscaled frame.
+        min_size: smallest face to find in frame pixels; 0 means 80 px (smaller faces are
+            found by upsampling, which is slow on a CPU). Larger values run the CNN on a
+            downscaled frame.
     """
 
     name = "dlib-cnn"
@@ -281,7 +282,7 @@ class DlibCnnDetector(_DlibLandmarks):
     def __init__(self, min_size: float = 0, **_: Any) -> None:
         super().__init__()
         self._detector = _mmod()
-        self.scale, self.upsample = _plan_scale(min_size, 40.0)
+        self.scale, self.upsample = _plan_scale(min_size, _HOG_NATIVE_MIN)
 
     def detect(self, image: np.ndarray) -> Detections:
         gray = _to_gray(image)

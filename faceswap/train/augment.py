@@ -140,7 +140,12 @@ class ColourAugment:
 
 
 def random_warp(
-    images: torch.Tensor, generator: torch.Generator, strength: float = 0.02, grid: int = 5
+    images: torch.Tensor,
+    generator: torch.Generator,
+    strength: float = 0.02,
+    grid: int = 5,
+    *,
+    shard: tuple[int, int] = (0, 1),
 ) -> torch.Tensor:
     """The classic random warp: jitter a coarse grid, interpolate it smoothly, resample.
 
@@ -149,15 +154,18 @@ def random_warp(
         generator: torch generator on ``images.device`` (seeded per step for reproducibility).
         strength: std-dev of the control-point jitter as a fraction of the image size.
         grid: control points per side (5 as in the original faceswap).
+        shard: ``(rank, world)``: draw the jitter of the whole ``world * N`` global batch and
+            use slice ``rank``, so every DDP rank warps its samples as one process would.
 
     Returns:
         warped images, same shape, dtype and device.
     """
     n, _, h, w = images.shape
     # Offsets in normalised [-1, 1] coordinates, so the strength is independent of resolution.
+    rank, world = shard
     jitter = torch.randn(
-        (n, 2, grid, grid), generator=generator, device=images.device, dtype=torch.float32
-    ) * (2.0 * strength)
+        (world, n, 2, grid, grid), generator=generator, device=images.device, dtype=torch.float32
+    )[rank] * (2.0 * strength)
     flow = F.interpolate(jitter, size=(h, w), mode="bicubic", align_corners=True)
     ys = torch.linspace(-1.0, 1.0, h, device=images.device)
     xs = torch.linspace(-1.0, 1.0, w, device=images.device)

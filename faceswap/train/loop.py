@@ -51,6 +51,8 @@ class TrainConfig:
         preset: model preset name or YAML path; None means the model dir's own config on
             resume, else ``original``.
         model_config: a ModelConfig overriding ``preset`` (library use, tests).
+        learned_mask: override the preset's ``learned_mask`` (a 4th decoder output trained
+            on the landmark hull mask, which convert can blend with); None keeps the preset's.
         iterations: stop after this many iterations in total (a resumed run counts from 0).
         batch_size: faces per side per step and per process (a step sees 2x this).
         lr: Adam learning rate of the autoencoder.
@@ -88,6 +90,7 @@ class TrainConfig:
     model_dir: Path
     preset: str | None = None
     model_config: Any = None
+    learned_mask: bool | None = None
     iterations: int = 100_000
     batch_size: int = 16
     lr: float = 5e-5
@@ -185,8 +188,8 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _step_seed(seed: int, iteration: int, rank: int) -> int:
-    return int(np.random.default_rng([seed, iteration, rank, 11]).integers(2**62))
+def _step_seed(seed: int, iteration: int) -> int:
+    return int(np.random.default_rng([seed, iteration, 11]).integers(2**62))
 
 
 def _amp_settings(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -321,10 +324,16 @@ class Trainer:
         cfg = self.cfg
         a, b = self._prepare(batch_a), self._prepare(batch_b)
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(_step_seed(cfg.seed, iteration, self.info.rank))
+        gen.manual_seed(_step_seed(cfg.seed, iteration))
         src = torch.cat([a["source"], b["source"]])
         if cfg.augment.warp:
-            src = random_warp(src, gen, cfg.augment.warp_strength, cfg.augment.warp_grid)
+            src = random_warp(
+                src,
+                gen,
+                cfg.augment.warp_strength,
+                cfg.augment.warp_grid,
+                shard=(self.info.rank, self.info.world),
+            )
         n = a["source"].shape[0]
         use_gan = self.disc is not None and iteration >= cfg.gan_start
         autocast = torch.autocast(
@@ -446,6 +455,8 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
         wanted = saved
     else:
         wanted = load_preset(DEFAULT_PRESET)
+    if cfg.learned_mask is not None and cfg.learned_mask != wanted.learned_mask:
+        wanted = dataclasses.replace(wanted, learned_mask=cfg.learned_mask)
     if saved is not None and config_fingerprint(saved) != config_fingerprint(wanted):
         raise FaceswapError(
             f"{model_dir} holds a model of preset '{saved.name}' ({saved.resolution} px) but "

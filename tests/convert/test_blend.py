@@ -24,7 +24,7 @@ def _landmarks(cx: float, cy: float, side: float, angle: float = 0.0) -> np.ndar
     pts = (MEAN_FACE - 0.5) * side
     c, s = np.cos(angle), np.sin(angle)
     pts = pts @ np.array([[c, -s], [s, c]]).T
-    return (pts + (cx, cy)).astype(np.float32)
+    return (pts + np.array([cx, cy])).astype(np.float32)
 
 
 def _smooth_frame(h: int, w: int, seed: int = 0) -> np.ndarray:

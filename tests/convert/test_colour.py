@@ -40,7 +40,7 @@ def test_registry_names() -> None:
 
 def test_unknown_mode_lists_choices() -> None:
     face, target, mask = _images()
-    with pytest.raises(FaceswapError, match="choose from .*rct"):
+    with pytest.raises(FaceswapError, match=r"choose from .*rct"):
         transfer_colour("reinhardt", face, target, mask)
 
 

@@ -27,8 +27,8 @@ API
     ``.frame(i) -> RGB uint8 HxWx3`` exactly as fed to the encoder; ``.faces(i) ->
     tuple[FaceTruth, ...]`` (empty on blank frames), one per person, left to right.
 ``make_clip(path, *, frames=48, width=640, height=360, fps=Fraction(25), people=("astronaut",),
-audio=True, audio_offset=0.0, blank_frames=(), seed=0, codec="libx264", crf=20, rotation=0)
--> ClipInfo``
+audio=True, audio_offset=0.0, blank_frames=(), seed=0, codec="libx264", crf=20, rotation=0,
+gop=None) -> ClipInfo``
     Writes the clip; ``ClipInfo.faces[i]`` is the ground truth of frame ``i`` in *encoded*
     pixels (before any display rotation). ``rotation`` adds display-matrix side data
     (counter-clockwise degrees, as ``ffmpeg -display_rotation``) without re-encoding.
@@ -234,6 +234,8 @@ class Scene:
         bias = 30.0 * math.sin(2 * math.pi * 1.3 * t + phase[2])
         slot_w = self.width / len(self.people)
         crop_h, crop_w = _face_crop(self.people[slot])[0].shape[:2]
+        # Small frames (tests at 320x192...) shrink the face so the crop still fits.
+        scale = min(scale, (self.height - 6) / crop_h, (slot_w - 6) / crop_w)
         half_w, half_h = crop_w * scale / 2, crop_h * scale / 2
         # Keep the whole pasted crop inside this person's slot of the frame.
         x_lo, x_hi = slot * slot_w + half_w + 2, (slot + 1) * slot_w - half_w - 2
@@ -387,6 +389,7 @@ def make_clip(
     codec: str = "libx264",
     crf: int = 20,
     rotation: int = 0,
+    gop: int | None = None,
 ) -> ClipInfo:
     """Render a clip of real faces with known ground truth and encode it with ffmpeg.
 
@@ -403,6 +406,7 @@ def make_clip(
         codec: ffmpeg video encoder.
         crf: Quality for encoders that take ``-crf``.
         rotation: Display rotation to record as side data (0, 90, 180, 270).
+        gop: Keyframe interval in frames (short ones make seeking tests meaningful).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,6 +434,8 @@ def make_clip(
         args += ["-crf", str(crf)]
     if codec in {"libx264", "libx265"}:
         args += ["-preset", "veryfast"]
+    if gop:
+        args += ["-g", str(gop), "-keyint_min", str(gop)]
     if codec == "libvpx-vp9":
         args += ["-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"]
     args += ["-pix_fmt", "yuv420p"]

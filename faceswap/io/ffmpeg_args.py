@@ -113,16 +113,24 @@ def decode_args(
     start: int = 0,
     ffmpeg_major: int = 6,
     threads: int = 0,
+    seek: float | None = None,
+    stream: int = 0,
 ) -> list[str]:
-    """Decode the first video stream to raw RGB24 frames on stdout.
+    """Decode video stream ``stream`` to raw RGB24 frames on stdout.
 
     Display rotation is applied (ffmpeg's default autorotate), so frames come out upright at
     the displayed size. Audio, subtitles and data streams are ignored.
+
+    ``seek`` (seconds from the file's start) jumps there before decoding (``-ss`` before
+    ``-i``: accurate, frames before it are decoded and dropped); ``start`` then counts from
+    the first frame at or after it.
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error"]
     if threads:
         args += ["-threads", str(threads)]
-    args += ["-i", str(path), "-map", "0:v:0"]
+    if seek is not None:
+        args += ["-ss", f"{seek:.6f}"]
+    args += ["-i", str(path), "-map", f"0:v:{stream}"]
     select = frame_select_filter(every_nth, start)
     if select:
         args += ["-vf", select]
@@ -249,15 +257,20 @@ def dump_frames_args(
     ffmpeg_major: int = 6,
     png_compression: int = 1,
     jpeg_qscale: int = 2,
+    seek: float | None = None,
+    stream: int = 0,
 ) -> list[str]:
     """Write selected frames straight to image files numbered 0, 1, 2... (``pattern`` %06d).
 
     The k-th file written is source frame ``start + k * every_nth``; the caller renames.
     PNG uses a fast compression level (files ~30% larger than level 9, several times faster);
     JPEG uses ``-q:v jpeg_qscale`` (2 is near-lossless; see :func:`jpeg_qscale`).
+    ``seek`` and ``stream`` as in :func:`decode_args`.
     """
-    args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(path)]
-    args += ["-map", "0:v:0"]
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
+    if seek is not None:
+        args += ["-ss", f"{seek:.6f}"]
+    args += ["-i", str(path), "-map", f"0:v:{stream}"]
     select = frame_select_filter(every_nth, start)
     if select:
         args += ["-vf", select]

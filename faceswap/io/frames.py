@@ -26,7 +26,13 @@ from faceswap.io import ffmpeg_args
 from faceswap.io.ffmpeg_bin import find_ffmpeg
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import write_image
-from faceswap.io.video import FrameSource, StderrDrain, ffmpeg_version, open_source
+from faceswap.io.video import (
+    FrameSource,
+    StderrDrain,
+    VideoSource,
+    ffmpeg_version,
+    open_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,18 +176,19 @@ def _dump_video(
     """
     suffix = "." + cfg.format
     scratch = Path(tempfile.mkdtemp(prefix=".extract_frames.", dir=out))
+    assert isinstance(source, VideoSource)
+    seek, first_at_seek = source.seek_for(cfg.start)
     args = ffmpeg_args.dump_frames_args(
         find_ffmpeg(),
         source.path,
         scratch / f"%06d{suffix}",
         every_nth=cfg.every_nth,
-        start=cfg.start,
+        start=cfg.start - first_at_seek,
         ffmpeg_major=ffmpeg_version(find_ffmpeg())[0],
         jpeg_qscale=ffmpeg_args.jpeg_qscale(cfg.jpeg_quality),
+        seek=seek,
+        stream=source.info.video_stream if source.info else 0,
     )
-    info = source.info
-    if info is not None and info.video_stream:
-        args[args.index("0:v:0")] = f"0:v:{info.video_stream}"
     first: Path | None = None
     last: Path | None = None
     written = 0

@@ -46,6 +46,8 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
         *(".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".dv", ".y4m", ".gif"),
     }
 )
+# Skips shorter than this decode and drop frames instead of seeking.
+SEEK_MIN_SECONDS = 1.0
 # ffmpeg demuxers of single still images: a path that opens with one of these is not a video.
 _IMAGE_DEMUXERS = ("_pipe", "image2")
 
@@ -600,6 +602,20 @@ class VideoSource(FrameSource):
         self.width = info.width
         self.height = info.height
 
+    def seek_for(self, start: int) -> tuple[float | None, int]:
+        """Where to seek to begin at frame ``start``: ``(seconds or None, first frame there)``.
+
+        Seeking lands half a frame before frame ``start`` so ffmpeg's accurate seek keeps
+        exactly that frame; short skips (under ``SEEK_MIN_SECONDS``) just decode and drop.
+        """
+        info = self.info
+        assert info is not None
+        if start < max(1, round(SEEK_MIN_SECONDS * info.fps)) or start >= len(info.frame_times):
+            return None, 0
+        video_offset = info.start_time - info.container_start
+        position = video_offset + info.frame_times[start] - 0.5 / float(info.fps)
+        return max(position, 0.0), start
+
     def _timestamp(self, index: int) -> float:
         info = self.info
         assert info is not None
@@ -611,11 +627,16 @@ class VideoSource(FrameSource):
         _check_selection(every_nth, start)
         if start >= self.frame_count:
             return
+        seek, first = self.seek_for(start)
         args = ffmpeg_args.decode_args(
-            find_ffmpeg(), self.path, every_nth=every_nth, start=start, ffmpeg_major=_major()
+            find_ffmpeg(),
+            self.path,
+            every_nth=every_nth,
+            start=start - first,
+            ffmpeg_major=_major(),
+            seek=seek,
+            stream=self.info.video_stream if self.info else 0,
         )
-        if self.info is not None and self.info.video_stream:
-            args[args.index("0:v:0")] = f"0:v:{self.info.video_stream}"
         size = self.width * self.height * 3
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -119,3 +119,16 @@ def test_interrupted_dump_leaves_only_whole_frames(tmp_path: Path, clip_one_face
     for name in names:  # every file left is a whole, decodable frame
         index = int(name[6:12])
         assert _psnr(read_image(out / name), clip_one_face.scene.frame(index)) > 30
+
+
+def test_dump_with_seek_names_and_content(tmp_path: Path) -> None:
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "gop.mkv", frames=60, gop=6, audio=False, width=320, height=192)
+    out = tmp_path / "o"
+    result = run_extract_frames(ExtractFramesConfig(clip.path, out, every_nth=7, start=33))
+    assert result.frames_written == 4
+    for index in (33, 40, 47, 54):
+        image = read_image(out / f"frame_{index:06d}.png")
+        assert _psnr(image, clip.scene.frame(index)) > _psnr(image, clip.scene.frame(index + 1))
+        assert _psnr(image, clip.scene.frame(index)) > 30

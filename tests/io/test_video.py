@@ -16,6 +16,7 @@ from faceswap.errors import FaceswapError
 from faceswap.io.ffmpeg_bin import find_ffmpeg
 from faceswap.io.video import (
     FrameSource,
+    VideoSource,
     VideoWriter,
     available_encoders,
     list_inputs,
@@ -386,3 +387,23 @@ def test_output_under_a_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="not a folder"):
         VideoWriter(blocker / "o.mp4", 64, 48, 25)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_start_seeks_to_the_exact_frame(media_dir: Path, suffix: str) -> None:
+    # Keyframes every 8 frames: the seek lands mid-GOP and must still start on frame `start`.
+    clip = make_clip(
+        media_dir / f"gop8{suffix}", frames=72, fps=Fraction(30000, 1001), gop=8, audio=False
+    )
+    source = open_source(clip.path)
+    assert isinstance(source, VideoSource) and source.seek_for(45)[0] is not None
+    frames = list(source.iter_frames(every_nth=5, start=45))
+    assert [f.index for f in frames] == [45, 50, 55, 60, 65, 70]
+    for f in frames:
+        assert f.timestamp == pytest.approx(f.index * 1001 / 30000, abs=0.001)
+        scores = {
+            j: _psnr(f.image, clip.scene.frame(j))
+            for j in (f.index - 1, f.index, f.index + 1)
+            if j < 72
+        }
+        assert max(scores, key=scores.get) == f.index and scores[f.index] > 30

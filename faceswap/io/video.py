@@ -372,8 +372,15 @@ def parse_probe_output(text: str) -> _Parsed:
     return parsed
 
 
+_DISCARD = 0x4  # AV_PKT_FLAG_DISCARD
+
+
 def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
-    """Time base, pts and durations of the packets in a ``framecrc`` listing (stream 0)."""
+    """Time base, pts and durations of the shown packets in a ``framecrc`` listing (stream 0).
+
+    Packets flagged discard (``F=0x4`` set: before an mp4/mov edit list's start) are left out:
+    the decoder drops them, so counting them would break the frame count.
+    """
     time_base = Fraction(1, 1)
     pts: list[int] = []
     durations: list[int] = []
@@ -382,6 +389,10 @@ def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
             time_base = Fraction(line.split(":", 1)[1].strip())
         elif line and not line.startswith("#"):
             fields = [f.strip() for f in line.split(",")]
+            flags = next((f[2:] for f in fields[6:] if f.startswith("F=")), "0x1")
+            if int(flags, 16) & _DISCARD:
+                # Outside the edit list (a stream-copy trim): demuxed, never shown.
+                continue
             if len(fields) >= 4 and fields[0] == "0":
                 try:
                     pts.append(int(fields[2]))

@@ -127,6 +127,7 @@ progressive), 1920x1080 [SAR 1:1 DAR 16:9], 8000 kb/s, 29.97 fps, 29.97 tbr, 30k
     assert parsed.audio[0]["channels"] == 2 and parsed.audio[0]["sample_rate"] == 44100
     crc = "#tb 0: 1/30000\n#media_type 0: video\n0, -2002, 0, 1001, 10, 0x1\n"
     crc += "0, -1001, 2002, 1001, 9, 0x2, F=0x0\n"
+    crc += "0, -3003, -1001, 1001, 40, 0x3, F=0x5\n"  # key + discard: outside the edit list
     assert parse_framecrc(crc) == (Fraction(1, 30000), [0, 2002], [1001, 1001])
 
 
@@ -407,3 +408,16 @@ def test_start_seeks_to_the_exact_frame(media_dir: Path, suffix: str) -> None:
             if j < 72
         }
         assert max(scores, key=scores.get) == f.index and scores[f.index] > 30
+
+
+def test_stream_copy_trim_counts_only_shown_frames(tmp_path: Path) -> None:
+    # `ffmpeg -ss X -c copy` keeps the GOP's leading frames behind an edit list: they are
+    # demuxed but never decoded into output, so they must not be counted.
+    clip = make_clip(tmp_path / "g.mp4", frames=40, gop=12, audio=False, width=320, height=192)
+    trimmed = tmp_path / "trim.mp4"
+    cmd = [find_ffmpeg(), "-v", "error", "-ss", "0.5", "-i", str(clip.path), "-c", "copy"]
+    subprocess.run([*cmd, str(trimmed)], check=True)
+    info = probe(trimmed)
+    frames = list(open_source(trimmed).iter_frames())
+    assert info.frame_count == len(frames) and 25 < len(frames) < 40
+    assert info.frame_times[0] == 0.0 and frames[0].timestamp == 0.0

@@ -94,6 +94,8 @@ class VideoInfo:
         container_start: The file's start (earliest stream), seconds.
         frame_times: Presentation time of each frame in seconds from the first frame.
         video_stream: Index of the video stream used among the file's video streams.
+        variable_rate: The frames are not evenly spaced (phone footage); ``fps`` is then the
+            average rate and ``frame_times`` the real presentation times.
     """
 
     path: Path
@@ -111,6 +113,7 @@ class VideoInfo:
     container_start: float = 0.0
     frame_times: tuple[float, ...] = field(default=(), repr=False, compare=False)
     video_stream: int = 0
+    variable_rate: bool = False
 
     @property
     def has_audio(self) -> bool:
@@ -404,14 +407,14 @@ def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
 
 def _rate_from_packets(
     time_base: Fraction, pts: list[int], durations: list[int], printed: float | None
-) -> Fraction | None:
+) -> tuple[Fraction | None, bool]:
     """Exact frame rate from the packet listing.
 
     Candidates: the most common packet duration (exact in mp4/mov, whose time bases are
     fine), the rate ffmpeg prints snapped to its rational (``29.97`` -> ``30000/1001``), and
     the most common pts step. The first whose frame times ``i / fps`` land on the actual pts
     (within the rounding of a coarse time base such as Matroska's milliseconds) wins; a
-    variable-rate file gets the average rate.
+    variable-rate file gets the average rate. Returns ``(fps, variable)``.
     """
     ordered = sorted(p for p in pts if p >= 0) or sorted(pts)
     candidates: list[Fraction] = []
@@ -424,20 +427,26 @@ def _rate_from_packets(
     if steps:
         candidates.append(1 / (collections.Counter(steps).most_common(1)[0][0] * time_base))
     if len(ordered) < 2:
-        return candidates[0] if candidates else None
+        return (candidates[0] if candidates else None), False
     first = ordered[0]
     actual = (np.asarray(ordered, np.float64) - first) * float(time_base)
     index = np.arange(len(ordered), dtype=np.float64)
     tolerance = 1.01 * float(time_base)  # timestamps are rounded to the time base
     for fps in candidates:
         if np.abs(actual - index / float(fps)).max() <= tolerance:
-            return fps
+            return fps, False
+    # Mostly regular with a few gaps (a camera that dropped frames): keep the nominal rate.
+    step_seconds = np.diff(actual)
+    for fps in candidates:
+        regular = np.abs(step_seconds - 1 / float(fps)) <= tolerance
+        if regular.mean() >= 0.95:
+            return fps, True
     span = (ordered[-1] - first) * time_base
     if span <= 0:
-        return candidates[0] if candidates else None
+        return (candidates[0] if candidates else None), False
     average = (len(ordered) - 1) / span
     log.info("variable frame rate: using the average %.3f fps", float(average))
-    return _rate_to_fraction(float(average)) if printed else average.limit_denominator(1001)
+    return average.limit_denominator(1001), True
 
 
 def _not_a_video(path: Path, reason: str) -> FaceswapError:
@@ -486,7 +495,7 @@ def probe(path: Path | str) -> VideoInfo:
         reason = crc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise _not_a_video(path, reason[-1] if reason else "no video frames")
     printed_rate = video["rate"] if isinstance(video["rate"], float) else None
-    fps = _rate_from_packets(time_base, pts, durations, printed_rate)
+    fps, variable = _rate_from_packets(time_base, pts, durations, printed_rate)
     if fps is None or fps <= 0:
         raise _not_a_video(path, "no frame rate")
     valid = sorted(p for p in pts if p >= 0) or sorted(pts)
@@ -538,6 +547,7 @@ def probe(path: Path | str) -> VideoInfo:
         container_start=parsed.container_start,
         frame_times=frame_times,
         video_stream=stream_index,
+        variable_rate=variable,
     )
 
 

@@ -421,3 +421,20 @@ def test_stream_copy_trim_counts_only_shown_frames(tmp_path: Path) -> None:
     frames = list(open_source(trimmed).iter_frames())
     assert info.frame_count == len(frames) and 25 < len(frames) < 40
     assert info.frame_times[0] == 0.0 and frames[0].timestamp == 0.0
+
+
+def test_variable_frame_rate(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=40, audio=False, width=320, height=192)
+    vfr = tmp_path / "vfr.mp4"
+    # Frames 0-19 at 25 fps, then 12.5 fps: timestamps no single rate explains.
+    setpts = "setpts='(N/25+if(gte(N,20),(N-20)/25,0))/TB'"
+    cmd = [find_ffmpeg(), "-v", "error", "-i", str(clip.path), "-vf", setpts, "-fps_mode", "vfr"]
+    subprocess.run([*cmd, str(vfr)], check=True)
+    info = probe(vfr)
+    assert info.variable_rate and info.frame_count == 40
+    assert info.frame_times[19] == pytest.approx(0.76) and info.frame_times[21] == pytest.approx(
+        0.88 + 0.04
+    )
+    frames = list(open_source(vfr).iter_frames())
+    assert len(frames) == 40 and frames[30].timestamp == pytest.approx(info.frame_times[30])
+    assert not probe(clip.path).variable_rate

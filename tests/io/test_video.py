@@ -432,9 +432,8 @@ def test_variable_frame_rate(tmp_path: Path) -> None:
     subprocess.run([*cmd, str(vfr)], check=True)
     info = probe(vfr)
     assert info.variable_rate and info.frame_count == 40
-    assert info.frame_times[19] == pytest.approx(0.76) and info.frame_times[21] == pytest.approx(
-        0.88 + 0.04
-    )
+    assert info.frame_times[19] == pytest.approx(0.76)
+    assert info.frame_times[21] == pytest.approx(0.88)
     frames = list(open_source(vfr).iter_frames())
     assert len(frames) == 40 and frames[30].timestamp == pytest.approx(info.frame_times[30])
     assert not probe(clip.path).variable_rate

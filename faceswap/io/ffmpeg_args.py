@@ -100,9 +100,9 @@ def frame_select_filter(every_nth: int = 1, start: int = 0) -> str | None:
     return f"select='gte(n\\,{start})*not(mod(n-{start}\\,{every_nth}))'"
 
 
-def passthrough_flags(ffmpeg_major: int) -> list[str]:
+def passthrough_flags(version: tuple[int, int]) -> list[str]:
     """Output frames exactly as decoded: no duplicates, no drops (flag renamed in ffmpeg 5.1)."""
-    return ["-fps_mode", "passthrough"] if ffmpeg_major >= 5 else ["-vsync", "passthrough"]
+    return ["-fps_mode", "passthrough"] if version >= (5, 1) else ["-vsync", "passthrough"]
 
 
 def decode_args(
@@ -111,7 +111,7 @@ def decode_args(
     *,
     every_nth: int = 1,
     start: int = 0,
-    ffmpeg_major: int = 6,
+    version: tuple[int, int] = (6, 0),
     threads: int = 0,
     seek: float | None = None,
     stream: int = 0,
@@ -134,7 +134,7 @@ def decode_args(
     select = frame_select_filter(every_nth, start)
     if select:
         args += ["-vf", select]
-    args += passthrough_flags(ffmpeg_major)
+    args += passthrough_flags(version)
     args += ["-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     return args
 
@@ -195,7 +195,7 @@ def encode_args(
     audio_shift: float = 0.0,
     audio_codecs: tuple[str, ...] = (),
     metadata: Mapping[str, str] | None = None,
-    ffmpeg_major: int = 6,
+    version: tuple[int, int] = (6, 0),
     container_suffix: str | None = None,
 ) -> list[str]:
     """Encode raw RGB24 frames from stdin, muxing the audio of ``audio_from`` in sync.
@@ -213,7 +213,7 @@ def encode_args(
         audio_codecs: Codec names of the audio streams of ``audio_from``, in order; each is
             stream-copied when the container allows it, else re-encoded.
         metadata: Global container tags.
-        ffmpeg_major: Major version of ``ffmpeg`` (flag names changed over time).
+        version: ``(major, minor)`` of ``ffmpeg`` (flag names changed over time).
         container_suffix: Suffix that decides the container (defaults to ``output``'s).
     """
     suffix = (container_suffix or Path(output).suffix).lower()
@@ -226,7 +226,7 @@ def encode_args(
         args += ["-i", str(audio_from)]
     args += ["-map", "0:v:0"]
     args += video_codec_args(codec, crf, preset, pix_fmt)
-    args += passthrough_flags(ffmpeg_major)
+    args += passthrough_flags(version)
     if audio_from is not None and audio_codecs:
         for i, source_codec in enumerate(audio_codecs):
             args += ["-map", f"1:a:{i}"]
@@ -254,7 +254,7 @@ def dump_frames_args(
     *,
     every_nth: int = 1,
     start: int = 0,
-    ffmpeg_major: int = 6,
+    version: tuple[int, int] = (6, 0),
     png_compression: int = 1,
     jpeg_qscale: int = 2,
     seek: float | None = None,
@@ -274,7 +274,7 @@ def dump_frames_args(
     select = frame_select_filter(every_nth, start)
     if select:
         args += ["-vf", select]
-    args += passthrough_flags(ffmpeg_major)
+    args += passthrough_flags(version)
     if str(pattern).lower().endswith(".png"):
         args += ["-c:v", "png", "-compression_level", str(png_compression), "-pix_fmt", "rgb24"]
     else:

@@ -31,6 +31,7 @@ from faceswap.io.video import (
     StderrDrain,
     VideoSource,
     ffmpeg_version,
+    muxer_options,
     open_source,
 )
 
@@ -114,7 +115,8 @@ def run_extract_frames(
             f"({source.frame_count} frames); use a smaller --start"
         )
     out = ensure_writable_dir(cfg.output)
-    if source.is_video:
+    # ffmpeg writes the images itself when its image2 muxer can write atomically.
+    if source.is_video and "atomic_writing" in muxer_options("image2"):
         written, first, last = _dump_video(cfg, source, out, total, progress)
     else:
         written, first, last = _write_images(cfg, source, out, total, progress)
@@ -184,7 +186,7 @@ def _dump_video(
         scratch / f"%06d{suffix}",
         every_nth=cfg.every_nth,
         start=cfg.start - first_at_seek,
-        ffmpeg_major=ffmpeg_version(find_ffmpeg())[0],
+        version=ffmpeg_version(find_ffmpeg()),
         jpeg_qscale=ffmpeg_args.jpeg_qscale(cfg.jpeg_quality),
         seek=seek,
         stream=source.info.video_stream if source.info else 0,

@@ -160,6 +160,13 @@ def ffmpeg_version(ffmpeg: str | None = None) -> tuple[int, int]:
     return (99, 0)
 
 
+@functools.cache
+def muxer_options(muxer: str) -> str:
+    """The help text of an ffmpeg muxer (``ffmpeg -h muxer=NAME``), to test for options."""
+    args = [find_ffmpeg(), "-hide_banner", "-nostdin", "-h", f"muxer={muxer}"]
+    return subprocess.run(args, capture_output=True, text=True, check=False).stdout
+
+
 def _major() -> int:
     return ffmpeg_version(find_ffmpeg())[0]
 
@@ -654,7 +661,7 @@ class VideoSource(FrameSource):
             self.path,
             every_nth=every_nth,
             start=start - first,
-            ffmpeg_major=_major(),
+            version=ffmpeg_version(find_ffmpeg()),
             seek=seek,
             stream=self.info.video_stream if self.info else 0,
         )
@@ -865,7 +872,7 @@ class VideoWriter:
             audio_shift=shift,
             audio_codecs=audio_codecs,
             metadata=metadata,
-            ffmpeg_major=_major(),
+            version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
         )
         try:

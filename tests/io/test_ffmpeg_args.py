@@ -45,7 +45,7 @@ def test_frame_select_filter_rejects_bad_values() -> None:
 
 
 def test_decode_args_raw_rgb_passthrough() -> None:
-    args = fa.decode_args("ff", "in.mov", every_nth=2, start=1, ffmpeg_major=7)
+    args = fa.decode_args("ff", "in.mov", every_nth=2, start=1, version=(7, 1))
     assert _after(args, "-i") == "in.mov"
     assert _after(args, "-map") == "0:v:0"
     assert _after(args, "-pix_fmt") == "rgb24"
@@ -59,7 +59,7 @@ def test_decode_args_raw_rgb_passthrough() -> None:
 
 
 def test_decode_args_old_ffmpeg_uses_vsync() -> None:
-    args = fa.decode_args("ff", "in.mp4", ffmpeg_major=4)
+    args = fa.decode_args("ff", "in.mp4", version=(5, 0))
     assert _after(args, "-vsync") == "passthrough"
     assert "-fps_mode" not in args and "-vf" not in args
 
@@ -155,7 +155,7 @@ def test_video_codec_args_per_family() -> None:
 
 
 def test_dump_frames_args() -> None:
-    png = fa.dump_frames_args("ff", "in.mp4", "out/%06d.png", every_nth=4, ffmpeg_major=6)
+    png = fa.dump_frames_args("ff", "in.mp4", "out/%06d.png", every_nth=4, version=(6, 1))
     assert _after(png, "-c:v") == "png" and _after(png, "-compression_level") == "1"
     assert _after(png, "-start_number") == "0" and png[-1] == "out/%06d.png"
     assert _after(png, "-fps_mode") == "passthrough"

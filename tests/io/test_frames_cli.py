@@ -132,3 +132,18 @@ def test_dump_with_seek_names_and_content(tmp_path: Path) -> None:
         image = read_image(out / f"frame_{index:06d}.png")
         assert _psnr(image, clip.scene.frame(index)) > _psnr(image, clip.scene.frame(index + 1))
         assert _psnr(image, clip.scene.frame(index)) > 30
+
+
+def test_python_path_when_ffmpeg_cannot_write_atomically(
+    tmp_path: Path, clip_with_blank_frames: ClipInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceswap.io.frames as frames_module
+
+    monkeypatch.setattr(frames_module, "muxer_options", lambda muxer: "")
+    out = tmp_path / "o"
+    cfg = ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=9, start=2)
+    result = run_extract_frames(cfg)
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [f"frame_{i:06d}.png" for i in (2, 11, 20, 29)] and result.frames_written == 4
+    image = read_image(out / "frame_000020.png")
+    assert _psnr(image, clip_with_blank_frames.scene.frame(20)) > 30

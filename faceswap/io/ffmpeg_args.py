@@ -28,6 +28,8 @@ AUDIO_COPY_OK: dict[str, frozenset[str]] = {
     ".avi": frozenset({"mp3", "ac3", "pcm_s16le"}),
 }
 _FALLBACK_AUDIO = {".webm": "libopus", ".avi": "libmp3lame"}
+# Samples of delay LAME puts before the audio (576 + 529), which only some containers record.
+_LAME_DELAY = 1105
 
 # Containers that store arbitrary global tags only when asked (the mov/mp4 muxer otherwise
 # keeps a fixed list of iTunes-style keys and silently drops the rest).
@@ -233,6 +235,14 @@ def encode_args(
             target = audio_codec_for(suffix, source_codec)
             args += [f"-c:a:{i}", target]
             if target != "copy":
+                # Re-encoded audio starts at t=0 with silence filling any lead-in, so sync
+                # does not depend on the container storing a start offset (AVI cannot).
+                audio_filter = "aresample=async=1:first_pts=0"
+                if suffix == ".avi" and target == "libmp3lame":
+                    # AVI cannot say that LAME's first 1105 samples are encoder delay:
+                    # start that much later in the source so the beat lands on time.
+                    audio_filter += f",atrim=start_sample={_LAME_DELAY},asetpts=N/SR/TB"
+                args += [f"-filter:a:{i}", audio_filter]
                 args += [f"-b:a:{i}", "192k"]
     else:
         args += ["-an"]

@@ -383,6 +383,15 @@ def parse_probe_output(text: str) -> _Parsed:
 
 
 _DISCARD = 0x4  # AV_PKT_FLAG_DISCARD
+_NOPTS = -(2**63)  # AV_NOPTS_VALUE as framecrc prints it
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return None if value == _NOPTS else value
 
 
 def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
@@ -404,10 +413,9 @@ def parse_framecrc(text: str) -> tuple[Fraction, list[int], list[int]]:
                 # Outside the edit list (a stream-copy trim): demuxed, never shown.
                 continue
             if len(fields) >= 4 and fields[0] == "0":
-                try:
-                    pts.append(int(fields[2]))
-                except ValueError:  # NOPTS: fall back on the dts
-                    pts.append(int(fields[1]) if fields[1].lstrip("-").isdigit() else -1)
+                # AVI (and raw streams) carry no pts, only decode order: use the dts.
+                value = _int_or_none(fields[2])
+                pts.append(value if value is not None else _int_or_none(fields[1]) or 0)
                 durations.append(int(fields[3]) if fields[3].lstrip("-").isdigit() else 0)
     return time_base, pts, durations
 
@@ -847,6 +855,13 @@ class VideoWriter:
                 "crop or pad the frames by one pixel, or use pix_fmt yuv444p"
             )
         check_encoder(codec)
+        if self.path.suffix.lower() == ".webm" and not any(
+            family in codec for family in ("vp8", "vp9", "vpx", "av1")
+        ):
+            raise FaceswapError(
+                f"{self.path}: WebM holds VP8/VP9/AV1 video only, not {codec}; use codec "
+                "libvpx-vp9, or an .mp4/.mkv output"
+            )
         audio_codecs: tuple[str, ...] = ()
         shift = 0.0
         if audio_from is not None:

@@ -129,6 +129,9 @@ progressive), 1920x1080 [SAR 1:1 DAR 16:9], 8000 kb/s, 29.97 fps, 29.97 tbr, 30k
     crc += "0, -1001, 2002, 1001, 9, 0x2, F=0x0\n"
     crc += "0, -3003, -1001, 1001, 40, 0x3, F=0x5\n"  # key + discard: outside the edit list
     assert parse_framecrc(crc) == (Fraction(1, 30000), [0, 2002], [1001, 1001])
+    nopts = -(2**63)
+    avi = f"#tb 0: 1/25\n0, 0, {nopts}, 1, 9, 0x1\n0, 1, {nopts}, 1, 9, 0x2\n"
+    assert parse_framecrc(avi) == (Fraction(1, 25), [0, 1], [1, 1])  # no pts: the dts
 
 
 @pytest.mark.parametrize("content", [b"", b"this is a text file, not a video\n" * 20])
@@ -437,3 +440,25 @@ def test_variable_frame_rate(tmp_path: Path) -> None:
     frames = list(open_source(vfr).iter_frames())
     assert len(frames) == 40 and frames[30].timestamp == pytest.approx(info.frame_times[30])
     assert not probe(clip.path).variable_rate
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "audio"), [(".avi", "libx264", "mp3"), (".webm", "libvpx-vp9", "opus")]
+)
+def test_reencoded_audio_stays_in_sync(tmp_path: Path, suffix: str, codec: str, audio: str) -> None:
+    # AAC does not go in AVI or WebM: the audio is re-encoded, lead-in padded with silence.
+    clip = make_clip(tmp_path / "src.mkv", frames=36, audio_offset=0.2, width=320, height=192)
+    out = _copy_through(
+        open_source(clip.path), tmp_path / f"out{suffix}", codec=codec, audio_from=clip.path
+    )
+    src, dst = probe(clip.path), probe(out)
+    assert dst.frame_count == 36 and dst.fps == 25 and dst.audio[0].codec == audio
+    np.testing.assert_allclose(
+        beep_onsets(out) + dst.audio_offset, beep_onsets(clip.path) + src.audio_offset, atol=0.003
+    )
+
+
+def test_webm_needs_a_webm_codec(tmp_path: Path) -> None:
+    with pytest.raises(FaceswapError, match="libvpx-vp9"):
+        VideoWriter(tmp_path / "o.webm", 64, 48, 25)
+    assert list(tmp_path.iterdir()) == []

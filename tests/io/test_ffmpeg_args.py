@@ -51,6 +51,7 @@ def test_decode_args_raw_rgb_passthrough() -> None:
     assert _after(args, "-pix_fmt") == "rgb24"
     assert _after(args, "-f") == "rawvideo"
     assert _after(args, "-fps_mode") == "passthrough"
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
     assert _after(args, "-vf").startswith("select=")
     assert "-an" in args and args[-1] == "pipe:1"
     assert "-vsync" not in args
@@ -82,6 +83,7 @@ def test_encode_args_video_only() -> None:
     assert _after(args, "-preset") == "fast"
     assert args[args.index("-pix_fmt", args.index("-i")) + 1] == "yuv420p"
     assert "-an" in args
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
     assert "-movflags" not in args
     assert args[-1] == "out.mkv"
 

@@ -462,3 +462,19 @@ def test_webm_needs_a_webm_codec(tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="libvpx-vp9"):
         VideoWriter(tmp_path / "o.webm", 64, 48, 25)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colour_round_trip_has_no_bias(tmp_path: Path) -> None:
+    # RGB -> yuv420p -> RGB loses chroma detail but must not shift levels (swscale's fast
+    # default darkens by ~1.2 levels per trip, which compounds over convert passes).
+    from tests.media import Scene
+
+    scene = Scene(320, 192, 3, seed=7)
+    out = tmp_path / "lossless.mkv"
+    with VideoWriter(out, 320, 192, 25, crf=0, preset="ultrafast") as writer:
+        for i in range(3):
+            writer.write(scene.frame(i))
+    for frame in open_source(out).iter_frames():
+        error = frame.image.astype(np.float64) - scene.frame(frame.index).astype(np.float64)
+        assert np.abs(error.mean(axis=(0, 1))).max() < 0.3
+        assert np.abs(error).mean() < 1.0

@@ -108,6 +108,33 @@ def frame_select_filter(every_nth: int = 1, start: int = 0) -> str | None:
     return f"select='gte(n\\,{start})*not(mod(n-{start}\\,{every_nth}))'"
 
 
+def rgb_filters(every_nth: int = 1, start: int = 0, in_matrix: str | None = None) -> str | None:
+    """Filter chain for decoding to RGB: frame selection, then the YUV matrix if forced.
+
+    ``in_matrix`` (``bt709``, ``bt601``...) is for sources without colour tags: ffmpeg then
+    assumes BT.601, while players assume BT.709 for HD, so HD frames would come out with
+    shifted colours. Tagged sources need nothing: ffmpeg follows their tags.
+    """
+    parts = [f for f in [frame_select_filter(every_nth, start)] if f]
+    if in_matrix:
+        parts += [f"scale=in_color_matrix={in_matrix}:flags={SWS_FLAGS}", "format=rgb24"]
+    return ",".join(parts) or None
+
+
+def yuv_output_filter(pix_fmt: str) -> str | None:
+    """Convert RGB to YUV with the BT.709 matrix and tag it, so players show what we wrote.
+
+    Untagged output would be converted with swscale's BT.601 default but shown as BT.709 by
+    players for HD: visibly shifted colours. None for RGB pixel formats.
+    """
+    if not pix_fmt.startswith(("yuv", "nv", "p010")):
+        return None
+    return (
+        f"scale=out_color_matrix=bt709:out_range=tv:flags={SWS_FLAGS},format={pix_fmt},"
+        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+    )
+
+
 def passthrough_flags(version: tuple[int, int]) -> list[str]:
     """Output frames exactly as decoded: no duplicates, no drops (flag renamed in ffmpeg 5.1)."""
     return ["-fps_mode", "passthrough"] if version >= (5, 1) else ["-vsync", "passthrough"]
@@ -123,6 +150,7 @@ def decode_args(
     threads: int = 0,
     seek: float | None = None,
     stream: int = 0,
+    in_matrix: str | None = None,
 ) -> list[str]:
     """Decode video stream ``stream`` to raw RGB24 frames on stdout.
 
@@ -131,7 +159,8 @@ def decode_args(
 
     ``seek`` (seconds from the file's start) jumps there before decoding (``-ss`` before
     ``-i``: accurate, frames before it are decoded and dropped); ``start`` then counts from
-    the first frame at or after it.
+    the first frame at or after it. ``in_matrix`` overrides the YUV matrix of a source that
+    does not tag one (see :func:`rgb_filters`).
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error"]
     if threads:
@@ -139,9 +168,9 @@ def decode_args(
     if seek is not None:
         args += ["-ss", f"{seek:.6f}"]
     args += ["-i", str(path), "-map", f"0:v:{stream}"]
-    select = frame_select_filter(every_nth, start)
-    if select:
-        args += ["-vf", select]
+    filters = rgb_filters(every_nth, start, in_matrix)
+    if filters:
+        args += ["-vf", filters]
     args += passthrough_flags(version)
     args += ["-sws_flags", SWS_FLAGS]
     args += ["-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
@@ -234,6 +263,9 @@ def encode_args(
             args += ["-itsoffset", f"{audio_shift:.6f}"]
         args += ["-i", str(audio_from)]
     args += ["-map", "0:v:0"]
+    yuv = yuv_output_filter(pix_fmt)
+    if yuv:
+        args += ["-vf", yuv]
     args += video_codec_args(codec, crf, preset, pix_fmt)
     args += ["-sws_flags", SWS_FLAGS]
     args += passthrough_flags(version)
@@ -277,21 +309,22 @@ def dump_frames_args(
     jpeg_qscale: int = 2,
     seek: float | None = None,
     stream: int = 0,
+    in_matrix: str | None = None,
 ) -> list[str]:
     """Write selected frames straight to image files numbered 0, 1, 2... (``pattern`` %06d).
 
     The k-th file written is source frame ``start + k * every_nth``; the caller renames.
     PNG uses a fast compression level (files ~30% larger than level 9, several times faster);
     JPEG uses ``-q:v jpeg_qscale`` (2 is near-lossless; see :func:`jpeg_qscale`).
-    ``seek`` and ``stream`` as in :func:`decode_args`.
+    ``seek``, ``stream`` and ``in_matrix`` as in :func:`decode_args`.
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
     if seek is not None:
         args += ["-ss", f"{seek:.6f}"]
     args += ["-i", str(path), "-map", f"0:v:{stream}"]
-    select = frame_select_filter(every_nth, start)
-    if select:
-        args += ["-vf", select]
+    filters = rgb_filters(every_nth, start, in_matrix)
+    if filters:
+        args += ["-vf", filters]
     args += passthrough_flags(version)
     args += ["-sws_flags", SWS_FLAGS]
     if str(pattern).lower().endswith(".png"):

@@ -115,8 +115,9 @@ def run_extract_frames(
             f"({source.frame_count} frames); use a smaller --start"
         )
     out = ensure_writable_dir(cfg.output)
-    # ffmpeg writes the images itself when its image2 muxer can write atomically.
-    if source.is_video and "atomic_writing" in muxer_options("image2"):
+    # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go through
+    # cv2, which encodes from RGB with the standard JPEG matrix.
+    if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
         written, first, last = _dump_video(cfg, source, out, total, progress)
     else:
         written, first, last = _write_images(cfg, source, out, total, progress)
@@ -190,6 +191,7 @@ def _dump_video(
         jpeg_qscale=ffmpeg_args.jpeg_qscale(cfg.jpeg_quality),
         seek=seek,
         stream=source.info.video_stream if source.info else 0,
+        in_matrix=source.info.decode_matrix if source.info else None,
     )
     first: Path | None = None
     last: Path | None = None

@@ -96,6 +96,8 @@ class VideoInfo:
         video_stream: Index of the video stream used among the file's video streams.
         variable_rate: The frames are not evenly spaced (phone footage); ``fps`` is then the
             average rate and ``frame_times`` the real presentation times.
+        color_matrix: The YUV matrix the file is tagged with (``bt709``, ``smpte170m``...),
+            or ``""`` when untagged.
     """
 
     path: Path
@@ -114,10 +116,25 @@ class VideoInfo:
     frame_times: tuple[float, ...] = field(default=(), repr=False, compare=False)
     video_stream: int = 0
     variable_rate: bool = False
+    color_matrix: str = ""
 
     @property
     def has_audio(self) -> bool:
         return bool(self.audio)
+
+    @property
+    def decode_matrix(self) -> str | None:
+        """The YUV matrix to force when decoding, or None to let ffmpeg follow the tags.
+
+        Untagged video is BT.709 to players when it is HD (wider than 1024 or taller than
+        576 coded pixels, mpv's rule) and BT.601 otherwise; ffmpeg alone assumes BT.601.
+        """
+        if self.color_matrix or not self.pix_fmt.startswith(("yuv", "nv", "p0")):
+            return None
+        coded_w, coded_h = (
+            (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        )
+        return "bt709" if coded_w > 1024 or coded_h > 576 else None
 
     @property
     def audio_offset(self) -> float | None:
@@ -279,6 +296,20 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
+_MATRICES = ("bt709", "bt470bg", "smpte170m", "bt2020nc", "bt2020c", "smpte240m", "fcc")
+
+
+def _color_matrix(pix_desc: str) -> str:
+    """The colour matrix in ``yuv420p(tv, bt709/bt709/bt709, progressive)``, else ""."""
+    if "(" not in pix_desc:
+        return ""
+    for token in pix_desc.split("(", 1)[1].rstrip(")").split(","):
+        name = token.strip().split("/")[0]
+        if name in _MATRICES:
+            return name
+    return ""
+
+
 def _rate_to_fraction(value: float) -> Fraction:
     """A printed rate (``29.97``) as the NTSC-style rational it stands for, when it is one."""
     for base in (24, 30, 48, 60, 120, 240):
@@ -340,6 +371,7 @@ def parse_probe_output(text: str) -> _Parsed:
                 current = {
                     "codec": codec,
                     "pix_fmt": parts[1].split("(")[0].strip() if len(parts) > 1 else "",
+                    "matrix": _color_matrix(parts[1]) if len(parts) > 1 else "",
                     "width": int(size.group(1)) if size else 0,
                     "height": int(size.group(2)) if size else 0,
                     "rate": rates.get("fps") or rates.get("tbr"),
@@ -563,6 +595,7 @@ def probe(path: Path | str) -> VideoInfo:
         frame_times=frame_times,
         video_stream=stream_index,
         variable_rate=variable,
+        color_matrix=str(video["matrix"]),
     )
 
 
@@ -672,6 +705,7 @@ class VideoSource(FrameSource):
             version=ffmpeg_version(find_ffmpeg()),
             seek=seek,
             stream=self.info.video_stream if self.info else 0,
+            in_matrix=self.info.decode_matrix if self.info else None,
         )
         size = self.width * self.height * 3
         proc = subprocess.Popen(

@@ -168,3 +168,20 @@ def test_dump_frames_args() -> None:
 def test_fps_str_is_exact() -> None:
     assert fa.fps_str(Fraction(30000, 1001)) == "30000/1001"
     assert fa.fps_str(Fraction(25)) == "25/1"
+
+
+def test_colour_filters() -> None:
+    yuv = fa.yuv_output_filter("yuv420p")
+    assert yuv is not None
+    assert "out_color_matrix=bt709" in yuv and "setparams=colorspace=bt709" in yuv
+    assert fa.yuv_output_filter("rgb24") is None and fa.yuv_output_filter("gbrp") is None
+    args = fa.encode_args("ff", "o.mp4", width=4, height=4, fps=Fraction(25))
+    assert _after(args, "-vf") == yuv
+    assert fa.rgb_filters() is None
+    forced = fa.rgb_filters(2, 0, "bt709")
+    assert forced is not None and forced.startswith("select=")
+    assert forced.endswith(
+        "scale=in_color_matrix=bt709:flags=accurate_rnd+full_chroma_int,format=rgb24"
+    )
+    decode = fa.decode_args("ff", "i.mp4", in_matrix="bt709")
+    assert "in_color_matrix=bt709" in _after(decode, "-vf")

@@ -478,3 +478,34 @@ def test_colour_round_trip_has_no_bias(tmp_path: Path) -> None:
         error = frame.image.astype(np.float64) - scene.frame(frame.index).astype(np.float64)
         assert np.abs(error.mean(axis=(0, 1))).max() < 0.3
         assert np.abs(error).mean() < 1.0
+
+
+@pytest.mark.parametrize(("width", "height", "matrix"), [(1280, 720, "bt709"), (640, 360, "bt601")])
+def test_untagged_sources_decode_with_the_players_matrix(
+    tmp_path: Path, width: int, height: int, matrix: str
+) -> None:
+    # No colour tags: players read HD as BT.709 and SD as BT.601; frames must match that.
+    from tests.media import Scene
+
+    scene = Scene(width, height, 2, seed=8)
+    path = tmp_path / "untagged.mkv"
+    raw = b"".join(scene.frame(i).tobytes() for i in range(2))
+    cmd = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    cmd += ["-s", f"{width}x{height}", "-framerate", "25", "-i", "pipe:0"]
+    cmd += ["-vf", f"scale=out_color_matrix={matrix}:flags=accurate_rnd+full_chroma_int,"]
+    cmd[-1] += "format=yuv420p,setparams=colorspace=unknown"  # untag: convert, then forget
+    cmd += ["-c:v", "libx264", "-crf", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    subprocess.run([*cmd, str(path)], input=raw, check=True)
+    info = probe(path)
+    assert info.color_matrix == ""
+    frame = next(open_source(path).iter_frames()).image.astype(np.float64)
+    error = frame - scene.frame(0).astype(np.float64)
+    assert np.abs(error.mean(axis=(0, 1))).max() < 0.5
+    assert np.abs(error).mean() < 1.2
+
+
+def test_writer_tags_bt709(tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, 64, 48, 25, preset="ultrafast") as writer:
+        writer.write(np.full((48, 64, 3), 128, np.uint8))
+    assert probe(out).color_matrix == "bt709"

@@ -23,12 +23,12 @@ import logging
 import re
 import subprocess
 import threading
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
@@ -506,6 +506,9 @@ def _not_a_video(path: Path, reason: str) -> FaceswapError:
 def probe(path: Path | str) -> VideoInfo:
     """Describe a video file without ffprobe.
 
+    Results are cached per file version (path, size, modification time), so reading a
+    video and then copying its audio probes it once.
+
     Raises:
         FaceswapError: the file is missing, not a video, has no video stream or no frames.
     """
@@ -514,8 +517,14 @@ def probe(path: Path | str) -> VideoInfo:
         raise FaceswapError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise FaceswapError(f"{path}: is a folder, not a video; use open_source for folders")
-    if path.stat().st_size == 0:
+    stat = path.stat()
+    if stat.st_size == 0:
         raise _not_a_video(path, "empty file")
+    return _probe_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
     ffmpeg = find_ffmpeg()
     proc = subprocess.run(ffmpeg_args.probe_args(ffmpeg, path), capture_output=True, check=False)
     text = proc.stderr.decode("utf-8", "replace")
@@ -590,7 +599,7 @@ def probe(path: Path | str) -> VideoInfo:
         codec=str(video["codec"]),
         pix_fmt=str(video["pix_fmt"]),
         audio=tuple(audio),
-        metadata=dict(parsed.metadata),
+        metadata=types.MappingProxyType(dict(parsed.metadata)),  # read-only: results are cached
         container_start=parsed.container_start,
         frame_times=frame_times,
         video_stream=stream_index,
@@ -1003,7 +1012,7 @@ class VideoWriter:
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: types.TracebackType | None,
     ) -> None:
         if exc_type is not None:
             self.abort()

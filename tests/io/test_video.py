@@ -40,21 +40,6 @@ def _audio_samples(path: Path) -> int:
     return len(subprocess.run(args, capture_output=True, check=True).stdout) // 2
 
 
-@pytest.fixture(scope="module")
-def clip_audio_late(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "late.mp4", frames=30, audio_offset=0.5, seed=4)
-
-
-@pytest.fixture(scope="module")
-def clip_audio_early(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "early.mkv", frames=48, audio_offset=-0.3, seed=5)
-
-
-@pytest.fixture(scope="module")
-def clip_rotated(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "rotated.mp4", frames=6, width=320, height=192, rotation=90)
-
-
 # ----------------------------------------------------------------------------- probe
 
 

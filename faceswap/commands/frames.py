@@ -37,10 +37,11 @@ def extract_frames(
     jpeg_quality: int,
     no_progress: bool,
 ) -> None:
-    """Write the frames of INPUT (a video or an image folder) as frame_000000.png, ...
+    """Write the frames of INPUT (a video, an image folder or a folder of videos) as images.
 
-    Files are named by source frame index, so --every-nth 5 writes frame_000000,
-    frame_000005, ... and they line up with alignments and converted videos.
+    Files are named by source frame index, so --every-nth 5 writes frame_000000.png,
+    frame_000005.png, ... and they line up with alignments and converted videos. Each video
+    of a folder gets its own subfolder of OUTPUT.
     """
     from tqdm import tqdm
 
@@ -66,6 +67,8 @@ def extract_frames(
         bar.close()
     rate = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     fps = f" at {float(result.fps):.3f} fps" if result.fps else ""
+    if result.videos > 1:
+        fps = f" of {result.videos} videos (one subfolder each)"
     click.echo(
         f"wrote {result.frames_written} of {result.source_frames} frames{fps} to "
         f"{result.output} ({result.first.name if result.first else '-'} .. "

@@ -31,6 +31,7 @@ from faceswap.io.video import (
     StderrDrain,
     VideoSource,
     ffmpeg_version,
+    list_inputs,
     muxer_options,
     open_source,
 )
@@ -80,9 +81,10 @@ class ExtractFramesResult:
         output: The frames folder.
         frames_written: Number of image files written.
         first, last: First and last file written (None when nothing was).
-        source_frames: Frames in the source.
-        fps: Source frame rate (None for image folders).
+        source_frames: Frames in the source(s).
+        fps: Source frame rate (None for image folders and folders of videos).
         seconds: Wall time.
+        videos: Videos read (0 for an image folder).
     """
 
     output: Path
@@ -92,6 +94,7 @@ class ExtractFramesResult:
     source_frames: int
     fps: Fraction | None
     seconds: float
+    videos: int = 1
 
 
 def run_extract_frames(
@@ -99,37 +102,60 @@ def run_extract_frames(
 ) -> ExtractFramesResult:
     """Decode ``cfg.input`` and write the selected frames to ``cfg.output``.
 
+    ``cfg.input`` may be a video, an image folder, or a folder of videos; each video of a
+    folder gets its own subfolder ``cfg.output / <video stem>``.
+
     Args:
         cfg: The stage config.
-        progress: Called as ``progress(done, total)`` after each frame (e.g. a tqdm update).
+        progress: Called as ``progress(done, total)`` after each frame (e.g. a tqdm update);
+            ``total`` covers the current video.
 
     Raises:
         FaceswapError: unreadable input, unwritable output, or a selection that is empty.
     """
     t0 = time.perf_counter()
-    source = open_source(cfg.input)
-    total = source.selected_count(cfg.every_nth, cfg.start)
-    if total == 0:
-        raise FaceswapError(
-            f"{cfg.input}: --start {cfg.start} is past the last frame "
-            f"({source.frame_count} frames); use a smaller --start"
-        )
-    out = ensure_writable_dir(cfg.output)
-    # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go through
-    # cv2, which encodes from RGB with the standard JPEG matrix.
-    if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
-        written, first, last = _dump_video(cfg, source, out, total, progress)
+    inputs = list_inputs(cfg.input)
+    if inputs == [Path(cfg.input)]:
+        jobs = [(open_source(cfg.input), Path(cfg.output))]
     else:
-        written, first, last = _write_images(cfg, source, out, total, progress)
-    write_text_atomic(out / CONFIG_FILE, dump_json(config_to_dict(cfg)))
+        jobs = [(open_source(video), Path(cfg.output) / video.stem) for video in inputs]
+        stems = [video.stem for video in inputs]
+        if len(set(stems)) != len(stems):
+            raise FaceswapError(
+                f"{cfg.input}: videos with the same name and different extensions would share "
+                "an output folder; rename them"
+            )
+    for source, _ in jobs:
+        if source.selected_count(cfg.every_nth, cfg.start) == 0:
+            raise FaceswapError(
+                f"{source.path}: --start {cfg.start} is past the last frame "
+                f"({source.frame_count} frames); use a smaller --start"
+            )
+    written = 0
+    first: Path | None = None
+    last: Path | None = None
+    for source, folder in jobs:
+        out = ensure_writable_dir(folder)
+        total = source.selected_count(cfg.every_nth, cfg.start)
+        # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go
+        # through cv2, which encodes from RGB with the standard JPEG matrix.
+        if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
+            count, one_first, one_last = _dump_video(cfg, source, out, total, progress)
+        else:
+            count, one_first, one_last = _write_images(cfg, source, out, total, progress)
+        written += count
+        first = first or one_first
+        last = one_last or last
+    write_text_atomic(Path(cfg.output) / CONFIG_FILE, dump_json(config_to_dict(cfg)))
     return ExtractFramesResult(
-        output=out,
+        output=Path(cfg.output),
         frames_written=written,
         first=first,
         last=last,
-        source_frames=source.frame_count,
-        fps=source.fps,
+        source_frames=sum(source.frame_count for source, _ in jobs),
+        fps=jobs[0][0].fps if len(jobs) == 1 else None,
         seconds=time.perf_counter() - t0,
+        videos=len(jobs) if jobs[0][0].is_video else 0,
     )
 
 

@@ -147,3 +147,23 @@ def test_python_path_when_ffmpeg_cannot_write_atomically(
     assert names == [f"frame_{i:06d}.png" for i in (2, 11, 20, 29)] and result.frames_written == 4
     image = read_image(out / "frame_000020.png")
     assert _psnr(image, clip_with_blank_frames.scene.frame(20)) > 30
+
+
+def test_folder_of_videos_gets_a_subfolder_each(
+    tmp_path: Path, clip_with_blank_frames: ClipInfo
+) -> None:
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(clip_with_blank_frames.path, videos / "take2.mp4")
+    shutil.copy(clip_with_blank_frames.path, videos / "take10.mp4")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        cli, ["extract-frames", str(videos), "-o", str(out), "--every-nth", "10", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "of 2 videos" in result.output
+    for stem in ("take2", "take10"):
+        names = sorted(p.name for p in (out / stem).glob("*.png"))
+        assert names == ["frame_000000.png", "frame_000010.png", "frame_000020.png"]

@@ -80,17 +80,20 @@ def probe_args(ffmpeg: str, path: Path | str) -> list[str]:
     return [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)]
 
 
-def count_packets_args(ffmpeg: str, path: Path | str, stream: str = "v:0") -> list[str]:
+def count_packets_args(
+    ffmpeg: str, path: Path | str, stream: str = "v:0", max_packets: int | None = None
+) -> list[str]:
     """List every packet of one stream without decoding (framecrc on stdout).
 
     ``-copyts`` keeps the file's own timestamps, so the first pts is the stream's start;
-    ``-c copy`` makes it a demux-only pass, fast even on long files.
+    ``-c copy`` makes it a demux-only pass, fast even on long files. ``max_packets`` stops
+    early (to read a stream's start).
     """
-    return [
-        *(ffmpeg, "-hide_banner", "-nostdin", "-v", "error"),
-        *("-copyts", "-i", str(path)),
-        *("-map", f"0:{stream}", "-c", "copy", "-f", "framecrc", "-"),
-    ]
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-copyts", "-i", str(path)]
+    args += ["-map", f"0:{stream}", "-c", "copy"]
+    if max_packets:
+        args += ["-frames", str(max_packets)]
+    return [*args, "-f", "framecrc", "-"]
 
 
 def frame_select_filter(every_nth: int = 1, start: int = 0) -> str | None:
@@ -341,6 +344,20 @@ def dump_frames_args(
 def jpeg_qscale(quality: int) -> int:
     """ffmpeg mjpeg ``-q:v`` (2 best .. 31 worst) for a 0-100 JPEG quality."""
     return max(2, min(31, round(31 - 0.29 * quality)))
+
+
+def encoder_test_args(ffmpeg: str, codec: str) -> list[str]:
+    """Encode 5 grey 256x256 frames with ``codec`` to nowhere: does the encoder really work?"""
+    return [
+        *(ffmpeg, "-hide_banner", "-nostdin", "-v", "error"),
+        *("-f", "lavfi", "-i", "color=c=gray:s=256x256:r=25:d=0.2"),
+        *("-c:v", codec, "-pix_fmt", "yuv420p", "-f", "null", "-"),
+    ]
+
+
+def muxer_help_args(ffmpeg: str, muxer: str) -> list[str]:
+    """Print a muxer's options (to test for one that older builds lack)."""
+    return [ffmpeg, "-hide_banner", "-nostdin", "-h", f"muxer={muxer}"]
 
 
 def encoders_args(ffmpeg: str) -> list[str]:

@@ -180,7 +180,7 @@ def ffmpeg_version(ffmpeg: str | None = None) -> tuple[int, int]:
 @functools.cache
 def muxer_options(muxer: str) -> str:
     """The help text of an ffmpeg muxer (``ffmpeg -h muxer=NAME``), to test for options."""
-    args = [find_ffmpeg(), "-hide_banner", "-nostdin", "-h", f"muxer={muxer}"]
+    args = ffmpeg_args.muxer_help_args(find_ffmpeg(), muxer)
     return subprocess.run(args, capture_output=True, text=True, check=False).stdout
 
 
@@ -235,9 +235,7 @@ def encoder_works(codec: str) -> bool:
     """Whether ``codec`` can encode a tiny clip here (hardware encoders need their device)."""
     if codec not in available_encoders():
         return False
-    args = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error"]
-    args += ["-f", "lavfi", "-i", "color=c=gray:s=256x256:r=25:d=0.2"]
-    args += ["-c:v", codec, "-pix_fmt", "yuv420p", "-f", "null", "-"]
+    args = ffmpeg_args.encoder_test_args(find_ffmpeg(), codec)
     try:
         proc = subprocess.run(args, capture_output=True, check=False, timeout=30)
     except subprocess.TimeoutExpired:
@@ -610,8 +608,7 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
 
 def _first_packet_time(ffmpeg: str, path: Path, stream: str) -> float:
     """Start of a stream for ffmpeg builds that do not print per-stream starts."""
-    args = ffmpeg_args.count_packets_args(ffmpeg, path, stream)
-    args[-1:-1] = ["-frames", "8"]
+    args = ffmpeg_args.count_packets_args(ffmpeg, path, stream, max_packets=8)
     out = subprocess.run(args, capture_output=True, check=False).stdout.decode("utf-8", "replace")
     time_base, pts, _ = parse_framecrc(out)
     return float(min(pts) * time_base) if pts else 0.0

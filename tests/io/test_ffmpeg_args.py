@@ -185,3 +185,13 @@ def test_colour_filters() -> None:
     )
     decode = fa.decode_args("ff", "i.mp4", in_matrix="bt709")
     assert "in_color_matrix=bt709" in _after(decode, "-vf")
+
+
+def test_small_builders() -> None:
+    head = fa.count_packets_args("ff", "a.mkv", "a:1", max_packets=8)
+    assert _after(head, "-frames") == "8" and _after(head, "-map") == "0:a:1"
+    assert head.index("-frames") < head.index("-f")
+    probe_enc = fa.encoder_test_args("ff", "h264_nvenc")
+    assert _after(probe_enc, "-c:v") == "h264_nvenc" and probe_enc[-3:] == ["-f", "null", "-"]
+    assert fa.muxer_help_args("ff", "image2")[-2:] == ["-h", "muxer=image2"]
+    assert fa.jpeg_qscale(100) == 2 and fa.jpeg_qscale(0) == 31

@@ -494,3 +494,12 @@ def test_writer_tags_bt709(tmp_path: Path) -> None:
     with VideoWriter(out, 64, 48, 25, preset="ultrafast") as writer:
         writer.write(np.full((48, 64, 3), 128, np.uint8))
     assert probe(out).color_matrix == "bt709"
+
+
+def test_encoder_checks() -> None:
+    from faceswap.io.video import encoder_works, pick_encoder
+
+    assert encoder_works("libx264")
+    assert not encoder_works("no_such_encoder")
+    assert pick_encoder(("no_such_encoder", "libx264"), fallback="mpeg4") == "libx264"
+    assert pick_encoder(("no_such_encoder",)) == "libx264"

@@ -248,9 +248,9 @@ def encode_args(
         fps: Exact frame rate of the frames written; frame ``i`` gets pts ``i / fps``.
         codec, crf, preset, pix_fmt: Video encoder settings (see :func:`video_codec_args`).
         audio_from: File whose audio streams are copied into the output.
-        audio_shift: Seconds added to that file's audio timestamps (after ffmpeg's own shift
-            of the file to start at 0) so that the audio keeps its offset to the first video
-            frame: ``container_start - video_start`` of ``audio_from``.
+        audio_shift: Seconds added to that file's own audio timestamps so that the audio
+            keeps its offset to the first video frame, which is at 0 in the output: minus the
+            video start of ``audio_from``.
         audio_codecs: Codec names of the audio streams of ``audio_from``, in order; each is
             stream-copied when the container allows it, else re-encoded.
         metadata: Global container tags.
@@ -262,6 +262,10 @@ def encode_args(
     args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
     args += ["-framerate", fps_str(fps), "-i", "pipe:0"]
     if audio_from is not None and audio_codecs:
+        # -copyts: timestamps are the files' own, shifted only by us. Left to itself ffmpeg
+        # re-bases each input on its start, which loses the audio offset of some sources
+        # (MPEG-TS, measured: 0.18 s of lead-in dropped).
+        args += ["-copyts"]
         if audio_shift:
             args += ["-itsoffset", f"{audio_shift:.6f}"]
         args += ["-i", str(audio_from)]

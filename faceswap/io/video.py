@@ -461,7 +461,7 @@ def _rate_from_packets(
     (within the rounding of a coarse time base such as Matroska's milliseconds) wins; a
     variable-rate file gets the average rate. Returns ``(fps, variable)``.
     """
-    ordered = sorted(p for p in pts if p >= 0) or sorted(pts)
+    ordered = sorted(pts)
     candidates: list[Fraction] = []
     positive = [d for d in durations if d > 0]
     if positive:
@@ -552,8 +552,8 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
     fps, variable = _rate_from_packets(time_base, pts, durations, printed_rate)
     if fps is None or fps <= 0:
         raise _not_a_video(path, "no frame rate")
-    valid = sorted(p for p in pts if p >= 0) or sorted(pts)
-    first = valid[0]
+    # Discarded packets are already gone, so every pts left is a frame that is shown.
+    first = min(pts)
     video_start = float(first * time_base)
     if isinstance(video["start"], float):
         video_start = float(video["start"])
@@ -907,10 +907,9 @@ class VideoWriter:
         if audio_from is not None:
             source = probe(audio_from)
             audio_codecs = tuple(a.codec for a in source.audio)
-            # ffmpeg moves the source file to start at 0 (its earliest stream); moving it
-            # further by (container start - video start) puts the audio where it was
-            # relative to the first video frame, which is our frame 0 at t=0.
-            shift = source.container_start - source.start_time
+            # Our frame 0 is the source's first frame, so the source's clock moves back by
+            # its video start (timestamps are kept as they are in the file: -copyts).
+            shift = -source.start_time
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         args = ffmpeg_args.encode_args(

@@ -104,6 +104,7 @@ def test_encode_args_audio_copy_shift_and_metadata() -> None:
     assert [args[i + 1] for i in inputs] == ["pipe:0", "src.mov"]
     # The shift applies to the audio input only: it comes right before its -i.
     assert args[inputs[1] - 2 : inputs[1]] == ["-itsoffset", "-0.320000"]
+    assert "-copyts" in args[: inputs[1]]
     maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
     assert maps == ["0:v:0", "1:a:0", "1:a:1"]
     assert _after(args, "-c:a:0") == "copy"

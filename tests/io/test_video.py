@@ -287,6 +287,21 @@ def test_audio_that_starts_late_stays_in_sync(tmp_path: Path, clip_audio_late: C
     )
 
 
+def test_mpeg_ts_source_keeps_sync(tmp_path: Path) -> None:
+    # MPEG-TS starts its clock at 1.4 s and the audio later still.
+    clip = make_clip(tmp_path / "cam.ts", frames=40, audio_offset=0.2, width=320, height=192)
+    src = probe(clip.path)
+    assert src.start_time > 1.0 and src.audio_offset == pytest.approx(0.2, abs=0.025)
+    out = _copy_through(
+        open_source(clip.path), tmp_path / "o.mp4", preset="ultrafast", audio_from=clip.path
+    )
+    dst = probe(out)
+    assert dst.frame_count == 40 and dst.audio_offset == pytest.approx(src.audio_offset, abs=0.002)
+    np.testing.assert_allclose(
+        beep_onsets(out) + dst.audio_offset, beep_onsets(clip.path) + src.audio_offset, atol=0.003
+    )
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_audio_that_starts_early_stays_in_sync(
     tmp_path: Path, clip_audio_early: ClipInfo, suffix: str

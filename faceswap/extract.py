@@ -302,7 +302,11 @@ def _extract_source(
         descriptors=cfg.descriptors,
     )
     # Resume after the last finished frame when the earlier run stopped part-way through.
-    start = max(done) + 1 if done and src.is_video and _is_prefix(done, cfg.every_nth) else 0
+    start = (
+        max(done) + cfg.every_nth
+        if done and src.is_video and _is_prefix(done, cfg.every_nth)
+        else 0
+    )
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
     total = max(0, (int(src.frame_count) - start + cfg.every_nth - 1) // cfg.every_nth)
     bar = _progress(cfg, total, source.name)

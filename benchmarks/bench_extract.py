@@ -39,7 +39,7 @@ def decode_fps(clip: Path, frames: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
-def run_one(clip: Path, detector: str, detect_every: int, frames: int | None, **kw) -> dict:
+def run_one(clip: Path, detector: str, detect_every: int, **kw) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = ExtractConfig(
             input=clip,
@@ -105,7 +105,7 @@ def main() -> None:
             else:
                 runs.append((f"{backend} (detect every 5)", backend, 5, {}))
         for label, backend, every, kw in runs:
-            r = run_one(clip, backend, every, None, **kw)
+            r = run_one(clip, backend, every, **kw)
             print(
                 f"{label:<28} {r['fps']:8.1f} frames/s ({r['wall_fps']:.1f} with model load), "
                 f"{r['with_face']}/{r['frames']} frames with a face, {r['faces']} faces"

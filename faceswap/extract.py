@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,6 @@ class ExtractResult:
     faces: int
     frames_without_face: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:

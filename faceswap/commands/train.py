@@ -1,0 +1,161 @@
+"""`faceswap train`: parse options, build a TrainConfig, call run_train, print the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faceswap.device import DEVICE_CHOICES
+
+GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
+
+
+@click.command(context_settings={"show_default": True})
+@click.option(
+    "--a",
+    "faces_a",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Faces of A: a `faceswap extract` output folder (crops + alignments.json).",
+)
+@click.option(
+    "--b",
+    "faces_b",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Faces of B: a `faceswap extract` output folder.",
+)
+@click.option(
+    "-m",
+    "--model-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model folder: weights, checkpoints, previews, metrics.csv, model card.",
+)
+@click.option(
+    "--preset",
+    default=None,
+    show_default="original, or the model's on --resume",
+    help="Model preset name (tiny, original, lightweight, dfl-h128, liae) or YAML path.",
+)
+@click.option(
+    "--learned-mask/--no-learned-mask",
+    default=None,
+    show_default="preset's",
+    help="Learn a face mask (trained on the landmark hull) beside the RGB output.",
+)
+@click.option("--iterations", default=100_000, help="Total iterations (counting resumed ones).")
+@click.option("--batch-size", default=16, help="Faces per side per step (per process).")
+@click.option("--lr", default=5e-5, help="Adam learning rate of the autoencoder.")
+@click.option("--seed", default=0, help="Seed for weights, sampling and augmentation.")
+@click.option(
+    "--device", default="auto", type=click.Choice(DEVICE_CHOICES), help="Training device."
+)
+@click.option(
+    "--amp/--no-amp",
+    default=False,
+    help="Mixed precision on CUDA (ignored with a warning on CPU/MPS).",
+)
+@click.option(
+    "--amp-dtype",
+    default="auto",
+    type=click.Choice(("auto", "bf16", "fp16")),
+    help="AMP dtype: auto picks bf16 where the GPU supports it, else fp16 + scaling.",
+)
+@click.option(
+    "--channels-last/--no-channels-last",
+    default=False,
+    help="NHWC memory format (faster on tensor-core GPUs).",
+)
+@click.option(
+    "--compile/--no-compile",
+    "compile_",
+    default=False,
+    help="torch.compile the model (slow start, faster steps on GPU).",
+)
+@click.option("--workers", default=2, help="DataLoader worker processes per side (0: none).")
+@click.option("--loss", default="ssim:1,l1:1", help="Reconstruction terms name:weight,...")
+@click.option(
+    "--background-weight", default=0.1, help="Weight of pixels outside the landmark hull (0..1)."
+)
+@click.option("--eye-weight", default=3.0, help="Loss multiplier on the eyes (1: off).")
+@click.option("--mouth-weight", default=2.0, help="Loss multiplier on the mouth (1: off).")
+@click.option("--mask-weight", default=1.0, help="Weight of the learned-mask loss.")
+@click.option("--gan", default="off", type=click.Choice(GAN_CHOICES), help="Adversarial loss.")
+@click.option("--gan-weight", default=0.1, help="Weight of the generator's adversarial term.")
+@click.option("--gan-lr", default=1e-4, help="Learning rate of the discriminator.")
+@click.option("--gp-lambda", default=10.0, help="Gradient-penalty weight (wgan-gp).")
+@click.option("--gan-start", default=0, help="Iteration at which the adversarial term starts.")
+@click.option("--warp/--no-warp", default=True, help="Classic random warp of the input.")
+@click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
+@click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")
+@click.option("--blur/--no-blur", default=True, help="Blur and noise on the input.")
+@click.option("--rotation", default=10.0, help="Max random rotation in degrees.")
+@click.option("--zoom", default=0.05, help="Max random zoom (fraction).")
+@click.option("--shift", default=0.05, help="Max random shift (fraction of the crop).")
+@click.option("--warp-strength", default=0.02, help="Random warp jitter (fraction of the crop).")
+@click.option("--save-every", default=1000, help="Checkpoint interval in iterations.")
+@click.option("--keep", default=3, help="Checkpoints to keep.")
+@click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
+@click.option("--log-every", default=10, help="Metrics interval in iterations.")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in -m.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option(
+    "--tensorboard/--no-tensorboard", default=True, help="Also log to TensorBoard (when installed)."
+)
+def train(
+    faces_a: Path,
+    faces_b: Path,
+    model_dir: Path,
+    preset: str | None,
+    learned_mask: bool | None,
+    compile_: bool,
+    warp: bool,
+    flip: bool,
+    colour: bool,
+    blur: bool,
+    rotation: float,
+    zoom: float,
+    shift: float,
+    warp_strength: float,
+    **options: object,
+) -> None:
+    """Train the shared encoder and decoders A and B on aligned faces.
+
+    Ctrl-C or SIGTERM saves a checkpoint and stops; `--resume` continues exactly where the
+    last checkpoint left off. Multi-GPU: `torchrun --nproc_per_node=N -m faceswap train ...`.
+    """
+    from faceswap.train.augment import AugmentConfig
+    from faceswap.train.loop import TrainConfig, run_train
+
+    cfg = TrainConfig(
+        faces_a=faces_a,
+        faces_b=faces_b,
+        model_dir=model_dir,
+        preset=preset,
+        learned_mask=learned_mask,
+        compile=compile_,
+        augment=AugmentConfig(
+            flip=flip,
+            rotation=rotation,
+            zoom=zoom,
+            shift=shift,
+            warp=warp,
+            warp_strength=warp_strength,
+            colour=colour,
+            blur=blur,
+        ),
+        **options,  # type: ignore[arg-type]
+    )
+    result = run_train(cfg)
+    if result.checkpoint is None:  # not rank 0 under torchrun
+        return
+    state = "interrupted" if result.interrupted else "finished"
+    losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.losses.items()) if "loss" in k)
+    click.echo(
+        f"{state} at iteration {result.iteration} ({result.iteration - result.start_iteration} "
+        f"this run, {result.it_per_s:.2f} it/s); {losses}"
+    )
+    click.echo(f"checkpoint: {result.checkpoint}")
+    click.echo(f"model: {result.model_dir}")

@@ -1,0 +1,178 @@
+"""Augmentation: per-sample geometry and colour on the CPU, the classic random warp in torch.
+
+Everything random here is driven by explicit seeds (a numpy ``Generator`` per sample, a torch
+``Generator`` per step), never by global state, so a run is reproducible whatever the number
+of DataLoader workers and a resumed run sees the same augmentations as an uninterrupted one.
+
+Split of the work:
+    * :func:`random_transform` (CPU, per sample): random rotation/zoom/shift and horizontal
+      flip, applied identically to the face, its mask and its eye/mouth regions.
+    * :class:`ColourAugment` (CPU, per sample): albumentations lighting and colour changes
+      applied to input and target alike (the decoder must draw any lighting), plus blur and
+      noise on the input only (the model learns to see through soft or noisy footage).
+    * :func:`random_warp` (training device, per batch): the grid-jitter warp of the input; the
+      target stays unwarped, which is what forces the autoencoder to learn the face rather
+      than copy pixels. Running it on the GPU keeps the workers from starving the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Switches and strengths of the augmentations (all seeded).
+
+    Attributes:
+        flip: random horizontal flip with probability 0.5.
+        rotation: maximum rotation in degrees (uniform in ±rotation).
+        zoom: maximum relative scale change (uniform in ±zoom).
+        shift: maximum shift as a fraction of the crop size.
+        warp: the classic random grid warp of the input.
+        warp_strength: std-dev of the grid jitter as a fraction of the crop size.
+        warp_grid: number of control points per side of the jitter grid.
+        colour: albumentations brightness/contrast, hue/saturation, gamma (input and target).
+        blur: albumentations blur and noise on the input only.
+    """
+
+    flip: bool = True
+    rotation: float = 10.0
+    zoom: float = 0.05
+    shift: float = 0.05
+    warp: bool = True
+    warp_strength: float = 0.02
+    warp_grid: int = 5
+    colour: bool = True
+    blur: bool = True
+
+
+def random_transform(
+    rng: np.random.Generator, cfg: AugmentConfig, *arrays: np.ndarray
+) -> list[np.ndarray]:
+    """Apply one random similarity transform and flip to every array alike.
+
+    Args:
+        rng: the sample's generator.
+        cfg: which parts are on and how strong.
+        arrays: ``HxW`` or ``HxWxC`` arrays of the same size (image uint8, masks).
+
+    Returns:
+        the transformed arrays, same shapes and dtypes; borders are replicated for images.
+    """
+    size = arrays[0].shape[0]
+    angle = rng.uniform(-cfg.rotation, cfg.rotation) if cfg.rotation > 0 else 0.0
+    scale = 1.0 + (rng.uniform(-cfg.zoom, cfg.zoom) if cfg.zoom > 0 else 0.0)
+    shift = rng.uniform(-cfg.shift, cfg.shift, size=2) * size if cfg.shift > 0 else np.zeros(2)
+    flip = bool(cfg.flip and rng.random() < 0.5)
+    out = list(arrays)
+    if angle or scale != 1.0 or shift.any():
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+        matrix[:, 2] += shift
+        out = [
+            cv2.warpAffine(
+                a,
+                matrix,
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                # The face replicates into the border; masks must not grow, so they pad with 0.
+                borderMode=cv2.BORDER_REPLICATE if a.ndim == 3 else cv2.BORDER_CONSTANT,
+            )
+            for a in out
+        ]
+    if flip:
+        out = [np.ascontiguousarray(a[:, ::-1]) for a in out]
+    return out
+
+
+class ColourAugment:
+    """Albumentations pipelines for lighting/colour (both images) and blur/noise (input only)."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        import albumentations as A
+
+        self.colour = (
+            A.Compose(
+                [
+                    A.RandomBrightnessContrast(0.2, 0.2, p=0.7),
+                    A.HueSaturationValue(6, 15, 10, p=0.5),
+                    A.RandomGamma((80, 120), p=0.3),
+                ]
+            )
+            if cfg.colour
+            else None
+        )
+        self.degrade = (
+            A.Compose(
+                [
+                    A.OneOf(
+                        [A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 5))],
+                        p=0.2,
+                    ),
+                    A.GaussNoise(std_range=(0.01, 0.04), p=0.15),
+                ]
+            )
+            if cfg.blur
+            else None
+        )
+
+    def __call__(self, rng: np.random.Generator, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(source, target)``: both re-lit alike, the source also degraded.
+
+        Args:
+            rng: the sample's generator (seeds albumentations for this call).
+            face: RGB uint8 HxWx3.
+        """
+        target = face
+        if self.colour is not None:
+            self.colour.set_random_seed(int(rng.integers(2**31)))
+            target = self.colour(image=face)["image"]
+        source = target
+        if self.degrade is not None:
+            self.degrade.set_random_seed(int(rng.integers(2**31)))
+            source = self.degrade(image=target)["image"]
+        return source, target
+
+
+def random_warp(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    strength: float = 0.02,
+    grid: int = 5,
+    *,
+    shard: tuple[int, int] = (0, 1),
+) -> torch.Tensor:
+    """The classic random warp: jitter a coarse grid, interpolate it smoothly, resample.
+
+    Args:
+        images: ``(N, C, H, W)`` float tensor on any device.
+        generator: torch generator on ``images.device`` (seeded per step for reproducibility).
+        strength: std-dev of the control-point jitter as a fraction of the image size.
+        grid: control points per side (5 as in the original faceswap).
+        shard: ``(rank, world)``: draw the jitter of the whole ``world * N`` global batch and
+            use slice ``rank``, so every DDP rank warps its samples as one process would.
+
+    Returns:
+        warped images, same shape, dtype and device.
+    """
+    n, _, h, w = images.shape
+    # Offsets in normalised [-1, 1] coordinates, so the strength is independent of resolution.
+    rank, world = shard
+    jitter = torch.randn(
+        (world, n, 2, grid, grid), generator=generator, device=images.device, dtype=torch.float32
+    )[rank] * (2.0 * strength)
+    flow = F.interpolate(jitter, size=(h, w), mode="bicubic", align_corners=True)
+    ys = torch.linspace(-1.0, 1.0, h, device=images.device)
+    xs = torch.linspace(-1.0, 1.0, w, device=images.device)
+    base_y, base_x = torch.meshgrid(ys, xs, indexing="ij")
+    base = torch.stack((base_x, base_y), dim=-1).unsqueeze(0)
+    sample_grid = base + flow.permute(0, 2, 3, 1)
+    warped = F.grid_sample(
+        images.float(), sample_grid, mode="bilinear", padding_mode="border", align_corners=True
+    )
+    return warped.to(images.dtype)

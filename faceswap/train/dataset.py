@@ -1,0 +1,312 @@
+"""Training data: a folder of aligned face crops plus its ``alignments.json``.
+
+:class:`FaceSet` indexes the crops that ``faceswap extract`` wrote and, from the alignments,
+each crop's landmarks in crop pixels (for the face hull mask and the eye/mouth priority
+regions). :class:`FaceDataset` turns a sample into augmented tensors, and
+:class:`StreamSampler` decides which face comes at which position of an endless stream, so
+that sampling depends only on ``(seed, side, position)``: workers, restarts and DDP ranks all
+see a reproducible stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from faceswap.errors import FaceswapError
+from faceswap.train.augment import AugmentConfig, ColourAugment, random_transform
+
+if TYPE_CHECKING:
+    from faceswap.faces.align import CropSpec
+
+log = logging.getLogger(__name__)
+
+ALIGNMENTS_FILE = "alignments.json"
+# iBUG 68-point indices of the regions that get extra loss weight.
+EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
+MOUTH = (tuple(range(48, 60)),)
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """The crops of one side (A or B) and their landmarks.
+
+    Attributes:
+        folder: the extract output folder.
+        files: crop paths, sorted.
+        landmarks: per file, (68, 2) float32 landmarks in crop pixels, or None when the
+            alignments have no entry for it (the whole crop is then used as mask).
+        crop: crop geometry from the alignments.
+        crop_size: side of the square crops in pixels.
+        digest: sha256 over the file names and sizes and the alignments file (identifies the
+            data in the model card without hashing every image).
+    """
+
+    folder: Path
+    files: tuple[Path, ...]
+    landmarks: tuple[np.ndarray | None, ...]
+    crop: CropSpec
+    crop_size: int
+    digest: str
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def summary(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "faces": len(self.files), "sha256": self.digest}
+
+
+def load_face_set(folder: Path | str, side: str) -> FaceSet:
+    """Index an extract output folder; refuse it with a clear message when it is unusable.
+
+    Args:
+        folder: folder holding face crops and ``alignments.json``.
+        side: "A" or "B" (named in error messages).
+    """
+    from faceswap.faces.align import transform_points
+    from faceswap.faces.alignments import load_alignments
+
+    folder = Path(folder)
+    opt = f"--{side.lower()}"
+    if not folder.is_dir():
+        raise FaceswapError(
+            f"{opt} {folder}: no such folder; pass the output folder of `faceswap extract`"
+        )
+    files = list_images(folder)
+    if not files:
+        raise FaceswapError(
+            f"{opt} {folder}: no face images found; run `faceswap extract VIDEO -o {folder}` "
+            "first or check the path"
+        )
+    align_path = folder / ALIGNMENTS_FILE
+    if not align_path.is_file():
+        raise FaceswapError(
+            f"{opt} {folder}: no {ALIGNMENTS_FILE} beside the faces (needed for masks and the "
+            "crop geometry); extract the faces with `faceswap extract`"
+        )
+    alignments = load_alignments(align_path)
+    by_name: dict[str, np.ndarray] = {}
+    for frame in alignments.frames:
+        for face in frame.faces:
+            if face.crop_file:
+                by_name[Path(face.crop_file).name] = transform_points(
+                    np.asarray(face.landmarks, dtype=np.float32), np.asarray(face.matrix)
+                ).astype(np.float32)
+    sizes = {_image_size(p) for p in files}
+    if len(sizes) != 1:
+        raise FaceswapError(
+            f"{opt} {folder}: face crops of different sizes {sorted(sizes)}; a faces folder "
+            "must hold one extract run's crops: re-extract into an empty folder"
+        )
+    (width, height) = sizes.pop()
+    if width != height:
+        raise FaceswapError(
+            f"{opt} {folder}: face crops are {width}x{height}, not square; these are not "
+            "`faceswap extract` crops: re-extract the faces"
+        )
+    if alignments.crop.size != width:
+        raise FaceswapError(
+            f"{opt} {folder}: crops are {width} px but {ALIGNMENTS_FILE} says "
+            f"{alignments.crop.size} px; the folder mixes runs: re-extract into an empty folder"
+        )
+    landmarks = tuple(by_name.get(p.name) for p in files)
+    missing = sum(lm is None for lm in landmarks)
+    if missing == len(files):
+        raise FaceswapError(
+            f"{opt} {folder}: none of the {len(files)} images is listed in {ALIGNMENTS_FILE}; "
+            "the alignments belong to another folder: re-extract the faces"
+        )
+    if missing:
+        log.warning(
+            "%s: %d of %d faces are not in %s; they train with a full-crop mask",
+            folder,
+            missing,
+            len(files),
+            ALIGNMENTS_FILE,
+        )
+    digest = hashlib.sha256(align_path.read_bytes())
+    for path in files:
+        digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
+    return FaceSet(
+        folder=folder,
+        files=tuple(files),
+        landmarks=landmarks,
+        crop=alignments.crop,
+        crop_size=width,
+        digest=digest.hexdigest(),
+    )
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files of ``folder`` in natural order (``face_2`` before ``face_10``)."""
+    try:
+        from faceswap.io.images import list_images as io_list_images
+    except ImportError:  # the io stage's helper; same contract
+        pass
+    else:
+        return list(io_list_images(folder))
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(
+        files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+    )
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image; reads only the header of a PNG."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+        width, height = struct.unpack(">II", head[16:24])
+        return int(width), int(height)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FaceswapError(f"{path}: unreadable image; delete it or re-extract the faces")
+    return int(image.shape[1]), int(image.shape[0])
+
+
+def _polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros((size, size), dtype=np.uint8)
+    hull = cv2.convexHull(np.round(points).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 255)
+    return mask
+
+
+def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.ndarray:
+    """Face hull, eyes and mouth masks at ``size`` px as uint8 ``(3, size, size)`` in {0, 255}.
+
+    Args:
+        landmarks: (68, 2) landmarks in crop pixels of a ``crop_size`` crop, or None (the whole
+            crop counts as face, no priority regions).
+    """
+    if landmarks is None:
+        out = np.zeros((3, size, size), dtype=np.uint8)
+        out[0] = 255
+        return out
+    from faceswap.faces.align import hull_mask
+
+    points = landmarks * (size / crop_size)
+    face = np.clip(np.round(hull_mask(points, size) * 255.0), 0, 255).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, size // 16) | 1,) * 2)
+    eyes = np.zeros((size, size), dtype=np.uint8)
+    for idx in EYES:
+        eyes |= _polygon_mask(points[list(idx)], size)
+    mouth = _polygon_mask(points[list(MOUTH[0])], size)
+    # Eye and mouth outlines are thin; dilate so the brows and lips around them count too.
+    return np.stack([face, cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)])
+
+
+def read_face(path: Path, size: int) -> np.ndarray:
+    """RGB uint8 (size, size, 3), resized with area filtering when shrinking."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FaceswapError(f"{path}: unreadable image; delete it or re-extract the faces")
+    if image.shape[0] != size:
+        interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_CUBIC
+        image = cv2.resize(image, (size, size), interpolation=interp)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class FaceDataset(Dataset):
+    """Augmented samples of one face set, indexed by ``(face index, sample seed)``.
+
+    A sample is a dict of uint8 tensors (cast to float on the training device, which keeps
+    host-to-device copies 4x smaller):
+        ``source`` (3, S, S): the input before the random warp (re-lit, maybe blurred);
+        ``target`` (3, S, S): what the decoder must draw (re-lit alike, sharp);
+        ``masks`` (3, S, S): face hull, eyes, mouth in {0, 255}.
+    """
+
+    def __init__(self, faces: FaceSet, size: int, augment: AugmentConfig) -> None:
+        self.faces = faces
+        self.size = size
+        self.augment = augment
+        self._colour: ColourAugment | None = None
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key
+        rng = np.random.default_rng(seed)
+        face = read_face(self.faces.files[index], self.size)
+        # Recomputed per sample: cheaper than caching 3xSxS bytes per face in every worker.
+        masks = face_masks(self.faces.landmarks[index], self.faces.crop_size, self.size)
+        face, masks_hwc = random_transform(
+            rng, self.augment, face, np.ascontiguousarray(masks.transpose(1, 2, 0))
+        )
+        if self._colour is None:  # built lazily: one per worker process
+            self._colour = ColourAugment(self.augment)
+        source, target = self._colour(rng, face)
+        return {
+            "source": torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1))),
+            "target": torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1))),
+            "masks": torch.from_numpy(np.ascontiguousarray(masks_hwc.transpose(2, 0, 1))),
+        }
+
+
+class StreamSampler(Sampler):
+    """An endless, resumable stream of ``(face index, sample seed)`` for one side.
+
+    Position ``p`` of the stream is the ``p % n``-th entry of the permutation for epoch
+    ``p // n``, seeded by ``(seed, side, epoch)``; its sample seed is derived from
+    ``(seed, side, p)``. Under DDP each rank takes its own slice of every global batch:
+    step ``t`` of rank ``r`` reads positions ``(t * world + r) * batch + [0, batch)``.
+
+    Args:
+        n: number of faces.
+        batch: per-rank batch size.
+        seed: run seed.
+        side: 0 for A, 1 for B.
+        start_step: first training step to produce (the resumed iteration).
+        rank, world: DDP rank and world size.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch: int,
+        seed: int,
+        side: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.n, self.batch, self.seed, self.side = n, batch, seed, side
+        self.start_step, self.rank, self.world = start_step, rank, world
+        self._perm_epoch = -1
+        self._perm = np.arange(n)
+
+    def __len__(self) -> int:  # endless; DataLoader only needs a length for progress display
+        return 2**62
+
+    def item(self, position: int) -> tuple[int, int]:
+        epoch, offset = divmod(position, self.n)
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, self.side, epoch]).permutation(self.n)
+            self._perm_epoch = epoch
+        sample_seed = int(
+            np.random.default_rng([self.seed, self.side, position, 7]).integers(2**63)
+        )
+        return int(self._perm[offset]), sample_seed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        step = self.start_step
+        while True:
+            first = (step * self.world + self.rank) * self.batch
+            for position in range(first, first + self.batch):
+                yield self.item(position)
+            step += 1

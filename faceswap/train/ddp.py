@@ -1,0 +1,103 @@
+"""Multi-process training: DistributedDataParallel under ``torchrun``.
+
+``torchrun --nproc_per_node=N -m faceswap train ...`` sets ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK`` and ``MASTER_ADDR/PORT``; :func:`setup` sees them and joins the process group
+(NCCL on CUDA, gloo on the CPU). Without them training runs as a single process.
+Rank 0 alone writes checkpoints, previews, metrics and the model card; every rank reads its
+own slice of each global batch (see :class:`faceswap.train.dataset.StreamSampler`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job.
+
+    Attributes:
+        rank: global rank (0 when not distributed).
+        world: number of processes.
+        local_rank: rank on this machine (picks the GPU).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_info() -> DistInfo:
+    """Read the torchrun environment; a single process when it is absent."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    return DistInfo(
+        rank=int(os.environ.get("RANK", "0")),
+        world=world,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+def setup(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (idempotent).
+
+    Args:
+        device: the training device type; CUDA uses NCCL, everything else gloo.
+    """
+    info = env_info()
+    if info.enabled and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def teardown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any (so all ranks stop together)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
+    """All-reduce and average ``module``'s gradients (for the discriminator, see loop)."""
+    if not info.enabled:
+        return
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad.div_(info.world)
+
+
+def average_scalars(values: dict[str, float], info: DistInfo, device: torch.device) -> dict:
+    """Mean of each scalar over the ranks (for logging the job's loss, not rank 0's)."""
+    if not info.enabled or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], device=device, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return {k: float(v) / info.world for k, v in zip(keys, t.tolist(), strict=True)}

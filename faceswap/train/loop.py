@@ -1,0 +1,690 @@
+"""The training stage: ``run_train(TrainConfig) -> TrainResult``.
+
+One shared encoder and two decoders learn to redraw faces of A and of B from randomly warped
+copies. Each step draws a balanced batch (``batch_size`` faces of A and as many of B), warps
+the inputs on the training device, and minimises the masked, eye/mouth-weighted
+reconstruction loss of both sides (plus an adversarial term when a GAN is on, with its own
+discriminator optimiser). Checkpoints are written every ``save_every`` iterations and when
+the process gets Ctrl-C or SIGTERM; ``resume`` continues bit-exactly on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from faceswap.config import config_to_dict, dump_json
+from faceswap.device import resolve_device
+from faceswap.errors import FaceswapError
+from faceswap.io.files import ensure_writable_dir, write_text_atomic
+from faceswap.train import checkpoint as ckpt
+from faceswap.train import ddp
+from faceswap.train.augment import AugmentConfig, random_warp
+from faceswap.train.dataset import FaceDataset, FaceSet, StreamSampler, load_face_set, read_face
+from faceswap.train.metrics import MetricsLog, Throughput
+from faceswap.train.preview import preview_grid, write_preview
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRESET = "original"
+AMP_DTYPES = ("auto", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs.
+
+    Attributes:
+        faces_a, faces_b: extract output folders (crops + ``alignments.json``).
+        model_dir: where weights, checkpoints, previews and metrics go.
+        preset: model preset name or YAML path; None means the model dir's own config on
+            resume, else ``original``.
+        model_config: a ModelConfig overriding ``preset`` (library use, tests).
+        learned_mask: override the preset's ``learned_mask`` (a 4th decoder output trained
+            on the landmark hull mask, which convert can blend with); None keeps the preset's.
+        iterations: stop after this many iterations in total (a resumed run counts from 0).
+        batch_size: faces per side per step and per process (a step sees 2x this).
+        lr: Adam learning rate of the autoencoder.
+        betas: Adam betas.
+        seed: seeds weights, sampling and augmentation.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        amp: mixed precision on CUDA (bf16 where supported, else fp16 with loss scaling);
+            ignored with a warning elsewhere.
+        amp_dtype: ``auto``, ``bf16`` or ``fp16``.
+        channels_last: NHWC memory format (faster convs on tensor-core GPUs).
+        compile: wrap the model in ``torch.compile``.
+        workers: DataLoader worker processes per side (0 loads in the main process).
+        loss: reconstruction terms, e.g. ``"ssim:1,l1:1"`` (names from ``nets.losses``).
+        background_weight: weight of pixels outside the landmark hull, in [0, 1].
+        eye_weight, mouth_weight: loss multipliers inside the eye and mouth regions (>= 1).
+        mask_weight: weight of the learned-mask loss (models with ``learned_mask``).
+        gan: ``off``, ``bce``, ``hinge`` or ``wgan-gp``.
+        gan_weight: weight of the generator's adversarial term.
+        gan_lr: Adam learning rate of the discriminator.
+        gp_lambda: gradient-penalty weight for ``wgan-gp``.
+        gan_start: iteration at which the adversarial term starts (let the autoencoder
+            learn the face first).
+        augment: augmentation switches.
+        save_every: checkpoint interval in iterations.
+        keep: checkpoints to keep.
+        preview_every: preview interval in iterations (0: only at the end).
+        log_every: metrics interval in iterations.
+        resume: continue from the newest checkpoint in ``model_dir``.
+        progress: show a progress bar.
+        tensorboard: also log to TensorBoard when it is installed.
+    """
+
+    faces_a: Path
+    faces_b: Path
+    model_dir: Path
+    preset: str | None = None
+    model_config: Any = None
+    learned_mask: bool | None = None
+    iterations: int = 100_000
+    batch_size: int = 16
+    lr: float = 5e-5
+    betas: tuple[float, float] = (0.5, 0.999)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    amp_dtype: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
+    workers: int = 2
+    loss: str = "ssim:1,l1:1"
+    background_weight: float = 0.1
+    eye_weight: float = 3.0
+    mouth_weight: float = 2.0
+    mask_weight: float = 1.0
+    gan: str = "off"
+    gan_weight: float = 0.1
+    gan_lr: float = 1e-4
+    gp_lambda: float = 10.0
+    gan_start: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    save_every: int = 1000
+    keep: int = 3
+    preview_every: int = 500
+    log_every: int = 10
+    resume: bool = False
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
+            if getattr(self, name) < 1:
+                raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.workers < 0 or self.preview_every < 0 or self.gan_start < 0:
+            raise FaceswapError("--workers, --preview-every and --gan-start must be >= 0")
+        if not (self.lr > 0 and self.gan_lr > 0):
+            raise FaceswapError("--lr and --gan-lr must be positive")
+        if self.eye_weight < 1 or self.mouth_weight < 1:
+            raise FaceswapError("--eye-weight and --mouth-weight must be >= 1 (1 turns it off)")
+        if self.amp_dtype not in AMP_DTYPES:
+            raise FaceswapError(
+                f"unknown AMP dtype '{self.amp_dtype}'; choose from {', '.join(AMP_DTYPES)}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run did.
+
+    Attributes:
+        model_dir: the model folder.
+        start_iteration: iteration the run started from (0, or the resumed checkpoint's).
+        iteration: iterations completed in total when it stopped.
+        interrupted: stopped by Ctrl-C/SIGTERM before ``iterations``.
+        losses: the last logged loss parts (averaged over ranks).
+        checkpoint: the newest checkpoint folder (None on non-zero ranks).
+        seconds: wall time of the training loop.
+        it_per_s: mean iterations per second of the loop after warm-up.
+    """
+
+    model_dir: Path
+    start_iteration: int
+    iteration: int
+    interrupted: bool
+    losses: dict[str, float]
+    checkpoint: Path | None
+    seconds: float
+    it_per_s: float
+
+
+class _StopFlag:
+    """Turns SIGINT/SIGTERM into a request to checkpoint and stop; a second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        with contextlib.suppress(ValueError):  # signals only install in the main thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+        log.warning("%s received: saving a checkpoint, then stopping", self.signal_name)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _step_seed(seed: int, iteration: int) -> int:
+    return int(np.random.default_rng([seed, iteration, 11]).integers(2**62))
+
+
+def _amp_settings(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if not cfg.amp:
+        return None
+    if device.type != "cuda":
+        log.warning("--amp works on CUDA only; training in float32 on %s", device.type)
+        return None
+    if cfg.amp_dtype == "fp16" or (cfg.amp_dtype == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+class Trainer:
+    """Model, discriminator, optimisers and the training step (one object per process).
+
+    Args:
+        cfg: the run's config.
+        model_config: the ModelConfig to build.
+        device: training device.
+        info: DDP placement.
+    """
+
+    def __init__(
+        self, cfg: TrainConfig, model_config: Any, device: torch.device, info: ddp.DistInfo
+    ) -> None:
+        from faceswap.nets import build_model
+        from faceswap.nets.discriminator import GAN_MODES, PatchDiscriminator
+        from faceswap.nets.losses import LossConfig, ReconstructionLoss
+
+        self.cfg, self.device, self.info = cfg, device, info
+        self.gan = GAN_MODES.get(cfg.gan)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(model_config)
+        self.disc = PatchDiscriminator() if self.gan.enabled else None
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        self.model.to(device, memory_format=self.memory_format)
+        if self.disc is not None:
+            self.disc.to(device, memory_format=self.memory_format)
+        self.recon = ReconstructionLoss(
+            LossConfig(
+                terms=cfg.loss,
+                background_weight=cfg.background_weight,
+                mask_weight=cfg.mask_weight,
+            )
+        )
+        self.opt_g = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = (
+            torch.optim.Adam(self.disc.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
+            if self.disc is not None
+            else None
+        )
+        self.amp_dtype = _amp_settings(cfg, device)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=self.amp_dtype == torch.float16 and device.type == "cuda"
+        )
+        self.forward: Any = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
+
+    # ---- state ---------------------------------------------------------------------------
+
+    def state(self, iteration: int) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "iteration": iteration,
+            "opt_g": self.opt_g.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": ckpt.capture_rng(),
+        }
+        if self.opt_d is not None:
+            state["opt_d"] = self.opt_d.state_dict()
+        return state
+
+    def load(self, folder: Path) -> int:
+        """Restore weights, optimisers, scaler and RNG from a checkpoint; returns its iteration."""
+        ckpt.load_weights_into(self.model, folder / "model.safetensors", "model")
+        state = ckpt.load_checkpoint_state(folder)
+        if self.disc is not None:
+            disc_path = folder / "disc.safetensors"
+            if disc_path.is_file() and "opt_d" in state:
+                ckpt.load_weights_into(self.disc, disc_path, "discriminator")
+                self.opt_d.load_state_dict(state["opt_d"])  # type: ignore[union-attr]
+            else:
+                log.warning("%s has no discriminator: the GAN starts from scratch", folder)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng(state["rng"])
+        return int(state["iteration"])
+
+    # ---- one step ------------------------------------------------------------------------
+
+    def _prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        def to(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(self.device, non_blocking=True).float().div_(255.0)
+            return t.contiguous(memory_format=self.memory_format)
+
+        masks = to(batch["masks"])
+        cfg = self.cfg
+        priority = (
+            1.0 + (cfg.eye_weight - 1.0) * masks[:, 1:2] + (cfg.mouth_weight - 1.0) * masks[:, 2:3]
+        )
+        return {
+            "source": to(batch["source"]),
+            "target": to(batch["target"]),
+            "mask": masks[:, 0:1],
+            "priority": priority,
+        }
+
+    def step(
+        self, iteration: int, batch_a: dict[str, torch.Tensor], batch_b: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on a balanced batch.
+
+        Args:
+            iteration: 0-based index of this step (seeds the warp).
+            batch_a, batch_b: samples from :class:`FaceDataset` (uint8 tensors).
+
+        Returns:
+            detached scalars: ``loss`` (total generator loss) and its parts: ``loss_a``,
+            ``loss_b``, ``<term>_a``/``<term>_b`` per reconstruction term, and with a GAN
+            ``g_adv``, ``d_loss`` (and ``gp`` for wgan-gp).
+        """
+        from faceswap.nets.discriminator import (
+            generator_loss,
+        )
+
+        cfg = self.cfg
+        a, b = self._prepare(batch_a), self._prepare(batch_b)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(_step_seed(cfg.seed, iteration))
+        src = torch.cat([a["source"], b["source"]])
+        if cfg.augment.warp:
+            src = random_warp(
+                src,
+                gen,
+                cfg.augment.warp_strength,
+                cfg.augment.warp_grid,
+                shard=(self.info.rank, self.info.world),
+            )
+        n = a["source"].shape[0]
+        use_gan = self.disc is not None and iteration >= cfg.gan_start
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
+        self.model.train()
+        with autocast:
+            out_a, out_b = self.forward(src[:n], src[n:])
+        parts: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=self.device)
+        for side, out, data in (("a", out_a, a), ("b", out_b, b)):
+            rec = self.recon(
+                out.rgb.float(),
+                data["target"],
+                mask=data["mask"],
+                priority=data["priority"],
+                pred_mask=None if out.mask is None else out.mask.float(),
+            )
+            total = total + rec["loss"]
+            parts[f"loss_{side}"] = rec["loss"].detach()
+            for key, value in rec.items():
+                if key != "loss":
+                    parts[f"{key}_{side}"] = value
+        fakes = torch.cat([out_a.rgb, out_b.rgb])
+        if use_gan:
+            assert self.disc is not None
+            self.disc.requires_grad_(False)  # G's step must not leave gradients in D
+            with autocast:
+                g_adv = generator_loss(cfg.gan, self.disc(fakes))
+            parts["g_adv"] = g_adv.detach().float()
+            total = total + cfg.gan_weight * g_adv.float()
+            self.disc.requires_grad_(True)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.opt_g)
+        parts["loss"] = total.detach()
+        if use_gan:
+            parts.update(self._disc_step(fakes.detach(), torch.cat([a["target"], b["target"]])))
+        self.scaler.update()
+        return parts
+
+    def _disc_step(self, fakes: torch.Tensor, reals: torch.Tensor) -> dict[str, torch.Tensor]:
+        from faceswap.nets.discriminator import discriminator_loss, gradient_penalty
+
+        assert self.disc is not None and self.opt_d is not None
+        cfg = self.cfg
+        n = reals.shape[0]
+        with torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
+            # Reals and fakes in one pass: one set of activations and, under DDP, one reduce.
+            logits = self.disc(torch.cat([reals, fakes.to(reals.dtype)]))
+            d_loss = discriminator_loss(cfg.gan, logits[:n].float(), logits[n:].float())
+        out = {"d_loss": d_loss.detach()}
+        if self.gan.uses_gradient_penalty:
+            gp = gradient_penalty(self.disc, reals, fakes.float(), weight=cfg.gp_lambda)
+            out["gp"] = gp.detach()
+            d_loss = d_loss + gp
+        self.opt_d.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        # D is not wrapped in DDP (its gradient penalty needs a second forward pass that
+        # DDP's reducer does not allow), so its gradients are averaged by hand.
+        ddp.average_gradients(self.disc, self.info)
+        self.scaler.step(self.opt_d)
+        return out
+
+
+def _loader(
+    faces: FaceSet,
+    cfg: TrainConfig,
+    size: int,
+    side: int,
+    start: int,
+    info: ddp.DistInfo,
+    pin: bool,
+) -> Iterator[dict[str, torch.Tensor]]:
+    from torch.utils.data import DataLoader
+
+    sampler = StreamSampler(
+        len(faces), cfg.batch_size, cfg.seed, side, start, info.rank, info.world
+    )
+    loader = DataLoader(
+        FaceDataset(faces, size, cfg.augment),
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=pin,
+        drop_last=True,
+        persistent_workers=cfg.workers > 0,
+        prefetch_factor=4 if cfg.workers > 0 else None,
+        worker_init_fn=_worker_init,
+    )
+    return iter(loader)
+
+
+def _worker_init(worker_id: int) -> None:
+    import cv2
+
+    # Workers run in parallel already; cv2's own threads would oversubscribe the cores.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
+    from faceswap.nets import config_fingerprint, load_preset
+
+    saved = None
+    if (model_dir / ckpt.MODEL_JSON).is_file():
+        saved, _ = ckpt.read_model_json(model_dir)
+    if cfg.model_config is not None:
+        wanted = cfg.model_config
+    elif cfg.preset is not None:
+        wanted = load_preset(cfg.preset)
+    elif saved is not None and cfg.resume:
+        wanted = saved
+    else:
+        wanted = load_preset(DEFAULT_PRESET)
+    if cfg.learned_mask is not None and cfg.learned_mask != wanted.learned_mask:
+        wanted = dataclasses.replace(wanted, learned_mask=cfg.learned_mask)
+    if saved is not None and config_fingerprint(saved) != config_fingerprint(wanted):
+        raise FaceswapError(
+            f"{model_dir} holds a model of preset '{saved.name}' ({saved.resolution} px) but "
+            f"this run asks for '{wanted.name}' ({wanted.resolution} px); resume with the same "
+            "--preset (or none) or train into a new -m folder"
+        )
+    return wanted
+
+
+def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
+    """The checkpoint to resume from, or None; refuses to clobber an existing model."""
+    found = ckpt.list_checkpoints(model_dir)
+    if cfg.resume:
+        if not found:
+            raise FaceswapError(
+                f"{model_dir}: no checkpoint to resume from; drop --resume to start a new model"
+            )
+        return found[-1][1]
+    if found or (model_dir / ckpt.WEIGHTS).is_file():
+        raise FaceswapError(
+            f"{model_dir} already holds a trained model; pass --resume to continue it or "
+            "choose a new -m folder"
+        )
+    return None
+
+
+def _preview_faces(faces: FaceSet, size: int, count: int) -> torch.Tensor:
+    picks = np.linspace(0, len(faces) - 1, num=min(count, len(faces))).round().astype(int)
+    arr = np.stack([read_face(faces.files[i], size) for i in picks])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(255.0)
+
+
+@torch.no_grad()
+def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> np.ndarray:
+    """Preview grid of ``model`` on fixed faces: A, A→A, A→B, B, B→B, B→A."""
+    model.eval()
+    za, zb = model.encode(faces_a), model.encode(faces_b)
+    grid = preview_grid(
+        faces_a,
+        model.decode(za, "a").rgb,
+        model.decode(za, "b").rgb,
+        faces_b,
+        model.decode(zb, "b").rgb,
+        model.decode(zb, "a").rgb,
+    )
+    model.train()
+    return grid
+
+
+def run_train(cfg: TrainConfig) -> TrainResult:
+    """Train (or resume) the model of ``cfg.model_dir`` on faces A and B.
+
+    Raises:
+        FaceswapError: unusable face folders, an existing model without ``resume``, a
+            checkpoint of another preset, an unknown loss/GAN mode, an unwritable folder.
+    """
+    device = resolve_device(cfg.device)
+    info = ddp.env_info()
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    info = ddp.setup(device)
+    try:
+        return _run(cfg, device, info)
+    finally:
+        ddp.teardown(info)
+
+
+def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainResult:
+    model_dir = Path(cfg.model_dir)
+    faces_a = load_face_set(cfg.faces_a, "A")
+    faces_b = load_face_set(cfg.faces_b, "B")
+    if info.is_main:
+        ensure_writable_dir(model_dir)
+        ckpt.remove_stale_temporaries(model_dir)
+    resume_from = _check_fresh_or_resume(cfg, model_dir)
+    model_config = _resolve_model_config(cfg, model_dir)
+    size = model_config.resolution
+    for faces in (faces_a, faces_b):
+        if faces.crop_size < size:
+            log.warning(
+                "%s: crops are %d px, smaller than the model's %d px; they will be upscaled "
+                "(blurry training data): extract at --size %d or more",
+                faces.folder,
+                faces.crop_size,
+                size,
+                size,
+            )
+    trainer = Trainer(cfg, model_config, device, info)
+    start = trainer.load(resume_from) if resume_from is not None else 0
+    if resume_from is not None and info.is_main:
+        log.info("resuming from %s (iteration %d)", resume_from, start)
+    # The CPU RNG is restored by trainer.load; nothing below may draw from it before step 1.
+
+    card_base = {
+        "preset": model_config.name,
+        "data": {"a": faces_a.summary(), "b": faces_b.summary()},
+        "training": {
+            "batch_size": cfg.batch_size,
+            "world_size": info.world,
+            "lr": cfg.lr,
+            "loss": cfg.loss,
+            "gan": cfg.gan,
+            "gan_weight": cfg.gan_weight,
+            "seed": cfg.seed,
+            "device": device.type,
+            "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
+        },
+    }
+    metrics: MetricsLog | None = None
+    preview_a = preview_b = None
+    if info.is_main:
+        write_text_atomic(
+            model_dir / "train_config.json",
+            dump_json(config_to_dict(dataclasses.replace(cfg, model_config=None))),
+        )
+        metrics = MetricsLog(
+            model_dir / "metrics.csv",
+            resume_from=start,
+            tensorboard_dir=model_dir / "tensorboard" if cfg.tensorboard else None,
+        )
+        preview_a = _preview_faces(faces_a, size, 4).to(device)
+        preview_b = _preview_faces(faces_b, size, 4).to(device)
+        if resume_from is None:
+            ckpt.save_model(
+                model_dir, trainer.model, crop=faces_a.crop, card={**card_base, "iteration": 0}
+            )
+
+    pin = device.type == "cuda"
+    iter_a = _loader(faces_a, cfg, size, 0, start, info, pin)
+    iter_b = _loader(faces_b, cfg, size, 1, start, info, pin)
+    throughput = Throughput(examples_per_step=2 * cfg.batch_size * info.world)
+    bar = None
+    if info.is_main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
+
+    last: dict[str, float] = {}
+    last_ckpt: Path | None = None
+    iteration = start
+    interrupted = False
+    t0 = time.perf_counter()
+    loop_steps = 0
+
+    def save(it: int) -> Path | None:
+        if not info.is_main:
+            return None
+        meta = {"losses": last, "time": time.time()}
+        folder = ckpt.save_checkpoint(
+            model_dir,
+            it,
+            model=trainer.model,
+            discriminator=trainer.disc,
+            state=trainer.state(it),
+            meta=meta,
+            keep=cfg.keep,
+        )
+        ckpt.save_model(
+            model_dir,
+            trainer.model,
+            crop=faces_a.crop,
+            card={**card_base, "iteration": it, "losses": last},
+        )
+        return folder
+
+    with _StopFlag() as stop:
+        while iteration < cfg.iterations:
+            parts = trainer.step(iteration, next(iter_a), next(iter_b))
+            iteration += 1
+            loop_steps += 1
+            throughput.tick()
+            if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
+                values = {k: float(v) for k, v in parts.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise FaceswapError(
+                        f"training diverged at iteration {iteration} (loss {values['loss']}); "
+                        f"resume from the last checkpoint with a lower --lr"
+                        + (" or without --amp" if cfg.amp else "")
+                    )
+                last = ddp.average_scalars(values, info, device)
+                if metrics is not None:
+                    metrics.log(
+                        iteration,
+                        {
+                            "time_s": round(time.perf_counter() - t0, 3),
+                            "it_per_s": throughput.it_per_s,
+                            "examples_per_s": throughput.examples_per_s,
+                            **last,
+                        },
+                    )
+                if bar is not None:
+                    bar.set_postfix(
+                        loss=f"{last['loss']:.4f}",
+                        a=f"{last['loss_a']:.4f}",
+                        b=f"{last['loss_b']:.4f}",
+                        ex_s=f"{throughput.examples_per_s:.1f}",
+                        refresh=False,
+                    )
+            if bar is not None:
+                bar.update(1)
+            stopping = ddp.any_rank(stop.requested, info, device)
+            if iteration % cfg.save_every == 0 or iteration == cfg.iterations or stopping:
+                last_ckpt = save(iteration) or last_ckpt
+                ddp.barrier(info)
+            if info.is_main and (
+                (cfg.preview_every and iteration % cfg.preview_every == 0)
+                or iteration == cfg.iterations
+                or stopping
+            ):
+                grid = render_preview(trainer.model, preview_a, preview_b)
+                write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid)
+                write_preview(model_dir / "preview.png", grid)
+            if stopping:
+                interrupted = iteration < cfg.iterations
+                break
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    if metrics is not None:
+        metrics.close()
+    return TrainResult(
+        model_dir=model_dir,
+        start_iteration=start,
+        iteration=iteration,
+        interrupted=interrupted,
+        losses=last,
+        checkpoint=last_ckpt,
+        seconds=seconds,
+        it_per_s=throughput.it_per_s,
+    )

@@ -1,0 +1,59 @@
+"""Preview grids: how the model draws each side and the swaps, written as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from faceswap.errors import FaceswapError
+from faceswap.io.files import write_bytes_atomic
+
+COLUMNS = ("A", "A→A", "A→B", "B", "B→B", "B→A")
+
+
+def preview_grid(
+    a: torch.Tensor,
+    a2a: torch.Tensor,
+    a2b: torch.Tensor,
+    b: torch.Tensor,
+    b2b: torch.Tensor,
+    b2a: torch.Tensor,
+    *,
+    gap: int = 2,
+) -> np.ndarray:
+    """Tile faces into one RGB uint8 image: one row per sample, columns as :data:`COLUMNS`.
+
+    Args:
+        a, a2a, a2b: ``(N, 3, S, S)`` floats in [0, 1]: A faces, A redrawn by decoder A, A
+            swapped to B.
+        b, b2b, b2a: the same for B (``N`` may differ from A's; the shorter side is padded).
+        gap: pixels of black between the A half and the B half.
+
+    Returns:
+        ``(rows * S, 6 * S + gap, 3)`` uint8 RGB.
+    """
+    rows = max(a.shape[0], b.shape[0])
+    size = a.shape[-1]
+
+    def strip(*tensors: torch.Tensor) -> np.ndarray:
+        cols = []
+        for t in tensors:
+            arr = t.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+            arr = arr.transpose(0, 2, 3, 1).reshape(-1, size, 3)
+            pad = rows * size - arr.shape[0]
+            cols.append(np.pad(arr, ((0, pad), (0, 0), (0, 0))))
+        return np.concatenate(cols, axis=1)
+
+    spacer = np.zeros((rows * size, gap, 3), dtype=np.uint8)
+    return np.concatenate([strip(a, a2a, a2b), spacer, strip(b, b2b, b2a)], axis=1)
+
+
+def write_preview(path: Path, grid: np.ndarray) -> None:
+    """Write an RGB uint8 grid as PNG atomically."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise FaceswapError(f"{path}: could not encode the preview PNG; check free disk space")
+    write_bytes_atomic(path, data.tobytes())

@@ -261,7 +261,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
 
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        faces = load_face_set(write_synthetic_faces(Path(tmp) / "a", 64, 256), "A")
+        faces = load_face_set(write_synthetic_faces(Path(tmp) / "a", 32, 256), "A")
         dataset = FaceDataset(faces, resolution, AugmentConfig())
         sampler = StreamSampler(len(faces), batch_size, seed=0, side=0)
         if workers == 0:
@@ -327,6 +327,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--resolution", type=int, default=0, help="override the preset resolution")
+    p.add_argument("--peak-seconds", type=float, default=2.0, help="time spent on the peak")
     p.add_argument("--data-seconds", type=float, default=3.0, help="0 skips the data pipeline")
     p.add_argument("--data-workers", type=int, default=0, help="DataLoader workers (0: inline)")
     return p.parse_args(argv)
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cudnn.allow_tf32 = True
         peak_dtype = torch.bfloat16 if (args.amp or device.type == "cuda") else torch.float32
         dtype_name = str(peak_dtype).replace("torch.", "")
-        peaks = matmul_peak(device, peak_dtype)
+        peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
         print(f"== device {device} ==")
         for line in conditions(device):
             print(f"  {line}")
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             res = bench_preset(name, device, args)
             # Re-measure the peak after each preset and keep the best: on a shared machine
             # a single early measurement may have been slowed by other load.
-            for key, value in matmul_peak(device, peak_dtype, seconds=1.0).items():
+            for key, value in matmul_peak(device, peak_dtype, args.peak_seconds / 2).items():
                 peaks[key] = max(peaks[key], value)
             results.append(res)
             peak = max(peaks.values())

@@ -1,0 +1,144 @@
+"""Paste a swapped crop back into its frame: inverse warp, optional Poisson clone, alpha blend.
+
+Only the face's bounding region of the frame is touched; every pixel where the warped mask is
+0 keeps its exact original value, so the frame around the face (and frames without faces)
+stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from faceswap.faces.align import invert_affine
+
+# Margin (px) added around the region before cv2.seamlessClone: its Poisson solve needs a
+# border of known pixels around the mask, which a face touching the frame edge lacks.
+_CLONE_PAD = 4
+# Mask values at or below this count as outside the face.
+_MASK_EPS = 1.0 / 512.0
+
+
+def sharpen(face: np.ndarray, amount: float, radius: float = 1.0) -> np.ndarray:
+    """Unsharp mask: ``face + amount * (face - blur(face))``.
+
+    Args:
+        face: float32 (S, S, 3) in [0, 1].
+        amount: strength (0 leaves the image as is; 0.5 to 1.5 is typical).
+        radius: Gaussian sigma in pixels of the crop.
+
+    Returns:
+        float32 (S, S, 3) in [0, 1].
+    """
+    if amount <= 0:
+        return face
+    blurred = cv2.GaussianBlur(face, (0, 0), sigmaX=max(float(radius), 0.3))
+    return np.clip(face + float(amount) * (face - blurred), 0.0, 1.0).astype(np.float32)
+
+
+def face_region(
+    matrix: np.ndarray, mask: np.ndarray, frame_shape: tuple[int, ...]
+) -> tuple[int, int, int, int] | None:
+    """Frame-pixel box ``(x0, y0, x1, y1)`` (exclusive end) covering the mask once pasted.
+
+    Args:
+        matrix: (2, 3) affine frame -> crop.
+        mask: (S, S) crop-space mask; only its non-zero part counts.
+        frame_shape: the frame's shape (H, W, ...).
+
+    Returns:
+        The box clipped to the frame, or None when the face lies outside it.
+    """
+    ys, xs = np.nonzero(mask > _MASK_EPS)
+    if len(xs) == 0:
+        return None
+    x_lo, x_hi, y_lo, y_hi = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    corners = np.array([[x_lo, y_lo], [x_hi, y_lo], [x_lo, y_hi], [x_hi, y_hi]], np.float64)
+    inv = invert_affine(matrix)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = frame_shape[:2]
+    # One pixel of slack: bilinear sampling reaches half a pixel past the mask's last texel.
+    x0 = max(int(np.floor(pts[:, 0].min())) - 1, 0)
+    y0 = max(int(np.floor(pts[:, 1].min())) - 1, 0)
+    x1 = min(int(np.ceil(pts[:, 0].max())) + 2, w)
+    y1 = min(int(np.ceil(pts[:, 1].max())) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def seamless_clone(face: np.ndarray, region: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Poisson-blend ``face`` into ``region`` under ``mask`` with ``cv2.seamlessClone``.
+
+    Args:
+        face: uint8 (h, w, 3) face already warped into the region's pixels.
+        region: uint8 (h, w, 3) the frame's pixels there.
+        mask: float32 (h, w) warped mask; everything above ~0 is cloned.
+
+    Returns:
+        uint8 (h, w, 3): inside the mask the face's gradients with the region's boundary
+        colours; outside it the region unchanged.
+    """
+    binary = (mask > _MASK_EPS).astype(np.uint8) * 255
+    if not binary.any():
+        return region
+    p = _CLONE_PAD
+    # Reflect the frame so the boundary the solver sees continues the picture; the mask pad
+    # is empty, which keeps the masked area strictly inside the padded image.
+    src = cv2.copyMakeBorder(face, p, p, p, p, cv2.BORDER_REFLECT)
+    dst = cv2.copyMakeBorder(region, p, p, p, p, cv2.BORDER_REFLECT)
+    msk = cv2.copyMakeBorder(binary, p, p, p, p, cv2.BORDER_CONSTANT, value=0)
+    x, y, bw, bh = cv2.boundingRect(msk)
+    # seamlessClone places the mask's bounding box at centre - (w // 2, h // 2): this centre
+    # puts it back exactly where it came from.
+    centre = (x + bw // 2, y + bh // 2)
+    out = cv2.seamlessClone(src, dst, msk, centre, cv2.NORMAL_CLONE)
+    return out[p:-p, p:-p]
+
+
+def paste_face(
+    frame: np.ndarray,
+    face: np.ndarray,
+    mask: np.ndarray,
+    matrix: np.ndarray,
+    *,
+    seamless: bool = False,
+) -> None:
+    """Warp a crop and its mask back into ``frame`` (in place) and alpha-blend them.
+
+    Args:
+        frame: uint8 (H, W, 3) RGB, modified in place.
+        face: float32 (S, S, 3) RGB in [0, 1], the swapped (colour-corrected) crop.
+        mask: float32 (S, S) in [0, 1], the refined blend mask in crop space.
+        matrix: (2, 3) affine frame -> crop that produced the crop.
+        seamless: Poisson-clone the face before the alpha blend.
+    """
+    box = face_region(matrix, mask, frame.shape)
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    to_region = invert_affine(matrix)
+    to_region[:, 2] -= (x0, y0)
+    face255 = np.ascontiguousarray(face, dtype=np.float32) * 255.0
+    warped = cv2.warpAffine(
+        face255, to_region, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+    )
+    alpha = cv2.warpAffine(
+        np.ascontiguousarray(mask, dtype=np.float32),
+        to_region,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    alpha[alpha <= _MASK_EPS] = 0.0
+    region = frame[y0:y1, x0:x1]
+    if seamless:
+        face_u8 = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
+        warped = seamless_clone(face_u8, region, alpha).astype(np.float32)
+    base = region.astype(np.float32)
+    # base + (face - base) * a is exactly base wherever a == 0: untouched pixels stay equal.
+    out = base + (warped - base) * alpha[..., None]
+    frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,176 @@
+"""Colour transfer: make the swapped face take on the colours of the face it replaces.
+
+Every mode works on aligned crops as float32 ``(S, S, 3)`` RGB in [0, 1] and uses only the
+pixels under the face mask for its statistics, so hair and background do not bias the match.
+``seamless`` changes nothing in crop space: its Poisson clone runs when the face is pasted
+into the frame (:func:`faceswap.convert.blend.paste_face`), where the surrounding pixels are.
+
+Register a new mode with::
+
+    @register_colour("mine", "what it does, one line")
+    def mine(face, target, mask): ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceswap.registry import Registry
+
+# face (S,S,3) f32 [0,1], target (S,S,3) f32 [0,1], mask (S,S) f32 [0,1] -> (S,S,3) f32 [0,1]
+TransferFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+# Fewer mask pixels than this and the statistics are noise: leave the face as it is.
+_MIN_PIXELS = 16
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class ColourMode:
+    """A named colour mode.
+
+    Attributes:
+        name: registry name (what ``--colour`` takes).
+        help: one line for ``--help``.
+        transfer: crop-space colour transfer.
+        seamless: also Poisson-clone the face into the frame when pasting.
+    """
+
+    name: str
+    help: str
+    transfer: TransferFn
+    seamless: bool = False
+
+
+COLOUR_MODES: Registry[ColourMode] = Registry("colour mode")
+
+
+def register_colour(name: str, help: str, *, seamless: bool = False) -> Callable:
+    """Decorator registering a :data:`TransferFn` under ``name`` in :data:`COLOUR_MODES`."""
+
+    def decorator(fn: TransferFn) -> TransferFn:
+        COLOUR_MODES.add(name, ColourMode(name, help, fn, seamless))
+        return fn
+
+    return decorator
+
+
+def transfer_colour(
+    mode: str, face: np.ndarray, target: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Apply colour mode ``mode`` (a :data:`COLOUR_MODES` name); see :data:`TransferFn`."""
+    out = COLOUR_MODES.get(mode).transfer(
+        np.asarray(face, dtype=np.float32),
+        np.asarray(target, dtype=np.float32),
+        np.asarray(mask, dtype=np.float32),
+    )
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _weights(mask: np.ndarray) -> np.ndarray | None:
+    """Flat float64 weights from a mask, or None when it covers too few pixels to trust."""
+    w = np.asarray(mask, dtype=np.float64).reshape(-1)
+    if (w > 0.5).sum() < _MIN_PIXELS:
+        return None
+    return w
+
+
+def _stats(pixels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted per-channel mean and standard deviation of (P, C) pixels."""
+    total = w.sum()
+    mean = (pixels * w[:, None]).sum(axis=0) / total
+    var = (((pixels - mean) ** 2) * w[:, None]).sum(axis=0) / total
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+@register_colour("none", "keep the decoder's colours")
+def _none(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return face
+
+
+@register_colour("avg", "shift each RGB channel so the face's mean matches the original's")
+def avg_colour(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    w = _weights(mask)
+    if w is None:
+        return face
+    f = face.reshape(-1, 3).astype(np.float64)
+    t = target.reshape(-1, 3).astype(np.float64)
+    shift = _stats(t, w)[0] - _stats(f, w)[0]
+    return (face + shift.astype(np.float32)).astype(np.float32)
+
+
+@register_colour("hist", "match each RGB channel's histogram to the original's")
+def hist_match(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    sel = np.asarray(mask).reshape(-1) > 0.5
+    if sel.sum() < _MIN_PIXELS:
+        return face
+    levels = np.arange(256, dtype=np.float64)
+    f8 = np.clip(np.rint(face * 255.0), 0, 255).astype(np.uint8)
+    t8 = np.clip(np.rint(target * 255.0), 0, 255).astype(np.uint8)
+    out = np.empty_like(face)
+    for c in range(3):
+        f_hist = np.bincount(f8[..., c].reshape(-1)[sel], minlength=256).astype(np.float64)
+        t_hist = np.bincount(t8[..., c].reshape(-1)[sel], minlength=256).astype(np.float64)
+        f_cdf = np.cumsum(f_hist) / f_hist.sum()
+        t_cdf = np.cumsum(t_hist) / t_hist.sum()
+        # For each face level, the target level with the same cumulative share.
+        lut = np.interp(f_cdf, t_cdf, levels) / 255.0
+        out[..., c] = lut[f8[..., c]]
+    return out
+
+
+@register_colour("rct", "Reinhard colour transfer: match mean and spread in Lab space")
+def reinhard(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    w = _weights(mask)
+    if w is None:
+        return face
+    # float32 RGB in [0, 1] -> L in [0, 100], a and b in about [-127, 127]; no uint8 clipping.
+    f_lab = cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2LAB)
+    t_lab = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2LAB)
+    f_mean, f_std = _stats(f_lab.reshape(-1, 3).astype(np.float64), w)
+    t_mean, t_std = _stats(t_lab.reshape(-1, 3).astype(np.float64), w)
+    # A flat face (std ~ 0) would blow up the gain; cap it so noise is not amplified.
+    gain = np.minimum(t_std / np.maximum(f_std, _EPS), 4.0)
+    lab = (f_lab - f_mean) * gain + t_mean
+    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+    return cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+
+
+def _sqrtm(cov: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """(Inverse) square root of a symmetric positive semi-definite 3x3 matrix."""
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.maximum(vals, 1e-5)
+    root = np.sqrt(vals)
+    if inverse:
+        root = 1.0 / root
+    return (vecs * root) @ vecs.T
+
+
+@register_colour("lct", "linear colour transfer: match the RGB mean and covariance")
+def linear_transfer(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    w = _weights(mask)
+    if w is None:
+        return face
+    f = face.reshape(-1, 3).astype(np.float64)
+    t = target.reshape(-1, 3).astype(np.float64)
+    total = w.sum()
+    f_mean = (f * w[:, None]).sum(axis=0) / total
+    t_mean = (t * w[:, None]).sum(axis=0) / total
+    fc, tc = f - f_mean, t - t_mean
+    f_cov = (fc * w[:, None]).T @ fc / total
+    t_cov = (tc * w[:, None]).T @ tc / total
+    # x' = C_t^1/2 C_f^-1/2 (x - mu_f) + mu_t maps the face's colour cloud onto the target's.
+    transform = _sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True)
+    out = fc @ transform.T + t_mean
+    return out.reshape(face.shape).astype(np.float32)
+
+
+@register_colour(
+    "seamless", "Poisson (seamless) clone into the frame: no seam, lighting follows", seamless=True
+)
+def _seamless(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return face

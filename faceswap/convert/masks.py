@@ -1,0 +1,153 @@
+"""Face masks for blending: landmark hull, the model's learned mask, or their product.
+
+A mask mode builds a float32 ``(S, S)`` mask in [0, 1] in aligned-crop space from the face's
+landmarks in crop pixels and, when the model learns one, the decoder's mask. The mask is
+then eroded or dilated and feathered by amounts given as a percentage of the crop side, so
+the same settings suit small and large faces alike (:func:`refine_mask`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceswap.errors import FaceswapError
+from faceswap.faces.align import hull_mask
+from faceswap.registry import Registry
+
+# crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None -> (S,S) f32 in [0,1]
+MaskFn = Callable[[np.ndarray, int, "np.ndarray | None"], np.ndarray]
+
+#: Share of the brow-to-chin height the hull is raised by to cover the forehead.
+FOREHEAD = 0.2
+
+
+@dataclass(frozen=True)
+class MaskMode:
+    """A named mask mode.
+
+    Attributes:
+        name: registry name (what ``--mask`` takes).
+        help: one line for ``--help``.
+        build: the mask function.
+        needs_learned: the model must have a learned mask for this mode.
+    """
+
+    name: str
+    help: str
+    build: MaskFn
+    needs_learned: bool = False
+
+
+MASK_MODES: Registry[MaskMode] = Registry("mask mode")
+
+
+def register_mask(name: str, help: str, *, needs_learned: bool = False) -> Callable:
+    """Decorator registering a :data:`MaskFn` under ``name`` in :data:`MASK_MODES`."""
+
+    def decorator(fn: MaskFn) -> MaskFn:
+        MASK_MODES.add(name, MaskMode(name, help, fn, needs_learned))
+        return fn
+
+    return decorator
+
+
+@register_mask("hull", "convex hull of the 68 landmarks, raised to cover the forehead")
+def landmark_hull(
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+) -> np.ndarray:
+    return hull_mask(crop_landmarks, size, forehead=FOREHEAD)
+
+
+def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
+    if learned is None:
+        raise FaceswapError(
+            "this mask mode needs a model with a learned mask; use --mask hull or train a "
+            "preset with learned_mask: true"
+        )
+    learned = np.asarray(learned, dtype=np.float32)
+    if learned.shape != (size, size):
+        learned = cv2.resize(learned, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(learned, 0.0, 1.0)
+
+
+@register_mask(
+    "learned", "the mask the model's decoder draws (models with learned_mask)", needs_learned=True
+)
+def learned_mask(
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+) -> np.ndarray:
+    return _learned(learned, size)
+
+
+@register_mask(
+    "product",
+    "hull x learned: only pixels both masks call face (models with learned_mask)",
+    needs_learned=True,
+)
+def product_mask(
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+) -> np.ndarray:
+    return landmark_hull(crop_landmarks, size) * _learned(learned, size)
+
+
+def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:
+    """Erode (pixels > 0) or dilate (< 0) a soft mask by a sub-pixel distance.
+
+    Distances come from a Euclidean distance transform of the mask's core (> 0.5), so the
+    result scales smoothly with crop size instead of jumping by whole kernel pixels.
+    """
+    core = (mask > 0.5).astype(np.uint8)
+    if pixels > 0:
+        inside = cv2.distanceTransform(core, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        # Fade over one pixel at the new edge to keep it anti-aliased.
+        keep = np.clip(inside - pixels, 0.0, 1.0)
+        return mask * keep
+    outside = cv2.distanceTransform(1 - core, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    grow = np.clip(-pixels + 0.5 - outside, 0.0, 1.0)
+    return np.maximum(mask, grow)
+
+
+def refine_mask(mask: np.ndarray, erode: float = 0.0, blur: float = 0.0) -> np.ndarray:
+    """Erode (or dilate) then feather a crop-space mask.
+
+    Args:
+        mask: float32 (S, S) in [0, 1].
+        erode: percent of the crop side to shrink the mask by; negative grows it.
+        blur: feather width as percent of the crop side: the mask ramps from 1 to ~0 over
+            this width, all of it inside the unfeathered edge (Gaussian, sigma = width / 4).
+
+    Returns:
+        float32 (S, S) in [0, 1]; the input is not modified.
+    """
+    size = mask.shape[0]
+    out = np.asarray(mask, dtype=np.float32)
+    pixels = erode / 100.0 * size
+    width = max(blur, 0.0) / 100.0 * size
+    # Shrink by half the feather too, so the soft edge stays inside the hull and never
+    # spills swapped pixels past the face outline.
+    if width > 0.5:
+        pixels += width / 2.0
+    if abs(pixels) > 1e-3:
+        out = _shrink(out, pixels)
+    if width > 0.5:
+        k = 2 * int(np.ceil(width)) + 1
+        out = cv2.GaussianBlur(out, (k, k), sigmaX=width / 4, borderType=cv2.BORDER_CONSTANT)
+    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def build_mask(
+    mode: str,
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    *,
+    erode: float = 0.0,
+    blur: float = 0.0,
+) -> np.ndarray:
+    """The refined (S, S) float32 blend mask for ``mode`` (a :data:`MASK_MODES` name)."""
+    raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned)
+    return refine_mask(raw, erode=erode, blur=blur)

@@ -1,0 +1,390 @@
+"""The extract stage: find, landmark, align and crop every face of a video or image folder.
+
+``run_extract(ExtractConfig(...))`` reads a video, an image folder or a folder of videos and
+writes, per source, the aligned crops ``<frame-name>_<face>.png`` and ``alignments.json``
+(:mod:`faceswap.faces.alignments`) into the output folder (one subfolder per video when the
+input is a folder of videos), plus ``extract_config.json`` with the settings used.
+
+A rerun on the same output resumes: frames already in ``alignments.json`` are skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceswap.config import config_to_dict, dump_json
+from faceswap.errors import FaceswapError
+from faceswap.faces.align import CENTERINGS, CropSpec, warp_to_crop
+from faceswap.faces.alignments import (
+    ALIGNMENTS_NAME,
+    Alignments,
+    FrameRecord,
+    load_alignments,
+    save_alignments,
+)
+from faceswap.faces.detectors import DETECTOR_CHOICES, Detector, create_detector
+from faceswap.faces.finder import FaceFinder
+from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
+from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
+from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "extract_config.json"
+SMOOTH_CHOICES = ("none", *SMOOTHING_METHODS)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings of one extract run.
+
+    Attributes:
+        input: a video file, a folder of images, or a folder of videos.
+        output: folder for crops and ``alignments.json`` (created; subfolders per video).
+        detector: ``auto``, ``dlib-hog``, ``dlib-cnn`` or ``fan``.
+        device: torch device for torch backends (``auto``, ``cpu``, ``cuda``...).
+        size: crop side in pixels.
+        coverage: fraction of the crop the ``centering`` region fills (0-1].
+        centering: ``face``, ``legacy`` or ``head`` (see :mod:`faceswap.faces.align`).
+        every_nth: process every n-th frame of a video (1 = all).
+        detect_every: run the detector every n processed frames and track in between
+            (videos only; image folders detect on every image).
+        min_size: smallest face to keep, box side in frame pixels (0 = the detector's own
+            minimum, about 80 px for dlib; smaller values upsample and are slower).
+        max_faces: keep at most this many faces per frame, largest first (0 = all).
+        refs: photos of the one person to keep; others are ignored.
+        ref_threshold: largest identity distance still counted as the reference person.
+        smooth: temporal landmark smoothing for videos: ``one-euro``, ``ema`` or ``none``.
+        descriptors: store each face's 128-D identity descriptor in the alignments.
+        resume: skip frames already in an existing ``alignments.json``; False starts over.
+        png_compression: zlib level 0-9 of the crops (1 is fast and only a little larger).
+        progress: show a progress bar.
+        save_every: write the alignments every n frames so an interrupted run can resume.
+    """
+
+    input: Path
+    output: Path
+    detector: str = "auto"
+    device: str = "auto"
+    size: int = 256
+    coverage: float = 0.8
+    centering: str = "face"
+    every_nth: int = 1
+    detect_every: int = 5
+    min_size: int = 0
+    max_faces: int = 0
+    refs: tuple[Path, ...] = ()
+    ref_threshold: float = DEFAULT_THRESHOLD
+    smooth: str = "one-euro"
+    descriptors: bool = False
+    resume: bool = True
+    png_compression: int = 1
+    progress: bool = True
+    save_every: int = 200
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.detector in DETECTOR_CHOICES, f"--detector: choose from {DETECTOR_CHOICES}"),
+            (self.size >= 16, f"--size must be at least 16 pixels, got {self.size}"),
+            (0 < self.coverage <= 1, f"--coverage must be in (0, 1], got {self.coverage}"),
+            (self.centering in CENTERINGS, f"--centering: choose from {', '.join(CENTERINGS)}"),
+            (self.every_nth >= 1, f"--every-nth must be >= 1, got {self.every_nth}"),
+            (self.detect_every >= 1, f"--detect-every must be >= 1, got {self.detect_every}"),
+            (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
+            (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
+            (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
+            (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
+            (0 <= self.png_compression <= 9, "png_compression must be 0-9"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FaceswapError(message)
+
+    @property
+    def crop(self) -> CropSpec:
+        return CropSpec(size=self.size, coverage=self.coverage, centering=self.centering)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What extract did for one video or image folder."""
+
+    source: Path
+    output: Path
+    alignments: Path | None
+    frames: int
+    resumed: int
+    faces: int
+    frames_without_face: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """Totals of an extract run.
+
+    Attributes:
+        output: the output folder.
+        sources: per-source results (one per video or image folder).
+        detector: backend actually used, and ``detector_reason`` why.
+        frames: frames processed in this run (resumed frames excluded).
+        resumed: frames skipped because an earlier run had done them.
+        faces: faces written in this run.
+        frames_without_face: processed frames with no (wanted) face.
+        seconds: wall time of the run; ``fps`` = frames / seconds.
+    """
+
+    output: Path
+    sources: tuple[SourceResult, ...]
+    detector: str
+    detector_reason: str
+    frames: int
+    resumed: int
+    faces: int
+    frames_without_face: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One closing line: frames, faces, frames without a face, seconds, fps."""
+        resumed = f" ({self.resumed} already done)" if self.resumed else ""
+        return (
+            f"extracted {self.faces} faces from {self.frames} frames{resumed}; "
+            f"{self.frames_without_face} frames without a face; "
+            f"{self.seconds:.1f} s, {self.fps:.1f} frames/s; detector {self.detector}"
+        )
+
+
+def _open(path: Path) -> Any:
+    from faceswap.io.video import open_source
+
+    return open_source(path)
+
+
+def _inputs(path: Path) -> list[Path]:
+    from faceswap.io.video import list_inputs
+
+    return list_inputs(path)
+
+
+def run_extract(cfg: ExtractConfig) -> ExtractResult:
+    """Detect, landmark, align and crop every face of ``cfg.input`` into ``cfg.output``.
+
+    Raises:
+        FaceswapError: missing/unreadable input, unwritable output, a detector that cannot
+            load, reference photos without a face, or no face in the whole input.
+    """
+    started = time.perf_counter()
+    if not Path(cfg.input).exists():
+        raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
+    sources = _inputs(Path(cfg.input))
+    out_root = ensure_writable_dir(cfg.output)
+    detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
+    log.info("detector %s (%s)", detector.name, detector.reason)
+    identity = (
+        IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold) if cfg.refs else None
+    )
+    several = len(sources) > 1
+    results = []
+    for src_path in sources:
+        target = out_root / src_path.stem if several else out_root
+        results.append(_extract_source(cfg, src_path, target, detector, identity))
+    faces = sum(r.faces for r in results)
+    done_before = sum(r.resumed for r in results)
+    if faces == 0 and not any(r.alignments for r in results):
+        frames = sum(r.frames for r in results)
+        raise FaceswapError(
+            f"{cfg.input}: no face found in {frames} frames; check that faces are visible and "
+            "at least 80 px tall, lower --min-size, or try --detector dlib-cnn or fan"
+        )
+    result = ExtractResult(
+        output=out_root,
+        sources=tuple(results),
+        detector=detector.name,
+        detector_reason=detector.reason,
+        frames=sum(r.frames for r in results),
+        resumed=done_before,
+        faces=faces,
+        frames_without_face=sum(r.frames_without_face for r in results),
+        seconds=time.perf_counter() - started,
+    )
+    record = config_to_dict(cfg)
+    record.update(detector_used=detector.name, detector_reason=detector.reason)
+    write_text_atomic(out_root / CONFIG_NAME, dump_json(record))
+    return result
+
+
+def _existing(cfg: ExtractConfig, folder: Path, source: Path, crop: CropSpec) -> Alignments | None:
+    path = folder / ALIGNMENTS_NAME
+    if not path.exists():
+        return None
+    if not cfg.resume:
+        old = None
+        with contextlib.suppress(FaceswapError):
+            old = load_alignments(path)
+        if old is not None:
+            for fr in old.frames:
+                for face in fr.faces:
+                    if face.crop_file:
+                        with contextlib.suppress(FileNotFoundError):
+                            (folder / face.crop_file).unlink()
+        path.unlink()
+        return None
+    old = load_alignments(path)
+    if Path(old.source).resolve() != source.resolve() or old.crop != crop:
+        raise FaceswapError(
+            f"{path}: holds faces of {old.source} with crop {old.crop}; use --no-resume to "
+            "start over or choose another output folder"
+        )
+    return old
+
+
+def _extract_source(
+    cfg: ExtractConfig,
+    source: Path,
+    folder: Path,
+    detector: Detector,
+    identity: IdentityFilter | None,
+) -> SourceResult:
+    t0 = time.perf_counter()
+    folder = ensure_writable_dir(folder)
+    src = _open(source)
+    crop = cfg.crop
+    al = _existing(cfg, folder, source, crop)
+    resumed_frames = 0
+    if al is None:
+        al = Alignments(
+            source=str(source),
+            frame_count=int(src.frame_count),
+            fps=src.fps,
+            width=int(src.width),
+            height=int(src.height),
+            crop=crop,
+            detector=detector.name,
+            extra={
+                "detector_reason": detector.reason,
+                "every_nth": cfg.every_nth,
+                "detect_every": cfg.detect_every if src.is_video else 1,
+                "smooth": cfg.smooth if src.is_video else "none",
+                "min_size": cfg.min_size,
+                "max_faces": cfg.max_faces,
+                "refs": [str(p) for p in cfg.refs],
+                "ref_threshold": cfg.ref_threshold,
+            },
+        )
+    else:
+        resumed_frames = len(al.frames)
+    done = {f.index for f in al.frames}
+    smoother = None
+    if src.is_video and cfg.smooth != "none":
+        smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else 30.0)
+    finder = FaceFinder(
+        detector,
+        crop,
+        detect_every=cfg.detect_every if src.is_video else 1,
+        min_size=cfg.min_size,
+        max_faces=cfg.max_faces,
+        identity=identity,
+        smoother=smoother,
+        descriptors=cfg.descriptors,
+    )
+    # Resume after the last finished frame when the earlier run stopped part-way through.
+    start = max(done) + 1 if done and src.is_video and _is_prefix(done, cfg.every_nth) else 0
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
+    total = max(0, (int(src.frame_count) - start + cfg.every_nth - 1) // cfg.every_nth)
+    bar = _progress(cfg, total, source.name)
+    frames = faces = empty = 0
+    since_save = 0
+    try:
+        for frame in src.iter_frames(every_nth=cfg.every_nth, start=start):
+            bar.update(1)
+            if frame.index in done:
+                continue
+            found = finder.find(frame.image, frame.timestamp)
+            records = []
+            for k, face in enumerate(found):
+                name = f"{frame.name}_{k}.png"
+                _write_crop(
+                    folder / name, warp_to_crop(frame.image, face.matrix, crop.size), params
+                )
+                records.append(replace(face, crop_file=name))
+            al.frames.append(
+                FrameRecord(frame.index, frame.timestamp, tuple(records), finder.last_detected)
+            )
+            frames += 1
+            faces += len(records)
+            empty += not records
+            since_save += 1
+            if since_save >= cfg.save_every and al.face_count:
+                save_alignments(folder / ALIGNMENTS_NAME, al)
+                since_save = 0
+    except KeyboardInterrupt:
+        if al.face_count:
+            save_alignments(folder / ALIGNMENTS_NAME, al)
+        raise
+    finally:
+        bar.close()
+    path: Path | None = folder / ALIGNMENTS_NAME
+    if al.face_count:
+        al.frames.sort(key=lambda f: f.index)
+        save_alignments(path, al)
+    else:
+        log.warning("%s: no face found in %d frames", source, frames)
+        path = None
+    return SourceResult(
+        source=source,
+        output=folder,
+        alignments=path,
+        frames=frames,
+        resumed=resumed_frames,
+        faces=faces,
+        frames_without_face=empty,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _is_prefix(done: set[int], every_nth: int) -> bool:
+    return done == set(range(0, max(done) + 1, every_nth))
+
+
+def _write_crop(path: Path, rgb: np.ndarray, params: list[int]) -> None:
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise FaceswapError(f"{path}: could not encode the crop as PNG")
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            fh.write(data.tobytes())
+    except OSError as exc:
+        raise FaceswapError(
+            f"{path}: cannot write ({os.strerror(exc.errno or 0)}); free disk space or choose "
+            "another output folder"
+        ) from None
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(cfg: ExtractConfig, total: int, name: str) -> Any:
+    if not cfg.progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="frame", leave=False, dynamic_ncols=True)

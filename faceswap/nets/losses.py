@@ -1,0 +1,285 @@
+"""Reconstruction losses: a registry of per-pixel terms and a weighted, masked composite.
+
+Every term in :data:`LOSSES` maps ``(pred, target, weight)`` to a scalar, where ``pred`` and
+``target`` are (N, C, H, W) floats in [0, 1] and ``weight`` is an (N, 1, H, W) per-pixel
+weight map or None (plain mean). :class:`ReconstructionLoss` builds that map from a face mask
+(background pixels count ``background_weight`` as much as face pixels) and an optional
+priority map (eyes/mouth > 1), and sums the configured terms.
+
+The weighted mean divides by the sum of the *mask* weights, not of the priority-scaled ones:
+a priority of 3 on the eyes makes eye errors cost 3x more, rather than only re-balancing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceswap.errors import FaceswapError
+from faceswap.registry import Registry
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+#: Loss term name → fn(pred, target, weight | None) -> scalar tensor (0 when pred == target).
+LOSSES: Registry[LossFn] = Registry("loss")
+
+_SSIM_C1 = 0.01**2  # for a data range of 1
+_SSIM_C2 = 0.03**2
+_MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003
+
+
+def weighted_mean(
+    values: torch.Tensor, weight: torch.Tensor | None, norm: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean of ``values`` (N, C, H, W) under ``weight`` (N, 1, H, W) broadcast over channels.
+
+    ``norm`` (N, 1, H, W) is what the weighted sum is divided by (defaults to ``weight``).
+    """
+    if weight is None:
+        return values.mean()
+    norm = weight if norm is None else norm
+    total = (values * weight).sum()
+    return total / (norm.sum() * values.shape[1]).clamp_min(1e-8)
+
+
+@LOSSES.register("l1")
+def l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean absolute error (robust, the deepfakes default)."""
+    return weighted_mean((pred - target).abs(), weight)
+
+
+@LOSSES.register("mse")
+def mse_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error."""
+    return weighted_mean((pred - target).square(), weight)
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g.reshape(1, 1, 1, size).repeat(channels, 1, 1, 1)
+
+
+def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    # Separable Gaussian, reflect-padded so the map keeps the input's size (and a per-pixel
+    # weight map lines up with it); depthwise over channels.
+    k = window.shape[-1]
+    pad = k // 2
+    c = x.shape[1]
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, window, groups=c)
+    return F.conv2d(x, window.transpose(2, 3), groups=c)
+
+
+def ssim_maps(
+    pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel SSIM and contrast-structure maps, both (N, C, H, W), in [-1, 1].
+
+    Inputs are (N, C, H, W) in [0, 1]. ``window_size`` is clipped to the image size (odd), so
+    it works from 8 px up.
+    """
+    h, w = pred.shape[-2:]
+    size = min(window_size, h, w)
+    size -= 1 - size % 2  # odd
+    size = max(size, 1)
+    if size < window_size:  # keep the window's shape when it is clipped
+        sigma = sigma * size / window_size
+    # Stats in float32: SSIM's variance terms cancel badly in half precision.
+    pred = pred.float()
+    target = target.float()
+    window = _gaussian_window(size, sigma, pred.shape[1], pred)
+    mu_p = _blur(pred, window)
+    mu_t = _blur(target, window)
+    var_p = _blur(pred * pred, window) - mu_p**2
+    var_t = _blur(target * target, window) - mu_t**2
+    cov = _blur(pred * target, window) - mu_p * mu_t
+    cs = (2 * cov + _SSIM_C2) / (var_p + var_t + _SSIM_C2)
+    lum = (2 * mu_p * mu_t + _SSIM_C1) / (mu_p**2 + mu_t**2 + _SSIM_C1)
+    return lum * cs, cs
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> torch.Tensor:
+    """Mean SSIM of two batches (N, C, H, W) in [0, 1]; 1 for identical images."""
+    return ssim_maps(pred, target, window_size)[0].mean()
+
+
+@LOSSES.register("ssim")
+def ssim_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """1 - SSIM (11 px Gaussian window, sigma 1.5; smaller on small images)."""
+    return weighted_mean(1 - ssim_maps(pred, target)[0], weight)
+
+
+def ms_ssim_scales(size: int, window_size: int = 7, max_scales: int = 5) -> int:
+    """How many MS-SSIM scales fit an image of ``size`` px: the coarsest keeps >= the window."""
+    return max(1, min(max_scales, math.floor(math.log2(max(size, 1) / window_size)) + 1))
+
+
+def ms_ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    window_size: int = 7,
+    max_scales: int = 5,
+) -> torch.Tensor:
+    """Multi-scale SSIM in [0, 1] (1 for identical images), optionally pixel-weighted.
+
+    The standard five-scale weights are used for as many scales as the image allows (window
+    7 px: 3 scales at 32 px, 4 at 64 px, 5 from 112 px), renormalised to sum to 1. Each
+    per-scale value in [-1, 1] is mapped to [0, 1] by (v + 1) / 2 before the weighted product
+    (the "normalised" MS-SSIM used for training): clamping negatives to 0 instead would zero
+    the whole product and its gradient on badly wrong early reconstructions.
+    """
+    scales = ms_ssim_scales(min(pred.shape[-2:]), window_size, max_scales)
+    betas = torch.tensor(_MS_SSIM_WEIGHTS[:scales], dtype=torch.float32, device=pred.device)
+    betas = betas / betas.sum()
+    values = []
+    for i in range(scales):
+        s_map, cs_map = ssim_maps(pred, target, window_size)
+        m = s_map if i == scales - 1 else cs_map
+        values.append((weighted_mean(m, weight) + 1) / 2)
+        if i < scales - 1:
+            pred = F.avg_pool2d(pred, 2)
+            target = F.avg_pool2d(target, 2)
+            if weight is not None:
+                weight = F.avg_pool2d(weight, 2)
+    stacked = torch.stack(values)
+    # The floor keeps the gradient of x**beta finite should a value reach exactly 0.
+    return torch.prod(stacked.clamp_min(1e-6) ** betas)
+
+
+@LOSSES.register("ms-ssim")
+def ms_ssim_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """1 - MS-SSIM (7 px window, as many scales as fit)."""
+    return 1 - ms_ssim(pred, target, weight)
+
+
+def parse_loss_spec(spec: str) -> tuple[tuple[str, float], ...]:
+    """Parse ``"ssim:1,l1:0.5"`` (weight defaults to 1) into ``(("ssim", 1.0), ("l1", 0.5))``.
+
+    Raises:
+        FaceswapError: an unknown loss name (lists the valid ones) or a weight that is not a
+            non-negative number.
+    """
+    terms = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, value = part.partition(":")
+        name = name.strip()
+        LOSSES.get(name)
+        try:
+            w = float(value) if value.strip() else 1.0
+        except ValueError:
+            raise FaceswapError(
+                f"loss '{part}': weight '{value}' is not a number; write e.g. {name}:1.0"
+            ) from None
+        if w < 0 or not math.isfinite(w):
+            raise FaceswapError(f"loss '{part}': weight must be a non-negative number")
+        terms.append((name, w))
+    if not terms:
+        raise FaceswapError(f"loss spec '{spec}' names no loss; write e.g. 'ssim:1,l1:1'")
+    return tuple(terms)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Which reconstruction terms to sum and how masks weight the pixels.
+
+    Attributes:
+        terms: ``(name, weight)`` pairs from :data:`LOSSES`, or a spec string
+            ``"ssim:1,l1:1"`` (turned into pairs).
+        background_weight: weight of pixels outside the face mask relative to inside, in
+            [0, 1]: 0 ignores the background, 1 treats it like the face.
+        mask_weight: weight of the learned-mask term (L1 between predicted mask and target
+            mask) when the model predicts a mask and a target mask is given; 0 turns it off.
+    """
+
+    terms: tuple[tuple[str, float], ...] | str = (("ssim", 1.0), ("l1", 1.0))
+    background_weight: float = 0.1
+    mask_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.terms, str):
+            object.__setattr__(self, "terms", parse_loss_spec(self.terms))
+        else:
+            spec = ",".join(f"{n}:{w}" for n, w in (tuple(t) for t in self.terms))
+            object.__setattr__(self, "terms", parse_loss_spec(spec))
+        if not 0.0 <= self.background_weight <= 1.0:
+            raise FaceswapError(
+                f"background_weight must be in [0, 1], got {self.background_weight}"
+            )
+        if self.mask_weight < 0:
+            raise FaceswapError(f"mask_weight must be >= 0, got {self.mask_weight}")
+
+
+class ReconstructionLoss(nn.Module):
+    """Sum of weighted loss terms over a masked, priority-weighted face.
+
+    Call with ``pred``, ``target`` (N, 3, H, W) in [0, 1]; ``mask`` (N, 1, H, W) in [0, 1] (1 =
+    face, e.g. the landmark hull) or None; ``priority`` (N, 1, H, W) >= 1 inside regions that
+    matter more (eyes, mouth) and 1 elsewhere, or None; ``pred_mask`` (N, 1, H, W) from a
+    learned-mask decoder, or None. Returns a dict: ``loss`` (the total, for backward) and one
+    detached entry per term (``l1``, ``ssim``, ..., ``mask``).
+    """
+
+    def __init__(self, config: LossConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or LossConfig()
+        self._fns = [(name, w, LOSSES.get(name)) for name, w in self.config.terms]
+
+    def pixel_weights(
+        self, mask: torch.Tensor | None, priority: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(weight, norm) maps for :func:`weighted_mean`; (None, None) means a plain mean."""
+        if mask is None and priority is None:
+            return None, None
+        if mask is None:
+            base = torch.ones_like(priority)  # type: ignore[arg-type]
+        else:
+            bg = self.config.background_weight
+            base = mask.float() * (1 - bg) + bg
+        weight = base if priority is None else base * priority
+        return weight, base
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        priority: torch.Tensor | None = None,
+        pred_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        weight, norm = self.pixel_weights(mask, priority)
+        # Each term is a weighted mean (divided by the sum of ``weight``); rescale it so the
+        # denominator is the mask weight sum instead (see the module docstring).
+        scale = None if weight is None else (weight.sum() / norm.sum().clamp_min(1e-8)).detach()
+        parts: dict[str, torch.Tensor] = {}
+        total = pred.new_zeros((), dtype=torch.float32)
+        for name, w, fn in self._fns:
+            value = fn(pred, target, weight)
+            if scale is not None:
+                value = value * scale
+            parts[name] = value.detach()
+            total = total + w * value
+        if pred_mask is not None and mask is not None and self.config.mask_weight > 0:
+            value = l1_loss(pred_mask, mask.to(pred_mask.dtype))
+            parts["mask"] = value.detach()
+            total = total + self.config.mask_weight * value
+        parts["loss"] = total
+        return parts

@@ -1,0 +1,219 @@
+"""The face-swap autoencoder: one shared encoder, a decoder per identity (or LIAE's shared one).
+
+Models are plain ``nn.Module``s built from a :class:`ModelConfig`; they do no file I/O. State
+dict keys are fixed by the module attribute names below (``encoder.*``, ``decoder_a.*``,
+``decoder_b.*`` for ``df``; ``encoder.*``, ``inter_ab.*``, ``inter_b.*``, ``decoder.*`` for
+``liae``), so weights saved by one version load in the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from faceswap.errors import FaceswapError
+from faceswap.nets.blocks import DenseToMap, DownBlock, ResBlock, UpscaleBlock, init_conv
+from faceswap.nets.config import ModelConfig, config_fingerprint
+from faceswap.registry import Registry
+
+Side = Literal["a", "b"]
+Direction = Literal["a2b", "b2a"]
+
+
+@dataclass(frozen=True)
+class DecoderOutput:
+    """What a decoder returns.
+
+    Attributes:
+        rgb: (N, 3, R, R) float in [0, 1] (sigmoid), RGB.
+        mask: (N, 1, R, R) float in [0, 1] (sigmoid) when the model learns a mask, else None.
+    """
+
+    rgb: torch.Tensor
+    mask: torch.Tensor | None = None
+
+
+class ConvEncoder(nn.Sequential):
+    """Stride-2 conv stack: (N, C_in, R, R) → (N, widths[-1], R/2^k, R/2^k)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        layers = []
+        c_in = cfg.in_channels
+        for c_out in cfg.encoder_widths:
+            layers.append(DownBlock(c_in, c_out, cfg.encoder_kernel, cfg.negative_slope))
+            c_in = c_out
+        super().__init__(*layers)
+
+
+class Encoder(nn.Module):
+    """The ``df`` encoder: conv stack + dense bottleneck + upscale.
+
+    Shapes: (N, C_in, R, R) → z (N, encoder_upscale, 2L, 2L).
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.convs = ConvEncoder(cfg)
+        self.dense = _dense_to_map(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.convs(x))
+
+
+def _dense_to_map(cfg: ModelConfig) -> DenseToMap:
+    return DenseToMap(
+        in_features=cfg.encoder_widths[-1] * cfg.encoder_size**2,
+        bottleneck=cfg.bottleneck,
+        channels=cfg.latent_channels,
+        size=cfg.latent_size,
+        c_up=cfg.encoder_upscale,
+        kernel=cfg.decoder_kernel,
+        negative_slope=cfg.negative_slope,
+        icnr=cfg.icnr_init,
+    )
+
+
+class Decoder(nn.Module):
+    """Upscale stack + output conv: (N, c_in, 2L, 2L) → DecoderOutput at (R, R)."""
+
+    def __init__(self, cfg: ModelConfig, c_in: int) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        for c_out in cfg.decoder_widths:
+            blocks.append(
+                UpscaleBlock(c_in, c_out, cfg.decoder_kernel, cfg.negative_slope, cfg.icnr_init)
+            )
+            blocks.extend(
+                ResBlock(c_out, cfg.decoder_kernel, cfg.negative_slope)
+                for _ in range(cfg.decoder_res_blocks)
+            )
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Conv2d(
+            c_in, cfg.out_channels, cfg.output_kernel, padding=cfg.output_kernel // 2
+        )
+        init_conv(self.out, 1.0)  # linear output before the sigmoid
+        self.learned_mask = cfg.learned_mask
+
+    def forward(self, z: torch.Tensor) -> DecoderOutput:
+        y = torch.sigmoid(self.out(self.blocks(z)))
+        if self.learned_mask:
+            return DecoderOutput(rgb=y[:, :3], mask=y[:, 3:4])
+        return DecoderOutput(rgb=y)
+
+
+class FaceSwapModel(nn.Module):
+    """Base class: ``encode`` / ``decode`` / ``swap`` / ``forward`` for both arch families.
+
+    Inputs are (N, 3, R, R) float RGB in [0, 1] with R = ``config.resolution``.
+    """
+
+    config: ModelConfig
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Face code ``z`` of a batch of aligned faces (either identity)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
+        """Draw face ``side`` ("a" or "b") from the code ``z`` returned by :meth:`encode`."""
+        raise NotImplementedError
+
+    def swap(self, x: torch.Tensor, direction: Direction = "a2b") -> DecoderOutput:
+        """Encode faces of one identity and decode them as the other.
+
+        ``a2b`` turns faces of A into B (the usual convert direction); ``b2a`` the reverse.
+        """
+        if direction not in ("a2b", "b2a"):
+            raise FaceswapError(f"unknown swap direction '{direction}'; choose from a2b, b2a")
+        return self.decode(self.encode(x), "b" if direction == "a2b" else "a")
+
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[DecoderOutput, DecoderOutput]:
+        """Reconstruct both identities (the training pass): (A→A, B→B).
+
+        The two batches go through the shared encoder together (one larger matmul per layer,
+        better hardware use); nothing in the encoder mixes samples, so this equals encoding
+        them apart.
+        """
+        n_a = x_a.shape[0]
+        z = self.encode(torch.cat([x_a, x_b], dim=0))
+        return self.decode(z[:n_a], "a"), self.decode(z[n_a:], "b")
+
+    def fingerprint(self) -> str:
+        """:func:`config_fingerprint` of this model's config."""
+        return config_fingerprint(self.config)
+
+    def _check_side(self, side: str) -> None:
+        if side not in ("a", "b"):
+            raise FaceswapError(f"unknown decoder side '{side}'; choose from a, b")
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        r = self.config.resolution
+        if x.ndim != 4 or x.shape[1] != self.config.in_channels or x.shape[-2:] != (r, r):
+            raise FaceswapError(
+                f"model '{self.config.name}' takes (N, {self.config.in_channels}, {r}, {r}) "
+                f"faces, got {tuple(x.shape)}; resize the crops to {r} px"
+            )
+
+
+class DFModel(FaceSwapModel):
+    """Deepfakes/DFL-DF layout: shared encoder (with the dense bottleneck), decoders A and B."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder_a = Decoder(cfg, cfg.encoder_upscale)
+        self.decoder_b = Decoder(cfg, cfg.encoder_upscale)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
+        self._check_side(side)
+        return (self.decoder_a if side == "a" else self.decoder_b)(z)
+
+
+class LIAEModel(FaceSwapModel):
+    """DeepFaceLab LIAE layout: conv encoder, inter_AB and inter_B dense blocks, one decoder.
+
+    ``decode(z, "a")`` draws from concat(inter_AB(z), inter_AB(z)) and ``decode(z, "b")`` from
+    concat(inter_B(z), inter_AB(z)): inter_AB carries what both identities share (pose,
+    expression, light), inter_B what only B has, so a face of A decoded as "b" becomes B.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.encoder = ConvEncoder(cfg)
+        self.inter_ab = _dense_to_map(cfg)
+        self.inter_b = _dense_to_map(cfg)
+        self.decoder = Decoder(cfg, 2 * cfg.encoder_upscale)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
+        self._check_side(side)
+        ab = self.inter_ab(z)
+        first = ab if side == "a" else self.inter_b(z)
+        return self.decoder(torch.cat([first, ab], dim=1))
+
+
+#: Architecture family name → model class.
+ARCH_FAMILIES: Registry[Callable[[ModelConfig], FaceSwapModel]] = Registry("model arch")
+ARCH_FAMILIES.add("df", DFModel)
+ARCH_FAMILIES.add("liae", LIAEModel)
+
+
+def build_model(cfg: ModelConfig) -> FaceSwapModel:
+    """A freshly initialised model for ``cfg`` on the CPU, in train mode.
+
+    Use ``torch.manual_seed`` before calling it for reproducible weights.
+    """
+    return ARCH_FAMILIES.get(cfg.arch)(cfg)

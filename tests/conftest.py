@@ -1,0 +1,56 @@
+"""Shared fixtures: generated clips and image folders with ground truth (see tests/media.py).
+
+Session-scoped, so each is rendered and encoded once per test run. Treat them as read-only;
+a test that modifies media should copy it into its own ``tmp_path`` first.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from tests.media import ClipInfo, ImageFolderInfo, make_clip, make_image_folder
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide folder holding the generated media."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def clip_one_face(media_dir: Path) -> ClipInfo:
+    """48 frames, 640x360 at 25 fps, the astronaut moving/scaling/re-lit, AAC audio."""
+    return make_clip(media_dir / "one_face.mp4", frames=48, fps=Fraction(25), audio=True)
+
+
+@pytest.fixture(scope="session")
+def clip_two_faces(media_dir: Path) -> ClipInfo:
+    """24 frames at 25 fps: the astronaut (left) and Grace Hopper (right), with audio."""
+    return make_clip(
+        media_dir / "two_faces.mp4",
+        frames=24,
+        people=("astronaut", "grace_hopper"),
+        seed=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def clip_with_blank_frames(media_dir: Path) -> ClipInfo:
+    """30 frames at 30000/1001 fps; frames 0-2, 12-14 and 27-29 show no face; no audio."""
+    return make_clip(
+        media_dir / "blank_frames.mp4",
+        frames=30,
+        fps=Fraction(30000, 1001),
+        audio=False,
+        blank_frames=(0, 1, 2, 12, 13, 14, 27, 28, 29),
+        seed=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def image_folder_faces(media_dir: Path) -> ImageFolderInfo:
+    """12 PNG frames 640x360 (``frame_000000.png``...) of Grace Hopper."""
+    return make_image_folder(media_dir / "image_folder", 12, people=("grace_hopper",), seed=3)

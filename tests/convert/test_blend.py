@@ -1,0 +1,137 @@
+"""Paste-back geometry, untouched pixels, Poisson seams and sharpening."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from faceswap.convert.blend import face_region, paste_face, sharpen
+from faceswap.convert.masks import build_mask
+from faceswap.faces.align import (
+    MEAN_FACE,
+    CropSpec,
+    alignment_matrix,
+    invert_affine,
+    transform_points,
+    warp_to_crop,
+)
+
+SPEC = CropSpec(size=64, coverage=0.8, centering="face")
+
+
+def _landmarks(cx: float, cy: float, side: float, angle: float = 0.0) -> np.ndarray:
+    pts = (MEAN_FACE - 0.5) * side
+    c, s = np.cos(angle), np.sin(angle)
+    pts = pts @ np.array([[c, -s], [s, c]]).T
+    return (pts + np.array([cx, cy])).astype(np.float32)
+
+
+def _smooth_frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (h // 8 + 1, w // 8 + 1, 3)).astype(np.float32)
+    return cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+
+
+def _frame_mask(mask: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(mask, invert_affine(matrix), (shape[1], shape[0]))
+
+
+def test_round_trip_reproduces_frame() -> None:
+    frame = _smooth_frame(120, 160)
+    lm = _landmarks(80, 60, 50, angle=0.2)
+    m = alignment_matrix(lm, SPEC)
+    crop = warp_to_crop(frame, m, SPEC.size).astype(np.float32) / 255.0
+    mask = build_mask("hull", transform_points(lm, m), SPEC.size)
+    out = frame.copy()
+    paste_face(out, crop, mask, m)
+    inside = _frame_mask(mask, m, frame.shape[:2]) > 0.99
+    err = np.abs(out.astype(int) - frame.astype(int))[inside]
+    assert inside.sum() > 500
+    assert err.mean() < 3.0, err.mean()
+
+
+def test_pixels_outside_the_mask_are_untouched() -> None:
+    frame = _smooth_frame(120, 160, seed=1)
+    lm = _landmarks(70, 50, 40)
+    m = alignment_matrix(lm, SPEC)
+    face = np.ones((64, 64, 3), np.float32)  # white face: any leak would show
+    mask = build_mask("hull", transform_points(lm, m), 64, blur=5)
+    out = frame.copy()
+    paste_face(out, face, mask, m)
+    alpha = _frame_mask(mask, m, frame.shape[:2])
+    changed = (out != frame).any(axis=-1)
+    assert changed.any()
+    # Nothing outside the warped mask's support (plus the bilinear half pixel) changed.
+    support = cv2.dilate((alpha > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert not (changed & ~support).any()
+    x0, y0, x1, y1 = face_region(m, mask, frame.shape)
+    outside = np.ones(frame.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(out[outside], frame[outside])
+
+
+def test_face_outside_frame_is_a_no_op() -> None:
+    frame = _smooth_frame(60, 80)
+    lm = _landmarks(-200, -200, 30)
+    m = alignment_matrix(lm, SPEC)
+    mask = build_mask("hull", transform_points(lm, m), 64)
+    out = frame.copy()
+    paste_face(out, np.ones((64, 64, 3), np.float32), mask, m)
+    np.testing.assert_array_equal(out, frame)
+
+
+def _seam_error(seamless: bool, cx: float) -> tuple[float, np.ndarray]:
+    h, w = 128, 160
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    frame = np.stack([60 + xx * 0.6, 80 + yy * 0.5, 120 + 0.2 * (xx - yy)], -1)
+    frame = frame.clip(0, 255).astype(np.uint8)
+    lm = _landmarks(cx, 64, 60)
+    m = alignment_matrix(lm, SPEC)
+    crop = warp_to_crop(frame, m, 64).astype(np.float32) / 255.0
+    # The swapped face is the same picture 40 levels brighter with a soft bump in the middle:
+    # a plain paste leaves a 40-level step at the mask's edge.
+    yc, xc = np.mgrid[0:64, 0:64].astype(np.float32)
+    bump = 0.08 * np.exp(-((xc - 32) ** 2 + (yc - 34) ** 2) / 120.0)
+    face = np.clip(crop + 40 / 255.0 + bump[..., None], 0, 1).astype(np.float32)
+    mask = build_mask("hull", transform_points(lm, m), 64)
+    out = frame.copy()
+    paste_face(out, face, mask, m, seamless=seamless)
+    binary = (_frame_mask(mask, m, frame.shape[:2]) > 0.5).astype(np.uint8)
+    ring = (binary - cv2.erode(binary, np.ones((7, 7), np.uint8))) > 0
+    err = np.abs(out.astype(np.float32) - frame.astype(np.float32)).mean(-1)
+    return float(err[ring].mean()), out
+
+
+def test_seamless_leaves_no_seam() -> None:
+    plain, _ = _seam_error(False, 80)
+    seamless, _ = _seam_error(True, 80)
+    assert plain > 25
+    assert seamless < 5, seamless
+
+
+def test_seamless_face_touching_frame_border() -> None:
+    err, out = _seam_error(True, 12)  # the face runs off the left edge
+    assert out.shape == (128, 160, 3)
+    assert err < 8, err
+
+
+def test_sharpen() -> None:
+    rng = np.random.default_rng(3)
+    face = cv2.GaussianBlur(rng.uniform(0, 1, (64, 64, 3)).astype(np.float32), (0, 0), 1.5)
+    np.testing.assert_array_equal(sharpen(face, 0.0), face)
+    sharp = sharpen(face, 1.0)
+    lap = lambda im: np.abs(cv2.Laplacian(im, cv2.CV_32F)).mean()  # noqa: E731
+    assert lap(sharp) > 1.3 * lap(face)
+    assert sharp.min() >= 0 and sharp.max() <= 1
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.6])
+def test_region_covers_the_pasted_face(angle: float) -> None:
+    lm = _landmarks(80, 60, 40, angle)
+    m = alignment_matrix(lm, SPEC)
+    mask = build_mask("hull", transform_points(lm, m), 64)
+    alpha = _frame_mask(mask, m, (120, 160))
+    ys, xs = np.nonzero(alpha > 0)
+    x0, y0, x1, y1 = face_region(m, mask, (120, 160, 3))
+    assert x0 <= xs.min() and xs.max() < x1 and y0 <= ys.min() and ys.max() < y1

@@ -1,0 +1,81 @@
+"""Mask modes and mask refinement (erode/dilate, feather) relative to crop size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceswap.convert.masks import MASK_MODES, build_mask, refine_mask
+from faceswap.errors import FaceswapError
+from faceswap.faces.align import MEAN_FACE, CropSpec
+
+
+def _crop_landmarks(size: int) -> np.ndarray:
+    spec = CropSpec(size=size, coverage=0.8, centering="face")
+    m = spec.unit_to_crop()
+    return (MEAN_FACE @ m[:2, :2].T + m[:2, 2]).astype(np.float32)
+
+
+def test_names() -> None:
+    assert set(MASK_MODES.names()) == {"hull", "learned", "product"}
+    assert MASK_MODES.get("product").needs_learned
+    assert not MASK_MODES.get("hull").needs_learned
+
+
+def test_hull_covers_face_not_corners() -> None:
+    mask = build_mask("hull", _crop_landmarks(64), 64)
+    assert mask.shape == (64, 64) and mask.dtype == np.float32
+    assert mask[32, 32] == pytest.approx(1.0)
+    assert mask[0, 0] == 0.0 and mask[63, 63] == 0.0
+
+
+def test_learned_needs_a_learned_mask() -> None:
+    with pytest.raises(FaceswapError, match="--mask hull"):
+        build_mask("learned", _crop_landmarks(32), 32, None)
+
+
+def test_product_is_within_both() -> None:
+    lm = _crop_landmarks(64)
+    rng = np.random.default_rng(0)
+    learned = rng.uniform(0, 1, (64, 64)).astype(np.float32)
+    prod = build_mask("product", lm, 64, learned)
+    hull = build_mask("hull", lm, 64)
+    assert (prod <= hull + 1e-6).all() and (prod <= learned + 1e-6).all()
+    np.testing.assert_allclose(build_mask("learned", lm, 64, learned), learned)
+
+
+def test_learned_mask_resized_to_crop() -> None:
+    learned = np.ones((32, 32), np.float32)
+    assert build_mask("learned", _crop_landmarks(64), 64, learned).shape == (64, 64)
+
+
+def test_erode_shrinks_and_negative_dilates() -> None:
+    hull = build_mask("hull", _crop_landmarks(64), 64)
+    eroded = refine_mask(hull, erode=5)
+    dilated = refine_mask(hull, erode=-5)
+    assert eroded.sum() < hull.sum() < dilated.sum()
+    assert (eroded <= hull + 1e-6).all() and (dilated >= hull - 1e-6).all()
+
+
+def test_feather_is_soft_and_stays_inside_hull() -> None:
+    hull = build_mask("hull", _crop_landmarks(64), 64)
+    soft = refine_mask(hull, blur=8)
+    assert ((soft > 0.05) & (soft < 0.95)).sum() > ((hull > 0.05) & (hull < 0.95)).sum()
+    # The feather never reaches more than a pixel past the hull's outline.
+    grown = refine_mask(hull, erode=-2)
+    assert soft[grown == 0].max() < 0.05
+
+
+def test_refinement_scales_with_crop_size() -> None:
+    fractions = []
+    for size in (64, 128):
+        mask = refine_mask(build_mask("hull", _crop_landmarks(size), size), erode=6, blur=4)
+        fractions.append(mask.sum() / size**2)
+    assert fractions[0] == pytest.approx(fractions[1], rel=0.05)
+
+
+def test_refine_leaves_input_alone() -> None:
+    hull = build_mask("hull", _crop_landmarks(32), 32)
+    before = hull.copy()
+    refine_mask(hull, erode=5, blur=5)
+    np.testing.assert_array_equal(hull, before)

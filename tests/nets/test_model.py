@@ -1,0 +1,163 @@
+"""Every preset, shrunk: forward shapes and ranges, backward reaches every parameter."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from faceswap.errors import FaceswapError
+from faceswap.nets import (
+    PRESETS,
+    DecoderOutput,
+    ModelConfig,
+    build_model,
+    config_fingerprint,
+    load_preset,
+    scaled,
+)
+
+
+def small(name: str, **overrides: object) -> ModelConfig:
+    """The preset's architecture with 4-8 channels at 32 px (16 px per latent side at most)."""
+    cfg = load_preset(name)
+    return scaled(cfg, width=1 / 128, resolution=32, **overrides)
+
+
+@pytest.fixture(params=PRESETS.names())
+def preset(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.mark.parametrize("learned_mask", [False, True])
+def test_forward_shapes_and_range(preset: str, learned_mask: bool) -> None:
+    torch.manual_seed(0)
+    cfg = small(preset, learned_mask=learned_mask)
+    model = build_model(cfg)
+    x_a, x_b = torch.rand(2, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    out_a, out_b = model(x_a, x_b)
+    for out, n in ((out_a, 2), (out_b, 3)):
+        assert isinstance(out, DecoderOutput)
+        assert out.rgb.shape == (n, 3, 32, 32)
+        assert torch.isfinite(out.rgb).all()
+        assert out.rgb.min() >= 0 and out.rgb.max() <= 1
+        if learned_mask:
+            assert out.mask is not None and out.mask.shape == (n, 1, 32, 32)
+            assert torch.isfinite(out.mask).all()
+            assert out.mask.min() >= 0 and out.mask.max() <= 1
+        else:
+            assert out.mask is None
+
+
+def test_backward_reaches_every_parameter(preset: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(small(preset, learned_mask=True))
+    out_a, out_b = model(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    loss = sum(o.rgb.mean() + o.mask.mean() for o in (out_a, out_b))
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_batched_forward_equals_separate_encode_decode(preset: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(small(preset)).eval()
+    x_a, x_b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        out_a, out_b = model(x_a, x_b)
+        sep_a = model.decode(model.encode(x_a), "a")
+        sep_b = model.decode(model.encode(x_b), "b")
+    torch.testing.assert_close(out_a.rgb, sep_a.rgb, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out_b.rgb, sep_b.rgb, atol=1e-5, rtol=1e-4)
+
+
+def test_swap_uses_the_other_decoder() -> None:
+    torch.manual_seed(2)
+    model = build_model(small("original")).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        a2b = model.swap(x, "a2b").rgb
+        b2a = model.swap(x, "b2a").rgb
+        as_b = model.decode(model.encode(x), "b").rgb
+    torch.testing.assert_close(a2b, as_b)
+    assert not torch.allclose(a2b, b2a)
+    with pytest.raises(FaceswapError, match="a2b"):
+        model.swap(x, "sideways")  # type: ignore[arg-type]
+
+
+def test_liae_sides_share_the_decoder_and_differ_by_inter_b() -> None:
+    torch.manual_seed(3)
+    model = build_model(small("liae")).eval()
+    assert {n.split(".")[0] for n, _ in model.named_parameters()} == {
+        "encoder",
+        "inter_ab",
+        "inter_b",
+        "decoder",
+    }
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        z = model.encode(x)
+        a = model.decode(z, "a").rgb
+        b = model.decode(z, "b").rgb
+        # Making inter_B equal to inter_AB makes side B draw exactly what side A draws.
+        model.inter_b.load_state_dict(model.inter_ab.state_dict())
+        b_same = model.decode(z, "b").rgb
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(a, b_same)
+
+
+def test_wrong_input_size_and_side_are_clear_errors() -> None:
+    model = build_model(small("tiny"))
+    with pytest.raises(FaceswapError, match="32 px"):
+        model.encode(torch.rand(1, 3, 64, 64))
+    with pytest.raises(FaceswapError, match="choose from a, b"):
+        model.decode(model.encode(torch.rand(1, 3, 32, 32)), "c")  # type: ignore[arg-type]
+
+
+def test_state_dict_keys_are_stable_and_fingerprint_tracks_shapes() -> None:
+    cfg = small("original")
+    torch.manual_seed(0)
+    first = build_model(cfg).state_dict()
+    second = build_model(dataclasses.replace(cfg, name="renamed", description="x")).state_dict()
+    assert list(first) == list(second)
+    assert all(first[k].shape == second[k].shape for k in first)
+    assert all(k.split(".")[0] in {"encoder", "decoder_a", "decoder_b"} for k in first)
+    assert config_fingerprint(cfg) == config_fingerprint(dataclasses.replace(cfg, name="x"))
+    wider = dataclasses.replace(cfg, bottleneck=cfg.bottleneck * 2)
+    assert config_fingerprint(wider) != config_fingerprint(cfg)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        build_model(wider).load_state_dict(first)
+
+
+def test_seeded_build_is_deterministic() -> None:
+    cfg = small("tiny")
+    torch.manual_seed(5)
+    a = build_model(cfg).state_dict()
+    torch.manual_seed(5)
+    b = build_model(cfg).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_icnr_upscale_starts_as_nearest_neighbour() -> None:
+    from faceswap.nets.blocks import UpscaleBlock
+
+    torch.manual_seed(0)
+    block = UpscaleBlock(4, 4, 3, negative_slope=0.1, icnr=True)
+    y = block(torch.rand(1, 4, 8, 8))
+    # Every 2x2 output block is one value: the four sub-pixels had the same kernel.
+    torch.testing.assert_close(y[..., 0::2, 0::2], y[..., 1::2, 1::2])
+    torch.testing.assert_close(y[..., 0::2, 0::2], y[..., 0::2, 1::2])
+
+
+def test_channels_last_gives_the_same_output() -> None:
+    torch.manual_seed(4)
+    model = build_model(small("original")).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x, x)[0].rgb
+        model_cl = model.to(memory_format=torch.channels_last)
+        out = model_cl(x.contiguous(memory_format=torch.channels_last), x)[0].rgb
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)

@@ -622,6 +622,9 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     loop_steps = 0
 
     def save(it: int) -> Path | None:
+        ddp.assert_in_sync(trainer.model, info, "model")
+        if trainer.disc is not None:
+            ddp.assert_in_sync(trainer.disc, info, "discriminator")
         if not info.is_main:
             return None
         meta = {"losses": last, "time": time.time()}

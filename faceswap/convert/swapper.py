@@ -65,10 +65,11 @@ class Swapper:
         autocast = (
             torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
         )
-        with torch.inference_mode(), autocast:
-            out = self.model.swap(x, self.direction)
-        faces = out.rgb.float().clamp_(0, 1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        masks = None
-        if out.mask is not None:
-            masks = out.mask.float().clamp_(0, 1)[:, 0].contiguous().cpu().numpy()
+        with torch.inference_mode():
+            with autocast:
+                out = self.model.swap(x, self.direction)
+            faces = out.rgb.float().clamp_(0, 1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+            masks = None
+            if out.mask is not None:
+                masks = out.mask.float().clamp_(0, 1)[:, 0].contiguous().cpu().numpy()
         return faces, masks

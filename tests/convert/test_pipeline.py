@@ -180,7 +180,7 @@ def test_model_from_another_preset(
 def test_unreadable_video(model_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x01 definitely not a video" * 100)
-    with pytest.raises(FaceswapError, match="broken.mp4"):
+    with pytest.raises(FaceswapError, match=r"broken\.mp4"):
         run_convert(_cfg(bad, model_dir, tmp_path / "o.mp4"))
     assert _leftovers(tmp_path, {"broken.mp4"}) == []
 

@@ -142,6 +142,9 @@ class ConvertResult:
         seconds: wall time of the run.
         model_sha256: hex digest of the model weights used.
         device: torch device used.
+        stage_seconds: seconds each pipeline stage (decode, prepare, infer, blend, encode)
+            spent working rather than waiting on its neighbours: the largest is the
+            bottleneck. ``encode`` includes the writer's pipe and ffmpeg back-pressure.
     """
 
     output: Path
@@ -152,6 +155,7 @@ class ConvertResult:
     seconds: float
     model_sha256: str
     device: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -188,26 +192,49 @@ class _Threads:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
+        # Per thread name: seconds alive and seconds spent waiting on a queue; the difference
+        # is the time the stage worked, which shows the bottleneck.
+        self.alive: dict[str, float] = {}
+        self.waiting: dict[str, float] = {}
+
+    def _waited(self, since: float) -> None:
+        name = threading.current_thread().name
+        self.waiting[name] = self.waiting.get(name, 0.0) + time.perf_counter() - since
+
+    def busy(self) -> dict[str, float]:
+        """Seconds each stage spent working (not waiting on its queues)."""
+        return {
+            name.removeprefix("convert-"): round(total - self.waiting.get(name, 0.0), 3)
+            for name, total in self.alive.items()
+        }
 
     def queue(self) -> queue.Queue:
         return queue.Queue(maxsize=_QUEUE)
 
     def put(self, q: queue.Queue, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                q.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        since = time.perf_counter()
+        try:
+            while not self.stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self._waited(since)
 
     def get(self, q: queue.Queue) -> Any:
-        while True:
-            try:
-                return q.get(timeout=0.05)
-            except queue.Empty:
-                if self.stop.is_set():
-                    return _END
+        since = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return q.get(timeout=0.05)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        return _END
+        finally:
+            self._waited(since)
 
     def items(self, q: queue.Queue) -> Iterator[Any]:
         while (item := self.get(q)) is not _END:
@@ -215,11 +242,14 @@ class _Threads:
 
     def start(self, name: str, fn: Callable[[], None]) -> None:
         def target() -> None:
+            start = time.perf_counter()
             try:
                 fn()
             except BaseException as exc:  # re-raised in the calling thread
                 self.errors.append(exc)
                 self.stop.set()
+            finally:
+                self.alive[f"convert-{name}"] = time.perf_counter() - start
 
         thread = threading.Thread(target=target, name=f"convert-{name}", daemon=True)
         self._threads.append(thread)
@@ -456,7 +486,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             threads.put(q_frames, _END)
 
     def prepare() -> None:
-        from faceswap.faces.align import alignment_matrix, transform_points, warp_to_crop
+        from faceswap.faces.align import alignment_matrix, transform_points
 
         batch: list[_Item] = []
         n_faces = 0
@@ -468,7 +498,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                     _Face(
                         matrix=matrix,
                         crop_landmarks=transform_points(lm, matrix),
-                        crop=warp_to_crop(frame.image, matrix, res),
+                        crop=_crop_face(frame.image, matrix, res),
                     )
                 )
             batch.append(item)
@@ -507,6 +537,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
 
     frames_swapped = faces_swapped = 0
     progress = _progress(cfg.progress, source.frame_count, Path(cfg.input).name)
+    encode_start = time.perf_counter()
     try:
         with sink:
             for name, fn in (("decode", decode), ("prepare", prepare)):
@@ -521,6 +552,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 progress.update(1)
             # Join first: a failing thread records its error after passing the end marker on.
             threads.close()
+            threads.alive["convert-encode"] = time.perf_counter() - encode_start
             if threads.errors:
                 raise threads.errors[0]
             if sink.frames_written == 0:
@@ -555,7 +587,30 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         seconds=time.perf_counter() - started,
         model_sha256=loaded.weights_sha256,
         device=str(device),
+        stage_seconds=threads.busy(),
     )
+
+
+def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``warp_to_crop`` on just the part of the frame the crop covers.
+
+    warp_to_crop pre-shrinks the whole image when the face is large; cutting the face's
+    region out first makes that cost scale with the face, not the frame.
+    """
+    from faceswap.faces.align import invert_affine, warp_to_crop
+
+    inv = invert_affine(matrix)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = image.shape[:2]
+    x0 = min(max(int(np.floor(pts[:, 0].min())) - 2, 0), w - 1)
+    y0 = min(max(int(np.floor(pts[:, 1].min())) - 2, 0), h - 1)
+    x1 = max(min(int(np.ceil(pts[:, 0].max())) + 3, w), x0 + 1)
+    y1 = max(min(int(np.ceil(pts[:, 1].max())) + 3, h), y0 + 1)
+    shifted = np.array(matrix, dtype=np.float64)[:2].copy()
+    # Region pixel (u, v) is frame pixel (u + x0, v + y0).
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
+    return warp_to_crop(image[y0:y1, x0:x1], shifted, size)
 
 
 def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:

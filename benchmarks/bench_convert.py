@@ -28,15 +28,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faceswap.convert import ConvertConfig, run_convert  # noqa: E402
-from faceswap.convert.swapper import Swapper  # noqa: E402
-from faceswap.device import resolve_device  # noqa: E402
-from faceswap.faces.align import CropSpec  # noqa: E402
-from faceswap.io.video import VideoWriter, open_source  # noqa: E402
-from faceswap.nets import build_model, load_preset  # noqa: E402
-from faceswap.train.checkpoint import save_model  # noqa: E402
-from tests.convert.conftest import truth_alignments  # noqa: E402
-from tests.media import make_clip  # noqa: E402
+from faceswap.io.video import VideoWriter, open_source
+
+from faceswap.convert import ConvertConfig, run_convert
+from faceswap.convert.swapper import Swapper
+from faceswap.device import resolve_device
+from faceswap.faces.align import CropSpec
+from faceswap.nets import build_model, load_preset
+from faceswap.train.checkpoint import save_model
+from tests.convert.conftest import truth_alignments
+from tests.media import make_clip
 
 
 def model_only(model_dir: Path, device: torch.device, batch: int, n: int, amp: bool) -> float:

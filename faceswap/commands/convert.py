@@ -135,8 +135,8 @@ def _modes_help(registry: object, lead: str) -> str:
 @click.option(
     "--codec",
     default="libx264",
-    help="ffmpeg video encoder: libx264, libx265, h264_nvenc, libx264rgb, ffv1 "
-    "(lossless in .mkv)...",
+    help="ffmpeg video encoder: libx264, libx265, h264_nvenc, ffv1 (lossless, in .mkv "
+    "with --pix-fmt bgr0)..., or auto: the first hardware H.264 encoder that works here.",
 )
 @click.option(
     "--crf",

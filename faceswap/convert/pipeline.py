@@ -73,7 +73,9 @@ class ConvertConfig:
         batch_size: faces per inference batch (collected across frames).
         device: torch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
         amp: float16 autocast on CUDA.
-        codec, crf, preset, pix_fmt: video encoder settings (see ``VideoWriter``).
+        codec: ffmpeg video encoder (``libx264``, ``libx265``, ``h264_nvenc``, ``ffv1``...),
+            or ``auto`` for the first hardware H.264 encoder that works, else libx264.
+        crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).
         progress: show a progress bar.
     """
 
@@ -425,7 +427,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     from faceswap.convert.swapper import Swapper
     from faceswap.device import resolve_device
     from faceswap.faces.align import CropSpec
-    from faceswap.io.video import VideoWriter, open_source
+    from faceswap.io.video import VideoWriter, open_source, pick_encoder
     from faceswap.provenance import file_sha256, frame_marker, provenance_tags, write_manifest
     from faceswap.train.checkpoint import load_for_inference
 
@@ -454,12 +456,14 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
 
     if source.is_video:
+        # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
+        codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
         writer = VideoWriter(
             output,
             source.width,
             source.height,
             source.fps,
-            codec=cfg.codec,
+            codec=codec,
             crf=cfg.crf,
             preset=cfg.preset,
             pix_fmt=cfg.pix_fmt,

@@ -28,12 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faceswap.io.video import VideoWriter, open_source
-
 from faceswap.convert import ConvertConfig, run_convert
 from faceswap.convert.swapper import Swapper
 from faceswap.device import resolve_device
 from faceswap.faces.align import CropSpec
+from faceswap.io.video import VideoWriter, open_source
 from faceswap.nets import build_model, load_preset
 from faceswap.train.checkpoint import save_model
 from tests.convert.conftest import truth_alignments

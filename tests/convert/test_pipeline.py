@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faceswap.io.video import open_source, probe
 
 from faceswap.convert import COLOUR_MODES, MASK_MODES, ConvertConfig, run_convert
 from faceswap.convert import pipeline as pipeline_module
 from faceswap.errors import FaceswapError
 from faceswap.io.ffmpeg_bin import find_ffmpeg
+from faceswap.io.video import open_source, probe
 from faceswap.provenance import read_manifest, read_provenance
 from tests.convert.conftest import truth_alignments
 from tests.media import ClipInfo, beep_onsets, make_image_folder

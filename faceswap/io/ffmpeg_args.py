@@ -238,6 +238,7 @@ def encode_args(
     metadata: Mapping[str, str] | None = None,
     version: tuple[int, int] = (6, 0),
     container_suffix: str | None = None,
+    timecode: str | None = None,
 ) -> list[str]:
     """Encode raw RGB24 frames from stdin, muxing the audio of ``audio_from`` in sync.
 
@@ -256,6 +257,7 @@ def encode_args(
         metadata: Global container tags.
         version: ``(major, minor)`` of ``ffmpeg`` (flag names changed over time).
         container_suffix: Suffix that decides the container (defaults to ``output``'s).
+        timecode: SMPTE start timecode (``01:00:00:00``) for editors to conform with.
     """
     suffix = (container_suffix or Path(output).suffix).lower()
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
@@ -296,6 +298,8 @@ def encode_args(
     args += ["-sn", "-dn", "-map_metadata", "-1"]
     for key, value in (metadata or {}).items():
         args += ["-metadata", f"{key}={value}"]
+    if timecode:
+        args += ["-timecode", timecode]
     if suffix in _MOV_LIKE:
         # faststart: playable while downloading; use_metadata_tags: keep custom keys.
         flags = "+faststart+use_metadata_tags" if metadata else "+faststart"

@@ -98,6 +98,7 @@ class VideoInfo:
             average rate and ``frame_times`` the real presentation times.
         color_matrix: The YUV matrix the file is tagged with (``bt709``, ``smpte170m``...),
             or ``""`` when untagged.
+        timecode: SMPTE start timecode (``01:00:00:00``; ``;`` for drop-frame) or ``""``.
     """
 
     path: Path
@@ -117,6 +118,7 @@ class VideoInfo:
     video_stream: int = 0
     variable_rate: bool = False
     color_matrix: str = ""
+    timecode: str = ""
 
     @property
     def has_audio(self) -> bool:
@@ -274,6 +276,7 @@ _STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (Vide
 _SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _STREAM_START = re.compile(r", start (-?[\d.]+)")
+_TIMECODE = re.compile(r"^\s+timecode\s*:\s*(\d\d:\d\d:\d\d[:;.]\d\d)\s*$", re.IGNORECASE)
 _RATE = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 
 
@@ -326,6 +329,7 @@ class _Parsed:
     video: list[dict[str, object]] = field(default_factory=list)
     audio: list[dict[str, object]] = field(default_factory=list)
     any_stream_start: bool = False
+    timecode: str = ""
 
 
 def parse_probe_output(text: str) -> _Parsed:
@@ -401,6 +405,9 @@ def parse_probe_output(text: str) -> _Parsed:
             section = "other"
             current = None
             continue
+        timecode = _TIMECODE.match(line)
+        if timecode and not parsed.timecode:
+            parsed.timecode = timecode.group(1)
         rotation = _ROTATION.search(line)
         if rotation and section == "video" and current is not None:
             current["rotation"] = float(rotation.group(1))
@@ -603,6 +610,7 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
         video_stream=stream_index,
         variable_rate=variable,
         color_matrix=str(video["matrix"]),
+        timecode=parsed.timecode,
     )
 
 
@@ -866,6 +874,8 @@ class VideoWriter:
         pix_fmt: Output pixel format (``yuv420p`` plays everywhere).
         audio_from: Video whose audio to copy (usually the source of the frames).
         metadata: Container tags (custom keys are kept in mp4/mov too).
+        timecode: Start timecode (``01:00:00:00``); by default that of ``audio_from``, so
+            editors can conform the output against the source.
     """
 
     def __init__(
@@ -881,6 +891,7 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         audio_from: Path | str | None = None,
         metadata: Mapping[str, str] | None = None,
+        timecode: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -910,6 +921,7 @@ class VideoWriter:
             # Our frame 0 is the source's first frame, so the source's clock moves back by
             # its video start (timestamps are kept as they are in the file: -copyts).
             shift = -source.start_time
+            timecode = timecode if timecode is not None else (source.timecode or None)
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         args = ffmpeg_args.encode_args(
@@ -926,6 +938,7 @@ class VideoWriter:
             audio_shift=shift,
             audio_codecs=audio_codecs,
             metadata=metadata,
+            timecode=timecode,
             version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
         )

@@ -196,3 +196,11 @@ def test_small_builders() -> None:
     assert _after(probe_enc, "-c:v") == "h264_nvenc" and probe_enc[-3:] == ["-f", "null", "-"]
     assert fa.muxer_help_args("ff", "image2")[-2:] == ["-h", "muxer=image2"]
     assert fa.jpeg_qscale(100) == 2 and fa.jpeg_qscale(0) == 31
+
+
+def test_encode_args_timecode() -> None:
+    args = fa.encode_args(
+        "ff", "o.mov", width=4, height=4, fps=Fraction(24), timecode="10:00:00:00"
+    )
+    assert _after(args, "-timecode") == "10:00:00:00"
+    assert "-timecode" not in fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(24))

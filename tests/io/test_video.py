@@ -518,3 +518,15 @@ def test_encoder_checks() -> None:
     assert not encoder_works("no_such_encoder")
     assert pick_encoder(("no_such_encoder", "libx264"), fallback="mpeg4") == "libx264"
     assert pick_encoder(("no_such_encoder",)) == "libx264"
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_timecode_is_carried_over(tmp_path: Path, suffix: str) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=5, audio=True, width=320, height=192)
+    source = tmp_path / "tc.mov"
+    cmd = [find_ffmpeg(), "-v", "error", "-i", str(clip.path), "-c", "copy"]
+    subprocess.run([*cmd, "-timecode", "01:02:03:04", str(source)], check=True)
+    assert probe(source).timecode == "01:02:03:04"
+    out = _copy_through(open_source(source), tmp_path / f"o{suffix}", audio_from=source)
+    assert probe(out).timecode == "01:02:03:04"
+    assert probe(clip.path).timecode == ""

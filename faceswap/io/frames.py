@@ -107,8 +107,8 @@ def run_extract_frames(
 
     Args:
         cfg: The stage config.
-        progress: Called as ``progress(done, total)`` after each frame (e.g. a tqdm update);
-            ``total`` covers the current video.
+        progress: Called as ``progress(done, total)`` as frames are written (e.g. to update
+            a tqdm bar); counts run over all videos of a folder.
 
     Raises:
         FaceswapError: unreadable input, unwritable output, or a selection that is empty.
@@ -134,15 +134,21 @@ def run_extract_frames(
     written = 0
     first: Path | None = None
     last: Path | None = None
+    grand_total = sum(source.selected_count(cfg.every_nth, cfg.start) for source, _ in jobs)
     for source, folder in jobs:
         out = ensure_writable_dir(folder)
         total = source.selected_count(cfg.every_nth, cfg.start)
+
+        def report(done: int, _total: int, offset: int = written) -> None:
+            if progress:
+                progress(offset + done, grand_total)
+
         # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go
         # through cv2, which encodes from RGB with the standard JPEG matrix.
         if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
-            count, one_first, one_last = _dump_video(cfg, source, out, total, progress)
+            count, one_first, one_last = _dump_video(cfg, source, out, total, report)
         else:
-            count, one_first, one_last = _write_images(cfg, source, out, total, progress)
+            count, one_first, one_last = _write_images(cfg, source, out, total, report)
         written += count
         first = first or one_first
         last = one_last or last

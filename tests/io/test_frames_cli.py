@@ -163,6 +163,12 @@ def test_folder_of_videos_gets_a_subfolder_each(
         cli, ["extract-frames", str(videos), "-o", str(out), "--every-nth", "10", "--no-progress"]
     )
     assert result.exit_code == 0, result.output
+    calls: list[tuple[int, int]] = []
+    run_extract_frames(
+        ExtractFramesConfig(videos, tmp_path / "again", every_nth=10),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls[-1] == (6, 6) and [c[0] for c in calls] == sorted(c[0] for c in calls)
     assert "of 2 videos" in result.output
     for stem in ("take2", "take10"):
         names = sorted(p.name for p in (out / stem).glob("*.png"))

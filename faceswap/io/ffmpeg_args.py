@@ -239,6 +239,7 @@ def encode_args(
     version: tuple[int, int] = (6, 0),
     container_suffix: str | None = None,
     timecode: str | None = None,
+    sar: Fraction | None = None,
 ) -> list[str]:
     """Encode raw RGB24 frames from stdin, muxing the audio of ``audio_from`` in sync.
 
@@ -258,6 +259,7 @@ def encode_args(
         version: ``(major, minor)`` of ``ffmpeg`` (flag names changed over time).
         container_suffix: Suffix that decides the container (defaults to ``output``'s).
         timecode: SMPTE start timecode (``01:00:00:00``) for editors to conform with.
+        sar: Sample (pixel) aspect ratio for anamorphic video (HDV 1440x1080 is 4/3).
     """
     suffix = (container_suffix or Path(output).suffix).lower()
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
@@ -272,9 +274,11 @@ def encode_args(
             args += ["-itsoffset", f"{audio_shift:.6f}"]
         args += ["-i", str(audio_from)]
     args += ["-map", "0:v:0"]
-    yuv = yuv_output_filter(pix_fmt)
-    if yuv:
-        args += ["-vf", yuv]
+    filters = [f for f in (yuv_output_filter(pix_fmt),) if f]
+    if sar is not None and sar != 1:
+        filters.append(f"setsar={sar.numerator}/{sar.denominator}")
+    if filters:
+        args += ["-vf", ",".join(filters)]
     args += video_codec_args(codec, crf, preset, pix_fmt)
     args += ["-sws_flags", SWS_FLAGS]
     args += passthrough_flags(version)

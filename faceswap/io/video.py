@@ -99,6 +99,8 @@ class VideoInfo:
         color_matrix: The YUV matrix the file is tagged with (``bt709``, ``smpte170m``...),
             or ``""`` when untagged.
         timecode: SMPTE start timecode (``01:00:00:00``; ``;`` for drop-frame) or ``""``.
+        sar: Sample (pixel) aspect ratio of the coded frames; 1 for square pixels. Frames
+            are read as stored (not stretched), so anamorphic video looks squeezed in RGB.
     """
 
     path: Path
@@ -119,6 +121,7 @@ class VideoInfo:
     variable_rate: bool = False
     color_matrix: str = ""
     timecode: str = ""
+    sar: Fraction = Fraction(1)
 
     @property
     def has_audio(self) -> bool:
@@ -311,6 +314,14 @@ def _color_matrix(pix_desc: str) -> str:
     return ""
 
 
+def _sar(desc: str) -> Fraction:
+    """Sample aspect ratio from ``[SAR 4:3 DAR 16:9]``; square pixels when absent or 0:1."""
+    match = re.search(r"SAR (\d+):(\d+)", desc)
+    if not match or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+        return Fraction(1)
+    return Fraction(int(match.group(1)), int(match.group(2)))
+
+
 def _rate_to_fraction(value: float) -> Fraction:
     """A printed rate (``29.97``) as the NTSC-style rational it stands for, when it is one."""
     for base in (24, 30, 48, 60, 120, 240):
@@ -380,6 +391,7 @@ def parse_probe_output(text: str) -> _Parsed:
                     "start": float(start.group(1)) if start else None,
                     "rotation": 0.0,
                     "attached_pic": "attached pic" in desc,
+                    "sar": _sar(desc),
                 }
                 parsed.video.append(current)
                 section = "video"
@@ -611,6 +623,7 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
         variable_rate=variable,
         color_matrix=str(video["matrix"]),
         timecode=parsed.timecode,
+        sar=video["sar"] if isinstance(video["sar"], Fraction) else Fraction(1),
     )
 
 
@@ -876,6 +889,8 @@ class VideoWriter:
         metadata: Container tags (custom keys are kept in mp4/mov too).
         timecode: Start timecode (``01:00:00:00``); by default that of ``audio_from``, so
             editors can conform the output against the source.
+        sar: Pixel aspect ratio to store; by default that of ``audio_from`` (anamorphic
+            sources stay anamorphic).
     """
 
     def __init__(
@@ -892,6 +907,7 @@ class VideoWriter:
         audio_from: Path | str | None = None,
         metadata: Mapping[str, str] | None = None,
         timecode: str | None = None,
+        sar: Fraction | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -922,6 +938,9 @@ class VideoWriter:
             # its video start (timestamps are kept as they are in the file: -copyts).
             shift = -source.start_time
             timecode = timecode if timecode is not None else (source.timecode or None)
+            # The SAR describes the frames only if they are the source's own size.
+            same_size = (source.width, source.height) == (self.width, self.height)
+            sar = sar if sar is not None else (source.sar if same_size else None)
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         args = ffmpeg_args.encode_args(
@@ -939,6 +958,7 @@ class VideoWriter:
             audio_codecs=audio_codecs,
             metadata=metadata,
             timecode=timecode,
+            sar=sar,
             version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
         )

@@ -204,3 +204,10 @@ def test_encode_args_timecode() -> None:
     )
     assert _after(args, "-timecode") == "10:00:00:00"
     assert "-timecode" not in fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(24))
+
+
+def test_encode_args_sar() -> None:
+    args = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(4, 3))
+    assert _after(args, "-vf").endswith(",setsar=4/3")
+    plain = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(1))
+    assert "setsar" not in _after(plain, "-vf")

@@ -530,3 +530,14 @@ def test_timecode_is_carried_over(tmp_path: Path, suffix: str) -> None:
     out = _copy_through(open_source(source), tmp_path / f"o{suffix}", audio_from=source)
     assert probe(out).timecode == "01:02:03:04"
     assert probe(clip.path).timecode == ""
+
+
+def test_anamorphic_pixel_aspect_is_kept(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=4, audio=True, width=320, height=192)
+    hdv = tmp_path / "hdv.mkv"
+    cmd = [find_ffmpeg(), "-v", "error", "-i", str(clip.path), "-vf", "setsar=4/3"]
+    subprocess.run([*cmd, "-c:v", "libx264", "-preset", "ultrafast", str(hdv)], check=True)
+    assert probe(hdv).sar == Fraction(4, 3)
+    assert probe(clip.path).sar == 1
+    out = _copy_through(open_source(hdv), tmp_path / "o.mp4", audio_from=hdv, preset="ultrafast")
+    assert probe(out).sar == Fraction(4, 3)

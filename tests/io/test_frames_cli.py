@@ -173,3 +173,40 @@ def test_folder_of_videos_gets_a_subfolder_each(
     for stem in ("take2", "take10"):
         names = sorted(p.name for p in (out / stem).glob("*.png"))
         assert names == ["frame_000000.png", "frame_000010.png", "frame_000020.png"]
+
+
+def test_rerun_resumes_from_the_first_missing_frame(
+    tmp_path: Path, clip_with_blank_frames: ClipInfo
+) -> None:
+    out = tmp_path / "o"
+    cfg = ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=3)
+    assert run_extract_frames(cfg).frames_written == 10
+    for index in (21, 27):
+        (out / f"frame_{index:06d}.png").unlink()
+    marker = (out / "frame_000003.png").stat().st_mtime_ns
+    again = run_extract_frames(cfg)
+    assert (again.frames_written, again.kept) == (3, 7)  # 21, 24, 27 from the first gap
+    assert (out / "frame_000003.png").stat().st_mtime_ns == marker
+    image = read_image(out / "frame_000027.png")
+    assert _psnr(image, clip_with_blank_frames.scene.frame(27)) > 30
+    done = run_extract_frames(cfg)
+    assert (done.frames_written, done.kept) == (0, 10)
+    fresh = CliRunner().invoke(
+        cli,
+        [
+            *("extract-frames", str(clip_with_blank_frames.path), "-o", str(out)),
+            *("--every-nth", "3", "--overwrite", "--no-progress"),
+        ],
+    )
+    assert fresh.exit_code == 0 and "wrote 10 of 30" in fresh.output
+
+
+def test_resume_refuses_another_input(tmp_path: Path, clip_with_blank_frames: ClipInfo) -> None:
+    out = tmp_path / "o"
+    run_extract_frames(ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=10))
+    with pytest.raises(FaceswapError, match=r"another run.*--overwrite"):
+        run_extract_frames(ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=5))
+    again = run_extract_frames(
+        ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=5, resume=False)
+    )
+    assert again.frames_written == 6

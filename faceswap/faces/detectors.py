@@ -418,7 +418,10 @@ class FanDetector(Detector):
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 68, 2), np.float32)
-        found = self._fa.get_landmarks_from_image(image, detected_faces=list(boxes))
+        # face-alignment does torch item assignment with these numbers: float32 numpy
+        # scalars are refused there, Python floats are not.
+        faces = [[float(v) for v in b] for b in boxes]
+        found = self._fa.get_landmarks_from_image(image, detected_faces=faces)
         out = np.asarray(found, np.float32).reshape(len(boxes), 68, -1)[..., :2]
         return np.ascontiguousarray(out)
 

@@ -186,3 +186,42 @@ def test_folder_of_videos_gets_one_subfolder_each(tmp_path: Path) -> None:
     for name in ("take1", "take2"):
         al = load_alignments(tmp_path / "out" / name)
         assert Path(al.source).stem == name and len(al.frames) == 6
+
+
+def test_interrupted_run_keeps_finished_frames_for_resume(
+    clip_one_face, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceswap.faces.finder import FaceFinder
+
+    real_find = FaceFinder.find
+    calls = {"n": 0}
+
+    def find_then_ctrl_c(self, image, timestamp=None):
+        calls["n"] += 1
+        if calls["n"] > 7:
+            raise KeyboardInterrupt
+        return real_find(self, image, timestamp)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(FaceFinder, "find", find_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_extract(_cfg(clip_one_face.path, out))
+    al = load_alignments(out)
+    assert [f.index for f in al.frames] == list(range(7))
+    for fr in al.frames:  # every crop the file names is complete on disk
+        for face in fr.faces:
+            assert cv2.imread(str(out / face.crop_file)).shape == (64, 64, 3)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    monkeypatch.setattr(FaceFinder, "find", real_find)
+    rest = run_extract(_cfg(clip_one_face.path, out))
+    assert rest.resumed == 7 and rest.frames == clip_one_face.frame_count - 7
+
+
+def test_corrupt_alignments_in_output_is_a_clear_error(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "alignments.json").write_text('{"schema_version": 1, "frames": [')
+    with pytest.raises(FaceswapError, match="corrupt alignments file"):
+        run_extract(_cfg(clip_one_face.path, out))
+    fresh = run_extract(_cfg(clip_one_face.path, out, every_nth=8, resume=False))
+    assert fresh.frames == 6

@@ -561,6 +561,14 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     model_dir = Path(cfg.model_dir)
     faces_a = load_face_set(cfg.faces_a, "A")
     faces_b = load_face_set(cfg.faces_b, "B")
+    ca, cb = faces_a.crop, faces_b.crop
+    if (ca.centering, ca.coverage) != (cb.centering, cb.coverage):
+        # The swap draws B's face into A's framing: both sides must be framed alike.
+        raise FaceswapError(
+            f"faces A are framed with centering '{ca.centering}', coverage {ca.coverage} but "
+            f"faces B with '{cb.centering}', {cb.coverage}; re-extract one side with the "
+            "other's --centering and --coverage"
+        )
     if info.is_main:
         ensure_writable_dir(model_dir)
         ckpt.remove_stale_temporaries(model_dir)
@@ -665,7 +673,12 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             parts = trainer.step(iteration, batch_a, batch_b)
             iteration += 1
             throughput.tick()
-            if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
+            stopping = ddp.any_rank(stop.requested, info, device)
+            final = iteration == cfg.iterations
+            save_now = iteration % cfg.save_every == 0 or final or stopping
+            log_now = iteration % cfg.log_every == 0 or final
+            if log_now or save_now:
+                # Reading the losses syncs the GPU, so only here; never save NaN weights.
                 values = {k: float(v) for k, v in parts.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     raise FaceswapError(
@@ -673,6 +686,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                         f"resume from the last checkpoint with a lower --lr"
                         + (" or without --amp" if cfg.amp else "")
                     )
+            if log_now:
                 last = ddp.average_scalars(values, info, device)
                 if metrics is not None:
                     metrics.log(
@@ -695,8 +709,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                     )
             if bar is not None:
                 bar.update(1)
-            stopping = ddp.any_rank(stop.requested, info, device)
-            if iteration % cfg.save_every == 0 or iteration == cfg.iterations or stopping:
+            if save_now:
                 last_ckpt = save(iteration) or last_ckpt
                 ddp.barrier(info)
             if info.is_main and (

@@ -147,6 +147,18 @@ def test_refuses_to_clobber_or_mix_models(face_dirs: tuple[Path, Path], tmp_path
         run_train(_cfg(face_dirs, m, iterations=2, resume=True, model_config=other))
 
 
+def test_refuses_differently_framed_sides(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    other = tmp_path / "b_head"
+    shutil.copytree(face_dirs[1], other)
+    data = json.loads((other / "alignments.json").read_text())
+    data["crop"]["centering"] = "head"
+    (other / "alignments.json").write_text(json.dumps(data))
+    with pytest.raises(FaceswapError, match="re-extract one side"):
+        run_train(_cfg((face_dirs[0], other), tmp_path / "m"))
+
+
 def test_bad_options_are_clear(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="batch-size"):
         _cfg(face_dirs, tmp_path, batch_size=0)

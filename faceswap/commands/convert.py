@@ -13,8 +13,8 @@ from faceswap.device import DEVICE_CHOICES
 
 
 def _modes_help(registry: object, lead: str) -> str:
-    lines = [f"{name}: {registry.get(name).help}" for name in registry.names()]  # type: ignore[attr-defined]
-    return f"{lead} " + "; ".join(lines) + "."
+    lines = [f"{name} ({registry.get(name).help})" for name in registry.names()]  # type: ignore[attr-defined]
+    return f"{lead}: " + "; ".join(lines) + "."
 
 
 @click.command(context_settings={"show_default": True})
@@ -52,7 +52,7 @@ def _modes_help(registry: object, lead: str) -> str:
     "--mask",
     type=click.Choice(MASK_MODES.names()),
     default="hull",
-    help=_modes_help(MASK_MODES, "Blend mask."),
+    help=_modes_help(MASK_MODES, "Blend mask"),
 )
 @click.option(
     "--colour",
@@ -60,7 +60,7 @@ def _modes_help(registry: object, lead: str) -> str:
     "colour",
     type=click.Choice(COLOUR_MODES.names()),
     default="rct",
-    help=_modes_help(COLOUR_MODES, "Colour matching."),
+    help=_modes_help(COLOUR_MODES, "Colour matching"),
 )
 @click.option(
     "--erode",

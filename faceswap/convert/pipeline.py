@@ -43,7 +43,11 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
-_QUEUE = 8  # items per queue: batches or frames; bounds memory at a few hundred frames
+# Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
+_QUEUE_FRAMES = 8
+_QUEUE_BATCHES = 2
+# Frames held per batch are capped by bytes too, so 4K input does not hold gigabytes.
+_BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,8 +214,8 @@ class _Threads:
             for name, total in self.alive.items()
         }
 
-    def queue(self) -> queue.Queue:
-        return queue.Queue(maxsize=_QUEUE)
+    def queue(self, size: int) -> queue.Queue:
+        return queue.Queue(maxsize=size)
 
     def put(self, q: queue.Queue, item: Any) -> bool:
         since = time.perf_counter()
@@ -475,8 +479,12 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         sink = _FolderSink(output)
 
     threads = _Threads()
-    q_frames, q_batches, q_swapped, q_out = (threads.queue() for _ in range(4))
-    max_frames = 2 * cfg.batch_size + 8
+    q_frames, q_out = threads.queue(_QUEUE_FRAMES), threads.queue(_QUEUE_FRAMES)
+    q_batches, q_swapped = threads.queue(_QUEUE_BATCHES), threads.queue(_QUEUE_BATCHES)
+    # A batch closes at batch_size faces, or earlier after this many frames (faceless
+    # stretches, huge frames) so frames keep flowing to the encoder.
+    frame_bytes = max(source.width * source.height * 3, 1)
+    max_frames = max(1, min(2 * cfg.batch_size + 8, _BATCH_BYTES // frame_bytes))
 
     def decode() -> None:
         frames = source.iter_frames()

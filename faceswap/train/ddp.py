@@ -101,3 +101,23 @@ def average_scalars(values: dict[str, float], info: DistInfo, device: torch.devi
     t = torch.tensor([values[k] for k in keys], device=device, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return {k: float(v) / info.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def assert_in_sync(module: torch.nn.Module, info: DistInfo, what: str) -> None:
+    """Raise if the replicas of ``module`` differ between ranks (checked at each checkpoint).
+
+    Compares a float64 checksum of every parameter and buffer; a mismatch means a bug in how
+    gradients or buffers are synchronised, and a checkpoint of rank 0 would not be the job's.
+    """
+    if not info.enabled:
+        return
+    tensors = [*module.parameters(), *module.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    local = torch.stack(
+        [t.detach().double().sum() for t in tensors] or [torch.zeros((), dtype=torch.float64)]
+    ).to(device)
+    gathered = [torch.empty_like(local) for _ in range(info.world)]
+    dist.all_gather(gathered, local)
+    for rank, other in enumerate(gathered):
+        if not torch.allclose(other, gathered[0], rtol=1e-6, atol=1e-8):
+            raise RuntimeError(f"DDP replicas of the {what} differ between rank 0 and {rank}")

@@ -75,6 +75,9 @@ class TrainConfig:
         gp_lambda: gradient-penalty weight for ``wgan-gp``.
         gan_start: iteration at which the adversarial term starts (let the autoencoder
             learn the face first).
+        disc_widths: channels of the PatchGAN's stride-2 convs.
+        disc_norm: ``spectral``, ``instance``, ``none`` or ``auto`` (instance norm for
+            wgan-gp, whose gradient penalty fights spectral norm; spectral otherwise).
         augment: augmentation switches.
         save_every: checkpoint interval in iterations.
         keep: checkpoints to keep.
@@ -112,6 +115,8 @@ class TrainConfig:
     gan_lr: float = 1e-4
     gp_lambda: float = 10.0
     gan_start: int = 0
+    disc_widths: tuple[int, ...] = (64, 128, 256)
+    disc_norm: str = "auto"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     save_every: int = 1000
     keep: int = 3
@@ -217,14 +222,25 @@ class Trainer:
         self, cfg: TrainConfig, model_config: Any, device: torch.device, info: ddp.DistInfo
     ) -> None:
         from faceswap.nets import build_model
-        from faceswap.nets.discriminator import GAN_MODES, PatchDiscriminator
+        from faceswap.nets.discriminator import (
+            GAN_MODES,
+            DiscriminatorConfig,
+            PatchDiscriminator,
+        )
         from faceswap.nets.losses import LossConfig, ReconstructionLoss
 
         self.cfg, self.device, self.info = cfg, device, info
         self.gan = GAN_MODES.get(cfg.gan)
         torch.manual_seed(cfg.seed)
         self.model = build_model(model_config)
-        self.disc = PatchDiscriminator() if self.gan.enabled else None
+        self.disc = None
+        if self.gan.enabled:
+            norm = cfg.disc_norm
+            if norm == "auto":
+                norm = "instance" if self.gan.uses_gradient_penalty else "spectral"
+            self.disc = PatchDiscriminator(
+                DiscriminatorConfig(widths=tuple(cfg.disc_widths), norm=norm)
+            )
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         if self.disc is not None:
@@ -429,6 +445,9 @@ def _loader(
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers > 0 else None,
         worker_init_fn=_worker_init,
+        # Its own generator: creating the iterator would otherwise draw a worker base seed
+        # from the global RNG, which a resumed run has just restored (and must not shift).
+        generator=torch.Generator().manual_seed(cfg.seed * 2 + side),
     )
     return iter(loader)
 
@@ -603,6 +622,9 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     loop_steps = 0
 
     def save(it: int) -> Path | None:
+        ddp.assert_in_sync(trainer.model, info, "model")
+        if trainer.disc is not None:
+            ddp.assert_in_sync(trainer.disc, info, "discriminator")
         if not info.is_main:
             return None
         meta = {"losses": last, "time": time.time()}

@@ -1,0 +1,135 @@
+"""`faceswap train` from the command line: options, errors, SIGTERM and --resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from faceswap.cli import cli
+from faceswap.config import config_to_dict
+from faceswap.train import checkpoint as ckpt
+from faceswap.train.metrics import read_metrics
+
+from .conftest import tiny_model_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def preset_yaml(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny32.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(tiny_model_config())))
+    return path
+
+
+def _args(face_dirs: tuple[Path, Path], model: Path, preset: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "--a",
+        str(face_dirs[0]),
+        "--b",
+        str(face_dirs[1]),
+        "-m",
+        str(model),
+        "--preset",
+        str(preset),
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--no-tensorboard",
+        *extra,
+    ]
+
+
+def test_cli_trains_with_gpu_flags_on_cpu(
+    face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
+) -> None:
+    args = _args(
+        face_dirs,
+        tmp_path / "m",
+        preset_yaml,
+        "--iterations",
+        "2",
+        "--save-every",
+        "2",
+        "--amp",
+        "--channels-last",
+        "--mouth-weight",
+        "1",
+        "--device",
+        "cpu",
+    )
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "finished at iteration 2" in result.output
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["training"]["amp"] == "off"  # CUDA-only: ignored with a warning on the CPU
+    assert card["training"]["batch_size"] == 2
+
+
+def test_cli_errors_are_one_line(
+    face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
+) -> None:
+    missing = _args((tmp_path / "nowhere", face_dirs[1]), tmp_path / "m", preset_yaml)
+    result = CliRunner().invoke(cli, missing)
+    assert result.exit_code == 2
+    assert result.output.startswith("faceswap: error: --a ")
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(cli, _args(face_dirs, tmp_path / "m", Path("no-such-preset")))
+    assert result.exit_code == 2 and "choose from" in result.output
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_resume_continues(
+    face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
+) -> None:
+    model = tmp_path / "m"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "faceswap"]
+    args = _args(face_dirs, model, preset_yaml, "--save-every", "3", "--log-every", "1")
+    proc = subprocess.Popen(
+        [*cmd, *args, "--iterations", "100000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.list_checkpoints(model) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ckpt.list_checkpoints(model), "no checkpoint before the deadline"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "interrupted at iteration" in out
+    stopped_at = ckpt.list_checkpoints(model)[-1][0]
+    assert stopped_at >= 3 and f"iteration {stopped_at}" in out
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["iteration"] == stopped_at  # inference weights saved at the stop too
+    resumed = subprocess.run(
+        [*cmd, *args, "--resume", "--iterations", str(stopped_at + 2)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"finished at iteration {stopped_at + 2} (2 this run" in resumed.stdout
+    iters = [int(r["iteration"]) for r in read_metrics(model / "metrics.csv")]
+    assert iters == list(range(1, stopped_at + 3))

@@ -1,0 +1,144 @@
+"""Face folders, masks, sampling streams and augmentation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from faceswap.errors import FaceswapError
+from faceswap.train.augment import AugmentConfig, ColourAugment, random_transform, random_warp
+from faceswap.train.dataset import FaceDataset, StreamSampler, face_masks, load_face_set
+
+NO_AUG = AugmentConfig(
+    flip=False, rotation=0, zoom=0, shift=0, warp=False, colour=False, blur=False
+)
+
+
+def test_load_face_set_reads_crops_and_landmarks(face_dirs: tuple[Path, Path]) -> None:
+    faces = load_face_set(face_dirs[0], "A")
+    assert len(faces) == 10 and faces.crop_size == 64 and faces.crop.size == 64
+    assert all(lm is not None and lm.shape == (68, 2) for lm in faces.landmarks)
+    # Aligned landmarks sit inside the crop, nose tip near the centre.
+    nose = faces.landmarks[0][30]
+    assert 20 < nose[0] < 44 and 20 < nose[1] < 48
+    summary = faces.summary()
+    assert summary["faces"] == 10 and len(summary["sha256"]) == 64
+
+
+def test_masks_cover_face_eyes_mouth(face_dirs: tuple[Path, Path]) -> None:
+    faces = load_face_set(face_dirs[0], "A")
+    masks = face_masks(faces.landmarks[0], 64, 32)
+    assert masks.shape == (3, 32, 32) and masks.dtype == np.uint8
+    face, eyes, mouth = (m > 127 for m in masks)
+    assert face[16, 16] and not face[0, 0]
+    assert 0 < eyes.sum() < face.sum() and 0 < mouth.sum() < face.sum()
+    ys_eyes, ys_mouth = np.nonzero(eyes)[0].mean(), np.nonzero(mouth)[0].mean()
+    assert ys_eyes < ys_mouth  # eyes above the mouth
+    assert (face_masks(None, 64, 32) == np.array([255, 0, 0])[:, None, None]).all()
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_refuses_unusable_folders(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(FaceswapError, match=r"--a .*no such folder"):
+        load_face_set(tmp_path / "missing", "A")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FaceswapError, match=r"--b .*no face images"):
+        load_face_set(tmp_path / "empty", "B")
+    no_align = _copy(face_dirs[0], tmp_path / "no_align")
+    (no_align / "alignments.json").unlink()
+    with pytest.raises(FaceswapError, match=r"no alignments\.json"):
+        load_face_set(no_align, "A")
+    mixed = _copy(face_dirs[0], tmp_path / "mixed")
+    cv2.imwrite(str(mixed / "frame_000000_0.png"), np.zeros((48, 48, 3), np.uint8))
+    with pytest.raises(FaceswapError, match="different sizes"):
+        load_face_set(mixed, "A")
+    other_size = _copy(face_dirs[0], tmp_path / "other_size")
+    data = json.loads((other_size / "alignments.json").read_text())
+    data["crop"]["size"] = 128
+    (other_size / "alignments.json").write_text(json.dumps(data))
+    with pytest.raises(FaceswapError, match="says 128 px"):
+        load_face_set(other_size, "A")
+
+
+def test_sampler_stream_is_resumable_and_shards() -> None:
+    full = StreamSampler(7, batch=3, seed=5, side=0)
+    stream = [next(it) for it in [iter(full)] for _ in range(30)]
+    idx = [i for i, _ in stream]
+    assert sorted(idx[:7]) == list(range(7)) and sorted(idx[7:14]) == list(range(7))
+    resumed = iter(StreamSampler(7, batch=3, seed=5, side=0, start_step=4))
+    assert [next(resumed) for _ in range(18)] == stream[12:30]
+    other_side = iter(StreamSampler(7, batch=3, seed=5, side=1))
+    assert [next(other_side) for _ in range(30)] != stream
+    # Two DDP ranks split each global batch of 6: rank 0 takes 0-2, rank 1 takes 3-5.
+    double = iter(StreamSampler(7, batch=6, seed=5, side=0))
+    global_stream = [next(double) for _ in range(12)]
+    r0, r1 = (iter(StreamSampler(7, 3, 5, 0, rank=r, world=2)) for r in (0, 1))
+    assert [next(r0) for _ in range(6)] == global_stream[0:3] + global_stream[6:9]
+    assert [next(r1) for _ in range(6)] == global_stream[3:6] + global_stream[9:12]
+
+
+def test_dataset_samples_are_seeded(face_dirs: tuple[Path, Path]) -> None:
+    faces = load_face_set(face_dirs[1], "B")
+    ds = FaceDataset(faces, 32, AugmentConfig())
+    one, again, other = ds[(3, 42)], ds[(3, 42)], ds[(3, 43)]
+    assert one["source"].shape == (3, 32, 32) and one["source"].dtype == torch.uint8
+    assert one["masks"].shape == (3, 32, 32)
+    for key in one:
+        assert torch.equal(one[key], again[key])
+    assert not torch.equal(one["target"], other["target"])
+    plain = FaceDataset(faces, 64, NO_AUG)[(3, 42)]
+    expected = cv2.cvtColor(cv2.imread(str(faces.files[3])), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(plain["target"].permute(1, 2, 0).numpy(), expected)
+    assert torch.equal(plain["source"], plain["target"])
+
+
+def test_random_transform_flip_and_mask_border() -> None:
+    rng_img = np.random.default_rng(0)
+    image = rng_img.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    mask = np.full((16, 16), 255, np.uint8)
+    flip_only = AugmentConfig(flip=True, rotation=0, zoom=0, shift=0)
+    results = [random_transform(np.random.default_rng(s), flip_only, image)[0] for s in range(8)]
+    flipped = [np.array_equal(r, image[:, ::-1]) for r in results]
+    assert any(flipped) and not all(flipped)
+    assert all(f or np.array_equal(r, image) for f, r in zip(flipped, results, strict=True))
+    moved = random_transform(np.random.default_rng(1), AugmentConfig(shift=0.3), image, mask)
+    assert moved[1].min() == 0  # masks pad with 0: background never becomes face
+
+
+def test_colour_augment_seeded_and_switchable() -> None:
+    face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    aug = ColourAugment(AugmentConfig())
+    outs = [aug(np.random.default_rng(s), face) for s in range(6)]
+    assert any(not np.array_equal(t, face) for _, t in outs)
+    again = aug(np.random.default_rng(2), face)
+    assert np.array_equal(again[0], outs[2][0]) and np.array_equal(again[1], outs[2][1])
+    off = ColourAugment(AugmentConfig(colour=False, blur=False))
+    src, tgt = off(np.random.default_rng(0), face)
+    assert np.array_equal(src, face) and np.array_equal(tgt, face)
+
+
+def test_random_warp_seeded_and_small() -> None:
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    w1 = random_warp(x, torch.Generator().manual_seed(1))
+    w2 = random_warp(x, torch.Generator().manual_seed(1))
+    w3 = random_warp(x, torch.Generator().manual_seed(2))
+    assert torch.equal(w1, w2) and not torch.equal(w1, w3)
+    assert torch.allclose(
+        random_warp(x, torch.Generator().manual_seed(1), strength=0.0), x, atol=1e-5
+    )
+    smooth = torch.linspace(0, 1, 32).expand(1, 3, 32, 32)
+    assert (random_warp(smooth, torch.Generator().manual_seed(3)) - smooth).abs().mean() < 0.05
+    # Rank 1 of 2 warps like the second half of the global batch drawn by one process.
+    whole = random_warp(torch.cat([x, x]), torch.Generator().manual_seed(4))
+    part = random_warp(x, torch.Generator().manual_seed(4), shard=(1, 2))
+    assert torch.allclose(whole[4:], part)

@@ -1,0 +1,156 @@
+"""The training loop: learning, exact resume, GAN steps, refusals, outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from faceswap.errors import FaceswapError
+from faceswap.train import checkpoint as ckpt
+from faceswap.train import ddp
+from faceswap.train.loop import TrainConfig, Trainer, run_train
+from faceswap.train.metrics import read_metrics
+
+from .conftest import tiny_model_config
+
+
+def _cfg(face_dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> TrainConfig:
+    base = dict(
+        faces_a=face_dirs[0],
+        faces_b=face_dirs[1],
+        model_dir=model_dir,
+        model_config=tiny_model_config(),
+        iterations=6,
+        batch_size=4,
+        lr=1e-3,
+        workers=0,
+        save_every=3,
+        preview_every=0,
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        disc_widths=(8, 16),
+    )
+    base.update(overrides)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_on_real_faces(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    result = run_train(
+        _cfg(face_dirs, tmp_path / "m", iterations=24, save_every=24, log_every=2, lr=2e-3)
+    )
+    rows = read_metrics(tmp_path / "m" / "metrics.csv")
+    first = sum(r["loss"] for r in rows[:3]) / 3
+    last = sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < 0.85 * first, (first, last)
+    assert result.iteration == 24 and not result.interrupted
+    assert {"loss", "loss_a", "loss_b", "ssim_a", "l1_b"} <= set(result.losses)
+    assert rows[-1]["examples_per_s"] > 0
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gan", ["off", "wgan-gp"])
+def test_resume_reproduces_the_uninterrupted_run(
+    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str
+) -> None:
+    straight = run_train(_cfg(face_dirs, tmp_path / "straight", gan=gan))
+    run_train(_cfg(face_dirs, tmp_path / "split", iterations=3, gan=gan))
+    resumed = run_train(_cfg(face_dirs, tmp_path / "split", resume=True, gan=gan))
+    assert resumed.start_iteration == 3 and resumed.iteration == 6
+    a, b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    if gan != "off":
+        da = load_file(str(straight.checkpoint / "disc.safetensors"))
+        db = load_file(str(resumed.checkpoint / "disc.safetensors"))
+        assert all(torch.equal(da[k], db[k]) for k in da)
+    # The metrics file of the resumed run has each iteration once.
+    iters = [r["iteration"] for r in read_metrics(tmp_path / "split" / "metrics.csv")]
+    assert iters == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("mode", ["bce", "hinge", "wgan-gp"])
+def test_gan_modes_run_one_step(face_dirs: tuple[Path, Path], tmp_path: Path, mode: str) -> None:
+    from faceswap.train.dataset import FaceDataset, load_face_set
+
+    cfg = _cfg(face_dirs, tmp_path, gan=mode, gan_weight=0.5)
+    trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    batches = []
+    for folder, side in zip(face_dirs, "AB", strict=True):
+        ds = FaceDataset(load_face_set(folder, side), 32, cfg.augment)
+        items = [ds[(i, i)] for i in range(4)]
+        batches.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    disc_before = [p.detach().clone() for p in trainer.disc.parameters()]
+    parts = trainer.step(0, *batches)
+    assert {"loss", "g_adv", "d_loss"} <= set(parts)
+    assert ("gp" in parts) == (mode == "wgan-gp")
+    assert all(torch.isfinite(v) for v in parts.values())
+    changed = [
+        not torch.equal(a, b) for a, b in zip(disc_before, trainer.disc.parameters(), strict=True)
+    ]
+    assert any(changed)
+
+
+def test_outputs_card_preview_and_inference_model(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cfg = _cfg(
+        face_dirs,
+        tmp_path / "m",
+        iterations=4,
+        save_every=2,
+        keep=1,
+        preview_every=2,
+        model_config=tiny_model_config(learned_mask=True),
+    )
+    result = run_train(cfg)
+    m = tmp_path / "m"
+    assert [it for it, _ in ckpt.list_checkpoints(m)] == [4]
+    card = json.loads((m / "model_card.json").read_text())
+    assert card["iteration"] == 4 and card["preset"] == "tiny"
+    assert card["data"]["a"]["faces"] == 10 and card["data"]["b"]["folder"] == str(face_dirs[1])
+    assert card["crop"]["size"] == 64 and "torch" in card["versions"]
+    assert "mask_a" in result.losses  # the learned mask is trained on the hull mask
+    preview = cv2.imread(str(m / "previews" / "preview_000000002.png"))
+    assert preview.shape == (4 * 32, 6 * 32 + 2, 3)
+    loaded = ckpt.load_for_inference(m, "cpu")
+    assert loaded.config.learned_mask and loaded.crop.size == 64
+    out = loaded.model.swap(torch.rand(1, 3, 32, 32))
+    assert out.mask is not None and out.rgb.shape == (1, 3, 32, 32)
+    saved = json.loads((m / "train_config.json").read_text())
+    assert saved["batch_size"] == 4 and saved["augment"]["warp"] is True
+
+
+def test_refuses_to_clobber_or_mix_models(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    m = tmp_path / "m"
+    with pytest.raises(FaceswapError, match="no checkpoint to resume"):
+        run_train(_cfg(face_dirs, m, resume=True))
+    run_train(_cfg(face_dirs, m, iterations=1, save_every=1))
+    with pytest.raises(FaceswapError, match="already holds a trained model"):
+        run_train(_cfg(face_dirs, m, iterations=1))
+    other = dataclasses.replace(tiny_model_config(), bottleneck=48)
+    with pytest.raises(FaceswapError, match="resume with the same"):
+        run_train(_cfg(face_dirs, m, iterations=2, resume=True, model_config=other))
+
+
+def test_bad_options_are_clear(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(FaceswapError, match="batch-size"):
+        _cfg(face_dirs, tmp_path, batch_size=0)
+    with pytest.raises(FaceswapError, match="unknown GAN mode 'lsgan'; choose from"):
+        run_train(_cfg(face_dirs, tmp_path / "m", gan="lsgan"))
+    with pytest.raises(FaceswapError, match="unknown loss 'ms'"):
+        run_train(_cfg(face_dirs, tmp_path / "m2", loss="ms:1"))

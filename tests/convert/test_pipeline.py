@@ -110,8 +110,10 @@ def test_lossless_output_is_exact_outside_faces(
         assert not np.array_equal(a, b)
 
 
-def _image_inputs(tmp_path: Path, n: int = 3) -> tuple[Path, Path]:
-    info = make_image_folder(tmp_path / "frames", n, people=("grace_hopper",), seed=3)
+def _image_inputs(
+    tmp_path: Path, n: int = 3, people: tuple[str, ...] = ("grace_hopper",)
+) -> tuple[Path, Path]:
+    info = make_image_folder(tmp_path / "frames", n, people=people, seed=3)
 
     class _Clip:  # truth_alignments only reads these
         path = info.path
@@ -134,6 +136,14 @@ def test_every_colour_mode_runs(colour: str, model_dir: Path, tmp_path: Path) ->
     assert names == sorted(p.stem + ".png" for p in folder.iterdir() if p.suffix == ".png")
     a, b = _frames(folder), _frames(out)
     assert a[0].shape == b[0].shape and not np.array_equal(a[0], b[0])
+
+
+def test_more_faces_than_batch_size(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 3, people=("astronaut", "grace_hopper"))
+    out = tmp_path / "out"
+    result = run_convert(_cfg(folder, model_dir, out, alignments=al, batch_size=1))
+    assert result.frames == 3 and result.faces_swapped == 6 and result.frames_swapped == 3
+    assert set(result.stage_seconds) == {"decode", "prepare", "infer", "blend", "encode"}
 
 
 @pytest.mark.parametrize("mask", MASK_MODES.names())

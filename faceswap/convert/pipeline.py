@@ -456,9 +456,6 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
-    hasher = concurrent.futures.ThreadPoolExecutor(1)
-    input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
-
     if source.is_video:
         # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
         codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
@@ -477,6 +474,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         sink: _VideoSink | _FolderSink = _VideoSink(writer)
     else:
         sink = _FolderSink(output)
+
+    # The manifest records the input's sha256: hash it while the frames flow.
+    hasher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="convert-hash")
+    input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
 
     threads = _Threads()
     q_frames, q_out = threads.queue(_QUEUE_FRAMES), threads.queue(_QUEUE_FRAMES)

@@ -244,3 +244,24 @@ def test_failure_mid_run_removes_the_temp_output(
             _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", alignments=short_alignments)
         )
     assert _leftovers(tmp_path, set()) == []
+
+
+def test_frame_marker_hook_marks_every_frame(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceswap.provenance as provenance
+
+    class Corner:
+        name = "corner"
+
+        def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+            out = frame.copy()
+            out[0, 0] = (index % 256, 7, 11)
+            return out
+
+    monkeypatch.setattr(provenance, "frame_marker", lambda: Corner())
+    folder, al = _image_inputs(tmp_path, 2)
+    out = tmp_path / "out"
+    run_convert(_cfg(folder, model_dir, out, alignments=al))
+    for i, frame in enumerate(_frames(out)):
+        assert tuple(frame[0, 0]) == (i, 7, 11)

@@ -265,3 +265,48 @@ def test_frame_marker_hook_marks_every_frame(
     run_convert(_cfg(folder, model_dir, out, alignments=al))
     for i, frame in enumerate(_frames(out)):
         assert tuple(frame[0, 0]) == (i, 7, 11)
+
+
+def _empty_alignments(clip: ClipInfo, path: Path) -> Path:
+    from faceswap.faces.alignments import Alignments, FrameRecord, save_alignments
+    from tests.convert.conftest import MODEL_CROP
+
+    info = probe(clip.path)
+    frames = [FrameRecord(index=i, timestamp=0.0, faces=()) for i in range(info.frame_count)]
+    al = Alignments(
+        str(clip.path), info.frame_count, info.fps, info.width, info.height, MODEL_CROP,
+        "none", frames,
+    )  # fmt: skip
+    save_alignments(path, al)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("audio_offset", "rotation"), [(-0.15, 0), (0.0, 90)], ids=["audio-first", "rotated"]
+)
+def test_passthrough_keeps_audio_lead_and_display_rotation(
+    audio_offset: float, rotation: int, model_dir: Path, tmp_path: Path
+) -> None:
+    # Matroska keeps audio that starts before the first frame (mp4 trims it: see io).
+    from tests.media import make_clip
+
+    clip = make_clip(
+        tmp_path / "in.mp4", frames=10, width=320, height=192, audio=True,
+        audio_offset=audio_offset, blank_frames=tuple(range(10)), rotation=rotation,
+    )  # fmt: skip
+    al = _empty_alignments(clip, tmp_path / "al.json")
+    out = tmp_path / ("out.mkv" if audio_offset < 0 else "out.mp4")
+    result = run_convert(_cfg(clip.path, model_dir, out, alignments=al))
+    src, dst = probe(clip.path), probe(out)
+    assert result.frames_swapped == 0 and dst.frame_count == src.frame_count == 10
+    # Frames come out upright at the displayed size; players need no rotation flag.
+    assert (dst.width, dst.height) == (src.width, src.height)
+    assert dst.rotation == 0
+    assert dst.audio_offset == pytest.approx(src.audio_offset, abs=0.01)
+    assert _audio_seconds(out) == pytest.approx(_audio_seconds(clip.path), abs=0.03)
+    np.testing.assert_allclose(
+        beep_onsets(out) + dst.audio_offset, beep_onsets(clip.path) + src.audio_offset, atol=0.005
+    )
+    for a, b in zip(_frames(out), _frames(clip.path), strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0

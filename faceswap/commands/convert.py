@@ -135,8 +135,9 @@ def _modes_help(registry: object, lead: str) -> str:
 @click.option(
     "--codec",
     default="libx264",
-    help="ffmpeg video encoder: libx264, libx265, h264_nvenc, ffv1 (lossless, in .mkv "
-    "with --pix-fmt bgr0)..., or auto: the first hardware H.264 encoder that works here.",
+    help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
+    "H.264 encoder that works here). Lossless: ffv1 in .mkv with --pix-fmt bgr0, or "
+    "libx264rgb --crf 0 --pix-fmt rgb24.",
 )
 @click.option(
     "--crf",

@@ -82,14 +82,25 @@ def test_round_trip_keeps_timing_audio_and_marks_provenance(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "crf"),
+    [("out.mkv", "ffv1", "bgr0", 18), ("out.mp4", "libx264rgb", "rgb24", 0)],
+)
 def test_lossless_output_is_exact_outside_faces(
-    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+    name: str,
+    codec: str,
+    pix_fmt: str,
+    crf: int,
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    out = tmp_path / "out.mkv"
+    out = tmp_path / name
     run_convert(
         _cfg(
-            short_clip.path, model_dir, out, alignments=short_alignments, codec="ffv1",
-            pix_fmt="bgr0", colour="avg", batch_size=3,
+            short_clip.path, model_dir, out, alignments=short_alignments, codec=codec,
+            pix_fmt=pix_fmt, crf=crf, colour="avg", batch_size=3,
         )
     )  # fmt: skip
     before, after = _frames(short_clip.path), _frames(out)

@@ -341,6 +341,11 @@ def _check_output(cfg: ConvertConfig, is_video: bool) -> Path:
     return output
 
 
+def _box_side(box: np.ndarray) -> float:
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
+    return max(x1 - x0, y1 - y0)
+
+
 class _Locator:
     """Faces of each frame: from an alignments file, or detected on the fly."""
 
@@ -348,6 +353,8 @@ class _Locator:
         from faceswap.faces.smoothing import LandmarkSmoother
 
         self.crop = crop
+        self.min_size = float(cfg.min_size)
+        self.max_faces = int(cfg.max_faces)
         fps = float(source.fps) if source.fps else 30.0
         smooth = cfg.smooth
         if smooth == "auto":
@@ -410,8 +417,11 @@ class _Locator:
         record = self.by_index.get(frame.index)
         if record is None:
             return []
+        faces = [f for f in record.faces if _box_side(f.box) >= self.min_size]
+        if self.max_faces:
+            faces = sorted(faces, key=lambda f: -_box_side(f.box))[: self.max_faces]
         out = []
-        for i, face in enumerate(record.faces):
+        for i, face in enumerate(faces):
             lm = np.asarray(face.landmarks, np.float32)
             if self.smoother is not None:
                 track = face.track_id if face.track_id >= 0 else i

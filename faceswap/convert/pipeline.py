@@ -387,6 +387,14 @@ class _Locator:
                 f"{cfg.alignments}: alignments are for {al.width}x{al.height} frames but "
                 f"{cfg.input} is {source.width}x{source.height}; pass this video's alignments"
             )
+        if len(al.frames) < al.frame_count:
+            log.warning(
+                "%s covers %d of %d frames (extracted with --every-nth?); the others pass "
+                "through unswapped",
+                cfg.alignments,
+                len(al.frames),
+                al.frame_count,
+            )
         return al.by_index()
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
@@ -607,6 +615,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         frames_total=sink.frames_written,
         frames_swapped=frames_swapped,
         faces_swapped=faces_swapped,
+    )
+    log.info(
+        "convert %s: %d frames, %d faces; stage busy seconds %s",
+        Path(cfg.input).name,
+        sink.frames_written,
+        faces_swapped,
+        threads.busy(),
     )
     return ConvertResult(
         output=output,

@@ -13,8 +13,8 @@ from faceswap.device import DEVICE_CHOICES
 
 
 def _modes_help(registry: object, lead: str) -> str:
-    lines = [f"{name}: {registry.get(name).help}" for name in registry.names()]  # type: ignore[attr-defined]
-    return f"{lead} " + "; ".join(lines) + "."
+    lines = [f"{name} ({registry.get(name).help})" for name in registry.names()]  # type: ignore[attr-defined]
+    return f"{lead}: " + "; ".join(lines) + "."
 
 
 @click.command(context_settings={"show_default": True})
@@ -52,7 +52,7 @@ def _modes_help(registry: object, lead: str) -> str:
     "--mask",
     type=click.Choice(MASK_MODES.names()),
     default="hull",
-    help=_modes_help(MASK_MODES, "Blend mask."),
+    help=_modes_help(MASK_MODES, "Blend mask"),
 )
 @click.option(
     "--colour",
@@ -60,7 +60,7 @@ def _modes_help(registry: object, lead: str) -> str:
     "colour",
     type=click.Choice(COLOUR_MODES.names()),
     default="rct",
-    help=_modes_help(COLOUR_MODES, "Colour matching."),
+    help=_modes_help(COLOUR_MODES, "Colour matching"),
 )
 @click.option(
     "--erode",
@@ -135,8 +135,9 @@ def _modes_help(registry: object, lead: str) -> str:
 @click.option(
     "--codec",
     default="libx264",
-    help="ffmpeg video encoder: libx264, libx265, h264_nvenc, ffv1 (lossless, in .mkv "
-    "with --pix-fmt bgr0)..., or auto: the first hardware H.264 encoder that works here.",
+    help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
+    "H.264 encoder that works here). Lossless: ffv1 in .mkv with --pix-fmt bgr0, or "
+    "libx264rgb --crf 0 --pix-fmt rgb24.",
 )
 @click.option(
     "--crf",

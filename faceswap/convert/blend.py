@@ -77,11 +77,16 @@ def seamless_clone(face: np.ndarray, region: np.ndarray, mask: np.ndarray) -> np
 
     Returns:
         uint8 (h, w, 3): inside the mask the face's gradients with the region's boundary
-        colours; outside it the region unchanged.
+        colours; outside it the region unchanged. A mask too thin to have an interior
+        returns ``face`` unchanged.
     """
     binary = (mask > _MASK_EPS).astype(np.uint8) * 255
     if not binary.any():
         return region
+    # A sliver (a face just entering the frame) has no interior for the Poisson solve, and
+    # cv2.seamlessClone fails on it: paste such a face as it is.
+    if not cv2.erode(binary, np.ones((3, 3), np.uint8), borderValue=0).any():
+        return face
     p = _CLONE_PAD
     # Reflect the frame so the boundary the solver sees continues the picture; the mask pad
     # is empty, which keeps the masked area strictly inside the padded image.

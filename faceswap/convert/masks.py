@@ -75,7 +75,7 @@ def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
 
 
 @register_mask(
-    "learned", "the mask the model's decoder draws (models with learned_mask)", needs_learned=True
+    "learned", "the mask the decoder draws (models with learned_mask)", needs_learned=True
 )
 def learned_mask(
     crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
@@ -85,7 +85,7 @@ def learned_mask(
 
 @register_mask(
     "product",
-    "hull x learned: only pixels both masks call face (models with learned_mask)",
+    "hull times learned (only what both call face; models with learned_mask)",
     needs_learned=True,
 )
 def product_mask(

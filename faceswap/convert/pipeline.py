@@ -43,7 +43,11 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
-_QUEUE = 8  # items per queue: batches or frames; bounds memory at a few hundred frames
+# Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
+_QUEUE_FRAMES = 8
+_QUEUE_BATCHES = 2
+# Frames held per batch are capped by bytes too, so 4K input does not hold gigabytes.
+_BATCH_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,8 +214,8 @@ class _Threads:
             for name, total in self.alive.items()
         }
 
-    def queue(self) -> queue.Queue:
-        return queue.Queue(maxsize=_QUEUE)
+    def queue(self, size: int) -> queue.Queue:
+        return queue.Queue(maxsize=size)
 
     def put(self, q: queue.Queue, item: Any) -> bool:
         since = time.perf_counter()
@@ -337,6 +341,11 @@ def _check_output(cfg: ConvertConfig, is_video: bool) -> Path:
     return output
 
 
+def _box_side(box: np.ndarray) -> float:
+    x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
+    return max(x1 - x0, y1 - y0)
+
+
 class _Locator:
     """Faces of each frame: from an alignments file, or detected on the fly."""
 
@@ -344,6 +353,8 @@ class _Locator:
         from faceswap.faces.smoothing import LandmarkSmoother
 
         self.crop = crop
+        self.min_size = float(cfg.min_size)
+        self.max_faces = int(cfg.max_faces)
         fps = float(source.fps) if source.fps else 30.0
         smooth = cfg.smooth
         if smooth == "auto":
@@ -376,6 +387,14 @@ class _Locator:
                 f"{cfg.alignments}: alignments are for {al.width}x{al.height} frames but "
                 f"{cfg.input} is {source.width}x{source.height}; pass this video's alignments"
             )
+        if len(al.frames) < al.frame_count:
+            log.warning(
+                "%s covers %d of %d frames (extracted with --every-nth?); the others pass "
+                "through unswapped",
+                cfg.alignments,
+                len(al.frames),
+                al.frame_count,
+            )
         return al.by_index()
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
@@ -406,8 +425,11 @@ class _Locator:
         record = self.by_index.get(frame.index)
         if record is None:
             return []
+        faces = [f for f in record.faces if _box_side(f.box) >= self.min_size]
+        if self.max_faces:
+            faces = sorted(faces, key=lambda f: -_box_side(f.box))[: self.max_faces]
         out = []
-        for i, face in enumerate(record.faces):
+        for i, face in enumerate(faces):
             lm = np.asarray(face.landmarks, np.float32)
             if self.smoother is not None:
                 track = face.track_id if face.track_id >= 0 else i
@@ -452,9 +474,6 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
-    hasher = concurrent.futures.ThreadPoolExecutor(1)
-    input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
-
     if source.is_video:
         # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
         codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
@@ -474,9 +493,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     else:
         sink = _FolderSink(output)
 
+    # The manifest records the input's sha256: hash it while the frames flow.
+    hasher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="convert-hash")
+    input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
+
     threads = _Threads()
-    q_frames, q_batches, q_swapped, q_out = (threads.queue() for _ in range(4))
-    max_frames = 2 * cfg.batch_size + 8
+    q_frames, q_out = threads.queue(_QUEUE_FRAMES), threads.queue(_QUEUE_FRAMES)
+    q_batches, q_swapped = threads.queue(_QUEUE_BATCHES), threads.queue(_QUEUE_BATCHES)
+    # A batch closes at batch_size faces, or earlier after this many frames (faceless
+    # stretches, huge frames) so frames keep flowing to the encoder.
+    frame_bytes = max(source.width * source.height * 3, 1)
+    max_frames = max(1, min(2 * cfg.batch_size + 8, _BATCH_BYTES // frame_bytes))
 
     def decode() -> None:
         frames = source.iter_frames()
@@ -529,14 +556,21 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 return
         threads.put(q_swapped, _END)
 
+    def finish(item: _Item) -> _Item:
+        item.image = _compose(item, cfg, mask_mode, colour_mode, res)
+        if marker is not None:
+            item.image = marker(item.image, item.frame.index)
+        return item
+
     def blend() -> None:
-        for batch in threads.items(q_swapped):
-            for item in batch:
-                item.image = _compose(item, cfg, mask_mode, colour_mode, res)
-                if marker is not None:
-                    item.image = marker(item.image, item.frame.index)
-                if not threads.put(q_out, item):
-                    return
+        # OpenCV releases the GIL, so a few workers blend the frames of a batch in parallel
+        # (Poisson cloning costs ~10-20 ms a face); map() keeps them in order.
+        workers = max(1, min(4, (os.cpu_count() or 1)))
+        with concurrent.futures.ThreadPoolExecutor(workers, "convert-blend") as pool:
+            for batch in threads.items(q_swapped):
+                for item in pool.map(finish, batch):
+                    if not threads.put(q_out, item):
+                        return
         threads.put(q_out, _END)
 
     frames_swapped = faces_swapped = 0
@@ -581,6 +615,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         frames_total=sink.frames_written,
         frames_swapped=frames_swapped,
         faces_swapped=faces_swapped,
+    )
+    log.info(
+        "convert %s: %d frames, %d faces; stage busy seconds %s",
+        Path(cfg.input).name,
+        sink.frames_written,
+        faces_swapped,
+        threads.busy(),
     )
     return ConvertResult(
         output=output,

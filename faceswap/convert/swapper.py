@@ -39,6 +39,9 @@ class Swapper:
         if amp and device.type != "cuda":
             log.warning("--amp works on CUDA only; running in float32 on %s", device.type)
             amp = False
+        if device.type == "cuda":
+            # Batches have one shape (bar the last): let cuDNN pick the fastest kernels once.
+            torch.backends.cudnn.benchmark = True
         self.model = model.to(device).eval()
         self.device = device
         self.direction = direction

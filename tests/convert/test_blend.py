@@ -147,3 +147,23 @@ def test_region_crop_matches_full_frame_crop(cx: float, side: float) -> None:
     fast = _crop_face(frame, m, 64).astype(int)
     # Equal up to the area pre-shrink's rounding at the region's edge.
     assert np.abs(full - fast).mean() < 1.0
+
+
+def test_faces_at_random_placements_never_fail() -> None:
+    # Faces half off the frame leave slivers of mask that cv2.seamlessClone cannot solve.
+    rng = np.random.default_rng(0)
+    spec = CropSpec(32)
+    for _ in range(120):
+        h, w = (int(v) for v in rng.integers(4, 200, 2))
+        frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        lm = _landmarks(
+            rng.uniform(-100, w + 100), rng.uniform(-100, h + 100), rng.uniform(2, 300),
+            rng.uniform(-3, 3),
+        )  # fmt: skip
+        m = alignment_matrix(lm, spec)
+        mask = build_mask("hull", transform_points(lm, m), 32, blur=rng.uniform(0, 20))
+        face = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32)
+        for seamless in (False, True):
+            out = frame.copy()
+            paste_face(out, face, mask, m, seamless=seamless)
+            assert out.shape == frame.shape

@@ -82,14 +82,25 @@ def test_round_trip_keeps_timing_audio_and_marks_provenance(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "crf"),
+    [("out.mkv", "ffv1", "bgr0", 18), ("out.mp4", "libx264rgb", "rgb24", 0)],
+)
 def test_lossless_output_is_exact_outside_faces(
-    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+    name: str,
+    codec: str,
+    pix_fmt: str,
+    crf: int,
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    out = tmp_path / "out.mkv"
+    out = tmp_path / name
     run_convert(
         _cfg(
-            short_clip.path, model_dir, out, alignments=short_alignments, codec="ffv1",
-            pix_fmt="bgr0", colour="avg", batch_size=3,
+            short_clip.path, model_dir, out, alignments=short_alignments, codec=codec,
+            pix_fmt=pix_fmt, crf=crf, colour="avg", batch_size=3,
         )
     )  # fmt: skip
     before, after = _frames(short_clip.path), _frames(out)
@@ -110,8 +121,10 @@ def test_lossless_output_is_exact_outside_faces(
         assert not np.array_equal(a, b)
 
 
-def _image_inputs(tmp_path: Path, n: int = 3) -> tuple[Path, Path]:
-    info = make_image_folder(tmp_path / "frames", n, people=("grace_hopper",), seed=3)
+def _image_inputs(
+    tmp_path: Path, n: int = 3, people: tuple[str, ...] = ("grace_hopper",)
+) -> tuple[Path, Path]:
+    info = make_image_folder(tmp_path / "frames", n, people=people, seed=3)
 
     class _Clip:  # truth_alignments only reads these
         path = info.path
@@ -134,6 +147,14 @@ def test_every_colour_mode_runs(colour: str, model_dir: Path, tmp_path: Path) ->
     assert names == sorted(p.stem + ".png" for p in folder.iterdir() if p.suffix == ".png")
     a, b = _frames(folder), _frames(out)
     assert a[0].shape == b[0].shape and not np.array_equal(a[0], b[0])
+
+
+def test_more_faces_than_batch_size(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 3, people=("astronaut", "grace_hopper"))
+    out = tmp_path / "out"
+    result = run_convert(_cfg(folder, model_dir, out, alignments=al, batch_size=1))
+    assert result.frames == 3 and result.faces_swapped == 6 and result.frames_swapped == 3
+    assert set(result.stage_seconds) == {"decode", "prepare", "infer", "blend", "encode"}
 
 
 @pytest.mark.parametrize("mask", MASK_MODES.names())
@@ -234,3 +255,80 @@ def test_failure_mid_run_removes_the_temp_output(
             _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", alignments=short_alignments)
         )
     assert _leftovers(tmp_path, set()) == []
+
+
+def test_frame_marker_hook_marks_every_frame(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceswap.provenance as provenance
+
+    class Corner:
+        name = "corner"
+
+        def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+            out = frame.copy()
+            out[0, 0] = (index % 256, 7, 11)
+            return out
+
+    monkeypatch.setattr(provenance, "frame_marker", lambda: Corner())
+    folder, al = _image_inputs(tmp_path, 2)
+    out = tmp_path / "out"
+    run_convert(_cfg(folder, model_dir, out, alignments=al))
+    for i, frame in enumerate(_frames(out)):
+        assert tuple(frame[0, 0]) == (i, 7, 11)
+
+
+def _empty_alignments(clip: ClipInfo, path: Path) -> Path:
+    from faceswap.faces.alignments import Alignments, FrameRecord, save_alignments
+    from tests.convert.conftest import MODEL_CROP
+
+    info = probe(clip.path)
+    frames = [FrameRecord(index=i, timestamp=0.0, faces=()) for i in range(info.frame_count)]
+    al = Alignments(
+        str(clip.path), info.frame_count, info.fps, info.width, info.height, MODEL_CROP,
+        "none", frames,
+    )  # fmt: skip
+    save_alignments(path, al)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("audio_offset", "rotation"), [(-0.15, 0), (0.0, 90)], ids=["audio-first", "rotated"]
+)
+def test_passthrough_keeps_audio_lead_and_display_rotation(
+    audio_offset: float, rotation: int, model_dir: Path, tmp_path: Path
+) -> None:
+    # Matroska keeps audio that starts before the first frame (mp4 trims it: see io).
+    from tests.media import make_clip
+
+    clip = make_clip(
+        tmp_path / "in.mp4", frames=10, width=320, height=192, audio=True,
+        audio_offset=audio_offset, blank_frames=tuple(range(10)), rotation=rotation,
+    )  # fmt: skip
+    al = _empty_alignments(clip, tmp_path / "al.json")
+    out = tmp_path / ("out.mkv" if audio_offset < 0 else "out.mp4")
+    result = run_convert(_cfg(clip.path, model_dir, out, alignments=al))
+    src, dst = probe(clip.path), probe(out)
+    assert result.frames_swapped == 0 and dst.frame_count == src.frame_count == 10
+    # Frames come out upright at the displayed size; players need no rotation flag.
+    assert (dst.width, dst.height) == (src.width, src.height)
+    assert dst.rotation == 0
+    assert dst.audio_offset == pytest.approx(src.audio_offset, abs=0.01)
+    assert _audio_seconds(out) == pytest.approx(_audio_seconds(clip.path), abs=0.03)
+    np.testing.assert_allclose(
+        beep_onsets(out) + dst.audio_offset, beep_onsets(clip.path) + src.audio_offset, atol=0.005
+    )
+    for a, b in zip(_frames(out), _frames(clip.path), strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+def test_min_size_and_max_faces_apply_to_alignments(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 2, people=("astronaut", "grace_hopper"))
+    one = run_convert(_cfg(folder, model_dir, tmp_path / "one", alignments=al, max_faces=1))
+    assert one.faces_swapped == 2
+    none = run_convert(_cfg(folder, model_dir, tmp_path / "none", alignments=al, min_size=2000))
+    assert none.faces_swapped == 0
+    # With no face swapped the frames pass through byte for byte.
+    for a, b in zip(_frames(tmp_path / "none"), _frames(folder), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -988,11 +988,14 @@ class VideoWriter:
         self._closed = False
 
     def _failure(self, what: str) -> FaceswapError:
-        tail = self._drain.tail()
+        # ffmpeg prefixes lines with "[vost#0:0/libx264 @ 0x...]" and names our temp file;
+        # the user knows neither.
+        tail = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\] ", "", self._drain.tail())
+        tail = tail.replace(str(self._tmp), str(self.path))
         hint = (
-            "choose another --codec (libx264 always works)"
+            "choose another codec (libx264 always works) or check its options"
             if self.codec != "libx264"
-            else "check free disk space and the output path"
+            else "check the encoder options (pix_fmt, preset), free disk space and the path"
         )
         return FaceswapError(f"{self.path}: {what} ({tail or 'ffmpeg stopped'}); {hint}")
 

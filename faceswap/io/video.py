@@ -212,8 +212,10 @@ class StderrDrain:
                 self._lines.append(line)
 
     def tail(self, n: int = 3) -> str:
+        """The last ``n`` lines, without ffmpeg's ``[component @ 0x...]`` prefixes."""
         self._thread.join(timeout=2)
-        return " | ".join(list(self._lines)[-n:])
+        text = " | ".join(list(self._lines)[-n:])
+        return re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\] ", "", text)
 
 
 @functools.cache
@@ -988,10 +990,8 @@ class VideoWriter:
         self._closed = False
 
     def _failure(self, what: str) -> FaceswapError:
-        # ffmpeg prefixes lines with "[vost#0:0/libx264 @ 0x...]" and names our temp file;
-        # the user knows neither.
-        tail = re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\] ", "", self._drain.tail())
-        tail = tail.replace(str(self._tmp), str(self.path))
+        # ffmpeg names our temporary file, which the user never sees.
+        tail = self._drain.tail().replace(str(self._tmp), str(self.path))
         hint = (
             "choose another codec (libx264 always works) or check its options"
             if self.codec != "libx264"

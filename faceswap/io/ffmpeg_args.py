@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 # Containers and the audio codecs they can hold without re-encoding. Anything else is
-# re-encoded (AAC, or Opus for WebM).
+# re-encoded (AAC; Opus for WebM, MP3 for AVI).
 AUDIO_COPY_OK: dict[str, frozenset[str]] = {
     ".mp4": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}),
     ".m4v": frozenset({"aac", "mp3", "ac3", "eac3", "alac"}),

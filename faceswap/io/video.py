@@ -101,6 +101,8 @@ class VideoInfo:
         timecode: SMPTE start timecode (``01:00:00:00``; ``;`` for drop-frame) or ``""``.
         sar: Sample (pixel) aspect ratio of the coded frames; 1 for square pixels. Frames
             are read as stored (not stretched), so anamorphic video looks squeezed in RGB.
+        hdr: PQ or HLG transfer (HDR10, HLG). Frames are read as 8-bit RGB without tone
+            mapping, so they look flat; outputs are SDR BT.709.
     """
 
     path: Path
@@ -122,6 +124,7 @@ class VideoInfo:
     color_matrix: str = ""
     timecode: str = ""
     sar: Fraction = Fraction(1)
+    hdr: bool = False
 
     @property
     def has_audio(self) -> bool:
@@ -209,8 +212,10 @@ class StderrDrain:
                 self._lines.append(line)
 
     def tail(self, n: int = 3) -> str:
+        """The last ``n`` lines, without ffmpeg's ``[component @ 0x...]`` prefixes."""
         self._thread.join(timeout=2)
-        return " | ".join(list(self._lines)[-n:])
+        text = " | ".join(list(self._lines)[-n:])
+        return re.sub(r"\[[^\]]*@ 0x[0-9a-f]+\] ", "", text)
 
 
 @functools.cache
@@ -303,6 +308,10 @@ def _split_top(text: str) -> list[str]:
 _MATRICES = ("bt709", "bt470bg", "smpte170m", "bt2020nc", "bt2020c", "smpte240m", "fcc")
 
 
+# Transfer functions of HDR video (PQ, HLG) as ffmpeg names them.
+_HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
+
+
 def _color_matrix(pix_desc: str) -> str:
     """The colour matrix in ``yuv420p(tv, bt709/bt709/bt709, progressive)``, else ""."""
     if "(" not in pix_desc:
@@ -385,6 +394,7 @@ def parse_probe_output(text: str) -> _Parsed:
                     "codec": codec,
                     "pix_fmt": parts[1].split("(")[0].strip() if len(parts) > 1 else "",
                     "matrix": _color_matrix(parts[1]) if len(parts) > 1 else "",
+                    "hdr": any(t in desc for t in _HDR_TRANSFERS),
                     "width": int(size.group(1)) if size else 0,
                     "height": int(size.group(2)) if size else 0,
                     "rate": rates.get("fps") or rates.get("tbr"),
@@ -624,6 +634,7 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
         color_matrix=str(video["matrix"]),
         timecode=parsed.timecode,
         sar=video["sar"] if isinstance(video["sar"], Fraction) else Fraction(1),
+        hdr=bool(video["hdr"]),
     )
 
 
@@ -691,6 +702,12 @@ class VideoSource(FrameSource):
     is_video = True
 
     def __init__(self, info: VideoInfo) -> None:
+        if info.hdr:
+            log.warning(
+                "%s is HDR (PQ/HLG): frames are read without tone mapping and will look "
+                "flat; convert it to SDR first for best results",
+                info.path,
+            )
         self.info = info
         self.path = info.path
         self.frame_count = info.frame_count
@@ -973,11 +990,12 @@ class VideoWriter:
         self._closed = False
 
     def _failure(self, what: str) -> FaceswapError:
-        tail = self._drain.tail()
+        # ffmpeg names our temporary file, which the user never sees.
+        tail = self._drain.tail().replace(str(self._tmp), str(self.path))
         hint = (
-            "choose another --codec (libx264 always works)"
+            "choose another codec (libx264 always works) or check its options"
             if self.codec != "libx264"
-            else "check free disk space and the output path"
+            else "check the encoder options (pix_fmt, preset), free disk space and the path"
         )
         return FaceswapError(f"{self.path}: {what} ({tail or 'ffmpeg stopped'}); {hint}")
 

@@ -103,6 +103,9 @@ progressive), 1920x1080 [SAR 1:1 DAR 16:9], 8000 kb/s, 29.97 fps, 29.97 tbr, 30k
       displaymatrix: rotation of -90.00 degrees
 """
     parsed = parse_probe_output(text)
+    hdr = text.replace("yuv420p(tv, bt709,", "yuv420p10le(tv, bt2020nc/bt2020/smpte2084,")
+    assert parse_probe_output(hdr).video[0]["hdr"] and not parsed.video[0]["hdr"]
+    assert parse_probe_output(hdr).video[0]["matrix"] == "bt2020nc"
     assert parsed.demuxer == "mov"
     assert parsed.duration == pytest.approx(62.5) and parsed.container_start == 0.1
     assert parsed.metadata["faceswap"] == "synthetic"
@@ -541,3 +544,17 @@ def test_anamorphic_pixel_aspect_is_kept(tmp_path: Path) -> None:
     assert probe(clip.path).sar == 1
     out = _copy_through(open_source(hdv), tmp_path / "o.mp4", audio_from=hdv, preset="ultrafast")
     assert probe(out).sar == Fraction(4, 3)
+
+
+def test_encoder_failure_is_a_clear_error_and_leaves_nothing(tmp_path: Path) -> None:
+    # ffmpeg refuses the pixel format and exits: the next write or the close must say so.
+    frame = np.zeros((48, 64, 3), np.uint8)
+    with (
+        pytest.raises(FaceswapError, match=r"o\.mp4: encoding failed") as info,
+        VideoWriter(tmp_path / "o.mp4", 64, 48, 25, pix_fmt="no_such_format") as writer,
+    ):
+        for _ in range(200):
+            writer.write(frame)
+    assert list(tmp_path.iterdir()) == []
+    message = str(info.value)
+    assert "no_such_format" in message and "@ 0x" not in message and "/." not in message

@@ -225,3 +225,17 @@ def test_corrupt_alignments_in_output_is_a_clear_error(clip_one_face, tmp_path: 
         run_extract(_cfg(clip_one_face.path, out))
     fresh = run_extract(_cfg(clip_one_face.path, out, every_nth=8, resume=False))
     assert fresh.frames == 6
+
+
+def test_config_from_yaml_style_dict(tmp_path: Path) -> None:
+    from faceswap.config import config_from_dict, config_to_dict
+
+    cfg = config_from_dict(
+        ExtractConfig,
+        {"input": "a.mp4", "output": str(tmp_path), "refs": ["me.jpg"], "coverage": 1},
+    )
+    assert cfg.input == Path("a.mp4") and cfg.refs == (Path("me.jpg"),)
+    assert cfg.crop.coverage == 1.0
+    assert config_from_dict(ExtractConfig, config_to_dict(cfg)) == cfg
+    with pytest.raises(FaceswapError, match="unknown key"):
+        config_from_dict(ExtractConfig, {"input": "a", "output": "b", "detecter": "fan"})

@@ -230,7 +230,12 @@ class _DlibLandmarks(Detector):
         boxes = np.array(
             [[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32
         ) / np.float32(f)
-        return Detections(boxes, np.asarray(scores, np.float32), self._fit(gray, boxes))
+        first = self._fit(gray, boxes)
+        # Refit inside the box the landmarks imply: detector boxes come in coarse pyramid
+        # steps, and tracking fits in these boxes too, so detected and tracked frames agree
+        # (no jump in the crops every time the detector runs).
+        refit = np.stack([self.box_from_landmarks(lm) for lm in first])
+        return Detections(boxes, np.asarray(scores, np.float32), self._fit(gray, refit))
 
 
 @DETECTORS.register("dlib-hog")

@@ -93,6 +93,10 @@ class ExtractConfig:
     save_every: int = 200
 
     def __post_init__(self) -> None:
+        # Configs built from YAML or JSON carry strings; keep the fields' declared types.
+        object.__setattr__(self, "input", Path(self.input))
+        object.__setattr__(self, "output", Path(self.output))
+        object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         checks = [
             (self.detector in DETECTOR_CHOICES, f"--detector: choose from {DETECTOR_CHOICES}"),
             (self.size >= 16, f"--size must be at least 16 pixels, got {self.size}"),

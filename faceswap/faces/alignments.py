@@ -12,12 +12,17 @@ Stored as JSON (never pickle: a stranger's file must not be able to run code) wi
                             "descriptor": null, "track_id": 0}]}]}
 
 Landmarks and boxes are frame pixels; ``matrix`` maps frame pixels to crop pixels.
+
+A path ending in ``.npz`` selects the compact form of the same content: the per-face
+numbers as numpy arrays (``box``, ``landmarks``, ``matrix``, ``descriptor``) plus the rest
+as a JSON ``header``; it is read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -29,7 +34,7 @@ import numpy as np
 from faceswap.config import config_from_dict, config_to_dict
 from faceswap.errors import FaceswapError
 from faceswap.faces.align import CropSpec
-from faceswap.io.files import write_text_atomic
+from faceswap.io.files import atomic_path, write_text_atomic
 
 SCHEMA_VERSION = 1
 ALIGNMENTS_NAME = "alignments.json"
@@ -162,9 +167,70 @@ def alignments_to_dict(al: Alignments) -> dict[str, Any]:
 
 
 def save_alignments(path: Path | str, alignments: Alignments) -> None:
-    """Write ``alignments`` as JSON to ``path`` atomically (temp file, then rename)."""
+    """Write ``alignments`` to ``path`` atomically (temp file, then rename).
+
+    The suffix picks the format: ``.json`` (default, human-readable) or ``.npz`` (numpy
+    arrays for the per-face numbers plus a JSON header; compact and fast for long videos;
+    read without pickle).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        _save_npz(path, alignments)
+        return
     text = json.dumps(alignments_to_dict(alignments), separators=(",", ":"))
     write_text_atomic(path, text + "\n")
+
+
+_NPZ_ARRAYS = ("box", "landmarks", "matrix")
+
+
+def _save_npz(path: Path, al: Alignments) -> None:
+    faces = [f for fr in sorted(al.frames, key=lambda f: f.index) for f in fr.faces]
+    header = alignments_to_dict(al)
+    for fr in header["frames"]:
+        for fc in fr["faces"]:
+            for key in (*_NPZ_ARRAYS, "descriptor"):
+                fc.pop(key)
+    desc_len = max((len(f.descriptor) for f in faces if f.descriptor is not None), default=0)
+    descriptors = np.zeros((len(faces), desc_len), np.float32)
+    has_desc = np.zeros(len(faces), bool)
+    for i, f in enumerate(faces):
+        if f.descriptor is not None:
+            descriptors[i], has_desc[i] = f.descriptor, True
+    arrays = {
+        "header": np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8),
+        "box": np.array([f.box for f in faces], np.float32).reshape(-1, 4),
+        "landmarks": np.array([f.landmarks for f in faces], np.float32).reshape(-1, 68, 2),
+        "matrix": np.array([f.matrix for f in faces], np.float64).reshape(-1, 2, 3),
+        "descriptor": descriptors,
+        "has_descriptor": has_desc,
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        raw = json.loads(arrays["header"].tobytes().decode("utf-8"))
+        k = 0
+        for fr in raw["frames"]:
+            for fc in fr["faces"]:
+                for key in _NPZ_ARRAYS:
+                    fc[key] = arrays[key][k]
+                fc["descriptor"] = arrays["descriptor"][k] if arrays["has_descriptor"][k] else None
+                k += 1
+        if k != len(arrays["landmarks"]):
+            raise ValueError(
+                f"header names {k} faces but the arrays hold {len(arrays['landmarks'])}"
+            )
+    except (OSError, ValueError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:
+        raise FaceswapError(
+            f"{path}: corrupt alignments file ({_describe(exc)}); "
+            "delete it and re-run `faceswap extract`"
+        ) from None
+    return raw
 
 
 def load_alignments(path: Path | str) -> Alignments:
@@ -181,7 +247,10 @@ def load_alignments(path: Path | str) -> Alignments:
             f"{path}: no alignments file; run `faceswap extract` on the source first"
         )
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix.lower() == ".npz":
+            raw = _read_npz(path)
+        else:
+            raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise FaceswapError(

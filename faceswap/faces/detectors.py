@@ -215,10 +215,22 @@ class _DlibLandmarks(Detector):
 
     def _fit(self, gray: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         out = np.empty((len(boxes), 68, 2), np.float32)
+        h, w = gray.shape[:2]
         for i, (x0, y0, x1, y1) in enumerate(np.asarray(boxes, np.float64)):
-            rect = self._dlib.rectangle(round(x0), round(y0), round(x1), round(y1))
-            shape = self._predictor(gray, rect)
-            out[i] = [(p.x, p.y) for p in shape.parts()]
+            # dlib copies the whole image it is given: hand it the face's surroundings only
+            # (the predictor never reads far outside the box), which is cheaper and exact.
+            mx, my = 0.6 * (x1 - x0), 0.6 * (y1 - y0)
+            rx0, ry0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+            rx1, ry1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
+            if rx1 - rx0 < 2 or ry1 - ry0 < 2:  # box off the frame: fit on the whole frame
+                rx0 = ry0 = 0
+                rx1, ry1 = w, h
+            roi = np.ascontiguousarray(gray[ry0:ry1, rx0:rx1])
+            rect = self._dlib.rectangle(
+                round(x0) - rx0, round(y0) - ry0, round(x1) - rx0, round(y1) - ry0
+            )
+            shape = self._predictor(roi, rect)
+            out[i] = [(p.x + rx0, p.y + ry0) for p in shape.parts()]
         return out
 
     def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -230,7 +242,12 @@ class _DlibLandmarks(Detector):
         boxes = np.array(
             [[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32
         ) / np.float32(f)
-        return Detections(boxes, np.asarray(scores, np.float32), self._fit(gray, boxes))
+        first = self._fit(gray, boxes)
+        # Refit inside the box the landmarks imply: detector boxes come in coarse pyramid
+        # steps, and tracking fits in these boxes too, so detected and tracked frames agree
+        # (no jump in the crops every time the detector runs).
+        refit = np.stack([self.box_from_landmarks(lm) for lm in first])
+        return Detections(boxes, np.asarray(scores, np.float32), self._fit(gray, refit))
 
 
 @DETECTORS.register("dlib-hog")

@@ -53,13 +53,17 @@ def _sample(rng: np.random.Generator, with_descriptor: bool) -> Alignments:
     )
 
 
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
 @pytest.mark.parametrize("with_descriptor", [False, True])
-def test_round_trip(tmp_path: Path, with_descriptor: bool) -> None:
+def test_round_trip(tmp_path: Path, with_descriptor: bool, suffix: str) -> None:
     al = _sample(np.random.default_rng(0), with_descriptor)
-    path = tmp_path / "alignments.json"
+    path = tmp_path / f"alignments{suffix}"
     save_alignments(path, al)
-    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
-    back = load_alignments(tmp_path)  # a folder means its alignments.json
+    if suffix == ".json":
+        assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+        back = load_alignments(tmp_path)  # a folder means its alignments.json
+    else:
+        back = load_alignments(path)
     assert back.fps == Fraction(30000, 1001)
     assert (back.source, back.frame_count, back.width, back.height, back.detector) == (
         "clip.mp4", 5, 640, 360, "dlib-hog",
@@ -165,4 +169,28 @@ def test_binary_garbage(tmp_path: Path) -> None:
     path = tmp_path / "alignments.json"
     path.write_bytes(b"\x80\x81\xff" * 10)
     with pytest.raises(FaceswapError, match="corrupt alignments file"):
+        load_alignments(path)
+
+
+def test_npz_refuses_pickles_and_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "alignments.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(FaceswapError, match="corrupt alignments file"):
+        load_alignments(path)
+    # An object array can only be read by unpickling: refused, never executed.
+    np.savez(path, header=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(FaceswapError, match="corrupt alignments file"):
+        load_alignments(path)
+
+
+def test_npz_version_checks_apply(tmp_path: Path) -> None:
+    path = tmp_path / "alignments.npz"
+    save_alignments(path, _sample(np.random.default_rng(0), False))
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(arrays["header"].tobytes())
+    header["schema_version"] = SCHEMA_VERSION + 1
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(FaceswapError, match="newer than this faceswap supports"):
         load_alignments(path)

@@ -114,3 +114,13 @@ def test_smoothing_reduces_jitter_of_a_still_face(hog):
         lms = [finder.find(f, i / 30)[0].landmarks for i, f in enumerate(frames)]
         jitter[name] = np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(lms)])
     assert jitter["smooth"] < 0.6 * jitter["raw"]
+
+
+def test_a_face_that_walks_in_is_found_at_the_next_detection(hog):
+    alone = synth.clip(20, seed=0)
+    both = synth.clip(20, second=True, seed=0)  # the same astronaut motion, plus Grace Hopper
+    frames = alone[:8] + both[8:]
+    finder = FaceFinder(hog, detect_every=5)
+    counts = [len(finder.find(f.image, f.timestamp)) for f in frames]
+    assert counts[:8] == [1] * 8
+    assert counts[8 + 5 :] == [2] * (len(frames) - 13)  # at most detect_every frames late

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+#: Route the weight gradient of small-map convs through a batched oneDNN GEMM on the CPU (see
+#: :class:`Conv2d`). A switch so benchmarks can compare; the results are equal either way.
+SMALL_MAP_WEIGHT_GRAD = True
+# Output maps up to this many pixels (4x4) take the GEMM path; from 8x8 oneDNN's own
+# weight-gradient kernel was as fast in our measurements.
+_SMALL_MAP_PIXELS = 16
 
 
 def init_conv(conv: nn.Conv2d | nn.Linear, negative_slope: float) -> None:
@@ -27,11 +35,109 @@ def icnr_(weight: torch.Tensor, scale: int, negative_slope: float) -> None:
         weight.copy_(base.repeat_interleave(scale * scale, dim=0))
 
 
+class _SmallMapConvFn(torch.autograd.Function):
+    """conv2d whose weight gradient is one GEMM run as a batched 1x1 oneDNN convolution.
+
+    For a conv with a tiny output map (the 4x4 layers around the bottleneck) the weight
+    gradient is dW (O, C*k*k) = dY (O, M) @ cols (M, C*k*k) with M = N*H*W small and the
+    result large; oneDNN's direct weight-gradient kernel blocks over the tiny spatial map and
+    ran 2-2.5x slower than the same GEMM laid out as a (O/64, M, 8, 8) channels-last batch
+    through its 1x1 forward kernel. Forward and input gradient use the ordinary kernels.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: int,
+        padding: int,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, bias is not None)  # type: ignore[attr-defined]
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        stride, padding, has_bias = ctx.conf  # type: ignore[attr-defined]
+        out_ch, in_ch, k, _ = weight.shape
+        grad_out = grad_out.contiguous()
+        grad_x = grad_b = None
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            # Input gradient only: asking oneDNN for the bias gradient in the same call
+            # sends it down its slow weight-gradient path.
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_out,
+                x,
+                weight,
+                None,
+                [stride, stride],
+                [padding, padding],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [True, False, False],
+            )[0]
+        if has_bias:
+            grad_b = grad_out.sum((0, 2, 3))
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            n, _, h, w = grad_out.shape
+            m = n * h * w
+            ckk = in_ch * k * k
+            # cols^T (C*k*k, M), in unfold's (c, kh, kw) order = the weight's own layout.
+            cols = F.unfold(x, k, padding=padding, stride=stride)  # (N, C*k*k, h*w)
+            cols_t = cols.permute(1, 0, 2).reshape(ckk, m, 1, 1)
+            # dY as O rows of length M, viewed as a channels-last (O/64, M, 8, 8) batch.
+            rows = grad_out.permute(1, 0, 2, 3).reshape(out_ch // 64, 8, 8, m)
+            prod = F.conv2d(rows.permute(0, 3, 1, 2), cols_t)  # (O/64, C*k*k, 8, 8)
+            grad_w = prod.permute(0, 2, 3, 1).reshape(out_ch, in_ch, k, k)
+        return grad_x, grad_w, grad_b, None, None
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters and state dict) with a faster CPU backward for tiny maps.
+
+    Square kernels, equal stride and padding on both axes, no groups or dilation. On the CPU,
+    in float32, when the output map has at most 16 pixels and ``out_channels`` is a multiple
+    of 64, the weight gradient goes through :class:`_SmallMapConvFn`; everywhere else this is
+    the stock convolution.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            SMALL_MAP_WEIGHT_GRAD
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.weight.dtype == torch.float32
+            and self.weight.requires_grad
+            and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")
+            and self.out_channels % 64 == 0
+            and self.groups == 1
+            and self.dilation == (1, 1)
+            and self._out_pixels(x) <= _SMALL_MAP_PIXELS
+        ):
+            return _SmallMapConvFn.apply(x, self.weight, self.bias, self.stride[0], self.padding[0])
+        return super().forward(x)
+
+    def _out_pixels(self, x: torch.Tensor) -> int:
+        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
+        h = (x.shape[-2] + 2 * p - k) // s + 1
+        w = (x.shape[-1] + 2 * p - k) // s + 1
+        return h * w
+
+
 class DownBlock(nn.Sequential):
     """Conv (stride 2, 'same' padding) + LeakyReLU: (N, C_in, H, W) → (N, C_out, H/2, W/2)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, negative_slope: float) -> None:
-        conv = nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2)
+        conv = Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2)
         init_conv(conv, negative_slope)
         super().__init__(conv, nn.LeakyReLU(negative_slope, inplace=True))
 
@@ -42,7 +148,7 @@ class UpscaleBlock(nn.Sequential):
     def __init__(
         self, c_in: int, c_out: int, kernel: int, negative_slope: float, icnr: bool = True
     ) -> None:
-        conv = nn.Conv2d(c_in, c_out * 4, kernel, padding=kernel // 2)
+        conv = Conv2d(c_in, c_out * 4, kernel, padding=kernel // 2)
         init_conv(conv, negative_slope)
         if icnr:
             icnr_(conv.weight, 2, negative_slope)

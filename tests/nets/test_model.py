@@ -161,3 +161,28 @@ def test_channels_last_gives_the_same_output() -> None:
         model_cl = model.to(memory_format=torch.channels_last)
         out = model_cl(x.contiguous(memory_format=torch.channels_last), x)[0].rgb
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "size", "kernel", "stride"),
+    [(8, 64, 4, 3, 1), (6, 128, 8, 5, 2), (4, 64, 2, 3, 1)],
+)
+def test_small_map_conv_gradients_equal_the_stock_conv(
+    c_in: int, c_out: int, size: int, kernel: int, stride: int
+) -> None:
+    from faceswap.nets import blocks
+
+    torch.manual_seed(0)
+    conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.rand(3, c_in, size, size, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    g = torch.rand(3, c_out, size // stride, size // stride)
+    y = conv(x)
+    assert type(y.grad_fn).__name__ == "_SmallMapConvFnBackward"  # the custom path runs
+    y.backward(g)
+    ref(x_ref).backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,8 @@ class ExtractConfig:
         resume: skip frames already in an existing ``alignments.json``; False starts over.
         png_compression: zlib level 0-9 of the crops (1 is fast and only a little larger).
         progress: show a progress bar.
-        save_every: write the alignments every n frames so an interrupted run can resume.
+        save_every: write the alignments at least every n frames (and every quarter of the
+            frames done so far, whichever is longer) so an interrupted run can resume.
     """
 
     input: Path
@@ -152,7 +153,6 @@ class ExtractResult:
     faces: int
     frames_without_face: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -302,12 +302,18 @@ def _extract_source(
         descriptors=cfg.descriptors,
     )
     # Resume after the last finished frame when the earlier run stopped part-way through.
-    start = max(done) + 1 if done and src.is_video and _is_prefix(done, cfg.every_nth) else 0
+    start = (
+        max(done) + cfg.every_nth
+        if done and src.is_video and _is_prefix(done, cfg.every_nth)
+        else 0
+    )
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
     total = max(0, (int(src.frame_count) - start + cfg.every_nth - 1) // cfg.every_nth)
     bar = _progress(cfg, total, source.name)
     frames = faces = empty = 0
     since_save = 0
+    # PNG encoding releases the GIL: a writer thread overlaps it with the next detection.
+    writer = _CropWriter(params)
     try:
         for frame in src.iter_frames(every_nth=cfg.every_nth, start=start):
             bar.update(1)
@@ -317,9 +323,7 @@ def _extract_source(
             records = []
             for k, face in enumerate(found):
                 name = f"{frame.name}_{k}.png"
-                _write_crop(
-                    folder / name, warp_to_crop(frame.image, face.matrix, crop.size), params
-                )
+                writer.put(folder / name, warp_to_crop(frame.image, face.matrix, crop.size))
                 records.append(replace(face, crop_file=name))
             al.frames.append(
                 FrameRecord(frame.index, frame.timestamp, tuple(records), finder.last_detected)
@@ -328,14 +332,20 @@ def _extract_source(
             faces += len(records)
             empty += not records
             since_save += 1
-            if since_save >= cfg.save_every and al.face_count:
+            # Each save rewrites the whole file, so the interval grows with it: a two-hour
+            # video costs a few full writes, not thousands.
+            if since_save >= max(cfg.save_every, len(al.frames) // 4) and al.face_count:
+                writer.drain()  # the alignments never name a crop that is not on disk
                 save_alignments(folder / ALIGNMENTS_NAME, al)
                 since_save = 0
+        writer.drain()
     except KeyboardInterrupt:
+        writer.drain()
         if al.face_count:
             save_alignments(folder / ALIGNMENTS_NAME, al)
         raise
     finally:
+        writer.close()
         bar.close()
     path: Path | None = folder / ALIGNMENTS_NAME
     if al.face_count:
@@ -372,6 +382,30 @@ def _write_crop(path: Path, rgb: np.ndarray, params: list[int]) -> None:
             f"{path}: cannot write ({os.strerror(exc.errno or 0)}); free disk space or choose "
             "another output folder"
         ) from None
+
+
+class _CropWriter:
+    """Encodes and writes crops on one background thread, at most ``depth`` queued."""
+
+    def __init__(self, params: list[int], depth: int = 16) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crops")
+        self._pending: list[Any] = []
+        self._params = params
+        self._depth = depth
+
+    def put(self, path: Path, rgb: np.ndarray) -> None:
+        self._pending.append(self._pool.submit(_write_crop, path, rgb, self._params))
+        if len(self._pending) > self._depth:
+            self._pending.pop(0).result()  # re-raises a failed write here
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class _NoBar:

@@ -12,7 +12,10 @@ ground-truth box and landmarks of every face in every frame are the photo's, tra
 
 Clips are encoded by piping the rendered frames into the ffmpeg binary directly (never with
 ``faceswap.io``, the code under test). Audio is a 440 Hz sine (AAC in mp4/mov/mkv, Opus in
-webm) that can start ``audio_offset`` seconds after the video (or before it, when negative).
+webm), gated into 50 ms beeps every 0.5 s *of video time* (0.0, 0.5, 1.0... after the first
+frame), that can start ``audio_offset`` seconds after the video (or before it, when negative):
+an output is in sync when its beeps still start on multiples of 0.5 s of its video clock
+(:func:`beep_onsets` measures them).
 
 API
 ---
@@ -24,8 +27,8 @@ API
     ``.frame(i) -> RGB uint8 HxWx3`` exactly as fed to the encoder; ``.faces(i) ->
     tuple[FaceTruth, ...]`` (empty on blank frames), one per person, left to right.
 ``make_clip(path, *, frames=48, width=640, height=360, fps=Fraction(25), people=("astronaut",),
-audio=True, audio_offset=0.0, blank_frames=(), seed=0, codec="libx264", crf=20, rotation=0)
--> ClipInfo``
+audio=True, audio_offset=0.0, blank_frames=(), seed=0, codec="libx264", crf=20, rotation=0,
+gop=None) -> ClipInfo``
     Writes the clip; ``ClipInfo.faces[i]`` is the ground truth of frame ``i`` in *encoded*
     pixels (before any display rotation). ``rotation`` adds display-matrix side data
     (counter-clockwise degrees, as ``ffmpeg -display_rotation``) without re-encoding.
@@ -54,6 +57,11 @@ import numpy as np
 from faceswap.io.ffmpeg_bin import find_ffmpeg
 
 PEOPLE: tuple[str, ...] = ("astronaut", "grace_hopper")
+
+# Audio: BEEP_LENGTH-second beeps of a BEEP_HZ sine every BEEP_PERIOD seconds of video time.
+BEEP_HZ = 440
+BEEP_PERIOD = 0.5
+BEEP_LENGTH = 0.05
 
 # Side of the square crop pasted into frames, as a multiple of the face box height: enough
 # context (hair, chin, some background) for detectors and the aligner's coverage.
@@ -226,6 +234,8 @@ class Scene:
         bias = 30.0 * math.sin(2 * math.pi * 1.3 * t + phase[2])
         slot_w = self.width / len(self.people)
         crop_h, crop_w = _face_crop(self.people[slot])[0].shape[:2]
+        # Small frames (tests at 320x192...) shrink the face so the crop still fits.
+        scale = min(scale, (self.height - 6) / crop_h, (slot_w - 6) / crop_w)
         half_w, half_h = crop_w * scale / 2, crop_h * scale / 2
         # Keep the whole pasted crop inside this person's slot of the frame.
         x_lo, x_hi = slot * slot_w + half_w + 2, (slot + 1) * slot_w - half_w - 2
@@ -337,6 +347,13 @@ class ImageFolderInfo:
     faces: tuple[tuple[FaceTruth, ...], ...] = field(default=())
 
 
+_BT709_FILTERS = (
+    "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int",
+    "format=yuv420p",
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+)
+
+
 def _audio_codec(suffix: str) -> str:
     return {".webm": "libopus", ".avi": "libmp3lame"}.get(suffix.lower(), "aac")
 
@@ -379,6 +396,7 @@ def make_clip(
     codec: str = "libx264",
     crf: int = 20,
     rotation: int = 0,
+    gop: int | None = None,
 ) -> ClipInfo:
     """Render a clip of real faces with known ground truth and encode it with ffmpeg.
 
@@ -388,13 +406,14 @@ def make_clip(
         width, height: Frame size in pixels (even numbers for yuv420p).
         fps: Exact frame rate, e.g. ``Fraction(30000, 1001)``.
         people: One or two names from :data:`PEOPLE`, left to right.
-        audio: Add a 440 Hz sine as long as the video.
+        audio: Add beeps (see :data:`BEEP_PERIOD`) lasting as long as the video.
         audio_offset: Seconds the audio starts after the video (negative: before).
         blank_frames: Frame indices with background only.
         seed: Background and motion seed.
         codec: ffmpeg video encoder.
         crf: Quality for encoders that take ``-crf``.
         rotation: Display rotation to record as side data (0, 90, 180, 270).
+        gop: Keyframe interval in frames (short ones make seeking tests meaningful).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -411,14 +430,22 @@ def make_clip(
     if audio:
         if audio_offset > 0:
             args += ["-itsoffset", f"{audio_offset:.6f}"]
-        sine = f"sine=frequency=440:sample_rate=48000:duration={float(duration):.6f}"
-        args += ["-f", "lavfi", "-i", sine]
+        # Beeps on the *video* clock (every BEEP_PERIOD s from the first frame) make sync
+        # measurable: the audio sample at audio time t plays at video time t + audio_offset.
+        gate = f"lt(mod(t+{audio_offset + 1000 * BEEP_PERIOD:.6f},{BEEP_PERIOD}),{BEEP_LENGTH})"
+        tone = f"aevalsrc=exprs='0.5*sin(2*PI*{BEEP_HZ}*t)*{gate}'"
+        args += ["-f", "lavfi", "-i", f"{tone}:s=48000:d={float(duration):.6f}"]
     args += ["-map", "0:v:0"] + (["-map", "1:a:0"] if audio else [])
+    # BT.709, tagged, with exact rounding: what players assume for HD and what decoders
+    # follow, so decoded frames match Scene.frame() at any size.
+    args += ["-vf", ",".join(_BT709_FILTERS)]
     args += ["-c:v", codec]
     if codec in {"libx264", "libx265", "libvpx-vp9"}:
         args += ["-crf", str(crf)]
     if codec in {"libx264", "libx265"}:
         args += ["-preset", "veryfast"]
+    if gop:
+        args += ["-g", str(gop), "-keyint_min", str(gop)]
     if codec == "libvpx-vp9":
         args += ["-b:v", "0", "-deadline", "realtime", "-cpu-used", "8"]
     args += ["-pix_fmt", "yuv420p"]
@@ -450,6 +477,24 @@ def make_clip(
         audio_offset=float(audio_offset) if audio else 0.0,
         rotation=rotation,
     )
+
+
+def beep_onsets(path: Path | str, stream: int = 0) -> np.ndarray:
+    """Start times (s) of the beeps in an audio stream, from the stream's first sample.
+
+    Decoded with ffmpeg directly; add the stream's start offset to the video to get video
+    time. Accurate to about a millisecond.
+    """
+    args = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}"]
+    args += ["-ac", "1", "-ar", "48000", "-f", "s16le", "-"]
+    pcm = np.frombuffer(subprocess.run(args, capture_output=True, check=True).stdout, "<i2")
+    loud = np.abs(pcm.astype(np.float32)) > 0.1 * 32767
+    # A beep is loud samples separated by less than a cycle; an onset follows a quiet gap.
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return np.zeros(0)
+    starts = idx[np.concatenate([[True], np.diff(idx) > 48000 * BEEP_LENGTH])]
+    return starts / 48000.0
 
 
 def make_image_folder(

@@ -71,20 +71,18 @@ def transfer_colour(
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def _weights(mask: np.ndarray) -> np.ndarray | None:
-    """Flat float64 weights from a mask, or None when it covers too few pixels to trust."""
-    w = np.asarray(mask, dtype=np.float64).reshape(-1)
-    if (w > 0.5).sum() < _MIN_PIXELS:
+def _core(mask: np.ndarray) -> np.ndarray | None:
+    """uint8 (S, S) selection of the face (mask > 0.5), or None when too small to trust."""
+    core = (np.asarray(mask) > 0.5).astype(np.uint8)
+    if cv2.countNonZero(core) < _MIN_PIXELS:
         return None
-    return w
+    return core
 
 
-def _stats(pixels: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted per-channel mean and standard deviation of (P, C) pixels."""
-    total = w.sum()
-    mean = (pixels * w[:, None]).sum(axis=0) / total
-    var = (((pixels - mean) ** 2) * w[:, None]).sum(axis=0) / total
-    return mean, np.sqrt(np.maximum(var, 0.0))
+def _stats(image: np.ndarray, core: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float64 (3,)) of the selected pixels."""
+    mean, std = cv2.meanStdDev(np.ascontiguousarray(image, dtype=np.float32), mask=core)
+    return mean.reshape(-1), std.reshape(-1)
 
 
 @register_colour("none", "keep the decoder's colours")
@@ -94,12 +92,10 @@ def _none(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @register_colour("avg", "shift each RGB channel so the face's mean matches the original's")
 def avg_colour(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    w = _weights(mask)
-    if w is None:
+    core = _core(mask)
+    if core is None:
         return face
-    f = face.reshape(-1, 3).astype(np.float64)
-    t = target.reshape(-1, 3).astype(np.float64)
-    shift = _stats(t, w)[0] - _stats(f, w)[0]
+    shift = _stats(target, core)[0] - _stats(face, core)[0]
     return (face + shift.astype(np.float32)).astype(np.float32)
 
 
@@ -125,17 +121,17 @@ def hist_match(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.nda
 
 @register_colour("rct", "Reinhard colour transfer: match mean and spread in Lab space")
 def reinhard(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    w = _weights(mask)
-    if w is None:
+    core = _core(mask)
+    if core is None:
         return face
     # float32 RGB in [0, 1] -> L in [0, 100], a and b in about [-127, 127]; no uint8 clipping.
     f_lab = cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2LAB)
     t_lab = cv2.cvtColor(np.ascontiguousarray(target), cv2.COLOR_RGB2LAB)
-    f_mean, f_std = _stats(f_lab.reshape(-1, 3).astype(np.float64), w)
-    t_mean, t_std = _stats(t_lab.reshape(-1, 3).astype(np.float64), w)
+    f_mean, f_std = _stats(f_lab, core)
+    t_mean, t_std = _stats(t_lab, core)
     # A flat face (std ~ 0) would blow up the gain; cap it so noise is not amplified.
     gain = np.minimum(t_std / np.maximum(f_std, _EPS), 4.0)
-    lab = (f_lab - f_mean) * gain + t_mean
+    lab = (f_lab - f_mean.astype(np.float32)) * gain.astype(np.float32) + t_mean.astype(np.float32)
     lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
     return cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
 
@@ -152,20 +148,19 @@ def _sqrtm(cov: np.ndarray, inverse: bool = False) -> np.ndarray:
 
 @register_colour("lct", "linear colour transfer: match the RGB mean and covariance")
 def linear_transfer(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    w = _weights(mask)
-    if w is None:
+    core = _core(mask)
+    if core is None:
         return face
-    f = face.reshape(-1, 3).astype(np.float64)
-    t = target.reshape(-1, 3).astype(np.float64)
-    total = w.sum()
-    f_mean = (f * w[:, None]).sum(axis=0) / total
-    t_mean = (t * w[:, None]).sum(axis=0) / total
-    fc, tc = f - f_mean, t - t_mean
-    f_cov = (fc * w[:, None]).T @ fc / total
-    t_cov = (tc * w[:, None]).T @ tc / total
+    sel = core.reshape(-1).astype(bool)
+    f = face.reshape(-1, 3)
+    f_sel = f[sel].astype(np.float64)
+    t_sel = target.reshape(-1, 3)[sel].astype(np.float64)
+    f_mean, t_mean = f_sel.mean(axis=0), t_sel.mean(axis=0)
+    f_cov = np.cov(f_sel, rowvar=False, bias=True)
+    t_cov = np.cov(t_sel, rowvar=False, bias=True)
     # x' = C_t^1/2 C_f^-1/2 (x - mu_f) + mu_t maps the face's colour cloud onto the target's.
-    transform = _sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True)
-    out = fc @ transform.T + t_mean
+    transform = (_sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True)).astype(np.float32)
+    out = (f - f_mean.astype(np.float32)) @ transform.T + t_mean.astype(np.float32)
     return out.reshape(face.shape).astype(np.float32)
 
 

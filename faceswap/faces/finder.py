@@ -137,11 +137,12 @@ class FaceFinder:
             or self.detect_every <= 1
             or self._since_detect + 1 >= self.detect_every
         )
+        lost: list[_Track] = []
         if not detect:
             lost = self._track(image, gray)
-            detect = lost  # a failed fit means the scene changed: look again now
+            detect = bool(lost)  # a failed fit means the scene changed: look again now
         if detect:
-            self._detect(image, gray)
+            self._detect(image, gray, lost)
             self._since_detect = 0
         else:
             self._since_detect += 1
@@ -150,7 +151,7 @@ class FaceFinder:
 
     # -- detection --------------------------------------------------------------------------
 
-    def _detect(self, image: np.ndarray, gray: np.ndarray) -> None:
+    def _detect(self, image: np.ndarray, gray: np.ndarray, lost: list[_Track]) -> None:
         self.detections_run += 1
         found = self.detector.detect(image)
         if len(found) and self.min_size > 0:
@@ -164,11 +165,12 @@ class FaceFinder:
         order = np.argsort(-(found.boxes[:, 2] - found.boxes[:, 0])) if len(found) else []
         for i in order:
             box, lm = found.boxes[i], found.landmarks[i]
-            best, best_iou = None, 0.3
-            for t in self._tracks:
+            # Match by overlap with where each track (or one lost this frame) should be now.
+            best, best_iou = None, 0.25
+            for t in self._tracks + lost:
                 if t.id in matched:
                     continue
-                overlap = _iou(box, self.detector.box_from_landmarks(t.landmarks))
+                overlap = _iou(box, self.detector.box_from_landmarks(t.landmarks + t.velocity))
                 if overlap > best_iou:
                     best, best_iou = t, overlap
             if best is None:
@@ -195,7 +197,7 @@ class FaceFinder:
         # Faces the detector missed this time (a turned head, motion blur) stay while their
         # fit still matches; two misses in a row end them.
         for t in self._tracks:
-            if t.id in matched or t.misses >= 1:
+            if t.id in matched or t.misses >= 1 or t in lost:
                 continue
             if self._refit(image, gray, t) and not any(_iou(t.box, k.box) > 0.3 for k in kept):
                 t.misses += 1
@@ -241,22 +243,56 @@ class FaceFinder:
         # A second fit inside the box of the first converges on faces that moved a lot.
         box = self.detector.box_from_landmarks(lm)
         lm = self.detector.landmarks(image, box[None])[0]
-        if not np.all(np.isfinite(lm)):
-            return False
-        score = float((_template(gray, lm) * t.template).mean())
-        old_side = _box_side(self.detector.box_from_landmarks(t.landmarks))
-        ratio = _box_side(box) / max(old_side, 1.0)
-        if score < self.track_threshold or not 0.7 < ratio < 1.4:
-            return False
+        if not self._plausible(gray, t, lm, box):
+            # The face moved or turned faster than the fit can follow: look for it with the
+            # detector near where it should be, which costs a fraction of a full detection.
+            found = self._local_detect(image, self.detector.box_from_landmarks(predicted))
+            if found is None:
+                return False
+            box, lm, score = found
+            if not self._plausible(gray, t, lm, box, relaxed=True):
+                return False
+            t.score = score
+            t.template = _template(gray, lm)
         t.velocity = lm.mean(axis=0) - t.landmarks.mean(axis=0)
         t.landmarks, t.box = lm, box
-        t.extra["corr"] = score
         return True
 
-    def _track(self, image: np.ndarray, gray: np.ndarray) -> bool:
-        """Follow every track into this frame; True when a track was lost."""
-        alive = [t for t in self._tracks if self._refit(image, gray, t)]
-        lost = len(alive) < len(self._tracks)
+    def _plausible(
+        self, gray: np.ndarray, t: _Track, lm: np.ndarray, box: np.ndarray, relaxed: bool = False
+    ) -> bool:
+        if not np.all(np.isfinite(lm)):
+            return False
+        corr = float((_template(gray, lm) * t.template).mean())
+        old_side = _box_side(self.detector.box_from_landmarks(t.landmarks))
+        ratio = _box_side(box) / max(old_side, 1.0)
+        low = self.track_threshold * (0.5 if relaxed else 1.0)
+        return corr >= low and 0.7 < ratio < 1.4
+
+    def _local_detect(
+        self, image: np.ndarray, box: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        h, w = image.shape[:2]
+        side = _box_side(box)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0, y0 = max(0, int(cx - 1.5 * side)), max(0, int(cy - 1.5 * side))
+        x1, y1 = min(w, int(cx + 1.5 * side)), min(h, int(cy + 1.5 * side))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        found = self.detector.detect(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        if len(found) == 0:
+            return None
+        offset = np.float32([x0, y0])
+        centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2 + offset
+        best = int(np.argmin(np.linalg.norm(centres - np.float32([cx, cy]), axis=1)))
+        out_box = found.boxes[best] + np.tile(offset, 2)
+        return out_box, found.landmarks[best] + offset, float(found.scores[best])
+
+    def _track(self, image: np.ndarray, gray: np.ndarray) -> list[_Track]:
+        """Follow every track into this frame; returns the tracks that were lost."""
+        alive, lost = [], []
+        for t in self._tracks:
+            (alive if self._refit(image, gray, t) else lost).append(t)
         # Two tracks that slid onto one face: keep the older.
         alive.sort(key=lambda t: t.id)
         unique: list[_Track] = []

@@ -113,6 +113,8 @@ class IdentityFilter:
 
 
 def _read_photo(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise FaceswapError(f"{path}: no such reference photo; check the --ref path")
     try:
         from faceswap.io.images import read_image
     except ImportError:  # the io stage's reader; cv2 until it is there
@@ -121,8 +123,6 @@ def _read_photo(path: Path) -> np.ndarray:
         return read_image(path)
     import cv2
 
-    if not path.is_file():
-        raise FaceswapError(f"{path}: no such reference photo; check the --ref path")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise FaceswapError(f"{path}: cannot read the reference photo; use a PNG or JPEG")

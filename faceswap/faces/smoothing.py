@@ -42,6 +42,7 @@ class LandmarkSmoother:
         fps: frame rate used when :meth:`update` gets no timestamp.
         min_cutoff: One-Euro cut-off in Hz for a still face (lower = smoother, more lag).
         beta: how fast the cut-off rises with speed (Hz per face size per second).
+        d_cutoff: cut-off in Hz of the speed estimate (higher reacts sooner to a move).
         ema_alpha: weight of the new frame for ``ema`` (0-1; 1 = no smoothing).
         max_gap: a track unseen for longer than this many seconds starts afresh.
     """
@@ -51,8 +52,9 @@ class LandmarkSmoother:
         method: str = "one-euro",
         *,
         fps: float = 30.0,
-        min_cutoff: float = 1.0,
-        beta: float = 4.0,
+        min_cutoff: float = 0.5,
+        beta: float = 15.0,
+        d_cutoff: float = 3.0,
         ema_alpha: float = 0.5,
         max_gap: float = 0.5,
     ) -> None:
@@ -64,7 +66,7 @@ class LandmarkSmoother:
         self.default_dt = 1.0 / float(fps) if fps and fps > 0 else 1.0 / 30.0
         self.min_cutoff = float(min_cutoff)
         self.beta = float(beta)
-        self.d_cutoff = 1.0
+        self.d_cutoff = float(d_cutoff)
         self.ema_alpha = float(ema_alpha)
         self.max_gap = float(max_gap)
         self._tracks: dict[int, _TrackState] = {}

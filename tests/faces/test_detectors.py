@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import synth
 
 from faceswap.errors import FaceswapError
 from faceswap.faces import detectors
 from faceswap.faces.detectors import DETECTORS, backend_status, create_detector
+from tests.faces import synth
 
 
 def _frame(scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,13 +6,13 @@ import itertools
 
 import numpy as np
 import pytest
-import synth
 
 from faceswap.faces.align import CropSpec, invert_affine, transform_points
 from faceswap.faces.detectors import create_detector
 from faceswap.faces.finder import FaceFinder
 from faceswap.faces.identity import IdentityFilter, face_descriptors
 from faceswap.faces.smoothing import LandmarkSmoother
+from tests.faces import synth
 
 
 @pytest.fixture(scope="module")

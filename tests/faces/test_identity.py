@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import synth
 
 from faceswap.errors import FaceswapError
 from faceswap.faces.detectors import create_detector
 from faceswap.faces.identity import IdentityFilter, face_descriptors
+from tests.faces import synth
 
 
 def test_same_person_is_near_and_others_far(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_filter_from_reference_photos(tmp_path: Path) -> None:
 
 def test_reference_photo_problems(tmp_path: Path) -> None:
     det = create_detector("dlib-hog")
-    with pytest.raises(FaceswapError, match=r"no such reference photo|no such file"):
+    with pytest.raises(FaceswapError, match="no such reference photo"):
         IdentityFilter.from_photos([tmp_path / "missing.png"], det)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((100, 100, 3), 128, np.uint8))

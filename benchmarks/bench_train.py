@@ -1,0 +1,399 @@
+"""Training throughput and efficiency per model preset: examples/s, FLOPs, FLOP/s and MFU.
+
+For each preset and device this times full training steps (forward A and B, reconstruction
+losses, backward, Adam step) on random data and prints:
+
+* examples/s (A + B faces per second: one step on batch size N processes 2N faces),
+* FLOPs per example, forward + backward, counted by ``torch.utils.flop_counter``,
+* achieved FLOP/s = FLOPs per example x examples/s,
+* MFU = achieved / peak, where the peak is a large matmul measured in the same run
+  (fp32 on the CPU, bf16 with ``--amp``; bf16 on CUDA),
+
+and the data pipeline's own samples/s (``faceswap.train.dataset``) when it is installed.
+
+Run from the repository root::
+
+    PYTHONPATH=$PWD python benchmarks/bench_train.py --presets tiny,original --batch-size 16
+
+Numbers depend on the machine and its load; report them with the printed conditions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from faceswap.nets import build_model, load_preset
+from faceswap.nets.losses import LossConfig, ReconstructionLoss
+
+
+@dataclasses.dataclass
+class StepResult:
+    """Timings of one preset on one device; rates are A + B faces per second."""
+
+    preset: str
+    resolution: int
+    params_m: float
+    batch_size: int
+    flops_per_example: float
+    step_s: list[float]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.step_s)
+
+    @property
+    def best_s(self) -> float:
+        return min(self.step_s)
+
+    def examples_per_s(self, seconds: float) -> float:
+        return 2 * self.batch_size / seconds
+
+    def flops_per_s(self, seconds: float) -> float:
+        return self.flops_per_example * self.examples_per_s(seconds)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) -> dict[str, float]:
+    """FLOP/s of a large square matmul per implementation, best of repeated timed runs.
+
+    On the CPU two GEMM libraries serve torch: BLAS (MKL) behind ``torch.mm`` and oneDNN
+    behind convolutions. They can differ by 2x on one machine (MKL picks slower kernels on
+    some non-Intel CPUs), so both are measured and the peak is the faster: the model's convs
+    run on oneDNN and must be judged against what oneDNN's GEMM reaches. oneDNN's GEMM is
+    timed as a 1x1 convolution on a channels-last tensor (exactly an (M, K) @ (K, N) matmul).
+    """
+    n = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    kernels: dict[str, Callable[[], object]] = {"mm": lambda: torch.mm(a, b, out=out)}
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        # (1, K, M, 1) with channels-last strides is the row-major (M, K) matrix a.
+        x = a.view(1, n, 1, n).permute(0, 3, 1, 2)
+        w = b.t().contiguous().view(n, n, 1, 1)
+        kernels["onednn"] = lambda: torch.nn.functional.conv2d(x, w)
+    best = dict.fromkeys(kernels, 0.0)
+    for fn in kernels.values():
+        fn()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for name, fn in kernels.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            best[name] = max(best[name], 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[None]:
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+StepFn = Callable[[dict[str, torch.Tensor]], None]
+
+
+def make_step(
+    model: torch.nn.Module, device: torch.device, amp: bool, compile_model: bool, fused: bool
+) -> StepFn:
+    """One training step as the train loop runs it: both sides' reconstructions, masked
+    SSIM + L1 with eye/mouth priority, the learned-mask term when the preset has one,
+    backward, Adam. No GAN (its cost depends on the discriminator options, not the preset)."""
+    criterion = ReconstructionLoss(LossConfig())
+    kwargs = {"fused": True} if fused else {}
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-5, betas=(0.5, 0.999), **kwargs)
+    forward = torch.compile(model) if compile_model else model
+
+    def step(batch: dict[str, torch.Tensor]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            out_a, out_b = forward(batch["x_a"], batch["x_b"])
+        loss = 0.0
+        for out, side in ((out_a, "a"), (out_b, "b")):
+            pred_mask = None if out.mask is None else out.mask.float()
+            parts = criterion(
+                out.rgb.float(),
+                batch[f"t_{side}"],
+                batch[f"m_{side}"],
+                batch[f"p_{side}"],
+                pred_mask,
+            )
+            loss = loss + parts["loss"]
+        loss.backward()  # type: ignore[union-attr]
+        optimizer.step()
+
+    return step
+
+
+def make_batch(
+    batch_size: int, resolution: int, device: torch.device, fmt: torch.memory_format
+) -> dict[str, torch.Tensor]:
+    """Random faces, targets, an elliptic face mask and a priority map for both sides."""
+    r = resolution
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, r), torch.linspace(-1, 1, r), indexing="ij")
+    mask = ((xx / 0.8) ** 2 + (yy / 0.95) ** 2 <= 1).float().expand(batch_size, 1, r, r)
+    priority = 1 + 2 * ((yy - 0.45).abs() < 0.12).float().expand(batch_size, 1, r, r)
+    batch = {}
+    for side in "ab":
+        batch[f"x_{side}"] = torch.rand(batch_size, 3, r, r).contiguous(memory_format=fmt)
+        batch[f"t_{side}"] = torch.rand(batch_size, 3, r, r).contiguous(memory_format=fmt)
+        batch[f"m_{side}"] = mask.contiguous()
+        batch[f"p_{side}"] = priority.contiguous()
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def count_flops(step: StepFn, batch: dict[str, torch.Tensor]) -> float:
+    """FLOPs of one step (forward + backward + optimizer), as FlopCounterMode counts them:
+    matmuls and convolutions; elementwise work (activations, Adam) counts 0."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step(batch)
+    return float(counter.get_total_flops())
+
+
+def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> StepResult:
+    cfg = load_preset(name)
+    if args.resolution:
+        cfg = dataclasses.replace(cfg, resolution=args.resolution)
+    torch.manual_seed(0)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = build_model(cfg).to(device).to(memory_format=fmt)
+    batch = make_batch(args.batch_size, cfg.resolution, device, fmt)
+    step = make_step(model, device, args.amp, args.compile, args.fused_adam)
+    for _ in range(max(1, args.warmup)):
+        step(batch)
+    flops = count_flops(step, batch)
+    times = []
+    for _ in range(args.iters):
+        sync(device)
+        t0 = time.perf_counter()
+        step(batch)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return StepResult(
+        preset=name,
+        resolution=cfg.resolution,
+        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        batch_size=args.batch_size,
+        flops_per_example=flops / (2 * args.batch_size),
+        step_s=times,
+    )
+
+
+def write_synthetic_faces(folder: Path, n: int, crop_size: int) -> Path:
+    """``n`` aligned crops of a synthetic face (mean-face landmarks on smooth noise) and their
+    ``alignments.json``, in the layout ``faceswap extract`` writes."""
+    from fractions import Fraction
+
+    import cv2
+    import numpy as np
+
+    from faceswap.faces.align import MEAN_FACE, CropSpec, alignment_matrix, warp_to_crop
+    from faceswap.faces.alignments import Alignments, FaceRecord, FrameRecord, save_alignments
+
+    rng = np.random.default_rng(0)
+    spec = CropSpec(size=crop_size)
+    frames = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+        frame = cv2.resize(small, (512, 512), interpolation=cv2.INTER_CUBIC)
+        pts = (MEAN_FACE * 200 + 150 + rng.normal(0, 2, size=2)).astype(np.float32)
+        matrix = alignment_matrix(pts, spec)
+        name = f"frame_{i:06d}_0.png"
+        crop = warp_to_crop(frame, matrix, crop_size)
+        cv2.imwrite(str(folder / name), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+        box = np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32)
+        face = FaceRecord(
+            box=box, score=1.0, landmarks=pts, matrix=matrix, crop_file=name, descriptor=None
+        )
+        frames.append(FrameRecord(index=i, timestamp=i / 25, faces=(face,), detected=True))
+    save_alignments(
+        folder / "alignments.json",
+        Alignments(
+            source="synthetic.mp4",
+            frame_count=n,
+            fps=Fraction(25),
+            width=512,
+            height=512,
+            crop=spec,
+            detector="synthetic",
+            frames=frames,
+        ),
+    )
+    return folder
+
+
+def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, workers: int) -> str:
+    """samples/s of ``faceswap.train.dataset`` (read, masks, warp, colour) or why skipped.
+
+    ``workers`` = 0 times ``FaceDataset`` in this process (one core's rate); more uses the
+    DataLoader setup of the training loop with that many worker processes.
+    """
+    import tempfile
+
+    try:
+        from faceswap.train.augment import AugmentConfig
+        from faceswap.train.dataset import FaceDataset, StreamSampler, load_face_set
+    except ImportError as exc:
+        return f"skipped: the train data pipeline is not importable ({exc}); merge main"
+    import cv2
+
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        faces = load_face_set(write_synthetic_faces(Path(tmp) / "a", 32, 256), "A")
+        dataset = FaceDataset(faces, resolution, AugmentConfig())
+        sampler = StreamSampler(len(faces), batch_size, seed=0, side=0)
+        if workers == 0:
+            stream = iter(sampler)
+            dataset[next(stream)]  # first-call setup (albumentations pipelines)
+            count, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                dataset[next(stream)]
+                count += 1
+            rate = count / (time.perf_counter() - t0)
+            return f"{rate:.0f} samples/s in one process (crops 256 px, augment defaults)"
+        from torch.utils.data import DataLoader
+
+        loader = iter(
+            DataLoader(
+                dataset,
+                batch_size=batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                drop_last=True,
+                prefetch_factor=4,
+            )
+        )
+        next(loader)
+        count, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            count += next(loader)["source"].shape[0]
+        rate = count / (time.perf_counter() - t0)
+        return f"{rate:.0f} samples/s with {workers} DataLoader workers (crops 256 px)"
+
+
+def conditions(device: torch.device) -> Iterator[str]:
+    yield f"torch {torch.__version__}, python {platform.python_version()}, {platform.machine()}"
+    if device.type == "cuda":
+        yield f"GPU: {torch.cuda.get_device_name(device)}"
+    else:
+        yield (
+            f"CPU: {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, "
+            f"capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"mkldnn {torch.backends.mkldnn.is_available()}"
+        )
+        with contextlib.suppress(OSError, AttributeError):
+            yield "load average (1/5/15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default="tiny,lightweight,original", help="comma-separated")
+    p.add_argument("--batch-size", type=int, default=16, help="faces per side per step")
+    p.add_argument("--iters", type=int, default=10, help="timed steps per preset")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument(
+        "--device", default="auto", help="cpu, cuda, or auto (cpu, plus cuda when present)"
+    )
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (peak measured in bf16)")
+    p.add_argument(
+        "--fused-adam",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Adam(fused=True): one pass over the parameters instead of several",
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--resolution", type=int, default=0, help="override the preset resolution")
+    p.add_argument("--peak-seconds", type=float, default=2.0, help="time spent on the peak")
+    p.add_argument("--data-seconds", type=float, default=3.0, help="0 skips the data pipeline")
+    p.add_argument("--data-workers", type=int, default=0, help="DataLoader workers (0: inline)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        devices = [torch.device("cpu")]
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+    else:
+        devices = [torch.device(args.device)]
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    for device in devices:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        peak_dtype = torch.bfloat16 if (args.amp or device.type == "cuda") else torch.float32
+        dtype_name = str(peak_dtype).replace("torch.", "")
+        peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
+        print(f"== device {device} ==")
+        for line in conditions(device):
+            print(f"  {line}")
+        print(
+            f"  options: batch {args.batch_size}/side ({2 * args.batch_size} faces/step), "
+            f"{args.iters} timed steps, channels_last {args.channels_last}, compile "
+            f"{args.compile}, amp {args.amp}, fused Adam {args.fused_adam}"
+        )
+        results = []
+        print(
+            f"  {'preset':<12}{'res':>5}{'params':>9}{'med ms':>9}{'best ms':>9}{'ex/s':>8}"
+            f"{'GFLOP/ex':>10}{'GFLOP/s':>9}{'MFU':>6}{'best':>6}"
+        )
+        for name in presets:
+            res = bench_preset(name, device, args)
+            # Re-measure the peak after each preset and keep the best: on a shared machine
+            # a single early measurement may have been slowed by other load.
+            for key, value in matmul_peak(device, peak_dtype, args.peak_seconds / 2).items():
+                peaks[key] = max(peaks[key], value)
+            results.append(res)
+            peak = max(peaks.values())
+            med, best = res.median_s, res.best_s
+            print(
+                f"  {res.preset:<12}{res.resolution:>5}{res.params_m:>8.1f}M"
+                f"{1000 * med:>9.0f}{1000 * best:>9.0f}{res.examples_per_s(med):>8.1f}"
+                f"{res.flops_per_example / 1e9:>10.2f}{res.flops_per_s(med) / 1e9:>9.0f}"
+                f"{100 * res.flops_per_s(med) / peak:>5.0f}%"
+                f"{100 * res.flops_per_s(best) / peak:>5.0f}%",
+                flush=True,
+            )
+        detail = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items())
+        print(
+            f"  peak {dtype_name} matmul (best over the run): {max(peaks.values()) / 1e9:.0f} "
+            f"GFLOP/s ({detail}); MFU = GFLOP/s of the median step / peak, 'best' uses the "
+            "fastest step"
+        )
+    if args.data_seconds > 0:
+        res = args.resolution or load_preset(presets[0]).resolution
+        rate = bench_data_pipeline(res, args.batch_size, args.data_seconds, args.data_workers)
+        print(f"data pipeline ({res} px): {rate}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""`faceswap convert`: swap faces in a video (or image folder) and re-encode it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faceswap.convert.colour import COLOUR_MODES
+from faceswap.convert.masks import MASK_MODES
+from faceswap.convert.pipeline import DIRECTIONS, SMOOTH_CHOICES, ConvertConfig, run_convert
+from faceswap.device import DEVICE_CHOICES
+
+
+def _modes_help(registry: object, lead: str) -> str:
+    lines = [f"{name}: {registry.get(name).help}" for name in registry.names()]  # type: ignore[attr-defined]
+    return f"{lead} " + "; ".join(lines) + "."
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option(
+    "-m",
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model folder written by `faceswap train`.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output video (suffix picks the container: .mp4, .mkv, .mov...); a new folder "
+    "for an image-folder INPUT.",
+)
+@click.option(
+    "-a",
+    "--alignments",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="alignments.json (or extract folder) of INPUT; without it faces are detected on the fly.",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(DIRECTIONS),
+    default="a2b",
+    help="a2b draws A's faces as B; b2a the other way.",
+)
+@click.option(
+    "--mask",
+    type=click.Choice(MASK_MODES.names()),
+    default="hull",
+    help=_modes_help(MASK_MODES, "Blend mask."),
+)
+@click.option(
+    "--colour",
+    "--color",
+    "colour",
+    type=click.Choice(COLOUR_MODES.names()),
+    default="rct",
+    help=_modes_help(COLOUR_MODES, "Colour matching."),
+)
+@click.option(
+    "--erode",
+    type=float,
+    default=0.0,
+    help="Shrink the mask by this percent of the face size (negative grows it).",
+)
+@click.option(
+    "--blur",
+    type=float,
+    default=6.0,
+    help="Feather the mask edge over this percent of the face size.",
+)
+@click.option(
+    "--sharpen",
+    type=float,
+    default=0.0,
+    help="Unsharp-mask strength for the swapped face (0 off, about 1 strong).",
+)
+@click.option(
+    "--smooth",
+    type=click.Choice(SMOOTH_CHOICES),
+    default="auto",
+    help="Temporal landmark smoothing against jitter; auto: one-euro for faces "
+    "detected on the fly, none with --alignments (extract smoothed them).",
+)
+@click.option(
+    "--detector",
+    default="auto",
+    help="Face detector for on-the-fly detection (auto, dlib-hog, dlib-cnn, fan).",
+)
+@click.option(
+    "--detect-every",
+    type=int,
+    default=5,
+    help="Run the detector every N frames and track faces in between.",
+)
+@click.option(
+    "--min-size",
+    type=int,
+    default=0,
+    help="Smallest face to swap, box side in pixels (0: the detector's minimum).",
+)
+@click.option(
+    "--max-faces",
+    type=int,
+    default=0,
+    help="Swap at most this many faces per frame, largest first (0: all).",
+)
+@click.option(
+    "--ref",
+    "refs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Photo of the one person to swap (repeatable); others are left alone.",
+)
+@click.option(
+    "--ref-threshold",
+    type=float,
+    default=0.6,
+    help="Largest identity distance still counted as the --ref person.",
+)
+@click.option(
+    "-b",
+    "--batch-size",
+    type=int,
+    default=16,
+    help="Faces per inference batch, collected across frames.",
+)
+@click.option("--device", default="auto", help=f"Torch device: {', '.join(DEVICE_CHOICES)}.")
+@click.option("--amp", is_flag=True, help="float16 inference on CUDA (faster, less memory).")
+@click.option(
+    "--codec",
+    default="libx264",
+    help="ffmpeg video encoder: libx264, libx265, h264_nvenc, ffv1 (lossless, in .mkv "
+    "with --pix-fmt bgr0)..., or auto: the first hardware H.264 encoder that works here.",
+)
+@click.option(
+    "--crf",
+    type=int,
+    default=18,
+    help="Constant quality (0 lossless, 18 visually lossless, 23 x264's default).",
+)
+@click.option("--preset", default="medium", help="Encoder speed preset (ultrafast...veryslow).")
+@click.option(
+    "--pix-fmt",
+    default="yuv420p",
+    help="Output pixel format (yuv420p plays everywhere; yuv444p, rgb24 for masters).",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def convert(input: Path, **options: object) -> None:
+    """Swap the faces in INPUT (a video or an image folder) and write the result.
+
+    The output keeps INPUT's frame count, frame rate and audio, and is marked as synthetic:
+    container metadata plus a JSON manifest next to it (OUTPUT.json).
+    """
+    options["refs"] = tuple(options["refs"])  # type: ignore[arg-type]
+    cfg = ConvertConfig(input=input, **options)  # type: ignore[arg-type]
+    result = run_convert(cfg)
+    click.echo(
+        f"wrote {result.output}: {result.frames} frames, {result.faces_swapped} faces swapped "
+        f"in {result.frames_swapped} frames, {result.fps:.1f} frames/s on {result.device}"
+    )
+    click.echo(f"provenance manifest: {result.manifest}")

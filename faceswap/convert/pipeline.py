@@ -1,0 +1,652 @@
+"""The convert stage: decode → find faces → swap (batched) → blend → encode, overlapped.
+
+Five threads joined by bounded queues keep every part busy at once::
+
+    decode ──▶ locate + crop + batch ──▶ inference ──▶ blend ──▶ encode (calling thread)
+
+Frames keep their order end to end. An error in any thread stops all of them and is raised
+from :func:`run_convert`; the output is written under a temporary name and renamed only
+when every frame is in, so a failed run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceswap.config import config_to_dict
+from faceswap.convert.blend import paste_face, sharpen
+from faceswap.convert.colour import COLOUR_MODES
+from faceswap.convert.masks import MASK_MODES, refine_mask
+from faceswap.errors import FaceswapError
+from faceswap.io.files import ensure_writable_dir
+
+log = logging.getLogger(__name__)
+
+#: Containers the video writer can produce (lower-case suffixes).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+#: ``smooth`` values: ``auto`` smooths faces detected on the fly (one-euro) and trusts the
+#: alignments file, whose landmarks extract already smoothed.
+SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
+#: ``direction`` values: encode with the shared encoder, decode with the other side.
+DIRECTIONS = ("a2b", "b2a")
+_QUEUE = 8  # items per queue: batches or frames; bounds memory at a few hundred frames
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """Settings of one convert run.
+
+    Attributes:
+        input: video file or image folder of person A (or B with ``direction="b2a"``).
+        model_dir: folder written by ``faceswap train``.
+        output: video file (its suffix picks the container) for a video input; a new
+            folder of PNG frames for an image-folder input.
+        alignments: alignments file (or extract folder) of ``input``; None detects faces on
+            the fly.
+        direction: ``a2b`` (A's faces drawn as B) or ``b2a``.
+        mask: mask mode (:data:`~faceswap.convert.masks.MASK_MODES`).
+        colour: colour mode (:data:`~faceswap.convert.colour.COLOUR_MODES`).
+        erode: shrink the mask by this percent of the face crop's side (negative grows it).
+        blur: feather the mask edge over this percent of the crop's side.
+        sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong).
+        smooth: temporal landmark smoothing (``auto``, ``none``, ``one-euro``, ``ema``).
+        detector: face detector for on-the-fly detection (``auto``, ``dlib-hog``...).
+        detect_every: on the fly, run the detector every n frames and track in between.
+        min_size: smallest face box side to swap, in frame pixels (0 = detector's minimum).
+        max_faces: swap at most this many faces per frame, largest first (0 = all).
+        refs: photos of the one person to swap (on-the-fly detection only).
+        ref_threshold: largest identity distance still counted as that person.
+        batch_size: faces per inference batch (collected across frames).
+        device: torch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+        amp: float16 autocast on CUDA.
+        codec: ffmpeg video encoder (``libx264``, ``libx265``, ``h264_nvenc``, ``ffv1``...),
+            or ``auto`` for the first hardware H.264 encoder that works, else libx264.
+        crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).
+        progress: show a progress bar.
+    """
+
+    input: Path
+    model_dir: Path
+    output: Path
+    alignments: Path | None = None
+    direction: str = "a2b"
+    mask: str = "hull"
+    colour: str = "rct"
+    erode: float = 0.0
+    blur: float = 6.0
+    sharpen: float = 0.0
+    smooth: str = "auto"
+    detector: str = "auto"
+    detect_every: int = 5
+    min_size: int = 0
+    max_faces: int = 0
+    refs: tuple[Path, ...] = ()
+    ref_threshold: float = 0.6
+    batch_size: int = 16
+    device: str = "auto"
+    amp: bool = False
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "yuv420p"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
+        COLOUR_MODES.get(self.colour)
+        checks = [
+            (self.direction in DIRECTIONS, f"--direction: choose from {', '.join(DIRECTIONS)}"),
+            (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
+            (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
+            (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
+            (self.sharpen >= 0, f"--sharpen must be >= 0, got {self.sharpen}"),
+            (self.detect_every >= 1, f"--detect-every must be >= 1, got {self.detect_every}"),
+            (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
+            (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
+            (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
+            (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+            (0 <= self.crf <= 63, f"--crf must be in [0, 63], got {self.crf}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FaceswapError(message)
+        if self.refs and self.alignments is not None:
+            raise FaceswapError(
+                "--ref filters faces found on the fly and cannot apply to --alignments; "
+                "drop one (extract with --ref to filter an alignments file)"
+            )
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What a convert run did.
+
+    Attributes:
+        output: the video file or image folder written.
+        manifest: the provenance manifest beside it.
+        frames: frames written (equal to the frames decoded).
+        frames_swapped: frames in which at least one face was swapped.
+        faces_swapped: faces swapped in all frames.
+        seconds: wall time of the run.
+        model_sha256: hex digest of the model weights used.
+        device: torch device used.
+        stage_seconds: seconds each pipeline stage (decode, prepare, infer, blend, encode)
+            spent working rather than waiting on its neighbours: the largest is the
+            bottleneck. ``encode`` includes the writer's pipe and ffmpeg back-pressure.
+    """
+
+    output: Path
+    manifest: Path
+    frames: int
+    frames_swapped: int
+    faces_swapped: int
+    seconds: float
+    model_sha256: str
+    device: str
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        """End-to-end throughput in frames per second."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- work items ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Face:
+    matrix: np.ndarray  # (2, 3) frame -> crop
+    crop_landmarks: np.ndarray  # (68, 2) crop pixels
+    crop: np.ndarray  # uint8 (R, R, 3), the original face
+    swapped: np.ndarray | None = None  # float32 (R, R, 3) in [0, 1]
+    learned: np.ndarray | None = None  # float32 (R, R) in [0, 1]
+
+
+@dataclass
+class _Item:
+    frame: Any  # faceswap.io.video.Frame
+    faces: list[_Face] = field(default_factory=list)
+    image: np.ndarray | None = None  # the output frame once blended
+
+
+_END = object()
+
+
+class _Threads:
+    """Bounded queues between worker threads; an error anywhere stops them all."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
+        # Per thread name: seconds alive and seconds spent waiting on a queue; the difference
+        # is the time the stage worked, which shows the bottleneck.
+        self.alive: dict[str, float] = {}
+        self.waiting: dict[str, float] = {}
+
+    def _waited(self, since: float) -> None:
+        name = threading.current_thread().name
+        self.waiting[name] = self.waiting.get(name, 0.0) + time.perf_counter() - since
+
+    def busy(self) -> dict[str, float]:
+        """Seconds each stage spent working (not waiting on its queues)."""
+        return {
+            name.removeprefix("convert-"): round(total - self.waiting.get(name, 0.0), 3)
+            for name, total in self.alive.items()
+        }
+
+    def queue(self) -> queue.Queue:
+        return queue.Queue(maxsize=_QUEUE)
+
+    def put(self, q: queue.Queue, item: Any) -> bool:
+        since = time.perf_counter()
+        try:
+            while not self.stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self._waited(since)
+
+    def get(self, q: queue.Queue) -> Any:
+        since = time.perf_counter()
+        try:
+            while True:
+                try:
+                    return q.get(timeout=0.05)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        return _END
+        finally:
+            self._waited(since)
+
+    def items(self, q: queue.Queue) -> Iterator[Any]:
+        while (item := self.get(q)) is not _END:
+            yield item
+
+    def start(self, name: str, fn: Callable[[], None]) -> None:
+        def target() -> None:
+            start = time.perf_counter()
+            try:
+                fn()
+            except BaseException as exc:  # re-raised in the calling thread
+                self.errors.append(exc)
+                self.stop.set()
+            finally:
+                self.alive[f"convert-{name}"] = time.perf_counter() - start
+
+        thread = threading.Thread(target=target, name=f"convert-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+# -- output sinks -------------------------------------------------------------------------------
+
+
+class _FolderSink:
+    """PNG frames into a new folder, assembled under a temporary name and renamed at the end."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.frames_written = 0
+        self._tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+
+    def __enter__(self) -> _FolderSink:
+        return self
+
+    def write(self, image: np.ndarray, name: str) -> None:
+        from faceswap.io.images import write_image
+
+        write_image(self._tmp / f"{name}.png", image)
+        self.frames_written += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            if self.folder.exists():
+                self.folder.rmdir()  # checked empty up front
+            os.replace(self._tmp, self.folder)
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class _VideoSink:
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    @property
+    def frames_written(self) -> int:
+        return int(self.writer.frames_written)
+
+    def __enter__(self) -> _VideoSink:
+        self.writer.__enter__()
+        return self
+
+    def write(self, image: np.ndarray, name: str) -> None:
+        self.writer.write(image)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return self.writer.__exit__(exc_type, exc, tb)
+
+
+# -- the stage ----------------------------------------------------------------------------------
+
+
+def _check_output(cfg: ConvertConfig, is_video: bool) -> Path:
+    output = Path(cfg.output)
+    if output.resolve() == Path(cfg.input).resolve():
+        raise FaceswapError(f"{output}: output would overwrite the input; choose another path")
+    if is_video:
+        if output.is_dir():
+            raise FaceswapError(f"{output}: is a folder; give a video file name such as out.mp4")
+        if output.suffix.lower() not in VIDEO_SUFFIXES:
+            raise FaceswapError(
+                f"{output}: unknown video container '{output.suffix}'; "
+                f"end the name with one of {', '.join(VIDEO_SUFFIXES)}"
+            )
+    else:
+        if output.suffix.lower() in VIDEO_SUFFIXES:
+            raise FaceswapError(
+                f"{output}: an image folder converts to a folder of frames; give a folder path"
+            )
+        if output.exists() and (not output.is_dir() or any(output.iterdir())):
+            raise FaceswapError(f"{output}: exists and is not an empty folder; choose a new one")
+    ensure_writable_dir(output.parent)
+    return output
+
+
+class _Locator:
+    """Faces of each frame: from an alignments file, or detected on the fly."""
+
+    def __init__(self, cfg: ConvertConfig, source: Any, crop: Any) -> None:
+        from faceswap.faces.smoothing import LandmarkSmoother
+
+        self.crop = crop
+        fps = float(source.fps) if source.fps else 30.0
+        smooth = cfg.smooth
+        if smooth == "auto":
+            smooth = "none" if cfg.alignments is not None else "one-euro"
+        # Unrelated photos in an image folder must not be smoothed into each other.
+        if not source.is_video:
+            smooth = "none"
+        self.smoother = None if smooth == "none" else LandmarkSmoother(smooth, fps=fps)
+        self.by_index: dict[int, Any] | None = None
+        self.finder: Any = None
+        if cfg.alignments is not None:
+            self.by_index = self._load_alignments(cfg, source)
+        else:
+            self.finder = self._finder(cfg, source)
+
+    @staticmethod
+    def _load_alignments(cfg: ConvertConfig, source: Any) -> dict[int, Any]:
+        from faceswap.faces.alignments import load_alignments
+
+        assert cfg.alignments is not None
+        al = load_alignments(cfg.alignments)
+        if al.frame_count != source.frame_count:
+            raise FaceswapError(
+                f"{cfg.alignments}: alignments are for {al.frame_count} frames but "
+                f"{cfg.input} has {source.frame_count}; they come from another video: "
+                "pass this video's alignments or run `faceswap extract` on it"
+            )
+        if (al.width, al.height) != (source.width, source.height):
+            raise FaceswapError(
+                f"{cfg.alignments}: alignments are for {al.width}x{al.height} frames but "
+                f"{cfg.input} is {source.width}x{source.height}; pass this video's alignments"
+            )
+        return al.by_index()
+
+    def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
+        from faceswap.faces.detectors import create_detector
+        from faceswap.faces.finder import FaceFinder
+
+        detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
+        identity = None
+        if cfg.refs:
+            from faceswap.faces.identity import IdentityFilter
+
+            identity = IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold)
+        return FaceFinder(
+            detector,
+            self.crop,
+            detect_every=cfg.detect_every if source.is_video else 1,
+            min_size=cfg.min_size,
+            max_faces=cfg.max_faces,
+            identity=identity,
+            smoother=self.smoother,
+        )
+
+    def landmarks(self, frame: Any) -> list[np.ndarray]:
+        """(68, 2) landmarks of each face to swap in ``frame``."""
+        if self.finder is not None:
+            return [f.landmarks for f in self.finder.find(frame.image, frame.timestamp)]
+        assert self.by_index is not None
+        record = self.by_index.get(frame.index)
+        if record is None:
+            return []
+        out = []
+        for i, face in enumerate(record.faces):
+            lm = np.asarray(face.landmarks, np.float32)
+            if self.smoother is not None:
+                track = face.track_id if face.track_id >= 0 else i
+                lm = self.smoother.update(track, lm, frame.timestamp)
+            out.append(lm)
+        return out
+
+
+def run_convert(cfg: ConvertConfig) -> ConvertResult:
+    """Swap the faces of ``cfg.input`` with the model in ``cfg.model_dir``; write ``cfg.output``.
+
+    Raises:
+        FaceswapError: missing/unreadable input or model, a mask mode the model cannot do,
+            alignments of another video, an unwritable output path, or an encoder failure.
+            Nothing is left under the output name when it raises.
+    """
+    from faceswap.convert.swapper import Swapper
+    from faceswap.device import resolve_device
+    from faceswap.faces.align import CropSpec
+    from faceswap.io.video import VideoWriter, open_source, pick_encoder
+    from faceswap.provenance import file_sha256, frame_marker, provenance_tags, write_manifest
+    from faceswap.train.checkpoint import load_for_inference
+
+    started = time.perf_counter()
+    if not Path(cfg.input).exists():
+        raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
+    source = open_source(cfg.input)
+    output = _check_output(cfg, source.is_video)
+    mask_mode = MASK_MODES.get(cfg.mask)
+    colour_mode = COLOUR_MODES.get(cfg.colour)
+    device = resolve_device(cfg.device)
+    loaded = load_for_inference(cfg.model_dir, device)
+    if mask_mode.needs_learned and not loaded.config.learned_mask:
+        raise FaceswapError(
+            f"--mask {cfg.mask} needs a model with a learned mask, and {cfg.model_dir} has "
+            "none; use --mask hull or train a preset with learned_mask: true"
+        )
+    res = int(loaded.config.resolution)
+    crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
+    locator = _Locator(cfg, source, crop)
+    swapper = Swapper(loaded.model, device, cfg.direction, amp=cfg.amp)
+    marker = frame_marker()
+    preset = loaded.card.get("preset") or loaded.config.name or None
+
+    hasher = concurrent.futures.ThreadPoolExecutor(1)
+    input_hash = hasher.submit(file_sha256, cfg.input) if Path(cfg.input).is_file() else None
+
+    if source.is_video:
+        # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
+        codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
+        writer = VideoWriter(
+            output,
+            source.width,
+            source.height,
+            source.fps,
+            codec=codec,
+            crf=cfg.crf,
+            preset=cfg.preset,
+            pix_fmt=cfg.pix_fmt,
+            audio_from=Path(cfg.input) if source.info and source.info.has_audio else None,
+            metadata=provenance_tags(loaded.weights_sha256, preset=preset),
+        )
+        sink: _VideoSink | _FolderSink = _VideoSink(writer)
+    else:
+        sink = _FolderSink(output)
+
+    threads = _Threads()
+    q_frames, q_batches, q_swapped, q_out = (threads.queue() for _ in range(4))
+    max_frames = 2 * cfg.batch_size + 8
+
+    def decode() -> None:
+        frames = source.iter_frames()
+        try:
+            for frame in frames:
+                if not threads.put(q_frames, frame):
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                frames.close()  # type: ignore[attr-defined]
+            threads.put(q_frames, _END)
+
+    def prepare() -> None:
+        from faceswap.faces.align import alignment_matrix, transform_points
+
+        batch: list[_Item] = []
+        n_faces = 0
+        for frame in threads.items(q_frames):
+            item = _Item(frame)
+            for lm in locator.landmarks(frame):
+                matrix = alignment_matrix(lm, crop)
+                item.faces.append(
+                    _Face(
+                        matrix=matrix,
+                        crop_landmarks=transform_points(lm, matrix),
+                        crop=_crop_face(frame.image, matrix, res),
+                    )
+                )
+            batch.append(item)
+            n_faces += len(item.faces)
+            if n_faces >= cfg.batch_size or len(batch) >= max_frames:
+                if not threads.put(q_batches, batch):
+                    return
+                batch, n_faces = [], 0
+        if batch:
+            threads.put(q_batches, batch)
+        threads.put(q_batches, _END)
+
+    def infer() -> None:
+        for batch in threads.items(q_batches):
+            faces = [f for item in batch for f in item.faces]
+            # Split at batch_size: frames with many faces can overfill one batch.
+            for lo in range(0, len(faces), cfg.batch_size):
+                part = faces[lo : lo + cfg.batch_size]
+                rgb, masks = swapper(np.stack([f.crop for f in part]))
+                for i, face in enumerate(part):
+                    face.swapped = rgb[i]
+                    face.learned = None if masks is None else masks[i]
+            if not threads.put(q_swapped, batch):
+                return
+        threads.put(q_swapped, _END)
+
+    def blend() -> None:
+        for batch in threads.items(q_swapped):
+            for item in batch:
+                item.image = _compose(item, cfg, mask_mode, colour_mode, res)
+                if marker is not None:
+                    item.image = marker(item.image, item.frame.index)
+                if not threads.put(q_out, item):
+                    return
+        threads.put(q_out, _END)
+
+    frames_swapped = faces_swapped = 0
+    progress = _progress(cfg.progress, source.frame_count, Path(cfg.input).name)
+    encode_start = time.perf_counter()
+    try:
+        with sink:
+            for name, fn in (("decode", decode), ("prepare", prepare)):
+                threads.start(name, fn)
+            threads.start("infer", infer)
+            threads.start("blend", blend)
+            for item in threads.items(q_out):
+                sink.write(item.image, item.frame.name)
+                if item.faces:
+                    frames_swapped += 1
+                    faces_swapped += len(item.faces)
+                progress.update(1)
+            # Join first: a failing thread records its error after passing the end marker on.
+            threads.close()
+            threads.alive["convert-encode"] = time.perf_counter() - encode_start
+            if threads.errors:
+                raise threads.errors[0]
+            if sink.frames_written == 0:
+                raise FaceswapError(f"{cfg.input}: no frames could be decoded; check the file")
+    finally:
+        threads.close()
+        progress.close()
+        hasher.shutdown(wait=False)
+    settings = config_to_dict(cfg)
+    # Names only: the manifest travels with the video and should not leak local paths.
+    for key in ("input", "model_dir", "output", "alignments"):
+        if settings.get(key):
+            settings[key] = Path(settings[key]).name
+    settings["refs"] = [Path(p).name for p in cfg.refs]
+    manifest = write_manifest(
+        output,
+        model_sha256=loaded.weights_sha256,
+        preset=preset,
+        input_path=Path(cfg.input),
+        input_sha256=input_hash.result() if input_hash else None,
+        settings=settings,
+        frames_total=sink.frames_written,
+        frames_swapped=frames_swapped,
+        faces_swapped=faces_swapped,
+    )
+    return ConvertResult(
+        output=output,
+        manifest=manifest,
+        frames=sink.frames_written,
+        frames_swapped=frames_swapped,
+        faces_swapped=faces_swapped,
+        seconds=time.perf_counter() - started,
+        model_sha256=loaded.weights_sha256,
+        device=str(device),
+        stage_seconds=threads.busy(),
+    )
+
+
+def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``warp_to_crop`` on just the part of the frame the crop covers.
+
+    warp_to_crop pre-shrinks the whole image when the face is large; cutting the face's
+    region out first makes that cost scale with the face, not the frame.
+    """
+    from faceswap.faces.align import invert_affine, warp_to_crop
+
+    inv = invert_affine(matrix)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    pts = corners @ inv[:, :2].T + inv[:, 2]
+    h, w = image.shape[:2]
+    x0 = min(max(int(np.floor(pts[:, 0].min())) - 2, 0), w - 1)
+    y0 = min(max(int(np.floor(pts[:, 1].min())) - 2, 0), h - 1)
+    x1 = max(min(int(np.ceil(pts[:, 0].max())) + 3, w), x0 + 1)
+    y1 = max(min(int(np.ceil(pts[:, 1].max())) + 3, h), y0 + 1)
+    shifted = np.array(matrix, dtype=np.float64)[:2].copy()
+    # Region pixel (u, v) is frame pixel (u + x0, v + y0).
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
+    return warp_to_crop(image[y0:y1, x0:x1], shifted, size)
+
+
+def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:
+    """The output frame of ``item``: its decoded image with each swapped face pasted in."""
+    if not item.faces:
+        return item.frame.image  # passes through byte for byte
+    image = np.array(item.frame.image, copy=True)
+    for face in item.faces:
+        assert face.swapped is not None
+        swapped = face.swapped
+        if cfg.sharpen > 0:
+            swapped = sharpen(swapped, cfg.sharpen, radius=max(res / 128.0, 0.5))
+        raw = mask_mode.build(face.crop_landmarks, res, face.learned)
+        original = face.crop.astype(np.float32) / 255.0
+        swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
+        blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
+        paste_face(image, swapped.astype(np.float32), blend_mask, face.matrix,
+                   seamless=colour_mode.seamless)  # fmt: skip
+    return image
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(enabled: bool, total: int, name: str) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="frame", desc=f"convert {name}", leave=False)

@@ -1,0 +1,128 @@
+"""Image files: read as RGB, write atomically, list a folder in natural order.
+
+cv2 works in BGR; the conversion to and from RGB happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from faceswap.errors import FaceswapError
+from faceswap.io.files import atomic_path
+
+# Extensions cv2 reads (those of its default build); matched case-insensitively.
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".ppm", ".pgm", ".exr"}
+)
+
+# Fast PNG (zlib level 1): frames and face crops are written by the thousand, and level 3+
+# costs several times the time for ~10-30% smaller files.
+PNG_COMPRESSION = 1
+JPEG_QUALITY = 95
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders ``img2`` before ``img10`` (case-insensitive otherwise)."""
+    parts = _DIGITS.split(name)
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p != "")
+
+
+def is_image_file(path: Path | str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: Path | str) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive), in natural order.
+
+    Hidden files (``.name``, e.g. our own temporary files) are skipped.
+
+    Raises:
+        FaceswapError: ``folder`` is missing or not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FaceswapError(f"{folder}: no such folder; check the path")
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and is_image_file(p) and not p.name.startswith(".")
+    ]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def read_image(path: Path | str) -> np.ndarray:
+    """Read an image file as RGB uint8 HxWx3.
+
+    Grey images are expanded to 3 channels, alpha is dropped, 16-bit images are scaled to
+    8 bits.
+
+    Raises:
+        FaceswapError: the file is missing, empty or not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FaceswapError(f"{path}: no such image file; check the path")
+    # imdecode from bytes: cv2.imread cannot open some non-ASCII paths on Windows.
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise FaceswapError(
+            f"{path}: not a readable image (corrupt, empty or unsupported format); "
+            "re-export it or remove it from the folder"
+        )
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image * 255.0 if image.max() <= 1.0 else image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """``(width, height)`` of an image file (decodes it; cv2 has no header-only read)."""
+    image = read_image(path)
+    return image.shape[1], image.shape[0]
+
+
+def encode_image(rgb: np.ndarray, suffix: str, *, jpeg_quality: int = JPEG_QUALITY) -> bytes:
+    """Encode RGB uint8 HxWx3 (or HxW grey) to the bytes of a ``suffix`` file (``.png``...)."""
+    if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
+        raise ValueError(f"expected uint8 HxWx3 or HxW, got {rgb.dtype} {rgb.shape}")
+    image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    suffix = suffix.lower()
+    params: list[int] = []
+    if suffix == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    elif suffix in {".jpg", ".jpeg"}:
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+    elif suffix == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, jpeg_quality]
+    ok, buf = cv2.imencode(suffix, image, params)
+    if not ok:
+        raise FaceswapError(f"cannot encode an image as {suffix}; use .png or .jpg")
+    return buf.tobytes()
+
+
+def write_image(path: Path | str, rgb: np.ndarray, *, jpeg_quality: int = JPEG_QUALITY) -> Path:
+    """Write RGB uint8 HxWx3 atomically; the suffix picks the format (PNG: fast compression).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FaceswapError: the folder cannot be created or written.
+    """
+    path = Path(path)
+    data = encode_image(rgb, path.suffix, jpeg_quality=jpeg_quality)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path

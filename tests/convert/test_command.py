@@ -1,0 +1,69 @@
+"""The `faceswap convert` command: options from the registries, one-line errors, a real run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from faceswap.cli import cli
+from faceswap.convert import COLOUR_MODES, MASK_MODES
+from faceswap.io.images import write_image
+from faceswap.io.video import open_source, probe
+from tests.media import ClipInfo, face_photo
+
+
+def test_help_lists_every_mode() -> None:
+    result = CliRunner().invoke(cli, ["convert", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for name in [*MASK_MODES.names(), *COLOUR_MODES.names()]:
+        assert name in text
+    for option in ("--alignments", "--direction", "--ref", "--batch-size", "--codec", "--crf"):
+        assert option in text
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["convert", str(tmp_path / "missing.mp4"), "-m", str(tmp_path), "-o", "o.mp4"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.startswith("faceswap: error: ")
+    assert "missing.mp4" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_colour_mode_names_choices(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["convert", "x.mp4", "-m", str(tmp_path), "-o", "o.mp4", "--colour", "sepia"]
+    )
+    assert result.exit_code == 2 and "rct" in result.stderr
+
+
+@pytest.mark.slow
+def test_on_the_fly_detection_swaps_only_the_ref_person(
+    clip_two_faces: ClipInfo, model_dir: Path, tmp_path: Path
+) -> None:
+    ref = write_image(tmp_path / "astronaut.png", np.array(face_photo("astronaut")))
+    out = tmp_path / "out.mkv"
+    args = ["convert", str(clip_two_faces.path), "-m", str(model_dir), "-o", str(out)]
+    args += ["--ref", str(ref), "--detector", "dlib-hog", "--codec", "ffv1", "--pix-fmt", "bgr0"]
+    args += ["--device", "cpu", "--no-progress", "--colour", "avg"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert "wrote" in result.output
+    assert probe(out).frame_count == clip_two_faces.frame_count
+    before = [f.image for f in open_source(clip_two_faces.path).iter_frames()]
+    after = [f.image for f in open_source(out).iter_frames()]
+    changed_left = 0
+    for i, (a, b) in enumerate(zip(after, before, strict=True)):
+        for face in clip_two_faces.faces[i]:
+            x0, y0, x1, y1 = (int(v) for v in face.box)
+            same = np.array_equal(a[y0:y1, x0:x1], b[y0:y1, x0:x1])
+            if face.person == "astronaut":
+                changed_left += not same
+            else:
+                assert same, f"frame {i}: {face.person} was swapped too"
+    assert changed_left >= 0.8 * clip_two_faces.frame_count

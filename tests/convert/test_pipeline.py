@@ -1,0 +1,236 @@
+"""End-to-end convert runs on generated clips: timing, audio, passthrough, provenance, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceswap.convert import COLOUR_MODES, MASK_MODES, ConvertConfig, run_convert
+from faceswap.convert import pipeline as pipeline_module
+from faceswap.errors import FaceswapError
+from faceswap.io.ffmpeg_bin import find_ffmpeg
+from faceswap.io.video import open_source, probe
+from faceswap.provenance import read_manifest, read_provenance
+from tests.convert.conftest import truth_alignments
+from tests.media import ClipInfo, beep_onsets, make_image_folder
+
+
+def _cfg(clip: Path, model: Path, out: Path, **kw: object) -> ConvertConfig:
+    kw.setdefault("progress", False)
+    kw.setdefault("device", "cpu")
+    kw.setdefault("preset", "ultrafast")
+    kw.setdefault("batch_size", 4)
+    return ConvertConfig(input=clip, model_dir=model, output=out, **kw)  # type: ignore[arg-type]
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    return [np.array(f.image) for f in open_source(path).iter_frames()]
+
+
+def _audio_seconds(path: Path) -> float:
+    args = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0"]
+    args += ["-ac", "1", "-ar", "48000", "-f", "s16le", "-"]
+    pcm = subprocess.run(args, capture_output=True, check=True).stdout
+    return len(pcm) / 2 / 48000.0
+
+
+def _leftovers(folder: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@pytest.mark.slow
+def test_round_trip_keeps_timing_audio_and_marks_provenance(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    result = run_convert(_cfg(short_clip.path, model_dir, out, alignments=short_alignments))
+    src, dst = probe(short_clip.path), probe(out)
+    assert result.frames == dst.frame_count == src.frame_count == 16
+    assert dst.fps == src.fps  # exact Fraction, 30000/1001
+    assert dst.duration == pytest.approx(src.duration, abs=1e-3)
+    assert result.frames_swapped == 16 - len(short_clip.blank_frames)
+    # Audio: present, as long as the input's, still starting 0.2 s after the video.
+    assert dst.has_audio
+    assert _audio_seconds(out) == pytest.approx(_audio_seconds(short_clip.path), abs=0.03)
+    assert dst.audio_offset == pytest.approx(src.audio_offset, abs=0.01)
+    on_src = beep_onsets(short_clip.path) + src.audio_offset
+    on_dst = beep_onsets(out) + dst.audio_offset
+    np.testing.assert_allclose(on_dst, on_src, atol=0.005)
+    # Faceless frames come through within codec error; swapped frames changed.
+    before, after = _frames(short_clip.path), _frames(out)
+    for i in range(16):
+        mse = ((after[i].astype(float) - before[i].astype(float)) ** 2).mean()
+        psnr = 10 * np.log10(255.0**2 / max(mse, 1e-9))
+        if i in short_clip.blank_frames:
+            assert psnr > 38, (i, psnr)  # a crf 18 re-encode: codec error only
+        else:
+            assert psnr < 36, (i, psnr)  # an untrained model's face is a blur
+    # Provenance: container tags and manifest.
+    tags = read_provenance(out)
+    assert tags["synthetic"] == "1" and tags["model_sha256"] == result.model_sha256
+    manifest = read_manifest(out)
+    assert manifest is not None and result.manifest == tmp_path / "out.mp4.json"
+    assert manifest["frames"] == {"total": 16, "swapped": result.frames_swapped}
+    assert manifest["input"]["name"] == "short.mp4" and len(manifest["input"]["sha256"]) == 64
+    assert manifest["settings"]["colour"] == "rct"
+    assert str(tmp_path) not in json.dumps(manifest)  # names only, no local paths
+    assert _leftovers(tmp_path, set()) == ["out.mp4", "out.mp4.json"]
+
+
+@pytest.mark.slow
+def test_lossless_output_is_exact_outside_faces(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mkv"
+    run_convert(
+        _cfg(
+            short_clip.path, model_dir, out, alignments=short_alignments, codec="ffv1",
+            pix_fmt="bgr0", colour="avg", batch_size=3,
+        )
+    )  # fmt: skip
+    before, after = _frames(short_clip.path), _frames(out)
+    assert len(after) == len(before)
+    for i, (a, b) in enumerate(zip(after, before, strict=True)):
+        if i in short_clip.blank_frames:
+            np.testing.assert_array_equal(a, b)
+            continue
+        # Far from every face the frame is byte-identical; on the face it changed.
+        keep = np.ones(a.shape[:2], bool)
+        for face in short_clip.faces[i]:
+            x0, y0, x1, y1 = face.box
+            pad = 0.9 * (y1 - y0)
+            keep[max(int(y0 - pad), 0) : int(y1 + pad), max(int(x0 - pad), 0) : int(x1 + pad)] = (
+                False
+            )
+        np.testing.assert_array_equal(a[keep], b[keep])
+        assert not np.array_equal(a, b)
+
+
+def _image_inputs(tmp_path: Path, n: int = 3) -> tuple[Path, Path]:
+    info = make_image_folder(tmp_path / "frames", n, people=("grace_hopper",), seed=3)
+
+    class _Clip:  # truth_alignments only reads these
+        path = info.path
+        faces = info.faces
+        fps = 1
+        frame_count = n
+        width, height = open_source(info.path).width, open_source(info.path).height
+
+    al = truth_alignments(_Clip, tmp_path / "alignments.json")  # type: ignore[arg-type]
+    return info.path, al
+
+
+@pytest.mark.parametrize("colour", COLOUR_MODES.names())
+def test_every_colour_mode_runs(colour: str, model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 2)
+    out = tmp_path / "out"
+    result = run_convert(_cfg(folder, model_dir, out, alignments=al, colour=colour, sharpen=0.5))
+    assert result.frames == 2 and result.faces_swapped == 2
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.stem + ".png" for p in folder.iterdir() if p.suffix == ".png")
+    a, b = _frames(folder), _frames(out)
+    assert a[0].shape == b[0].shape and not np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("mask", MASK_MODES.names())
+def test_every_mask_mode_runs(mask: str, masked_model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    out = tmp_path / "out"
+    result = run_convert(_cfg(folder, masked_model_dir, out, alignments=al, mask=mask))
+    assert result.faces_swapped == 1 and len(list(out.iterdir())) == 1
+
+
+def test_learned_mask_needs_a_model_with_one(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    with pytest.raises(FaceswapError, match="--mask hull"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=al, mask="product"))
+    assert not (tmp_path / "out").exists()
+
+
+# -- wrong inputs fail cleanly and leave nothing behind -----------------------------------------
+
+
+def test_missing_model(short_clip: ClipInfo, tmp_path: Path) -> None:
+    with pytest.raises(FaceswapError, match="no such model folder"):
+        run_convert(_cfg(short_clip.path, tmp_path / "nope", tmp_path / "o.mp4"))
+    assert _leftovers(tmp_path, set()) == []
+
+
+def test_model_from_another_preset(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from tests.convert.conftest import make_model_dir
+
+    other = make_model_dir(tmp_path / "other", resolution=64)
+    # Weights of a 64 px model under the 32 px model's description.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("model.json", "model_card.json"):
+        (bad / name).write_bytes((model_dir / name).read_bytes())
+    (bad / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(FaceswapError, match="another preset"):
+        run_convert(_cfg(short_clip.path, bad, tmp_path / "o.mp4", alignments=short_alignments))
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_unreadable_video(model_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x01 definitely not a video" * 100)
+    with pytest.raises(FaceswapError, match=r"broken\.mp4"):
+        run_convert(_cfg(bad, model_dir, tmp_path / "o.mp4"))
+    assert _leftovers(tmp_path, {"broken.mp4"}) == []
+
+
+def test_output_not_writable(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(FaceswapError, match="not a folder"):
+        run_convert(_cfg(short_clip.path, model_dir, blocker / "out.mp4"))
+    with pytest.raises(FaceswapError, match="container"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "out.xyz"))
+    with pytest.raises(FaceswapError, match="overwrite the input"):
+        run_convert(_cfg(short_clip.path, model_dir, short_clip.path))
+
+
+def test_alignments_of_another_video(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
+    al = truth_alignments(short_clip, tmp_path / "al.json", frame_count=99)
+    out = tmp_path / "o.mp4"
+    with pytest.raises(FaceswapError, match=r"99 frames .* has 16"):
+        run_convert(_cfg(short_clip.path, model_dir, out, alignments=al))
+    assert _leftovers(tmp_path, {"al.json"}) == []
+
+
+def test_bad_option_values(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(FaceswapError, match="choose from"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", colour="sepia")
+    with pytest.raises(FaceswapError, match="--batch-size"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", batch_size=0)
+
+
+@pytest.mark.slow
+def test_failure_mid_run_removes_the_temp_output(
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = pipeline_module._compose
+    calls = {"n": 0}
+
+    def failing(*args: object, **kw: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("blend exploded")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline_module, "_compose", failing)
+    with pytest.raises(RuntimeError, match="blend exploded"):
+        run_convert(
+            _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", alignments=short_alignments)
+        )
+    assert _leftovers(tmp_path, set()) == []

@@ -1,0 +1,213 @@
+"""The ffmpeg argument builders, checked flag by flag without running ffmpeg."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from faceswap.io import ffmpeg_args as fa
+
+
+def _after(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def test_probe_and_count_packets() -> None:
+    assert fa.probe_args("ff", "in.mp4") == ["ff", "-hide_banner", "-nostdin", "-i", "in.mp4"]
+    args = fa.count_packets_args("ff", "in.mp4", "v:1")
+    assert args[0] == "ff"
+    assert "-copyts" in args and args.index("-copyts") < args.index("-i")
+    assert _after(args, "-map") == "0:v:1"
+    assert _after(args, "-c") == "copy"
+    assert _after(args, "-f") == "framecrc"
+    assert args[-1] == "-"
+
+
+@pytest.mark.parametrize(
+    ("every", "start", "expected"),
+    [
+        (1, 0, None),
+        (1, 7, "select='gte(n\\,7)'"),
+        (5, 0, "select='gte(n\\,0)*not(mod(n-0\\,5))'"),
+        (3, 2, "select='gte(n\\,2)*not(mod(n-2\\,3))'"),
+    ],
+)
+def test_frame_select_filter(every: int, start: int, expected: str | None) -> None:
+    assert fa.frame_select_filter(every, start) == expected
+
+
+def test_frame_select_filter_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        fa.frame_select_filter(0, 0)
+    with pytest.raises(ValueError):
+        fa.frame_select_filter(1, -1)
+
+
+def test_decode_args_raw_rgb_passthrough() -> None:
+    args = fa.decode_args("ff", "in.mov", every_nth=2, start=1, version=(7, 1))
+    assert _after(args, "-i") == "in.mov"
+    assert _after(args, "-map") == "0:v:0"
+    assert _after(args, "-pix_fmt") == "rgb24"
+    assert _after(args, "-f") == "rawvideo"
+    assert _after(args, "-fps_mode") == "passthrough"
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
+    assert _after(args, "-vf").startswith("select=")
+    assert "-an" in args and args[-1] == "pipe:1"
+    assert "-vsync" not in args
+    # Rotation must stay on (ffmpeg's default): we never pass -noautorotate.
+    assert "-noautorotate" not in args
+
+
+def test_decode_args_old_ffmpeg_uses_vsync() -> None:
+    args = fa.decode_args("ff", "in.mp4", version=(5, 0))
+    assert _after(args, "-vsync") == "passthrough"
+    assert "-fps_mode" not in args and "-vf" not in args
+
+
+def test_encode_args_video_only() -> None:
+    args = fa.encode_args(
+        "ff", "out.mkv", width=64, height=48, fps=Fraction(30000, 1001), crf=20, preset="fast"
+    )
+    assert args[: args.index("-i")][-6:] == [
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        "64x48",
+        "-framerate",
+        "30000/1001",
+    ]
+    assert _after(args, "-i") == "pipe:0"
+    assert _after(args, "-c:v") == "libx264"
+    assert _after(args, "-crf") == "20"
+    assert _after(args, "-preset") == "fast"
+    assert args[args.index("-pix_fmt", args.index("-i")) + 1] == "yuv420p"
+    assert "-an" in args
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
+    assert "-movflags" not in args
+    assert args[-1] == "out.mkv"
+
+
+def test_encode_args_audio_copy_shift_and_metadata() -> None:
+    args = fa.encode_args(
+        "ff",
+        "tmp.mp4",
+        width=64,
+        height=48,
+        fps=Fraction(25),
+        audio_from="src.mov",
+        audio_shift=-0.32,
+        audio_codecs=("aac", "pcm_s16le"),
+        metadata={"faceswap": "synthetic", "comment": "a=b"},
+    )
+    inputs = [i for i, a in enumerate(args) if a == "-i"]
+    assert [args[i + 1] for i in inputs] == ["pipe:0", "src.mov"]
+    # The shift applies to the audio input only: it comes right before its -i.
+    assert args[inputs[1] - 2 : inputs[1]] == ["-itsoffset", "-0.320000"]
+    assert "-copyts" in args[: inputs[1]]
+    maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
+    assert maps == ["0:v:0", "1:a:0", "1:a:1"]
+    assert _after(args, "-c:a:0") == "copy"
+    assert _after(args, "-c:a:1") == "aac"  # PCM does not go in mp4
+    assert "-an" not in args
+    assert "faceswap=synthetic" in args and "comment=a=b" in args
+    assert "use_metadata_tags" in _after(args, "-movflags")
+
+
+def test_encode_args_no_shift_flag_when_zero() -> None:
+    args = fa.encode_args(
+        "ff",
+        "o.mp4",
+        width=2,
+        height=2,
+        fps=Fraction(24),
+        audio_from="s.mp4",
+        audio_codecs=("aac",),
+    )
+    assert "-itsoffset" not in args
+    assert "-metadata" not in args
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "expected"),
+    [
+        (".mp4", "aac", "copy"),
+        (".mp4", "pcm_s16le", "aac"),
+        (".mkv", "pcm_s16le", "copy"),
+        (".webm", "aac", "libopus"),
+        (".webm", "opus", "copy"),
+        (".avi", "aac", "libmp3lame"),
+        (".MOV", "alac", "copy"),
+    ],
+)
+def test_audio_codec_for(suffix: str, codec: str, expected: str) -> None:
+    assert fa.audio_codec_for(suffix, codec) == expected
+
+
+def test_video_codec_args_per_family() -> None:
+    nv = fa.video_codec_args("h264_nvenc", 19, "slow", "yuv420p")
+    assert _after(nv, "-cq") == "19" and _after(nv, "-preset") == "p5"
+    qsv = fa.video_codec_args("hevc_qsv", 22, "medium", "nv12")
+    assert _after(qsv, "-global_quality") == "22" and _after(qsv, "-pix_fmt") == "nv12"
+    vp9 = fa.video_codec_args("libvpx-vp9", 30, "medium", "yuv420p")
+    assert _after(vp9, "-crf") == "30" and _after(vp9, "-b:v") == "0"
+    vt = fa.video_codec_args("h264_videotoolbox", 18, "medium", "yuv420p")
+    assert 1 <= int(_after(vt, "-q:v")) <= 100
+    with pytest.raises(ValueError):
+        fa.video_codec_args("libx264", 18, "warp-speed", "yuv420p")
+
+
+def test_dump_frames_args() -> None:
+    png = fa.dump_frames_args("ff", "in.mp4", "out/%06d.png", every_nth=4, version=(6, 1))
+    assert _after(png, "-c:v") == "png" and _after(png, "-compression_level") == "1"
+    assert _after(png, "-start_number") == "0" and png[-1] == "out/%06d.png"
+    assert _after(png, "-fps_mode") == "passthrough"
+    jpg = fa.dump_frames_args("ff", "in.mp4", "out/%06d.jpg")
+    assert _after(jpg, "-c:v") == "mjpeg" and "-vf" not in jpg
+
+
+def test_fps_str_is_exact() -> None:
+    assert fa.fps_str(Fraction(30000, 1001)) == "30000/1001"
+    assert fa.fps_str(Fraction(25)) == "25/1"
+
+
+def test_colour_filters() -> None:
+    yuv = fa.yuv_output_filter("yuv420p")
+    assert yuv is not None
+    assert "out_color_matrix=bt709" in yuv and "setparams=colorspace=bt709" in yuv
+    assert fa.yuv_output_filter("rgb24") is None and fa.yuv_output_filter("gbrp") is None
+    args = fa.encode_args("ff", "o.mp4", width=4, height=4, fps=Fraction(25))
+    assert _after(args, "-vf") == yuv
+    assert fa.rgb_filters() is None
+    forced = fa.rgb_filters(2, 0, "bt709")
+    assert forced is not None and forced.startswith("select=")
+    assert forced.endswith(
+        "scale=in_color_matrix=bt709:flags=accurate_rnd+full_chroma_int,format=rgb24"
+    )
+    decode = fa.decode_args("ff", "i.mp4", in_matrix="bt709")
+    assert "in_color_matrix=bt709" in _after(decode, "-vf")
+
+
+def test_small_builders() -> None:
+    head = fa.count_packets_args("ff", "a.mkv", "a:1", max_packets=8)
+    assert _after(head, "-frames") == "8" and _after(head, "-map") == "0:a:1"
+    assert head.index("-frames") < head.index("-f")
+    probe_enc = fa.encoder_test_args("ff", "h264_nvenc")
+    assert _after(probe_enc, "-c:v") == "h264_nvenc" and probe_enc[-3:] == ["-f", "null", "-"]
+    assert fa.muxer_help_args("ff", "image2")[-2:] == ["-h", "muxer=image2"]
+    assert fa.jpeg_qscale(100) == 2 and fa.jpeg_qscale(0) == 31
+
+
+def test_encode_args_timecode() -> None:
+    args = fa.encode_args(
+        "ff", "o.mov", width=4, height=4, fps=Fraction(24), timecode="10:00:00:00"
+    )
+    assert _after(args, "-timecode") == "10:00:00:00"
+    assert "-timecode" not in fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(24))
+
+
+def test_encode_args_sar() -> None:
+    args = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(4, 3))
+    assert _after(args, "-vf").endswith(",setsar=4/3")
+    plain = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(1))
+    assert "setsar" not in _after(plain, "-vf")

@@ -1,0 +1,71 @@
+"""Image files: RGB in memory, atomic writes, natural order, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceswap.errors import FaceswapError
+from faceswap.io.images import list_images, natural_key, read_image, write_image
+from tests.media import face_photo
+
+
+def test_write_then_read_png_is_lossless_and_rgb(tmp_path: Path) -> None:
+    rgb = np.ascontiguousarray(face_photo("astronaut")[::4, ::4])
+    path = write_image(tmp_path / "a.png", rgb)
+    assert np.array_equal(read_image(path), rgb)
+    # On disk it is a normal BGR PNG: cv2 (BGR) sees the channels swapped.
+    assert np.array_equal(cv2.imread(str(path))[..., ::-1], rgb)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_jpeg_round_trip_is_close(tmp_path: Path) -> None:
+    rgb = np.ascontiguousarray(face_photo("grace_hopper")[::4, ::4])
+    back = read_image(write_image(tmp_path / "g.jpg", rgb, jpeg_quality=95))
+    assert back.shape == rgb.shape
+    assert np.abs(back.astype(int) - rgb.astype(int)).mean() < 4
+
+
+def test_grey_and_alpha_become_rgb(tmp_path: Path) -> None:
+    grey = (np.arange(64, dtype=np.uint8).reshape(8, 8) * 3).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (8, 8, 3) and np.array_equal(out[..., 0], grey)
+    bgra = np.zeros((4, 4, 4), np.uint8)
+    bgra[..., 2] = 200  # red in BGR order
+    bgra[..., 3] = 255
+    cv2.imwrite(str(tmp_path / "a.png"), bgra)
+    assert read_image(tmp_path / "a.png")[0, 0].tolist() == [200, 0, 0]
+
+
+def test_corrupt_empty_and_missing_images(tmp_path: Path) -> None:
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG but not really")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for name in ("bad.png", "empty.jpg"):
+        with pytest.raises(FaceswapError, match=rf"{name}: not a readable image"):
+            read_image(tmp_path / name)
+    with pytest.raises(FaceswapError, match="no such image"):
+        read_image(tmp_path / "missing.png")
+
+
+def test_list_images_natural_order_skips_hidden_and_others(tmp_path: Path) -> None:
+    for name in ("f10.png", "f2.PNG", "f1.jpg", ".f0.png", "notes.txt", "F3.jpeg"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["f1.jpg", "f2.PNG", "F3.jpeg", "f10.png"]
+    with pytest.raises(FaceswapError, match="no such folder"):
+        list_images(tmp_path / "nope")
+
+
+def test_natural_key() -> None:
+    names = ["frame_10", "frame_9", "frame_100", "Frame_1"]
+    assert sorted(names, key=natural_key) == ["Frame_1", "frame_9", "frame_10", "frame_100"]
+
+
+def test_write_into_a_file_path_fails_cleanly(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("file")
+    with pytest.raises(FaceswapError, match="not a folder"):
+        write_image(tmp_path / "x" / "a.png", np.zeros((4, 4, 3), np.uint8))

@@ -349,7 +349,7 @@ class Trainer:
                 cfg.augment.warp_strength,
                 cfg.augment.warp_grid,
                 shard=(self.info.rank, self.info.world),
-            )
+            ).contiguous(memory_format=self.memory_format)
         n = a["source"].shape[0]
         use_gan = self.disc is not None and iteration >= cfg.gan_start
         autocast = torch.autocast(
@@ -636,7 +636,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
 
     last: dict[str, float] = {}
-    last_ckpt: Path | None = None
+    # On rank 0 a resumed run that has nothing left to do still reports its checkpoint.
+    last_ckpt: Path | None = resume_from if info.is_main else None
+    if start >= cfg.iterations and info.is_main:
+        log.warning("the model is at iteration %d already; raise --iterations to train on", start)
     iteration = start
     interrupted = False
     t0 = time.perf_counter()

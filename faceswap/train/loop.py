@@ -468,6 +468,12 @@ def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.T
 def _worker_init(worker_id: int) -> None:
     import cv2
 
+    # Ctrl-C and SIGTERM reach the whole process group; the main process turns them into
+    # "checkpoint, then stop" and shuts the workers down itself. A worker killed first would
+    # make the DataLoader raise mid-step and lose that checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
     # Workers run in parallel already; cv2's own threads would oversubscribe the cores.
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -689,8 +695,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                         f"resume from the last checkpoint with a lower --lr"
                         + (" or without --amp" if cfg.amp else "")
                     )
-            if log_now:
                 last = ddp.average_scalars(values, info, device)
+            if log_now:
                 if metrics is not None:
                     metrics.log(
                         iteration,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ def load_face_set(folder: Path | str, side: str) -> FaceSet:
     """
     from faceswap.faces.align import transform_points
     from faceswap.faces.alignments import load_alignments
+    from faceswap.io.images import list_images
 
     folder = Path(folder)
     opt = f"--{side.lower()}"
@@ -145,23 +145,6 @@ def load_face_set(folder: Path | str, side: str) -> FaceSet:
         crop=alignments.crop,
         crop_size=width,
         digest=digest.hexdigest(),
-    )
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files of ``folder`` in natural order (``face_2`` before ``face_10``)."""
-    try:
-        from faceswap.io.images import list_images as io_list_images
-    except ImportError:  # the io stage's helper; same contract
-        pass
-    else:
-        return list(io_list_images(folder))
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(
-        files, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
     )
 
 

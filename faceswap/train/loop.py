@@ -349,7 +349,7 @@ class Trainer:
                 cfg.augment.warp_strength,
                 cfg.augment.warp_grid,
                 shard=(self.info.rank, self.info.world),
-            )
+            ).contiguous(memory_format=self.memory_format)
         n = a["source"].shape[0]
         use_gan = self.disc is not None and iteration >= cfg.gan_start
         autocast = torch.autocast(
@@ -467,6 +467,12 @@ def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.T
 
 def _worker_init(worker_id: int) -> None:
     import cv2
+
+    # Ctrl-C and SIGTERM reach the whole process group; the main process turns them into
+    # "checkpoint, then stop" and shuts the workers down itself. A worker killed first would
+    # make the DataLoader raise mid-step and lose that checkpoint.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     # Workers run in parallel already; cv2's own threads would oversubscribe the cores.
     cv2.setNumThreads(1)
@@ -636,7 +642,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
 
     last: dict[str, float] = {}
-    last_ckpt: Path | None = None
+    # On rank 0 a resumed run that has nothing left to do still reports its checkpoint.
+    last_ckpt: Path | None = resume_from if info.is_main else None
+    if start >= cfg.iterations and info.is_main:
+        log.warning("the model is at iteration %d already; raise --iterations to train on", start)
     iteration = start
     interrupted = False
     t0 = time.perf_counter()
@@ -686,8 +695,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                         f"resume from the last checkpoint with a lower --lr"
                         + (" or without --amp" if cfg.amp else "")
                     )
-            if log_now:
                 last = ddp.average_scalars(values, info, device)
+            if log_now:
                 if metrics is not None:
                     metrics.log(
                         iteration,

@@ -91,7 +91,16 @@ def test_cli_errors_are_one_line(
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Its own process group, like a job in a terminal: a signal to the group also reaches
+    # the DataLoader workers.
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_checkpoint(model: Path, after: int, proc: subprocess.Popen) -> int:
@@ -112,11 +121,12 @@ def test_sigterm_and_sigkill_then_resume(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "faceswap", *_args(face_dirs, model, preset_yaml)]
     base += ["--save-every", "3", "--log-every", "1"]
-    # 1. SIGTERM: saves a checkpoint at the current iteration and exits cleanly.
-    proc = _start([*base, "--iterations", "100000"], env)
+    # 1. SIGTERM to the process group (trainer and its worker processes): the trainer saves
+    # a checkpoint at the current iteration and exits cleanly.
+    proc = _start([*base, "--iterations", "100000", "--workers", "1"], env)
     try:
         _wait_for_checkpoint(model, 0, proc)
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -124,6 +134,7 @@ def test_sigterm_and_sigkill_then_resume(
     assert proc.returncode == 0, err
     stopped_at = ckpt.list_checkpoints(model)[-1][0]
     assert stopped_at >= 3 and f"interrupted at iteration {stopped_at}" in out
+    assert "loss_a" in out  # the losses of the last step are reported
     card = json.loads((model / "model_card.json").read_text())
     assert card["iteration"] == stopped_at  # inference weights saved at the stop too
     # 2. SIGKILL (no chance to save) some time after the next periodic checkpoint.

@@ -68,7 +68,8 @@ class ExtractConfig:
         resume: skip frames already in an existing ``alignments.json``; False starts over.
         png_compression: zlib level 0-9 of the crops (1 is fast and only a little larger).
         progress: show a progress bar.
-        save_every: write the alignments every n frames so an interrupted run can resume.
+        save_every: write the alignments at least every n frames (and every quarter of the
+            frames done so far, whichever is longer) so an interrupted run can resume.
     """
 
     input: Path
@@ -331,7 +332,9 @@ def _extract_source(
             faces += len(records)
             empty += not records
             since_save += 1
-            if since_save >= cfg.save_every and al.face_count:
+            # Each save rewrites the whole file, so the interval grows with it: a two-hour
+            # video costs a few full writes, not thousands.
+            if since_save >= max(cfg.save_every, len(al.frames) // 4) and al.face_count:
                 writer.drain()  # the alignments never name a crop that is not on disk
                 save_alignments(folder / ALIGNMENTS_NAME, al)
                 since_save = 0

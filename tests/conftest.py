@@ -54,3 +54,21 @@ def clip_with_blank_frames(media_dir: Path) -> ClipInfo:
 def image_folder_faces(media_dir: Path) -> ImageFolderInfo:
     """12 PNG frames 640x360 (``frame_000000.png``...) of Grace Hopper."""
     return make_image_folder(media_dir / "image_folder", 12, people=("grace_hopper",), seed=3)
+
+
+@pytest.fixture(scope="session")
+def clip_audio_late(media_dir: Path) -> ClipInfo:
+    """30 frames at 25 fps (mp4) whose audio starts 0.5 s after the first frame."""
+    return make_clip(media_dir / "late.mp4", frames=30, audio_offset=0.5, seed=4)
+
+
+@pytest.fixture(scope="session")
+def clip_audio_early(media_dir: Path) -> ClipInfo:
+    """48 frames at 25 fps (mkv) whose audio starts 0.3 s before the first frame."""
+    return make_clip(media_dir / "early.mkv", frames=48, audio_offset=-0.3, seed=5)
+
+
+@pytest.fixture(scope="session")
+def clip_rotated(media_dir: Path) -> ClipInfo:
+    """6 frames coded 320x192 with a 90-degree display rotation (shown 192x320), audio."""
+    return make_clip(media_dir / "rotated.mp4", frames=6, width=320, height=192, rotation=90)

@@ -347,6 +347,13 @@ class ImageFolderInfo:
     faces: tuple[tuple[FaceTruth, ...], ...] = field(default=())
 
 
+_BT709_FILTERS = (
+    "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int",
+    "format=yuv420p",
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
+)
+
+
 def _audio_codec(suffix: str) -> str:
     return {".webm": "libopus", ".avi": "libmp3lame"}.get(suffix.lower(), "aac")
 
@@ -429,6 +436,9 @@ def make_clip(
         tone = f"aevalsrc=exprs='0.5*sin(2*PI*{BEEP_HZ}*t)*{gate}'"
         args += ["-f", "lavfi", "-i", f"{tone}:s=48000:d={float(duration):.6f}"]
     args += ["-map", "0:v:0"] + (["-map", "1:a:0"] if audio else [])
+    # BT.709, tagged, with exact rounding: what players assume for HD and what decoders
+    # follow, so decoded frames match Scene.frame() at any size.
+    args += ["-vf", ",".join(_BT709_FILTERS)]
     args += ["-c:v", codec]
     if codec in {"libx264", "libx265", "libvpx-vp9"}:
         args += ["-crf", str(crf)]

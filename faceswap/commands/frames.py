@@ -27,6 +27,11 @@ import click
     help="png: lossless; jpg: smaller files.",
 )
 @click.option("--jpeg-quality", default=95, show_default=True, help="0-100, for --format jpg.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Rewrite every frame (default: keep frames from an earlier run, add the missing).",
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def extract_frames(
     input_path: Path,
@@ -35,12 +40,14 @@ def extract_frames(
     start: int,
     fmt: str,
     jpeg_quality: int,
+    overwrite: bool,
     no_progress: bool,
 ) -> None:
-    """Write the frames of INPUT (a video or an image folder) as frame_000000.png, ...
+    """Write the frames of INPUT (a video, an image folder or a folder of videos) as images.
 
-    Files are named by source frame index, so --every-nth 5 writes frame_000000,
-    frame_000005, ... and they line up with alignments and converted videos.
+    Files are named by source frame index, so --every-nth 5 writes frame_000000.png,
+    frame_000005.png, ... and they line up with alignments and converted videos. Each video
+    of a folder gets its own subfolder of OUTPUT.
     """
     from tqdm import tqdm
 
@@ -53,6 +60,7 @@ def extract_frames(
         start=start,
         format=fmt,
         jpeg_quality=jpeg_quality,
+        resume=not overwrite,
     )
     bar = tqdm(unit="frame", disable=no_progress, leave=False)
 
@@ -66,8 +74,11 @@ def extract_frames(
         bar.close()
     rate = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     fps = f" at {float(result.fps):.3f} fps" if result.fps else ""
+    if result.videos > 1:
+        fps = f" of {result.videos} videos (one subfolder each)"
+    kept = f" (kept {result.kept} from an earlier run)" if result.kept else ""
     click.echo(
-        f"wrote {result.frames_written} of {result.source_frames} frames{fps} to "
+        f"wrote {result.frames_written}{kept} of {result.source_frames} frames{fps} to "
         f"{result.output} ({result.first.name if result.first else '-'} .. "
         f"{result.last.name if result.last else '-'}) in {result.seconds:.1f} s "
         f"({rate:.0f} frames/s)"

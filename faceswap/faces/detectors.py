@@ -400,13 +400,22 @@ class FanDetector(Detector):
                 f"{_hub_checkpoints()} and retry"
             ) from None
         self.min_size = float(min_size)
+        # S3FD finds faces from about 20 px; a larger --min-size lets it run on a smaller
+        # frame, which is most of its cost.
+        self.scale = min(1.0, 40.0 / self.min_size) if self.min_size > 0 else 1.0
 
     def detect(self, image: np.ndarray) -> Detections:
+        small = image
+        if self.scale < 1.0:
+            h, w = image.shape[:2]
+            size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         # face-alignment's S3FD takes RGB and flips it to BGR itself.
-        raw = self._fa.face_detector.detect_from_image(np.ascontiguousarray(image))
+        raw = self._fa.face_detector.detect_from_image(np.ascontiguousarray(small))
         if raw is None or len(raw) == 0:
             return Detections.empty()
         raw = np.asarray(raw, np.float32).reshape(-1, 5)
+        raw[:, :4] *= np.float32(image.shape[1] / small.shape[1])
         sides = np.minimum(raw[:, 2] - raw[:, 0], raw[:, 3] - raw[:, 1])
         raw = raw[sides >= self.min_size]
         if len(raw) == 0:
@@ -418,7 +427,10 @@ class FanDetector(Detector):
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 68, 2), np.float32)
-        found = self._fa.get_landmarks_from_image(image, detected_faces=list(boxes))
+        # face-alignment does torch item assignment with these numbers: float32 numpy
+        # scalars are refused there, Python floats are not.
+        faces = [[float(v) for v in b] for b in boxes]
+        found = self._fa.get_landmarks_from_image(image, detected_faces=faces)
         out = np.asarray(found, np.float32).reshape(len(boxes), 68, -1)[..., :2]
         return np.ascontiguousarray(out)
 
@@ -464,6 +476,11 @@ def create_detector(name: str = "auto", device: str = "auto", **options: Any) ->
         reason = f"chosen: {name}"
     factory = DETECTORS.get(name)  # unknown names fail here, listing the valid ones
     detector = factory(device=device, **options)
+    if name == "fan" and getattr(detector, "device", "cpu") == "cpu":
+        log.warning(
+            "the fan detector runs on the CPU here: expect seconds per frame; "
+            "--detector dlib-hog is far faster"
+        )
     detector.reason = reason
     return detector
 

@@ -7,6 +7,8 @@ with alignments and with the converted video; image-folder inputs keep their ste
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -28,9 +30,11 @@ from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import write_image
 from faceswap.io.video import (
     FrameSource,
+    ImageFolderSource,
     StderrDrain,
     VideoSource,
     ffmpeg_version,
+    list_inputs,
     muxer_options,
     open_source,
 )
@@ -52,6 +56,8 @@ class ExtractFramesConfig:
         start: First frame index to keep.
         format: ``png`` (lossless, fast compression) or ``jpg``.
         jpeg_quality: 0-100, for ``jpg``.
+        resume: Keep frames already in ``output`` (files are only ever written whole) and
+            continue from the first missing one; False rewrites them all.
     """
 
     input: Path
@@ -60,6 +66,7 @@ class ExtractFramesConfig:
     start: int = 0
     format: str = "png"
     jpeg_quality: int = 95
+    resume: bool = True
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -80,9 +87,11 @@ class ExtractFramesResult:
         output: The frames folder.
         frames_written: Number of image files written.
         first, last: First and last file written (None when nothing was).
-        source_frames: Frames in the source.
-        fps: Source frame rate (None for image folders).
+        source_frames: Frames in the source(s).
+        fps: Source frame rate (None for image folders and folders of videos).
         seconds: Wall time.
+        videos: Videos read (0 for an image folder).
+        kept: Frames already in the output from an earlier run, left as they were.
     """
 
     output: Path
@@ -92,6 +101,8 @@ class ExtractFramesResult:
     source_frames: int
     fps: Fraction | None
     seconds: float
+    videos: int = 1
+    kept: int = 0
 
 
 def run_extract_frames(
@@ -99,37 +110,97 @@ def run_extract_frames(
 ) -> ExtractFramesResult:
     """Decode ``cfg.input`` and write the selected frames to ``cfg.output``.
 
+    ``cfg.input`` may be a video, an image folder, or a folder of videos; each video of a
+    folder gets its own subfolder ``cfg.output / <video stem>``.
+
     Args:
         cfg: The stage config.
-        progress: Called as ``progress(done, total)`` after each frame (e.g. a tqdm update).
+        progress: Called as ``progress(done, total)`` as frames are written (e.g. to update
+            a tqdm bar); counts run over all videos of a folder.
 
     Raises:
         FaceswapError: unreadable input, unwritable output, or a selection that is empty.
     """
     t0 = time.perf_counter()
-    source = open_source(cfg.input)
-    total = source.selected_count(cfg.every_nth, cfg.start)
-    if total == 0:
-        raise FaceswapError(
-            f"{cfg.input}: --start {cfg.start} is past the last frame "
-            f"({source.frame_count} frames); use a smaller --start"
-        )
-    out = ensure_writable_dir(cfg.output)
-    # ffmpeg writes the images itself when its image2 muxer can write atomically.
-    if source.is_video and "atomic_writing" in muxer_options("image2"):
-        written, first, last = _dump_video(cfg, source, out, total, progress)
+    inputs = list_inputs(cfg.input)
+    if inputs == [Path(cfg.input)]:
+        jobs = [(open_source(cfg.input), Path(cfg.output))]
     else:
-        written, first, last = _write_images(cfg, source, out, total, progress)
-    write_text_atomic(out / CONFIG_FILE, dump_json(config_to_dict(cfg)))
+        jobs = [(open_source(video), Path(cfg.output) / video.stem) for video in inputs]
+        stems = [video.stem for video in inputs]
+        if len(set(stems)) != len(stems):
+            raise FaceswapError(
+                f"{cfg.input}: videos with the same name and different extensions would share "
+                "an output folder; rename them"
+            )
+    for source, _ in jobs:
+        if source.selected_count(cfg.every_nth, cfg.start) == 0:
+            raise FaceswapError(
+                f"{source.path}: --start {cfg.start} is past the last frame "
+                f"({source.frame_count} frames); use a smaller --start"
+            )
+    _check_same_input(cfg)
+    written = 0
+    kept = 0
+    first: Path | None = None
+    last: Path | None = None
+    starts = [_resume_point(cfg, source, folder) for source, folder in jobs]
+    grand_total = sum(
+        source.selected_count(cfg.every_nth, start)
+        for (source, _), start in zip(jobs, starts, strict=True)
+        if start is not None
+    )
+    for (source, folder), start in zip(jobs, starts, strict=True):
+        if start is None:  # every frame is already there
+            kept += source.selected_count(cfg.every_nth, cfg.start)
+            continue
+        kept += len(range(cfg.start, start, cfg.every_nth))
+        out = ensure_writable_dir(folder)
+        part = dataclasses.replace(cfg, start=start)
+        total = source.selected_count(cfg.every_nth, start)
+
+        def report(done: int, _total: int, offset: int = written) -> None:
+            if progress:
+                progress(offset + done, grand_total)
+
+        # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go
+        # through cv2, which encodes from RGB with the standard JPEG matrix.
+        if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
+            count, one_first, one_last = _dump_video(part, source, out, total, report)
+        else:
+            count, one_first, one_last = _write_images(part, source, out, total, report)
+        written += count
+        first = first or one_first
+        last = one_last or last
+    write_text_atomic(Path(cfg.output) / CONFIG_FILE, dump_json(config_to_dict(cfg)))
     return ExtractFramesResult(
-        output=out,
+        output=Path(cfg.output),
         frames_written=written,
         first=first,
         last=last,
-        source_frames=source.frame_count,
-        fps=source.fps,
+        source_frames=sum(source.frame_count for source, _ in jobs),
+        fps=jobs[0][0].fps if len(jobs) == 1 else None,
         seconds=time.perf_counter() - t0,
+        videos=len(jobs) if jobs[0][0].is_video else 0,
+        kept=kept,
     )
+
+
+def _frame_file(cfg: ExtractFramesConfig, source: FrameSource, folder: Path, index: int) -> Path:
+    stem = (
+        source.files[index].stem if isinstance(source, ImageFolderSource) else f"frame_{index:06d}"
+    )
+    return Path(folder) / f"{stem}.{cfg.format}"
+
+
+def _resume_point(cfg: ExtractFramesConfig, source: FrameSource, folder: Path) -> int | None:
+    """First selected frame whose file is missing (``cfg.start`` without resume), or None."""
+    if not cfg.resume or not Path(folder).is_dir():
+        return cfg.start
+    for index in range(cfg.start, source.frame_count, cfg.every_nth):
+        if not _frame_file(cfg, source, folder, index).is_file():
+            return index
+    return None
 
 
 _Progress = Callable[[int, int], None] | None
@@ -190,6 +261,7 @@ def _dump_video(
         jpeg_qscale=ffmpeg_args.jpeg_qscale(cfg.jpeg_quality),
         seek=seek,
         stream=source.info.video_stream if source.info else 0,
+        in_matrix=source.info.decode_matrix if source.info else None,
     )
     first: Path | None = None
     last: Path | None = None
@@ -229,3 +301,23 @@ def _dump_video(
     if written != total:
         log.warning("%s: wrote %d frames where %d were expected", source.path, written, total)
     return written, first, last
+
+
+def _check_same_input(cfg: ExtractFramesConfig) -> None:
+    """Resuming into a folder that holds another input's frames would mix two sources."""
+    saved = Path(cfg.output) / CONFIG_FILE
+    if not cfg.resume or not saved.is_file():
+        return
+    try:
+        previous = json.loads(saved.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: nothing to compare with
+    same = str(previous.get("input")) == str(cfg.input) and all(
+        previous.get(key) == getattr(cfg, key) for key in ("every_nth", "format")
+    )
+    if not same:
+        raise FaceswapError(
+            f"{cfg.output}: holds frames from another run ({previous.get('input')}, "
+            f"every {previous.get('every_nth')}, {previous.get('format')}); choose another "
+            "output folder, or pass --overwrite to rewrite it"
+        )

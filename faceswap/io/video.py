@@ -23,12 +23,12 @@ import logging
 import re
 import subprocess
 import threading
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
@@ -96,6 +96,11 @@ class VideoInfo:
         video_stream: Index of the video stream used among the file's video streams.
         variable_rate: The frames are not evenly spaced (phone footage); ``fps`` is then the
             average rate and ``frame_times`` the real presentation times.
+        color_matrix: The YUV matrix the file is tagged with (``bt709``, ``smpte170m``...),
+            or ``""`` when untagged.
+        timecode: SMPTE start timecode (``01:00:00:00``; ``;`` for drop-frame) or ``""``.
+        sar: Sample (pixel) aspect ratio of the coded frames; 1 for square pixels. Frames
+            are read as stored (not stretched), so anamorphic video looks squeezed in RGB.
     """
 
     path: Path
@@ -114,10 +119,27 @@ class VideoInfo:
     frame_times: tuple[float, ...] = field(default=(), repr=False, compare=False)
     video_stream: int = 0
     variable_rate: bool = False
+    color_matrix: str = ""
+    timecode: str = ""
+    sar: Fraction = Fraction(1)
 
     @property
     def has_audio(self) -> bool:
         return bool(self.audio)
+
+    @property
+    def decode_matrix(self) -> str | None:
+        """The YUV matrix to force when decoding, or None to let ffmpeg follow the tags.
+
+        Untagged video is BT.709 to players when it is HD (wider than 1024 or taller than
+        576 coded pixels, mpv's rule) and BT.601 otherwise; ffmpeg alone assumes BT.601.
+        """
+        if self.color_matrix or not self.pix_fmt.startswith(("yuv", "nv", "p0")):
+            return None
+        coded_w, coded_h = (
+            (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        )
+        return "bt709" if coded_w > 1024 or coded_h > 576 else None
 
     @property
     def audio_offset(self) -> float | None:
@@ -163,7 +185,7 @@ def ffmpeg_version(ffmpeg: str | None = None) -> tuple[int, int]:
 @functools.cache
 def muxer_options(muxer: str) -> str:
     """The help text of an ffmpeg muxer (``ffmpeg -h muxer=NAME``), to test for options."""
-    args = [find_ffmpeg(), "-hide_banner", "-nostdin", "-h", f"muxer={muxer}"]
+    args = ffmpeg_args.muxer_help_args(find_ffmpeg(), muxer)
     return subprocess.run(args, capture_output=True, text=True, check=False).stdout
 
 
@@ -218,9 +240,7 @@ def encoder_works(codec: str) -> bool:
     """Whether ``codec`` can encode a tiny clip here (hardware encoders need their device)."""
     if codec not in available_encoders():
         return False
-    args = [find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error"]
-    args += ["-f", "lavfi", "-i", "color=c=gray:s=256x256:r=25:d=0.2"]
-    args += ["-c:v", codec, "-pix_fmt", "yuv420p", "-f", "null", "-"]
+    args = ffmpeg_args.encoder_test_args(find_ffmpeg(), codec)
     try:
         proc = subprocess.run(args, capture_output=True, check=False, timeout=30)
     except subprocess.TimeoutExpired:
@@ -259,6 +279,7 @@ _STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (Vide
 _SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _STREAM_START = re.compile(r", start (-?[\d.]+)")
+_TIMECODE = re.compile(r"^\s+timecode\s*:\s*(\d\d:\d\d:\d\d[:;.]\d\d)\s*$", re.IGNORECASE)
 _RATE = re.compile(r"([\d.]+)(k?) (fps|tbr)")
 
 
@@ -279,6 +300,28 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
+_MATRICES = ("bt709", "bt470bg", "smpte170m", "bt2020nc", "bt2020c", "smpte240m", "fcc")
+
+
+def _color_matrix(pix_desc: str) -> str:
+    """The colour matrix in ``yuv420p(tv, bt709/bt709/bt709, progressive)``, else ""."""
+    if "(" not in pix_desc:
+        return ""
+    for token in pix_desc.split("(", 1)[1].rstrip(")").split(","):
+        name = token.strip().split("/")[0]
+        if name in _MATRICES:
+            return name
+    return ""
+
+
+def _sar(desc: str) -> Fraction:
+    """Sample aspect ratio from ``[SAR 4:3 DAR 16:9]``; square pixels when absent or 0:1."""
+    match = re.search(r"SAR (\d+):(\d+)", desc)
+    if not match or int(match.group(1)) == 0 or int(match.group(2)) == 0:
+        return Fraction(1)
+    return Fraction(int(match.group(1)), int(match.group(2)))
+
+
 def _rate_to_fraction(value: float) -> Fraction:
     """A printed rate (``29.97``) as the NTSC-style rational it stands for, when it is one."""
     for base in (24, 30, 48, 60, 120, 240):
@@ -297,6 +340,7 @@ class _Parsed:
     video: list[dict[str, object]] = field(default_factory=list)
     audio: list[dict[str, object]] = field(default_factory=list)
     any_stream_start: bool = False
+    timecode: str = ""
 
 
 def parse_probe_output(text: str) -> _Parsed:
@@ -340,12 +384,14 @@ def parse_probe_output(text: str) -> _Parsed:
                 current = {
                     "codec": codec,
                     "pix_fmt": parts[1].split("(")[0].strip() if len(parts) > 1 else "",
+                    "matrix": _color_matrix(parts[1]) if len(parts) > 1 else "",
                     "width": int(size.group(1)) if size else 0,
                     "height": int(size.group(2)) if size else 0,
                     "rate": rates.get("fps") or rates.get("tbr"),
                     "start": float(start.group(1)) if start else None,
                     "rotation": 0.0,
                     "attached_pic": "attached pic" in desc,
+                    "sar": _sar(desc),
                 }
                 parsed.video.append(current)
                 section = "video"
@@ -371,6 +417,9 @@ def parse_probe_output(text: str) -> _Parsed:
             section = "other"
             current = None
             continue
+        timecode = _TIMECODE.match(line)
+        if timecode and not parsed.timecode:
+            parsed.timecode = timecode.group(1)
         rotation = _ROTATION.search(line)
         if rotation and section == "video" and current is not None:
             current["rotation"] = float(rotation.group(1))
@@ -431,7 +480,7 @@ def _rate_from_packets(
     (within the rounding of a coarse time base such as Matroska's milliseconds) wins; a
     variable-rate file gets the average rate. Returns ``(fps, variable)``.
     """
-    ordered = sorted(p for p in pts if p >= 0) or sorted(pts)
+    ordered = sorted(pts)
     candidates: list[Fraction] = []
     positive = [d for d in durations if d > 0]
     if positive:
@@ -474,6 +523,9 @@ def _not_a_video(path: Path, reason: str) -> FaceswapError:
 def probe(path: Path | str) -> VideoInfo:
     """Describe a video file without ffprobe.
 
+    Results are cached per file version (path, size, modification time), so reading a
+    video and then copying its audio probes it once.
+
     Raises:
         FaceswapError: the file is missing, not a video, has no video stream or no frames.
     """
@@ -482,8 +534,14 @@ def probe(path: Path | str) -> VideoInfo:
         raise FaceswapError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise FaceswapError(f"{path}: is a folder, not a video; use open_source for folders")
-    if path.stat().st_size == 0:
+    stat = path.stat()
+    if stat.st_size == 0:
         raise _not_a_video(path, "empty file")
+    return _probe_cached(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
     ffmpeg = find_ffmpeg()
     proc = subprocess.run(ffmpeg_args.probe_args(ffmpeg, path), capture_output=True, check=False)
     text = proc.stderr.decode("utf-8", "replace")
@@ -513,8 +571,8 @@ def probe(path: Path | str) -> VideoInfo:
     fps, variable = _rate_from_packets(time_base, pts, durations, printed_rate)
     if fps is None or fps <= 0:
         raise _not_a_video(path, "no frame rate")
-    valid = sorted(p for p in pts if p >= 0) or sorted(pts)
-    first = valid[0]
+    # Discarded packets are already gone, so every pts left is a frame that is shown.
+    first = min(pts)
     video_start = float(first * time_base)
     if isinstance(video["start"], float):
         video_start = float(video["start"])
@@ -558,18 +616,20 @@ def probe(path: Path | str) -> VideoInfo:
         codec=str(video["codec"]),
         pix_fmt=str(video["pix_fmt"]),
         audio=tuple(audio),
-        metadata=dict(parsed.metadata),
+        metadata=types.MappingProxyType(dict(parsed.metadata)),  # read-only: results are cached
         container_start=parsed.container_start,
         frame_times=frame_times,
         video_stream=stream_index,
         variable_rate=variable,
+        color_matrix=str(video["matrix"]),
+        timecode=parsed.timecode,
+        sar=video["sar"] if isinstance(video["sar"], Fraction) else Fraction(1),
     )
 
 
 def _first_packet_time(ffmpeg: str, path: Path, stream: str) -> float:
     """Start of a stream for ffmpeg builds that do not print per-stream starts."""
-    args = ffmpeg_args.count_packets_args(ffmpeg, path, stream)
-    args[-1:-1] = ["-frames", "8"]
+    args = ffmpeg_args.count_packets_args(ffmpeg, path, stream, max_packets=8)
     out = subprocess.run(args, capture_output=True, check=False).stdout.decode("utf-8", "replace")
     time_base, pts, _ = parse_framecrc(out)
     return float(min(pts) * time_base) if pts else 0.0
@@ -672,6 +732,7 @@ class VideoSource(FrameSource):
             version=ffmpeg_version(find_ffmpeg()),
             seek=seek,
             stream=self.info.video_stream if self.info else 0,
+            in_matrix=self.info.decode_matrix if self.info else None,
         )
         size = self.width * self.height * 3
         proc = subprocess.Popen(
@@ -826,6 +887,10 @@ class VideoWriter:
         pix_fmt: Output pixel format (``yuv420p`` plays everywhere).
         audio_from: Video whose audio to copy (usually the source of the frames).
         metadata: Container tags (custom keys are kept in mp4/mov too).
+        timecode: Start timecode (``01:00:00:00``); by default that of ``audio_from``, so
+            editors can conform the output against the source.
+        sar: Pixel aspect ratio to store; by default that of ``audio_from`` (anamorphic
+            sources stay anamorphic).
     """
 
     def __init__(
@@ -841,6 +906,8 @@ class VideoWriter:
         pix_fmt: str = "yuv420p",
         audio_from: Path | str | None = None,
         metadata: Mapping[str, str] | None = None,
+        timecode: str | None = None,
+        sar: Fraction | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -867,10 +934,13 @@ class VideoWriter:
         if audio_from is not None:
             source = probe(audio_from)
             audio_codecs = tuple(a.codec for a in source.audio)
-            # ffmpeg moves the source file to start at 0 (its earliest stream); moving it
-            # further by (container start - video start) puts the audio where it was
-            # relative to the first video frame, which is our frame 0 at t=0.
-            shift = source.container_start - source.start_time
+            # Our frame 0 is the source's first frame, so the source's clock moves back by
+            # its video start (timestamps are kept as they are in the file: -copyts).
+            shift = -source.start_time
+            timecode = timecode if timecode is not None else (source.timecode or None)
+            # The SAR describes the frames only if they are the source's own size.
+            same_size = (source.width, source.height) == (self.width, self.height)
+            sar = sar if sar is not None else (source.sar if same_size else None)
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         args = ffmpeg_args.encode_args(
@@ -887,6 +957,8 @@ class VideoWriter:
             audio_shift=shift,
             audio_codecs=audio_codecs,
             metadata=metadata,
+            timecode=timecode,
+            sar=sar,
             version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
         )
@@ -969,7 +1041,7 @@ class VideoWriter:
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
-        tb: TracebackType | None,
+        tb: types.TracebackType | None,
     ) -> None:
         if exc_type is not None:
             self.abort()

@@ -445,11 +445,24 @@ def _loader(
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers > 0 else None,
         worker_init_fn=_worker_init,
+        # Forked workers inherit cv2's and OpenMP's thread pools mid-state and can deadlock
+        # on their first parallel call (seen on Linux); spawned ones start clean.
+        multiprocessing_context="spawn" if cfg.workers > 0 else None,
         # Its own generator: creating the iterator would otherwise draw a worker base seed
         # from the global RNG, which a resumed run has just restored (and must not shift).
         generator=torch.Generator().manual_seed(cfg.seed * 2 + side),
     )
     return iter(loader)
+
+
+def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    try:
+        return next(batches)
+    except FaceswapError as exc:
+        # A worker's error arrives wrapped in its traceback text; keep the one-line message.
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        last = lines[-1] if lines else str(exc)
+        raise FaceswapError(last.split("FaceswapError: ", 1)[-1]) from None
 
 
 def _worker_init(worker_id: int) -> None:
@@ -548,6 +561,14 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     model_dir = Path(cfg.model_dir)
     faces_a = load_face_set(cfg.faces_a, "A")
     faces_b = load_face_set(cfg.faces_b, "B")
+    ca, cb = faces_a.crop, faces_b.crop
+    if (ca.centering, ca.coverage) != (cb.centering, cb.coverage):
+        # The swap draws B's face into A's framing: both sides must be framed alike.
+        raise FaceswapError(
+            f"faces A are framed with centering '{ca.centering}', coverage {ca.coverage} but "
+            f"faces B with '{cb.centering}', {cb.coverage}; re-extract one side with the "
+            "other's --centering and --coverage"
+        )
     if info.is_main:
         ensure_writable_dir(model_dir)
         ckpt.remove_stale_temporaries(model_dir)
@@ -619,7 +640,6 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     iteration = start
     interrupted = False
     t0 = time.perf_counter()
-    loop_steps = 0
 
     def save(it: int) -> Path | None:
         ddp.assert_in_sync(trainer.model, info, "model")
@@ -647,11 +667,18 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
 
     with _StopFlag() as stop:
         while iteration < cfg.iterations:
-            parts = trainer.step(iteration, next(iter_a), next(iter_b))
+            waited = time.perf_counter()
+            batch_a, batch_b = _next_batch(iter_a), _next_batch(iter_b)
+            throughput.add_wait(time.perf_counter() - waited)
+            parts = trainer.step(iteration, batch_a, batch_b)
             iteration += 1
-            loop_steps += 1
             throughput.tick()
-            if iteration % cfg.log_every == 0 or iteration == cfg.iterations:
+            stopping = ddp.any_rank(stop.requested, info, device)
+            final = iteration == cfg.iterations
+            save_now = iteration % cfg.save_every == 0 or final or stopping
+            log_now = iteration % cfg.log_every == 0 or final
+            if log_now or save_now:
+                # Reading the losses syncs the GPU, so only here; never save NaN weights.
                 values = {k: float(v) for k, v in parts.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     raise FaceswapError(
@@ -659,6 +686,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                         f"resume from the last checkpoint with a lower --lr"
                         + (" or without --amp" if cfg.amp else "")
                     )
+            if log_now:
                 last = ddp.average_scalars(values, info, device)
                 if metrics is not None:
                     metrics.log(
@@ -667,6 +695,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                             "time_s": round(time.perf_counter() - t0, 3),
                             "it_per_s": throughput.it_per_s,
                             "examples_per_s": throughput.examples_per_s,
+                            "data_wait": throughput.data_wait,
                             **last,
                         },
                     )
@@ -680,8 +709,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                     )
             if bar is not None:
                 bar.update(1)
-            stopping = ddp.any_rank(stop.requested, info, device)
-            if iteration % cfg.save_every == 0 or iteration == cfg.iterations or stopping:
+            if save_now:
                 last_ckpt = save(iteration) or last_ckpt
                 ddp.barrier(info)
             if info.is_main and (

@@ -93,6 +93,9 @@ class Throughput:
     """Iterations and examples per second over a sliding window of recent steps.
 
     The first ``warmup`` steps are excluded (allocator, cudnn autotune, torch.compile).
+    ``data_wait`` is the fraction of that time the loop spent waiting for the DataLoader:
+    near 0 the model is the bottleneck; well above 0 the augmentation starves it (add
+    ``--workers``).
     """
 
     def __init__(self, examples_per_step: int, window: int = 50, warmup: int = 2) -> None:
@@ -100,13 +103,29 @@ class Throughput:
         self.window = window
         self.warmup = warmup
         self._times: list[float] = []
+        self._waits: list[float] = []
         self._seen = 0
 
+    def add_wait(self, seconds: float) -> None:
+        """Time the coming step spent waiting for its batch."""
+        if self._seen >= self.warmup:
+            self._waits.append(seconds)
+            del self._waits[: -self.window]
+
     def tick(self) -> None:
+        """Mark the end of a step."""
         self._seen += 1
         if self._seen > self.warmup:
             self._times.append(time.perf_counter())
             del self._times[: -self.window - 1]
+
+    @property
+    def data_wait(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        waits = self._waits[-(len(self._times) - 1) :]
+        return min(1.0, sum(waits) / max(span, 1e-9))
 
     @property
     def it_per_s(self) -> float:

@@ -51,6 +51,7 @@ def test_decode_args_raw_rgb_passthrough() -> None:
     assert _after(args, "-pix_fmt") == "rgb24"
     assert _after(args, "-f") == "rawvideo"
     assert _after(args, "-fps_mode") == "passthrough"
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
     assert _after(args, "-vf").startswith("select=")
     assert "-an" in args and args[-1] == "pipe:1"
     assert "-vsync" not in args
@@ -82,6 +83,7 @@ def test_encode_args_video_only() -> None:
     assert _after(args, "-preset") == "fast"
     assert args[args.index("-pix_fmt", args.index("-i")) + 1] == "yuv420p"
     assert "-an" in args
+    assert _after(args, "-sws_flags") == "accurate_rnd+full_chroma_int"
     assert "-movflags" not in args
     assert args[-1] == "out.mkv"
 
@@ -102,6 +104,7 @@ def test_encode_args_audio_copy_shift_and_metadata() -> None:
     assert [args[i + 1] for i in inputs] == ["pipe:0", "src.mov"]
     # The shift applies to the audio input only: it comes right before its -i.
     assert args[inputs[1] - 2 : inputs[1]] == ["-itsoffset", "-0.320000"]
+    assert "-copyts" in args[: inputs[1]]
     maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
     assert maps == ["0:v:0", "1:a:0", "1:a:1"]
     assert _after(args, "-c:a:0") == "copy"
@@ -166,3 +169,45 @@ def test_dump_frames_args() -> None:
 def test_fps_str_is_exact() -> None:
     assert fa.fps_str(Fraction(30000, 1001)) == "30000/1001"
     assert fa.fps_str(Fraction(25)) == "25/1"
+
+
+def test_colour_filters() -> None:
+    yuv = fa.yuv_output_filter("yuv420p")
+    assert yuv is not None
+    assert "out_color_matrix=bt709" in yuv and "setparams=colorspace=bt709" in yuv
+    assert fa.yuv_output_filter("rgb24") is None and fa.yuv_output_filter("gbrp") is None
+    args = fa.encode_args("ff", "o.mp4", width=4, height=4, fps=Fraction(25))
+    assert _after(args, "-vf") == yuv
+    assert fa.rgb_filters() is None
+    forced = fa.rgb_filters(2, 0, "bt709")
+    assert forced is not None and forced.startswith("select=")
+    assert forced.endswith(
+        "scale=in_color_matrix=bt709:flags=accurate_rnd+full_chroma_int,format=rgb24"
+    )
+    decode = fa.decode_args("ff", "i.mp4", in_matrix="bt709")
+    assert "in_color_matrix=bt709" in _after(decode, "-vf")
+
+
+def test_small_builders() -> None:
+    head = fa.count_packets_args("ff", "a.mkv", "a:1", max_packets=8)
+    assert _after(head, "-frames") == "8" and _after(head, "-map") == "0:a:1"
+    assert head.index("-frames") < head.index("-f")
+    probe_enc = fa.encoder_test_args("ff", "h264_nvenc")
+    assert _after(probe_enc, "-c:v") == "h264_nvenc" and probe_enc[-3:] == ["-f", "null", "-"]
+    assert fa.muxer_help_args("ff", "image2")[-2:] == ["-h", "muxer=image2"]
+    assert fa.jpeg_qscale(100) == 2 and fa.jpeg_qscale(0) == 31
+
+
+def test_encode_args_timecode() -> None:
+    args = fa.encode_args(
+        "ff", "o.mov", width=4, height=4, fps=Fraction(24), timecode="10:00:00:00"
+    )
+    assert _after(args, "-timecode") == "10:00:00:00"
+    assert "-timecode" not in fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(24))
+
+
+def test_encode_args_sar() -> None:
+    args = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(4, 3))
+    assert _after(args, "-vf").endswith(",setsar=4/3")
+    plain = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(1))
+    assert "setsar" not in _after(plain, "-vf")

@@ -147,3 +147,66 @@ def test_python_path_when_ffmpeg_cannot_write_atomically(
     assert names == [f"frame_{i:06d}.png" for i in (2, 11, 20, 29)] and result.frames_written == 4
     image = read_image(out / "frame_000020.png")
     assert _psnr(image, clip_with_blank_frames.scene.frame(20)) > 30
+
+
+def test_folder_of_videos_gets_a_subfolder_each(
+    tmp_path: Path, clip_with_blank_frames: ClipInfo
+) -> None:
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(clip_with_blank_frames.path, videos / "take2.mp4")
+    shutil.copy(clip_with_blank_frames.path, videos / "take10.mp4")
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        cli, ["extract-frames", str(videos), "-o", str(out), "--every-nth", "10", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    calls: list[tuple[int, int]] = []
+    run_extract_frames(
+        ExtractFramesConfig(videos, tmp_path / "again", every_nth=10),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls[-1] == (6, 6) and [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert "of 2 videos" in result.output
+    for stem in ("take2", "take10"):
+        names = sorted(p.name for p in (out / stem).glob("*.png"))
+        assert names == ["frame_000000.png", "frame_000010.png", "frame_000020.png"]
+
+
+def test_rerun_resumes_from_the_first_missing_frame(
+    tmp_path: Path, clip_with_blank_frames: ClipInfo
+) -> None:
+    out = tmp_path / "o"
+    cfg = ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=3)
+    assert run_extract_frames(cfg).frames_written == 10
+    for index in (21, 27):
+        (out / f"frame_{index:06d}.png").unlink()
+    marker = (out / "frame_000003.png").stat().st_mtime_ns
+    again = run_extract_frames(cfg)
+    assert (again.frames_written, again.kept) == (3, 7)  # 21, 24, 27 from the first gap
+    assert (out / "frame_000003.png").stat().st_mtime_ns == marker
+    image = read_image(out / "frame_000027.png")
+    assert _psnr(image, clip_with_blank_frames.scene.frame(27)) > 30
+    done = run_extract_frames(cfg)
+    assert (done.frames_written, done.kept) == (0, 10)
+    fresh = CliRunner().invoke(
+        cli,
+        [
+            *("extract-frames", str(clip_with_blank_frames.path), "-o", str(out)),
+            *("--every-nth", "3", "--overwrite", "--no-progress"),
+        ],
+    )
+    assert fresh.exit_code == 0 and "wrote 10 of 30" in fresh.output
+
+
+def test_resume_refuses_another_input(tmp_path: Path, clip_with_blank_frames: ClipInfo) -> None:
+    out = tmp_path / "o"
+    run_extract_frames(ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=10))
+    with pytest.raises(FaceswapError, match=r"another run.*--overwrite"):
+        run_extract_frames(ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=5))
+    again = run_extract_frames(
+        ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=5, resume=False)
+    )
+    assert again.frames_written == 6

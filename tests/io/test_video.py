@@ -40,21 +40,6 @@ def _audio_samples(path: Path) -> int:
     return len(subprocess.run(args, capture_output=True, check=True).stdout) // 2
 
 
-@pytest.fixture(scope="module")
-def clip_audio_late(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "late.mp4", frames=30, audio_offset=0.5, seed=4)
-
-
-@pytest.fixture(scope="module")
-def clip_audio_early(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "early.mkv", frames=48, audio_offset=-0.3, seed=5)
-
-
-@pytest.fixture(scope="module")
-def clip_rotated(media_dir: Path) -> ClipInfo:
-    return make_clip(media_dir / "rotated.mp4", frames=6, width=320, height=192, rotation=90)
-
-
 # ----------------------------------------------------------------------------- probe
 
 
@@ -302,6 +287,21 @@ def test_audio_that_starts_late_stays_in_sync(tmp_path: Path, clip_audio_late: C
     )
 
 
+def test_mpeg_ts_source_keeps_sync(tmp_path: Path) -> None:
+    # MPEG-TS starts its clock at 1.4 s and the audio later still.
+    clip = make_clip(tmp_path / "cam.ts", frames=40, audio_offset=0.2, width=320, height=192)
+    src = probe(clip.path)
+    assert src.start_time > 1.0 and src.audio_offset == pytest.approx(0.2, abs=0.025)
+    out = _copy_through(
+        open_source(clip.path), tmp_path / "o.mp4", preset="ultrafast", audio_from=clip.path
+    )
+    dst = probe(out)
+    assert dst.frame_count == 40 and dst.audio_offset == pytest.approx(src.audio_offset, abs=0.002)
+    np.testing.assert_allclose(
+        beep_onsets(out) + dst.audio_offset, beep_onsets(clip.path) + src.audio_offset, atol=0.003
+    )
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_audio_that_starts_early_stays_in_sync(
     tmp_path: Path, clip_audio_early: ClipInfo, suffix: str
@@ -462,3 +462,82 @@ def test_webm_needs_a_webm_codec(tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="libvpx-vp9"):
         VideoWriter(tmp_path / "o.webm", 64, 48, 25)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colour_round_trip_has_no_bias(tmp_path: Path) -> None:
+    # RGB -> yuv420p -> RGB loses chroma detail but must not shift levels (swscale's fast
+    # default darkens by ~1.2 levels per trip, which compounds over convert passes).
+    from tests.media import Scene
+
+    scene = Scene(320, 192, 3, seed=7)
+    out = tmp_path / "lossless.mkv"
+    with VideoWriter(out, 320, 192, 25, crf=0, preset="ultrafast") as writer:
+        for i in range(3):
+            writer.write(scene.frame(i))
+    for frame in open_source(out).iter_frames():
+        error = frame.image.astype(np.float64) - scene.frame(frame.index).astype(np.float64)
+        assert np.abs(error.mean(axis=(0, 1))).max() < 0.3
+        assert np.abs(error).mean() < 1.0
+
+
+@pytest.mark.parametrize(("width", "height", "matrix"), [(1280, 720, "bt709"), (640, 360, "bt601")])
+def test_untagged_sources_decode_with_the_players_matrix(
+    tmp_path: Path, width: int, height: int, matrix: str
+) -> None:
+    # No colour tags: players read HD as BT.709 and SD as BT.601; frames must match that.
+    from tests.media import Scene
+
+    scene = Scene(width, height, 2, seed=8)
+    path = tmp_path / "untagged.mkv"
+    raw = b"".join(scene.frame(i).tobytes() for i in range(2))
+    cmd = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    cmd += ["-s", f"{width}x{height}", "-framerate", "25", "-i", "pipe:0"]
+    cmd += ["-vf", f"scale=out_color_matrix={matrix}:flags=accurate_rnd+full_chroma_int,"]
+    cmd[-1] += "format=yuv420p,setparams=colorspace=unknown"  # untag: convert, then forget
+    cmd += ["-c:v", "libx264", "-crf", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    subprocess.run([*cmd, str(path)], input=raw, check=True)
+    info = probe(path)
+    assert info.color_matrix == ""
+    frame = next(open_source(path).iter_frames()).image.astype(np.float64)
+    error = frame - scene.frame(0).astype(np.float64)
+    assert np.abs(error.mean(axis=(0, 1))).max() < 0.5
+    assert np.abs(error).mean() < 1.2
+
+
+def test_writer_tags_bt709(tmp_path: Path) -> None:
+    out = tmp_path / "o.mp4"
+    with VideoWriter(out, 64, 48, 25, preset="ultrafast") as writer:
+        writer.write(np.full((48, 64, 3), 128, np.uint8))
+    assert probe(out).color_matrix == "bt709"
+
+
+def test_encoder_checks() -> None:
+    from faceswap.io.video import encoder_works, pick_encoder
+
+    assert encoder_works("libx264")
+    assert not encoder_works("no_such_encoder")
+    assert pick_encoder(("no_such_encoder", "libx264"), fallback="mpeg4") == "libx264"
+    assert pick_encoder(("no_such_encoder",)) == "libx264"
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_timecode_is_carried_over(tmp_path: Path, suffix: str) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=5, audio=True, width=320, height=192)
+    source = tmp_path / "tc.mov"
+    cmd = [find_ffmpeg(), "-v", "error", "-i", str(clip.path), "-c", "copy"]
+    subprocess.run([*cmd, "-timecode", "01:02:03:04", str(source)], check=True)
+    assert probe(source).timecode == "01:02:03:04"
+    out = _copy_through(open_source(source), tmp_path / f"o{suffix}", audio_from=source)
+    assert probe(out).timecode == "01:02:03:04"
+    assert probe(clip.path).timecode == ""
+
+
+def test_anamorphic_pixel_aspect_is_kept(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "c.mp4", frames=4, audio=True, width=320, height=192)
+    hdv = tmp_path / "hdv.mkv"
+    cmd = [find_ffmpeg(), "-v", "error", "-i", str(clip.path), "-vf", "setsar=4/3"]
+    subprocess.run([*cmd, "-c:v", "libx264", "-preset", "ultrafast", str(hdv)], check=True)
+    assert probe(hdv).sar == Fraction(4, 3)
+    assert probe(clip.path).sar == 1
+    out = _copy_through(open_source(hdv), tmp_path / "o.mp4", audio_from=hdv, preset="ultrafast")
+    assert probe(out).sar == Fraction(4, 3)

@@ -90,39 +90,57 @@ def test_cli_errors_are_one_line(
     assert result.exit_code == 2 and "choose from" in result.output
 
 
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_checkpoint(model: Path, after: int, proc: subprocess.Popen) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = ckpt.list_checkpoints(model)
+        if found and found[-1][0] > after:
+            return found[-1][0]
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint after iteration {after} (exit {proc.poll()})")
+
+
 @pytest.mark.slow
-def test_sigterm_checkpoints_and_resume_continues(
+def test_sigterm_and_sigkill_then_resume(
     face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
 ) -> None:
     model = tmp_path / "m"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "faceswap"]
-    args = _args(face_dirs, model, preset_yaml, "--save-every", "3", "--log-every", "1")
-    proc = subprocess.Popen(
-        [*cmd, *args, "--iterations", "100000"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    base = [sys.executable, "-m", "faceswap", *_args(face_dirs, model, preset_yaml)]
+    base += ["--save-every", "3", "--log-every", "1"]
+    # 1. SIGTERM: saves a checkpoint at the current iteration and exits cleanly.
+    proc = _start([*base, "--iterations", "100000"], env)
     try:
-        deadline = time.monotonic() + 120
-        while not ckpt.list_checkpoints(model) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert ckpt.list_checkpoints(model), "no checkpoint before the deadline"
+        _wait_for_checkpoint(model, 0, proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "interrupted at iteration" in out
     stopped_at = ckpt.list_checkpoints(model)[-1][0]
-    assert stopped_at >= 3 and f"iteration {stopped_at}" in out
+    assert stopped_at >= 3 and f"interrupted at iteration {stopped_at}" in out
     card = json.loads((model / "model_card.json").read_text())
     assert card["iteration"] == stopped_at  # inference weights saved at the stop too
+    # 2. SIGKILL (no chance to save) some time after the next periodic checkpoint.
+    proc = _start([*base, "--resume", "--iterations", "100000"], env)
+    try:
+        killed_after = _wait_for_checkpoint(model, stopped_at, proc)
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    last_good = ckpt.list_checkpoints(model)[-1][0]
+    assert last_good >= killed_after > stopped_at
+    # 3. --resume continues from the newest complete checkpoint.
     resumed = subprocess.run(
-        [*cmd, *args, "--resume", "--iterations", str(stopped_at + 2)],
+        [*base, "--resume", "--iterations", str(last_good + 2)],
         env=env,
         capture_output=True,
         text=True,
@@ -130,6 +148,7 @@ def test_sigterm_checkpoints_and_resume_continues(
         check=False,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"finished at iteration {stopped_at + 2} (2 this run" in resumed.stdout
+    assert f"finished at iteration {last_good + 2} (2 this run" in resumed.stdout
+    # Rows the killed run logged past its last checkpoint were dropped on resume.
     iters = [int(r["iteration"]) for r in read_metrics(model / "metrics.csv")]
-    assert iters == list(range(1, stopped_at + 3))
+    assert iters == list(range(1, last_good + 3))

@@ -1,0 +1,227 @@
+"""The extract stage end to end on generated clips (tests/media.py) and its CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from faceswap.cli import cli
+from faceswap.errors import FaceswapError
+from faceswap.extract import CONFIG_NAME, ExtractConfig, run_extract
+from faceswap.faces.align import invert_affine, transform_points
+from faceswap.faces.alignments import load_alignments, save_alignments
+from tests.media import face_photo, make_clip
+
+
+def _cfg(src: Path, out: Path, **kw) -> ExtractConfig:
+    kw.setdefault("detector", "dlib-hog")
+    kw.setdefault("size", 64)
+    return ExtractConfig(input=src, output=out, progress=False, **kw)
+
+
+def _eye(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(lm[45] - lm[36]))
+
+
+def test_one_face_clip_found_in_nearly_every_frame(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    result = run_extract(_cfg(clip_one_face.path, out))
+    n = clip_one_face.frame_count
+    assert result.frames == n and result.resumed == 0
+    assert result.faces >= 0.95 * n and result.frames_without_face <= 0.05 * n
+    assert result.detector == "dlib-hog" and result.fps > 0
+    assert "frames without a face" in result.summary()
+    al = load_alignments(out)
+    assert al.frame_count == n and al.fps == clip_one_face.fps
+    assert (al.width, al.height) == (640, 360) and al.crop.size == 64
+    assert [f.index for f in al.frames] == list(range(n))
+    assert any(not f.detected for f in al.frames)  # tracked between detections
+    for fr in al.frames:
+        assert fr.timestamp == pytest.approx(fr.index / float(clip_one_face.fps), abs=1e-3)
+        truth = clip_one_face.faces[fr.index][0].landmarks
+        for face in fr.faces:
+            # The landmarks land on the face: mean error under 8 % of the eye distance.
+            assert np.abs(face.landmarks - truth).mean() < 0.08 * _eye(truth)
+            crop = cv2.imread(str(out / face.crop_file))
+            assert crop.shape == (64, 64, 3)
+            back = transform_points(transform_points(face.landmarks, face.matrix),
+                                    invert_affine(face.matrix))  # fmt: skip
+            assert np.abs(back - face.landmarks).max() < 0.5
+    saved = json.loads((out / CONFIG_NAME).read_text())
+    assert saved["detector_used"] == "dlib-hog" and saved["size"] == 64
+
+
+def test_rerun_resumes_and_finishes_only_missing_frames(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    run_extract(_cfg(clip_one_face.path, out, every_nth=2))
+    al = load_alignments(out)
+    total = len(al.frames)
+    # Pretend the run stopped after 10 frames.
+    al.frames = al.frames[:10]
+    save_alignments(out / "alignments.json", al)
+    again = run_extract(_cfg(clip_one_face.path, out, every_nth=2))
+    assert again.resumed == 10 and again.frames == total - 10
+    assert [f.index for f in load_alignments(out).frames] == list(range(0, 2 * total, 2))
+    done = run_extract(_cfg(clip_one_face.path, out, every_nth=2))
+    assert done.frames == 0 and done.resumed == total
+    # --no-resume starts over and removes the old crops first.
+    fresh = run_extract(_cfg(clip_one_face.path, out, every_nth=2, resume=False))
+    assert fresh.resumed == 0 and fresh.frames == total
+
+
+def test_resume_refuses_other_crop_settings(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "faces"
+    run_extract(_cfg(clip_one_face.path, out, every_nth=8))
+    with pytest.raises(FaceswapError, match="--no-resume"):
+        run_extract(_cfg(clip_one_face.path, out, every_nth=8, size=96))
+
+
+def test_two_people_are_kept_apart(clip_two_faces, tmp_path: Path) -> None:
+    result = run_extract(_cfg(clip_two_faces.path, tmp_path / "both"))
+    al = load_alignments(tmp_path / "both")
+    assert result.faces >= 0.95 * 2 * clip_two_faces.frame_count
+    people: dict[int, set[str]] = {}
+    for fr in al.frames:
+        truths = clip_two_faces.faces[fr.index]
+        for face in fr.faces:
+            errs = {t.person: np.abs(face.landmarks - t.landmarks).mean() for t in truths}
+            people.setdefault(face.track_id, set()).add(min(errs, key=errs.get))
+    assert all(len(p) == 1 for p in people.values())  # no track jumps between people
+
+
+def test_reference_photo_keeps_only_that_person(clip_two_faces, tmp_path: Path) -> None:
+    ref = tmp_path / "grace.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(face_photo("grace_hopper"), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "grace"
+    result = run_extract(_cfg(clip_two_faces.path, out, refs=(ref,), descriptors=True))
+    assert result.faces >= 0.95 * clip_two_faces.frame_count
+    for fr in load_alignments(out).frames:
+        truth = {t.person: t.landmarks for t in clip_two_faces.faces[fr.index]}
+        assert len(fr.faces) <= 1
+        for face in fr.faces:
+            assert np.abs(face.landmarks - truth["grace_hopper"]).mean() < 0.1 * _eye(
+                truth["grace_hopper"]
+            )
+            assert face.descriptor is not None and face.descriptor.shape == (128,)
+
+
+def test_frames_without_face_are_reported(clip_with_blank_frames, tmp_path: Path) -> None:
+    result = run_extract(_cfg(clip_with_blank_frames.path, tmp_path / "out"))
+    blank = set(clip_with_blank_frames.blank_frames)
+    al = load_alignments(tmp_path / "out")
+    empty = {f.index for f in al.frames if not f.faces}
+    assert empty == blank
+    assert result.frames_without_face == len(blank)
+
+
+def test_image_folder_crops_named_after_images(image_folder_faces, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_extract(_cfg(image_folder_faces.path, out, max_faces=1))
+    assert result.faces == len(image_folder_faces.files)
+    al = load_alignments(out)
+    assert al.fps is None
+    names = {f.faces[0].crop_file for f in al.frames}
+    assert names == {f"{p.stem}_0.png" for p in image_folder_faces.files}
+
+
+def test_zero_faces_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "empty.mp4", frames=6, audio=False, blank_frames=range(6))
+    out = tmp_path / "out"
+    with pytest.raises(FaceswapError, match="no face found in 6 frames"):
+        run_extract(_cfg(clip.path, out))
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-a-video", "output-is-a-file"])
+def test_bad_input_is_one_clear_error(tmp_path: Path, clip_one_face, kind: str) -> None:
+    src, out = clip_one_face.path, tmp_path / "out"
+    if kind == "missing":
+        src = tmp_path / "nope.mp4"
+    elif kind == "not-a-video":
+        src = tmp_path / "notes.mp4"
+        src.write_text("this is not a video")
+    else:
+        out = tmp_path / "file"
+        out.write_text("x")
+    with pytest.raises(FaceswapError) as err:
+        run_extract(_cfg(src, out))
+    assert "\n" not in str(err.value)
+
+
+def test_config_rejects_bad_values(tmp_path: Path) -> None:
+    base = _cfg(tmp_path, tmp_path)
+    for bad in ({"every_nth": 0}, {"coverage": 1.5}, {"centering": "chin"}, {"smooth": "x"}):
+        with pytest.raises(FaceswapError):
+            replace(base, **bad)
+
+
+def test_cli_extracts_and_prints_summary(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["extract", str(clip_one_face.path), "-o", str(out), "--detector", "dlib-hog",
+            "--size", "48", "--every-nth", "6", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "frames/s" in result.output and "frames without a face" in result.output
+    assert load_alignments(out).crop.size == 48
+
+
+def test_cli_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["extract", str(tmp_path / "nope.mp4"), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "faceswap: error:" in result.output and "Traceback" not in result.output
+
+
+def test_folder_of_videos_gets_one_subfolder_each(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    for name, seed in (("take1", 3), ("take2", 4)):
+        make_clip(videos / f"{name}.mp4", frames=6, audio=False, seed=seed)
+    result = run_extract(_cfg(videos, tmp_path / "out"))
+    assert len(result.sources) == 2 and result.frames == 12
+    for name in ("take1", "take2"):
+        al = load_alignments(tmp_path / "out" / name)
+        assert Path(al.source).stem == name and len(al.frames) == 6
+
+
+def test_interrupted_run_keeps_finished_frames_for_resume(
+    clip_one_face, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceswap.faces.finder import FaceFinder
+
+    real_find = FaceFinder.find
+    calls = {"n": 0}
+
+    def find_then_ctrl_c(self, image, timestamp=None):
+        calls["n"] += 1
+        if calls["n"] > 7:
+            raise KeyboardInterrupt
+        return real_find(self, image, timestamp)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(FaceFinder, "find", find_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_extract(_cfg(clip_one_face.path, out))
+    al = load_alignments(out)
+    assert [f.index for f in al.frames] == list(range(7))
+    for fr in al.frames:  # every crop the file names is complete on disk
+        for face in fr.faces:
+            assert cv2.imread(str(out / face.crop_file)).shape == (64, 64, 3)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    monkeypatch.setattr(FaceFinder, "find", real_find)
+    rest = run_extract(_cfg(clip_one_face.path, out))
+    assert rest.resumed == 7 and rest.frames == clip_one_face.frame_count - 7
+
+
+def test_corrupt_alignments_in_output_is_a_clear_error(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "alignments.json").write_text('{"schema_version": 1, "frames": [')
+    with pytest.raises(FaceswapError, match="corrupt alignments file"):
+        run_extract(_cfg(clip_one_face.path, out))
+    fresh = run_extract(_cfg(clip_one_face.path, out, every_nth=8, resume=False))
+    assert fresh.frames == 6

@@ -474,6 +474,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
+    if source.is_video and source.info is not None and source.info.variable_rate:
+        log.warning(
+            "%s has a variable frame rate; the output is written at its average rate %s fps "
+            "(same frames and duration; frames may shift by part of a frame against the audio)",
+            cfg.input,
+            source.fps,
+        )
     if source.is_video:
         # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
         codec = pick_encoder() if cfg.codec == "auto" else cfg.codec

@@ -493,7 +493,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             crf=cfg.crf,
             preset=cfg.preset,
             pix_fmt=cfg.pix_fmt,
-            audio_from=Path(cfg.input) if source.info and source.info.has_audio else None,
+            # The source also lends its timecode and pixel aspect ratio (anamorphic video).
+            audio_from=Path(cfg.input),
             metadata=provenance_tags(loaded.weights_sha256, preset=preset),
         )
         sink: _VideoSink | _FolderSink = _VideoSink(writer)

@@ -334,3 +334,15 @@ def test_min_size_and_max_faces_apply_to_alignments(model_dir: Path, tmp_path: P
     # With no face swapped the frames pass through byte for byte.
     for a, b in zip(_frames(tmp_path / "none"), _frames(folder), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_video_without_audio(
+    clip_with_blank_frames: ClipInfo, model_dir: Path, tmp_path: Path
+) -> None:
+    al = _empty_alignments(clip_with_blank_frames, tmp_path / "al.json")
+    out = tmp_path / "silent.mp4"
+    run_convert(_cfg(clip_with_blank_frames.path, model_dir, out, alignments=al))
+    src, dst = probe(clip_with_blank_frames.path), probe(out)
+    assert not dst.has_audio and dst.frame_count == src.frame_count
+    assert dst.fps == src.fps

@@ -110,6 +110,12 @@ class ConvertConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
+        for name in ("input", "model_dir", "output"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.alignments is not None:
+            object.__setattr__(self, "alignments", Path(self.alignments))
+        object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
         COLOUR_MODES.get(self.colour)
         checks = [

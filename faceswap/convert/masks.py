@@ -102,7 +102,11 @@ def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:
     """
     core = (mask > 0.5).astype(np.uint8)
     if pixels > 0:
-        inside = cv2.distanceTransform(core, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        # The crop's edge counts as outside: a mask cut off by the crop (a large hull, a
+        # learned mask reaching the border) is then eroded from that edge too and fades out
+        # before it, instead of ending in a straight, visible line.
+        padded = cv2.copyMakeBorder(core, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        inside = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
         # Fade over one pixel at the new edge to keep it anti-aliased.
         keep = np.clip(inside - pixels, 0.0, 1.0)
         return mask * keep

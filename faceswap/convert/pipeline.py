@@ -110,6 +110,12 @@ class ConvertConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
+        for name in ("input", "model_dir", "output"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.alignments is not None:
+            object.__setattr__(self, "alignments", Path(self.alignments))
+        object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
         COLOUR_MODES.get(self.colour)
         checks = [
@@ -474,6 +480,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
+    if source.is_video and source.info is not None and source.info.variable_rate:
+        log.warning(
+            "%s has a variable frame rate; the output is written at its average rate %s fps "
+            "(same frames and duration; frames may shift by part of a frame against the audio)",
+            cfg.input,
+            source.fps,
+        )
     if source.is_video:
         # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
         codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
@@ -486,7 +499,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             crf=cfg.crf,
             preset=cfg.preset,
             pix_fmt=cfg.pix_fmt,
-            audio_from=Path(cfg.input) if source.info and source.info.has_audio else None,
+            # The source also lends its timecode and pixel aspect ratio (anamorphic video).
+            audio_from=Path(cfg.input),
             metadata=provenance_tags(loaded.weights_sha256, preset=preset),
         )
         sink: _VideoSink | _FolderSink = _VideoSink(writer)

@@ -79,3 +79,13 @@ def test_refine_leaves_input_alone() -> None:
     before = hull.copy()
     refine_mask(hull, erode=5, blur=5)
     np.testing.assert_array_equal(hull, before)
+
+
+def test_mask_cut_by_the_crop_fades_before_its_edge() -> None:
+    full = np.ones((64, 64), np.float32)  # e.g. a learned mask that fills the crop
+    soft = refine_mask(full, blur=8)
+    edges = np.concatenate([soft[0], soft[-1], soft[:, 0], soft[:, -1]])
+    assert edges.max() < 0.1  # vs 1.0 (a hard cut) without the border handling
+    assert soft[32, 32] == pytest.approx(1.0, abs=1e-3)
+    eroded = refine_mask(full, erode=5)
+    assert eroded[0].max() == 0.0 and eroded[32, 32] == 1.0

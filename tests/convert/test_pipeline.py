@@ -308,9 +308,11 @@ def test_passthrough_keeps_audio_lead_and_display_rotation(
     )  # fmt: skip
     al = _empty_alignments(clip, tmp_path / "al.json")
     out = tmp_path / ("out.mkv" if audio_offset < 0 else "out.mp4")
-    result = run_convert(_cfg(clip.path, model_dir, out, alignments=al))
+    # codec auto: a hardware H.264 encoder where one works, else libx264.
+    result = run_convert(_cfg(clip.path, model_dir, out, alignments=al, codec="auto"))
     src, dst = probe(clip.path), probe(out)
     assert result.frames_swapped == 0 and dst.frame_count == src.frame_count == 10
+    assert dst.codec == "h264"
     # Frames come out upright at the displayed size; players need no rotation flag.
     assert (dst.width, dst.height) == (src.width, src.height)
     assert dst.rotation == 0
@@ -332,3 +334,15 @@ def test_min_size_and_max_faces_apply_to_alignments(model_dir: Path, tmp_path: P
     # With no face swapped the frames pass through byte for byte.
     for a, b in zip(_frames(tmp_path / "none"), _frames(folder), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_video_without_audio(
+    clip_with_blank_frames: ClipInfo, model_dir: Path, tmp_path: Path
+) -> None:
+    al = _empty_alignments(clip_with_blank_frames, tmp_path / "al.json")
+    out = tmp_path / "silent.mp4"
+    run_convert(_cfg(clip_with_blank_frames.path, model_dir, out, alignments=al))
+    src, dst = probe(clip_with_blank_frames.path), probe(out)
+    assert not dst.has_audio and dst.frame_count == src.frame_count
+    assert dst.fps == src.fps

@@ -91,3 +91,16 @@ def test_smoothing_reduces_jitter_from_alignments(tmp_path: Path) -> None:
     assert auto == raw  # auto trusts the alignments file: extract smoothed it already
     assert _jitter(path, "one-euro") < 0.75 * raw
     assert _jitter(path, "ema") < 0.75 * raw
+
+
+def test_config_from_yaml_dict() -> None:
+    from faceswap.config import config_from_dict, config_to_dict
+
+    cfg = config_from_dict(
+        ConvertConfig,
+        {"input": "a.mp4", "model_dir": "m", "output": "o.mp4", "refs": ["r.jpg"], "blur": 4},
+    )
+    assert cfg.input == Path("a.mp4") and cfg.refs == (Path("r.jpg"),) and cfg.blur == 4.0
+    assert config_from_dict(ConvertConfig, config_to_dict(cfg)) == cfg
+    with pytest.raises(FaceswapError, match="valid keys"):
+        config_from_dict(ConvertConfig, {"input": "a", "model_dir": "m", "output": "o", "fps": 3})

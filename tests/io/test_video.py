@@ -366,11 +366,25 @@ def test_no_frames_is_an_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_output(tmp_path: Path) -> None:
+def test_output_under_a_file_is_refused(tmp_path: Path) -> None:
+    # Unwritable for every user, root included (CI runs as root).
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    for target in (blocker / "o.mp4", blocker / "sub" / "o.mp4"):
+        with pytest.raises(FaceswapError, match=r"not a folder|cannot create output folder"):
+            VideoWriter(target, 64, 48, 25)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_unwritable_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores the mode bits: make the check see them
+        real_access = os.access
+        monkeypatch.setattr(
+            os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+        )
     try:
         with pytest.raises(FaceswapError, match="not writable"):
             VideoWriter(locked / "o.mp4", 64, 48, 25)

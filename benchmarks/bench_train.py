@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from faceswap.device import keep_freed_memory
 from faceswap.nets import build_model, load_preset
 from faceswap.nets.losses import LossConfig, ReconstructionLoss
 
@@ -346,6 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_freed_memory()  # as faceswap train does
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "auto":

@@ -42,3 +42,28 @@ def resolve_device(name: str = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed host memory for reuse instead of handing it back to the OS.
+
+    A CPU training step allocates and frees the same large tensors (weight gradients of
+    tens of MB) every iteration. glibc serves blocks that large with fresh ``mmap`` pages and
+    unmaps them on free, so each step pays page faults and zeroing for all of them: 15-20%
+    of an ``original``-preset step on the CPU. With ``mmap`` off and trimming raised, freed
+    blocks stay in the heap and are reused, the way torch's CUDA caching allocator works; the
+    process keeps its peak memory. Returns False where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others have no mallopt
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))

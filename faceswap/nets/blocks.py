@@ -6,12 +6,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Route the weight gradient of small-map convs through a batched oneDNN GEMM on the CPU (see
-#: :class:`Conv2d`). A switch so benchmarks can compare; the results are equal either way.
+#: Route the weight gradients of small-map convs and of dense layers through a batched
+#: oneDNN GEMM on the CPU (see :class:`Conv2d` and :class:`Linear`). A switch so benchmarks
+#: can compare; the results are equal either way.
 SMALL_MAP_WEIGHT_GRAD = True
 # Output maps up to this many pixels (4x4) take the GEMM path; from 8x8 oneDNN's own
 # weight-gradient kernel was as fast in our measurements.
 _SMALL_MAP_PIXELS = 16
+
+
+def _gemm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b.T`` for ``a`` (P, M) with P a multiple of 64 and ``b`` (Q, M), via oneDNN.
+
+    Weight gradients are such products with M (examples x output pixels) small and the
+    result large. Both BLAS and oneDNN's own weight-gradient kernels run these at a fraction
+    of their peak; laid out as a (P/64, M, 8, 8) channels-last batch through oneDNN's 1x1
+    convolution forward kernel the same GEMM ran 2-5x faster.
+    """
+    p, m = a.shape
+    batch = a.reshape(p // 64, 8, 8, m).permute(0, 3, 1, 2)
+    prod = F.conv2d(batch, b.reshape(b.shape[0], m, 1, 1))  # (P/64, Q, 8, 8)
+    return prod.permute(0, 2, 3, 1).reshape(p, b.shape[0])
+
+
+def _use_gemm_grad(x: torch.Tensor, weight: torch.Tensor, out_features: int) -> bool:
+    return (
+        SMALL_MAP_WEIGHT_GRAD
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and weight.requires_grad
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and out_features % 64 == 0
+    )
 
 
 def init_conv(conv: nn.Conv2d | nn.Linear, negative_slope: float) -> None:
@@ -36,13 +64,15 @@ def icnr_(weight: torch.Tensor, scale: int, negative_slope: float) -> None:
 
 
 class _SmallMapConvFn(torch.autograd.Function):
-    """conv2d whose weight gradient is one GEMM run as a batched 1x1 oneDNN convolution.
+    """conv2d on a tiny output map with its GEMMs run through :func:`_gemm_nt`.
 
-    For a conv with a tiny output map (the 4x4 layers around the bottleneck) the weight
-    gradient is dW (O, C*k*k) = dY (O, M) @ cols (M, C*k*k) with M = N*H*W small and the
-    result large; oneDNN's direct weight-gradient kernel blocks over the tiny spatial map and
-    ran 2-2.5x slower than the same GEMM laid out as a (O/64, M, 8, 8) channels-last batch
-    through its 1x1 forward kernel. Forward and input gradient use the ordinary kernels.
+    For the convs with a tiny output map (the 4x4 layers around the bottleneck) the products
+    have a small M = N*H*W against large C*k*k and O, and oneDNN's direct kernels, which
+    block over the spatial map, lose to its GEMM: always for the weight gradient (2x
+    slower), and for strided convs also in the forward and the input gradient (20-30%
+    slower). Those then run as im2col + GEMM (the columns shared by the forward and the
+    weight gradient) and GEMM + col2im; stride-1 convs keep oneDNN's forward and input
+    gradient, which were as fast as the GEMM.
     """
 
     @staticmethod
@@ -54,20 +84,48 @@ class _SmallMapConvFn(torch.autograd.Function):
         stride: int,
         padding: int,
     ) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
+        n, _, h, w = x.shape
+        out_ch, in_ch, k, _ = weight.shape
+        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        # Columns (M, C*k*k): rows ordered (n, oy, ox), columns in the weight's (c, kh, kw).
+        cols = F.unfold(x, k, padding=padding, stride=stride).transpose(1, 2)
+        cols = cols.reshape(n * oh * ow, in_ch * k * k)
+        if stride > 1:
+            y = _gemm_nt(weight.reshape(out_ch, -1), cols)  # (O, M)
+            y = y.view(out_ch, n, oh, ow).permute(1, 0, 2, 3).contiguous()
+            if bias is not None:
+                y += bias.view(1, -1, 1, 1)
+        else:
+            y = F.conv2d(x, weight, bias, stride, padding)
+        ctx.save_for_backward(x, cols, weight)
         ctx.conf = (stride, padding, bias is not None)  # type: ignore[attr-defined]
-        return F.conv2d(x, weight, bias, stride, padding)
+        return y
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        x, cols, weight = ctx.saved_tensors  # type: ignore[attr-defined]
         stride, padding, has_bias = ctx.conf  # type: ignore[attr-defined]
         out_ch, in_ch, k, _ = weight.shape
+        n, _, oh, ow = grad_out.shape
         grad_out = grad_out.contiguous()
-        grad_x = grad_b = None
-        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+        grad_x = grad_w = grad_b = None
+        if has_bias:
+            grad_b = grad_out.sum((0, 2, 3))
+        if ctx.needs_input_grad[0] and stride > 1:  # type: ignore[attr-defined]
+            # d(cols) (M, C*k*k) = dY (M, O) @ W (O, C*k*k), then summed back onto pixels.
+            dy_rows = grad_out.permute(0, 2, 3, 1).reshape(n * oh * ow, out_ch)
+            w_t = weight.reshape(out_ch, -1).t().contiguous()
+            if dy_rows.shape[0] % 64 == 0:
+                grad_cols = _gemm_nt(dy_rows, w_t)
+            elif w_t.shape[0] % 64 == 0:
+                grad_cols = _gemm_nt(w_t, dy_rows).t()
+            else:
+                grad_cols = dy_rows @ w_t.t()
+            grad_cols = grad_cols.reshape(n, oh * ow, -1).transpose(1, 2)
+            grad_x = F.fold(grad_cols, x.shape[-2:], k, padding=padding, stride=stride)
+        elif ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
             # Input gradient only: asking oneDNN for the bias gradient in the same call
             # sends it down its slow weight-gradient path.
             grad_x = torch.ops.aten.convolution_backward(
@@ -83,42 +141,24 @@ class _SmallMapConvFn(torch.autograd.Function):
                 1,
                 [True, False, False],
             )[0]
-        if has_bias:
-            grad_b = grad_out.sum((0, 2, 3))
-        grad_w = None
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
-            n, _, h, w = grad_out.shape
-            m = n * h * w
-            ckk = in_ch * k * k
-            # cols^T (C*k*k, M), in unfold's (c, kh, kw) order = the weight's own layout.
-            cols = F.unfold(x, k, padding=padding, stride=stride)  # (N, C*k*k, h*w)
-            cols_t = cols.permute(1, 0, 2).reshape(ckk, m, 1, 1)
-            # dY as O rows of length M, viewed as a channels-last (O/64, M, 8, 8) batch.
-            rows = grad_out.permute(1, 0, 2, 3).reshape(out_ch // 64, 8, 8, m)
-            prod = F.conv2d(rows.permute(0, 3, 1, 2), cols_t)  # (O/64, C*k*k, 8, 8)
-            grad_w = prod.permute(0, 2, 3, 1).reshape(out_ch, in_ch, k, k)
+            dy = grad_out.permute(1, 0, 2, 3).reshape(out_ch, -1)  # (O, M)
+            grad_w = _gemm_nt(dy, cols.t().contiguous()).reshape(out_ch, in_ch, k, k)
         return grad_x, grad_w, grad_b, None, None
 
 
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` (same parameters and state dict) with a faster CPU backward for tiny maps.
+    """``nn.Conv2d`` (same parameters and state dict), faster to train on tiny maps on the CPU.
 
     Square kernels, equal stride and padding on both axes, no groups or dilation. On the CPU,
-    in float32, when the output map has at most 16 pixels and ``out_channels`` is a multiple
-    of 64, the weight gradient goes through :class:`_SmallMapConvFn`; everywhere else this is
-    the stock convolution.
+    in float32, while training, when the output map has at most 16 pixels and
+    ``out_channels`` is a multiple of 64, it runs as :class:`_SmallMapConvFn`; everywhere
+    else this is the stock convolution.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
-            SMALL_MAP_WEIGHT_GRAD
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.weight.dtype == torch.float32
-            and self.weight.requires_grad
-            and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu")
-            and self.out_channels % 64 == 0
+            _use_gemm_grad(x, self.weight, self.out_channels)
             and self.groups == 1
             and self.dilation == (1, 1)
             and self._out_pixels(x) <= _SMALL_MAP_PIXELS
@@ -131,6 +171,69 @@ class Conv2d(nn.Conv2d):
         h = (x.shape[-2] + 2 * p - k) // s + 1
         w = (x.shape[-1] + 2 * p - k) // s + 1
         return h * w
+
+
+class _LinearFn(torch.autograd.Function):
+    """``F.linear`` whose forward and weight gradient dW (O, I) = dY^T @ X go through
+    :func:`_gemm_nt`.
+
+    For the dense bottleneck (16384 <-> 1024 features, a batch of 32) torch's BLAS call for
+    dW ran at 20-50 GFLOP/s on a 2-core CPU; the oneDNN layout at 300+.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None  # type: ignore[attr-defined]
+        # y^T = W @ x^T: the same oneDNN layout ran 2-3x faster than BLAS for a batch of 32.
+        y = _gemm_nt(weight, x.contiguous()).t().contiguous()
+        return y if bias is None else y.add_(bias)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors  # type: ignore[attr-defined]
+        grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None  # type: ignore[attr-defined]
+        grad_b = grad_out.sum(0) if ctx.has_bias else None  # type: ignore[attr-defined]
+        grad_w = None
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            grad_w = _gemm_nt(grad_out.t().contiguous(), x.t().contiguous())
+        return grad_x, grad_w, grad_b
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters and state dict), faster to train on the CPU.
+
+    On the CPU, in float32, while training, for 2-D input and ``out_features`` a multiple of
+    64, it runs as :class:`_LinearFn`; everywhere else this is the stock layer.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and _use_gemm_grad(x, self.weight, self.out_features):
+            return _LinearFn.apply(x, self.weight, self.bias)
+        return super().forward(x)
+
+
+class OutputConv(nn.Conv2d):
+    """The decoder's last conv (a few output channels: RGB, mask), same parameters as
+    ``nn.Conv2d``.
+
+    With 3-4 output channels oneDNN's NCHW kernels run at a small fraction of the CPU's
+    speed; in channels-last its forward and backward together took 40% less time, more than
+    the layout conversions cost. The output comes back in the standard layout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        y = super().forward(x.contiguous(memory_format=torch.channels_last))
+        return y.contiguous()
 
 
 class DownBlock(nn.Sequential):
@@ -194,8 +297,8 @@ class DenseToMap(nn.Module):
         super().__init__()
         self.channels = channels
         self.size = size
-        self.dense1 = nn.Linear(in_features, bottleneck)
-        self.dense2 = nn.Linear(bottleneck, channels * size * size)
+        self.dense1 = Linear(in_features, bottleneck)
+        self.dense2 = Linear(bottleneck, channels * size * size)
         for layer in (self.dense1, self.dense2):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)

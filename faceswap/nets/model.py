@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from faceswap.errors import FaceswapError
-from faceswap.nets.blocks import DenseToMap, DownBlock, ResBlock, UpscaleBlock, init_conv
+from faceswap.nets.blocks import (
+    DenseToMap,
+    DownBlock,
+    OutputConv,
+    ResBlock,
+    UpscaleBlock,
+    init_conv,
+)
 from faceswap.nets.config import ModelConfig, config_fingerprint
 from faceswap.registry import Registry
 
@@ -93,7 +100,7 @@ class Decoder(nn.Module):
             )
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.out = nn.Conv2d(
+        self.out = OutputConv(
             c_in, cfg.out_channels, cfg.output_kernel, padding=cfg.output_kernel // 2
         )
         init_conv(self.out, 1.0)  # linear output before the sigmoid

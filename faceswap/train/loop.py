@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from faceswap.config import config_to_dict, dump_json
-from faceswap.device import resolve_device
+from faceswap.device import keep_freed_memory, resolve_device
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.train import checkpoint as ckpt
@@ -552,6 +552,8 @@ def run_train(cfg: TrainConfig) -> TrainResult:
             checkpoint of another preset, an unknown loss/GAN mode, an unwritable folder.
     """
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     info = ddp.env_info()
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)

@@ -164,11 +164,18 @@ def test_channels_last_gives_the_same_output() -> None:
 
 
 @pytest.mark.parametrize(
-    ("c_in", "c_out", "size", "kernel", "stride"),
-    [(8, 64, 4, 3, 1), (6, 128, 8, 5, 2), (4, 64, 2, 3, 1)],
+    ("batch", "c_in", "c_out", "size", "kernel", "stride"),
+    [
+        (3, 8, 64, 4, 3, 1),
+        (3, 4, 64, 2, 3, 1),
+        # Strided: forward and input gradient by GEMM too, each way of laying it out.
+        (3, 6, 128, 8, 5, 2),  # neither M = 48 nor C*k*k = 150 a multiple of 64
+        (4, 6, 128, 8, 5, 2),  # M = 64
+        (3, 64, 64, 8, 3, 2),  # C*k*k = 576
+    ],
 )
-def test_small_map_conv_gradients_equal_the_stock_conv(
-    c_in: int, c_out: int, size: int, kernel: int, stride: int
+def test_small_map_conv_equals_the_stock_conv(
+    batch: int, c_in: int, c_out: int, size: int, kernel: int, stride: int
 ) -> None:
     from faceswap.nets import blocks
 
@@ -176,13 +183,59 @@ def test_small_map_conv_gradients_equal_the_stock_conv(
     conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref.load_state_dict(conv.state_dict())
-    x = torch.rand(3, c_in, size, size, requires_grad=True)
+    x = torch.rand(batch, c_in, size, size, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
-    g = torch.rand(3, c_out, size // stride, size // stride)
+    g = torch.rand(batch, c_out, size // stride, size // stride)
     y = conv(x)
     assert type(y.grad_fn).__name__ == "_SmallMapConvFnBackward"  # the custom path runs
+    y_ref = ref(x_ref)
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
     y.backward(g)
-    ref(x_ref).backward(g)
+    y_ref.backward(g)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "bias"), [(96, 128, True), (64, 64, False)]
+)
+def test_dense_layer_equals_the_stock_linear(
+    in_features: int, out_features: int, bias: bool
+) -> None:
+    from faceswap.nets import blocks
+
+    torch.manual_seed(0)
+    dense = blocks.Linear(in_features, out_features, bias=bias)
+    ref = torch.nn.Linear(in_features, out_features, bias=bias)
+    ref.load_state_dict(dense.state_dict())
+    x = torch.rand(5, in_features, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y, y_ref = dense(x), ref(x_ref)
+    assert type(y.grad_fn).__name__ == "_LinearFnBackward"  # the custom path runs
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    g = torch.rand_like(y)
+    y.backward(g)
+    y_ref.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(dense.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
+    if bias:
+        torch.testing.assert_close(dense.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_output_conv_equals_the_stock_conv() -> None:
+    from faceswap.nets import blocks
+
+    torch.manual_seed(0)
+    conv = blocks.OutputConv(16, 3, 5, padding=2)
+    ref = torch.nn.Conv2d(16, 3, 5, padding=2)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.rand(2, 16, 12, 12, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y, y_ref = conv(x), ref(x_ref)
+    assert y.is_contiguous()  # standard layout for the loss and the sigmoid split
+    torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+    y.sum().backward()
+    y_ref.sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)

@@ -14,9 +14,10 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -429,7 +430,7 @@ def _loader(
     start: int,
     info: ddp.DistInfo,
     pin: bool,
-) -> Iterator[dict[str, torch.Tensor]]:
+) -> Generator[dict[str, torch.Tensor], None, None]:
     from torch.utils.data import DataLoader
 
     sampler = StreamSampler(
@@ -452,7 +453,15 @@ def _loader(
         # from the global RNG, which a resumed run has just restored (and must not shift).
         generator=torch.Generator().manual_seed(cfg.seed * 2 + side),
     )
-    return iter(loader)
+    batches = iter(loader)
+    try:
+        yield from batches
+    finally:
+        # Close the workers now, not when the iterator is collected: a traceback that keeps
+        # run_train's frame alive would otherwise keep them running until the process exits.
+        shutdown = getattr(batches, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
 
 
 def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -468,11 +477,13 @@ def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.T
 def _worker_init(worker_id: int) -> None:
     import cv2
 
-    # Ctrl-C and SIGTERM reach the whole process group; the main process turns them into
-    # "checkpoint, then stop" and shuts the workers down itself. A worker killed first would
-    # make the DataLoader raise mid-step and lose that checkpoint.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ctrl-C and `kill -- -PGID` reach the whole process group; the trainer turns them into
+    # "checkpoint, then stop" and shuts its workers down itself, but a worker killed first
+    # would make the DataLoader raise mid-step and lose that checkpoint. A group of their own
+    # keeps those signals away; ignoring SIGTERM instead would also defeat multiprocessing's
+    # terminate() and hang the interpreter's exit on any worker still alive then.
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
 
     # Workers run in parallel already; cv2's own threads would oversubscribe the cores.
     cv2.setNumThreads(1)
@@ -633,9 +644,6 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 model_dir, trainer.model, crop=faces_a.crop, card={**card_base, "iteration": 0}
             )
 
-    pin = device.type == "cuda"
-    iter_a = _loader(faces_a, cfg, size, 0, start, info, pin)
-    iter_b = _loader(faces_b, cfg, size, 1, start, info, pin)
     throughput = Throughput(examples_per_step=2 * cfg.batch_size * info.world)
     bar = None
     if info.is_main and cfg.progress:
@@ -676,7 +684,12 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         )
         return folder
 
-    with _StopFlag() as stop:
+    pin = device.type == "cuda"
+    with (
+        contextlib.closing(_loader(faces_a, cfg, size, 0, start, info, pin)) as iter_a,
+        contextlib.closing(_loader(faces_b, cfg, size, 1, start, info, pin)) as iter_b,
+        _StopFlag() as stop,
+    ):
         while iteration < cfg.iterations:
             waited = time.perf_counter()
             batch_a, batch_b = _next_batch(iter_a), _next_batch(iter_b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 from pathlib import Path
 
 import cv2
@@ -186,6 +187,9 @@ def test_unreadable_face_in_a_worker_is_one_clear_line(
         run_train(cfg)
     message = str(info.value)
     assert "\n" not in message and "unreadable image" in message and "Traceback" not in message
+    # The traceback (still held here) must not keep the workers alive: multiprocessing would
+    # wait on them when the interpreter exits.
+    assert multiprocessing.active_children() == []
 
 
 @pytest.mark.slow
@@ -196,3 +200,4 @@ def test_worker_processes_give_the_same_run(face_dirs: tuple[Path, Path], tmp_pa
     )
     a, b = _weights(inline.checkpoint), _weights(workers.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert multiprocessing.active_children() == []

@@ -6,12 +6,32 @@ a test that modifies media should copy it into its own ``tmp_path`` first.
 
 from __future__ import annotations
 
+import multiprocessing
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from tests.media import ClipInfo, ImageFolderInfo, make_clip, make_image_folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run, instead of hanging at exit, when a test leaves worker processes alive.
+
+    multiprocessing joins its children when the interpreter exits; one that outlives its test
+    (a DataLoader worker kept by a traceback, say) would keep pytest, and CI, waiting.
+    """
+    leftovers = multiprocessing.active_children()
+    if not leftovers:
+        return
+    for child in leftovers:
+        child.kill()
+        child.join(timeout=10)
+    names = ", ".join(f"{c.name} (pid {c.pid})" for c in leftovers)
+    writer = session.config.get_terminal_writer()
+    writer.line()
+    writer.line(f"ERROR: tests left worker processes alive, killed: {names}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -106,3 +106,44 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(FaceswapError, match="not a folder"):
         ensure_writable_dir(blocker)
+
+
+_FREED_MEMORY_SCRIPT = """
+import ctypes, os, sys
+from faceswap.device import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+size = 64 * 2**20
+block = libc.malloc(size)
+ctypes.memset(block, 1, size)
+before = rss_mb()
+libc.free(ctypes.c_void_p(block))
+print(kept, before - rss_mb())
+"""
+
+
+def test_keep_freed_memory_keeps_large_blocks_for_reuse() -> None:
+    import platform
+
+    def run(mode: str) -> tuple[bool, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _FREED_MEMORY_SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        ).stdout.split()
+        return out[0] == "True", float(out[1])
+
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        from faceswap.device import keep_freed_memory
+
+        assert keep_freed_memory() is False
+        return
+    kept, released_mb = run("keep")
+    assert kept and released_mb < 8  # the freed 64 MiB stay mapped for the next step
+    default_kept, default_released_mb = run("default")
+    assert not default_kept and default_released_mb > 56  # glibc's default unmaps them

@@ -199,8 +199,14 @@ def read_model_json(model_dir: Path) -> tuple[ModelConfig, CropSpec]:
     return config, crop
 
 
-def load_weights_into(module: torch.nn.Module, path: Path, what: str) -> None:
-    """Load a safetensors file into ``module`` strictly; mismatches name the file and fix."""
+def load_weights_into(
+    module: torch.nn.Module, path: Path, what: str, *, assign: bool = False
+) -> None:
+    """Load a safetensors file into ``module`` strictly; mismatches name the file and fix.
+
+    With ``assign`` the loaded tensors become the parameters (for a module built on the
+    meta device, which has shapes but no storage).
+    """
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -225,7 +231,7 @@ def load_weights_into(module: torch.nn.Module, path: Path, what: str) -> None:
             f"{path}: {what} weights do not fit this model ({detail}); they come from another "
             "preset or resolution: use the same --preset or a new model folder"
         )
-    module.load_state_dict(tensors, strict=True)
+    module.load_state_dict(tensors, strict=True, assign=assign)
 
 
 def load_for_inference(model_dir: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
@@ -250,8 +256,11 @@ def load_for_inference(model_dir: Path | str, device: torch.device | str = "cpu"
             f"{weights}: missing; the model was never saved (train for at least one "
             "checkpoint interval) or the file was deleted"
         )
-    model = build_model(config)
-    load_weights_into(model, weights, "model")
+    # Built without storage: initialising 80M+ random weights only to overwrite them took
+    # most of the load time (0.5 s of 0.7 s for `original`).
+    with torch.device("meta"):
+        model = build_model(config)
+    load_weights_into(model, weights, "model", assign=True)
     card: dict[str, Any] = {}
     card_path = model_dir / CARD
     if card_path.is_file():

@@ -37,6 +37,7 @@ def test_save_model_round_trip(tmp_path: Path) -> None:
     assert loaded.config == model.config
     assert loaded.crop == CROP
     assert not loaded.model.training
+    assert not any(t.is_meta for t in loaded.model.state_dict().values())
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     model.eval()
     with torch.no_grad():

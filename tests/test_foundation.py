@@ -147,3 +147,18 @@ def test_keep_freed_memory_keeps_large_blocks_for_reuse() -> None:
     assert kept and released_mb < 8  # the freed 64 MiB stay mapped for the next step
     default_kept, default_released_mb = run("default")
     assert not default_kept and default_released_mb > 56  # glibc's default unmaps them
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from faceswap.io.files import make_temp_dir
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_text_atomic(tmp_path / "out.json", "{}")
+    # As open() and mkdir() would create them, not tempfile's private 0600 / 0700.
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
+    folder = make_temp_dir(tmp_path, ".scratch.")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask

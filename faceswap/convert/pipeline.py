@@ -17,7 +17,6 @@ import logging
 import os
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ from faceswap.convert.blend import paste_face, sharpen
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
-from faceswap.io.files import ensure_writable_dir
+from faceswap.io.files import ensure_writable_dir, make_temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +281,7 @@ class _FolderSink:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.frames_written = 0
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        self._tmp = make_temp_dir(folder.parent, f".{folder.name}.")
 
     def __enter__(self) -> _FolderSink:
         return self

@@ -21,19 +21,41 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
     """
     target = Path(target)
     ensure_writable_dir(target.parent)
-    fd, tmp_name = tempfile.mkstemp(
+    tmp = make_temp_file(
+        target.parent,
         prefix=f".{target.stem}.",
         suffix=suffix if suffix is not None else target.suffix,
-        dir=target.parent,
     )
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+# Read once, while the process has one thread: os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def make_temp_file(folder: Path, prefix: str, suffix: str = "") -> Path:
+    """A new empty file in ``folder`` with the permissions a plain ``open()`` would give.
+
+    ``tempfile`` creates its files 0600 and its folders 0700, private to the user; renamed
+    into place they would keep that, and a video or model meant to be shared would not be.
+    """
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    os.chmod(name, 0o666 & ~_UMASK)
+    return Path(name)
+
+
+def make_temp_dir(folder: Path, prefix: str) -> Path:
+    """A new folder in ``folder`` with the permissions of a plain ``mkdir()`` (see above)."""
+    name = tempfile.mkdtemp(prefix=prefix, dir=folder)
+    os.chmod(name, 0o777 & ~_UMASK)
+    return Path(name)
 
 
 def write_bytes_atomic(target: Path | str, data: bytes) -> None:

@@ -28,7 +28,6 @@ import os
 import platform
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from safetensors.torch import load_file, save_file
 
 from faceswap.config import config_from_dict, config_to_dict, dump_json
 from faceswap.errors import FaceswapError
-from faceswap.io.files import ensure_writable_dir, write_text_atomic
+from faceswap.io.files import atomic_path, ensure_writable_dir, make_temp_dir, write_text_atomic
 
 if TYPE_CHECKING:
     from faceswap.faces.align import CropSpec
@@ -86,17 +85,9 @@ def state_dict_for_save(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _save_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> None:
-    ensure_writable_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".safetensors", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
         _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -349,7 +340,7 @@ def save_checkpoint(
     """
     root = ensure_writable_dir(Path(model_dir) / CHECKPOINTS)
     final = root / checkpoint_name(iteration)
-    tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=root))
+    tmp = make_temp_dir(root, _TMP_PREFIX)
     try:
         save_file(state_dict_for_save(model), str(tmp / "model.safetensors"))
         if discriminator is not None:

@@ -86,6 +86,9 @@ def test_checkpoints_keep_last_k_and_ignore_temporaries(tmp_path: Path) -> None:
     stale = tmp_path / "checkpoints" / ".tmp-ckpt_half"
     stale.mkdir()
     assert [it for it, _ in ckpt.list_checkpoints(tmp_path)] == [30, 40]
+    # Shared like any folder the user makes (not tempfile's private 0700).
+    newest = ckpt.list_checkpoints(tmp_path)[-1][1]
+    assert newest.stat().st_mode & 0o777 == (tmp_path / "checkpoints").stat().st_mode & 0o777
     ckpt.remove_stale_temporaries(tmp_path)
     assert not stale.exists()
     loaded = ckpt.load_checkpoint_state(ckpt.list_checkpoints(tmp_path)[-1][1])

@@ -155,7 +155,8 @@ class TrainResult:
         losses: the last logged loss parts (averaged over ranks).
         checkpoint: the newest checkpoint folder (None on non-zero ranks).
         seconds: wall time of the training loop.
-        it_per_s: mean iterations per second of the loop after warm-up.
+        it_per_s: mean iterations per second of the loop after warm-up (over the whole
+            run when it was too short to leave warm-up).
     """
 
     model_dir: Path
@@ -760,5 +761,5 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         losses=last,
         checkpoint=last_ckpt,
         seconds=seconds,
-        it_per_s=throughput.it_per_s,
+        it_per_s=throughput.it_per_s or ((iteration - start) / seconds if seconds > 0 else 0.0),
     )

@@ -1,13 +1,14 @@
 """Training throughput and efficiency per model preset: examples/s, FLOPs, FLOP/s and MFU.
 
-For each preset and device this times full training steps (forward A and B, reconstruction
-losses, backward, Adam step) on random data and prints:
+For each preset and device this times the training loop's own step (``Trainer.step``:
+uint8 batches in, random warp, forward A and B, reconstruction losses, backward, Adam) on
+random data and prints:
 
 * examples/s (A + B faces per second: one step on batch size N processes 2N faces),
 * FLOPs per example, forward + backward, counted by ``torch.utils.flop_counter``,
 * achieved FLOP/s = FLOPs per example x examples/s,
 * MFU = achieved / peak, where the peak is a large matmul measured in the same run
-  (fp32 on the CPU, bf16 with ``--amp``; bf16 on CUDA),
+  (fp32 on the CPU; bf16 on CUDA, where fp32 steps run TF32),
 
 and the data pipeline's own samples/s (``faceswap.train.dataset``) when it is installed.
 
@@ -30,14 +31,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faceswap.device import keep_freed_memory
-from faceswap.nets import build_model, load_preset
-from faceswap.nets.losses import LossConfig, ReconstructionLoss
+from faceswap.nets import load_preset
+from faceswap.nets.config import ModelConfig
+from faceswap.train.ddp import DistInfo
+from faceswap.train.loop import TrainConfig, Trainer
 
 
 @dataclasses.dataclass
@@ -106,62 +110,60 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) 
     return best
 
 
-def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[None]:
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-StepFn = Callable[[dict[str, torch.Tensor]], None]
+StepFn = Callable[[dict[str, Any]], None]
 
 
 def make_step(
-    model: torch.nn.Module, device: torch.device, amp: bool, compile_model: bool, fused: bool
-) -> StepFn:
-    """One training step as the train loop runs it: both sides' reconstructions, masked
-    SSIM + L1 with eye/mouth priority, the learned-mask term when the preset has one,
-    backward, Adam. No GAN (its cost depends on the discriminator options, not the preset)."""
-    criterion = ReconstructionLoss(LossConfig())
-    kwargs = {"fused": True} if fused else {}
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-5, betas=(0.5, 0.999), **kwargs)
-    forward = torch.compile(model) if compile_model else model
+    model_config: ModelConfig,
+    device: torch.device,
+    args: argparse.Namespace,
+    channels_last: bool,
+) -> tuple[StepFn, Trainer]:
+    """The training loop's own step (``Trainer.step``): uint8 batches to float, random warp,
+    both sides' reconstructions, masked SSIM + L1 with eye/mouth priority, the learned-mask
+    term when the preset has one, backward, Adam (fused where the device has it), and AMP
+    with its scaler on CUDA. No GAN (its cost depends on the discriminator options, not
+    the preset)."""
+    cfg = TrainConfig(
+        faces_a=Path("unused"),
+        faces_b=Path("unused"),
+        model_dir=Path("unused"),
+        batch_size=args.batch_size,
+        amp=args.amp,
+        channels_last=channels_last,
+        compile=args.compile,
+        workers=0,
+    )
+    trainer = Trainer(cfg, model_config, device, DistInfo())
+    iteration = 0
 
     def step(batch: dict[str, torch.Tensor]) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            out_a, out_b = forward(batch["x_a"], batch["x_b"])
-        loss = 0.0
-        for out, side in ((out_a, "a"), (out_b, "b")):
-            pred_mask = None if out.mask is None else out.mask.float()
-            parts = criterion(
-                out.rgb.float(),
-                batch[f"t_{side}"],
-                batch[f"m_{side}"],
-                batch[f"p_{side}"],
-                pred_mask,
-            )
-            loss = loss + parts["loss"]
-        loss.backward()  # type: ignore[union-attr]
-        optimizer.step()
+        nonlocal iteration
+        trainer.step(iteration, batch["a"], batch["b"])
+        iteration += 1
 
-    return step
+    return step, trainer
 
 
-def make_batch(
-    batch_size: int, resolution: int, device: torch.device, fmt: torch.memory_format
-) -> dict[str, torch.Tensor]:
-    """Random faces, targets, an elliptic face mask and a priority map for both sides."""
+def make_batch(batch_size: int, resolution: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Random uint8 faces and targets with an elliptic face mask and eye/mouth bands for
+    both sides, laid out as ``FaceDataset`` batches them (the trainer moves them to the
+    device, as it does with the loader's batches)."""
     r = resolution
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, r), torch.linspace(-1, 1, r), indexing="ij")
-    mask = ((xx / 0.8) ** 2 + (yy / 0.95) ** 2 <= 1).float().expand(batch_size, 1, r, r)
-    priority = 1 + 2 * ((yy - 0.45).abs() < 0.12).float().expand(batch_size, 1, r, r)
-    batch = {}
-    for side in "ab":
-        batch[f"x_{side}"] = torch.rand(batch_size, 3, r, r).contiguous(memory_format=fmt)
-        batch[f"t_{side}"] = torch.rand(batch_size, 3, r, r).contiguous(memory_format=fmt)
-        batch[f"m_{side}"] = mask.contiguous()
-        batch[f"p_{side}"] = priority.contiguous()
-    return {k: v.to(device) for k, v in batch.items()}
+    face = (xx / 0.8) ** 2 + (yy / 0.95) ** 2 <= 1
+    eyes = face & ((yy + 0.2).abs() < 0.1)
+    mouth = face & ((yy - 0.45).abs() < 0.12)
+    masks = (255 * torch.stack([face, eyes, mouth])).to(torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+
+    def faces() -> torch.Tensor:
+        return torch.randint(0, 256, (batch_size, 3, r, r), generator=generator).to(torch.uint8)
+
+    return {
+        side: {"source": faces(), "target": faces(), "masks": masks.expand(batch_size, 3, r, r)}
+        for side in "ab"
+    }
 
 
 def count_flops(step: StepFn, batch: dict[str, torch.Tensor]) -> float:
@@ -182,10 +184,8 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
     channels_last = args.channels_last
     if channels_last is None:
         channels_last = device.type == "cuda"
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(cfg).to(device).to(memory_format=fmt)
-    batch = make_batch(args.batch_size, cfg.resolution, device, fmt)
-    step = make_step(model, device, args.amp, args.compile, args.fused_adam)
+    step, trainer = make_step(cfg, device, args, channels_last)
+    batch = make_batch(args.batch_size, cfg.resolution)
     for _ in range(max(1, args.warmup)):
         step(batch)
     flops = count_flops(step, batch)
@@ -199,7 +199,7 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
     return StepResult(
         preset=name,
         resolution=cfg.resolution,
-        params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+        params_m=sum(p.numel() for p in trainer.model.parameters()) / 1e6,
         batch_size=args.batch_size,
         flops_per_example=flops / (2 * args.batch_size),
         step_s=times,
@@ -330,12 +330,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ran this model's convs faster in NCHW)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (peak measured in bf16)")
     p.add_argument(
-        "--fused-adam",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Adam(fused=True): one pass over the parameters instead of several (default on)",
+        "--amp", action="store_true", help="mixed precision as `faceswap train --amp` (CUDA)"
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--resolution", type=int, default=0, help="override the preset resolution")
@@ -362,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        peak_dtype = torch.bfloat16 if (args.amp or device.type == "cuda") else torch.float32
+        # On CUDA the peak is bf16 tensor-core matmul (fp32 steps run TF32 against it);
+        # the CPU trains in float32 (--amp is CUDA-only, as in faceswap train).
+        peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         dtype_name = str(peak_dtype).replace("torch.", "")
         peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
         print(f"== device {device} ==")
@@ -373,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.iters} timed steps, channels_last "
             f"{args.channels_last if args.channels_last is not None else device.type == 'cuda'}, "
             f"compile "
-            f"{args.compile}, amp {args.amp}, fused Adam {args.fused_adam}"
+            f"{args.compile}, amp {args.amp and device.type == 'cuda'}, random warp on"
         )
         results = []
         print(

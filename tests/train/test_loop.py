@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import multiprocessing
@@ -15,7 +16,7 @@ from safetensors.torch import load_file
 from faceswap.errors import FaceswapError
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
-from faceswap.train.loop import TrainConfig, Trainer, run_train
+from faceswap.train.loop import TrainConfig, Trainer, make_adam, run_train
 from faceswap.train.metrics import read_metrics
 
 from .conftest import tiny_model_config
@@ -202,3 +203,28 @@ def test_worker_processes_give_the_same_run(face_dirs: tuple[Path, Path], tmp_pa
     a, b = _weights(inline.checkpoint), _weights(workers.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert multiprocessing.active_children() == []
+
+
+def test_fused_adam_matches_the_stock_one_and_reads_its_checkpoints() -> None:
+    """Checkpoints written before the trainer used the fused kernel must resume on it."""
+    torch.manual_seed(0)
+    stock_net, fused_net = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
+    fused_net.load_state_dict(stock_net.state_dict())
+    stock = torch.optim.Adam(stock_net.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    fused = make_adam(fused_net.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    assert fused.defaults["fused"]  # the CPU has a fused kernel
+
+    def step(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> None:
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        opt.step()
+
+    inputs = [torch.randn(8, 64) for _ in range(4)]
+    step(stock_net, stock, inputs[0])
+    fused.load_state_dict(copy.deepcopy(stock.state_dict()))  # as read from a file
+    fused_net.load_state_dict(stock_net.state_dict())
+    for x in inputs[1:]:
+        step(stock_net, stock, x)
+        step(fused_net, fused, x)
+    for a, b in zip(stock_net.parameters(), fused_net.parameters(), strict=True):
+        torch.testing.assert_close(a, b)

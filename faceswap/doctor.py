@@ -16,7 +16,7 @@ def collect_report() -> list[str]:
 
     from faceswap.device import resolve_device
     from faceswap.faces.detectors import backend_status
-    from faceswap.io.ffmpeg_bin import find_ffmpeg
+    from faceswap.io.ffmpeg_bin import locate_ffmpeg
 
     lines = [
         f"faceswap {__version__} on Python {platform.python_version()} ({platform.machine()})",
@@ -29,7 +29,12 @@ def collect_report() -> list[str]:
         detail = f" ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU(s))"
     lines.append(f"device: {device.type}{detail}")
     try:
-        lines.append(f"ffmpeg: {find_ffmpeg()}")
+        ffmpeg = locate_ffmpeg()
+        major, minor = ffmpeg.version
+        version = "git build" if ffmpeg.version == (99, 0) else f"{major}.{minor}"
+        lines.append(f"ffmpeg: {ffmpeg.path} ({version}, from {ffmpeg.source})")
+        if ffmpeg.note:
+            lines.append(f"  {ffmpeg.note}")
     except FaceswapError as exc:
         lines.append(f"ffmpeg: MISSING - {exc}")
     lines.append(_cv2_line())

@@ -34,7 +34,7 @@ import numpy as np
 
 from faceswap.errors import FaceswapError
 from faceswap.io import ffmpeg_args
-from faceswap.io.ffmpeg_bin import find_ffmpeg
+from faceswap.io.ffmpeg_bin import find_ffmpeg, version_of
 from faceswap.io.files import atomic_path
 from faceswap.io.images import is_image_file, list_images, natural_key, read_image
 
@@ -172,17 +172,9 @@ class Frame:
 # --------------------------------------------------------------------------- ffmpeg running
 
 
-@functools.cache
 def ffmpeg_version(ffmpeg: str | None = None) -> tuple[int, int]:
     """``(major, minor)`` of the ffmpeg in use; git builds (``N-12345-g...``) count as new."""
-    exe = ffmpeg or find_ffmpeg()
-    out = subprocess.run(
-        ffmpeg_args.version_args(exe), capture_output=True, text=True, check=False
-    ).stdout
-    match = re.search(r"ffmpeg version n?(\d+)\.(\d+)", out)
-    if match:
-        return int(match.group(1)), int(match.group(2))
-    return (99, 0)
+    return version_of(ffmpeg or find_ffmpeg())
 
 
 @functools.cache

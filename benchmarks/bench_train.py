@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faceswap.device import keep_freed_memory
+from faceswap.device import cpu_has_native_bf16, keep_freed_memory, resolve_amp
 from faceswap.nets import load_preset
 from faceswap.nets.config import ModelConfig
 from faceswap.train.ddp import DistInfo
@@ -307,7 +307,7 @@ def conditions(device: torch.device) -> Iterator[str]:
         yield (
             f"CPU: {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}, "
             f"capability {torch.backends.cpu.get_cpu_capability()}, "
-            f"mkldnn {torch.backends.mkldnn.is_available()}"
+            f"mkldnn {torch.backends.mkldnn.is_available()}, native bf16 {cpu_has_native_bf16()}"
         )
         with contextlib.suppress(OSError, AttributeError):
             yield "load average (1/5/15 min): " + " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -331,7 +331,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
-        "--amp", action="store_true", help="mixed precision as `faceswap train --amp` (CUDA)"
+        "--amp",
+        action="store_true",
+        help="mixed precision as `faceswap train --amp` (CUDA; bf16 on CPUs that have it)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--resolution", type=int, default=0, help="override the preset resolution")
@@ -359,8 +361,14 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         # On CUDA the peak is bf16 tensor-core matmul (fp32 steps run TF32 against it);
-        # the CPU trains in float32 (--amp is CUDA-only, as in faceswap train).
-        peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        # the CPU is judged in the dtype it trains in: float32, or bf16 under --amp where
+        # the CPU has native bf16 (as `faceswap train --amp` decides).
+        amp_dtype = resolve_amp(device, args.amp)
+        peak_dtype = torch.bfloat16 if device.type == "cuda" or amp_dtype else torch.float32
+        cpu_bf16 = device.type == "cpu" and amp_dtype is not None  # the trainer goes NHWC
+        channels_last = args.channels_last
+        if channels_last is None:
+            channels_last = device.type == "cuda"
         dtype_name = str(peak_dtype).replace("torch.", "")
         peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
         print(f"== device {device} ==")
@@ -369,9 +377,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  options: batch {args.batch_size}/side ({2 * args.batch_size} faces/step), "
             f"{args.iters} timed steps, channels_last "
-            f"{args.channels_last if args.channels_last is not None else device.type == 'cuda'}, "
+            f"{'True (implied by CPU bf16)' if cpu_bf16 else channels_last}, "
             f"compile "
-            f"{args.compile}, amp {args.amp and device.type == 'cuda'}, random warp on"
+            f"{args.compile}, amp {str(amp_dtype).replace('torch.', '') if amp_dtype else 'off'}, "
+            "random warp on"
         )
         results = []
         print(

@@ -14,7 +14,7 @@ def collect_report() -> list[str]:
     """Lines describing torch, device, ffmpeg, cv2 and each detector backend."""
     import torch
 
-    from faceswap.device import resolve_device
+    from faceswap.device import cpu_has_native_bf16, resolve_device
     from faceswap.faces.detectors import backend_status
     from faceswap.io.ffmpeg_bin import locate_ffmpeg
 
@@ -27,6 +27,12 @@ def collect_report() -> list[str]:
     detail = ""
     if device.type == "cuda":
         detail = f" ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU(s))"
+    if device.type == "cpu":
+        detail = (
+            " (native bf16: --amp trains and converts in bf16)"
+            if cpu_has_native_bf16()
+            else " (no native bf16: --amp stays float32)"
+        )
     lines.append(f"device: {device.type}{detail}")
     try:
         ffmpeg = locate_ffmpeg()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,10 @@ def test_doctor_reports_torch_ffmpeg_and_backends() -> None:
     result = CliRunner().invoke(cli, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "torch" in result.output
-    assert "device: cpu" in result.output
-    assert "ffmpeg:" in result.output
+    assert "device: cpu" in result.output and "native bf16" in result.output
+    assert re.search(
+        r"ffmpeg: \S+ \((\d+\.\d+|git build), from (PATH|imageio-ffmpeg)", result.output
+    )
     assert "dlib-hog" in result.output
 
 

@@ -131,7 +131,11 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Faces per inference batch, collected across frames.",
 )
 @click.option("--device", default="auto", help=f"Torch device: {', '.join(DEVICE_CHOICES)}.")
-@click.option("--amp", is_flag=True, help="float16 inference on CUDA (faster, less memory).")
+@click.option(
+    "--amp",
+    is_flag=True,
+    help="Mixed precision: float16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX (faster).",
+)
 @click.option(
     "--codec",
     default="libx264",

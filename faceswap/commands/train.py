@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from faceswap.device import DEVICE_CHOICES
+from faceswap.device import AMP_DTYPES, DEVICE_CHOICES
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 
@@ -55,13 +55,14 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option(
     "--amp/--no-amp",
     default=False,
-    help="Mixed precision on CUDA (ignored with a warning on CPU/MPS).",
+    help="Mixed precision: bf16/fp16 on CUDA, bf16 on CPUs with AVX512-BF16 or AMX.",
 )
 @click.option(
     "--amp-dtype",
     default="auto",
-    type=click.Choice(("auto", "bf16", "fp16")),
-    help="AMP dtype: auto picks bf16 where the GPU supports it, else fp16 + scaling.",
+    type=click.Choice(AMP_DTYPES),
+    help="AMP dtype: auto picks bf16 where the GPU or CPU supports it, else fp16 + scaling "
+    "(GPU) or float32 (CPU).",
 )
 @click.option(
     "--channels-last/--no-channels-last",

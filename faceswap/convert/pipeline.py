@@ -75,7 +75,8 @@ class ConvertConfig:
         ref_threshold: largest identity distance still counted as that person.
         batch_size: faces per inference batch (collected across frames).
         device: torch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
-        amp: float16 autocast on CUDA.
+        amp: mixed precision: float16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16,
+            AMX); float32 elsewhere (see :func:`faceswap.device.resolve_amp`).
         codec: ffmpeg video encoder (``libx264``, ``libx265``, ``h264_nvenc``, ``ffv1``...),
             or ``auto`` for the first hardware H.264 encoder that works, else libx264.
         crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).

@@ -104,3 +104,23 @@ def test_config_from_yaml_dict() -> None:
     assert config_from_dict(ConvertConfig, config_to_dict(cfg)) == cfg
     with pytest.raises(FaceswapError, match="valid keys"):
         config_from_dict(ConvertConfig, {"input": "a", "model_dir": "m", "output": "o", "fps": 3})
+
+
+def test_cpu_amp_runs_bf16_channels_last_close_to_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faceswap import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    crops = np.random.default_rng(4).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    exact, exact_mask = Swapper(_model(learned_mask=True), torch.device("cpu"))(crops)
+    swapper = Swapper(_model(learned_mask=True), torch.device("cpu"), amp=True)
+    assert swapper.amp_dtype == torch.bfloat16
+    conv = next(m for m in swapper.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    faces, mask = swapper(crops)
+    assert faces.dtype == np.float32 and faces.shape == exact.shape
+    assert mask is not None and exact_mask is not None
+    assert not np.array_equal(faces, exact)  # really ran in bf16...
+    np.testing.assert_allclose(faces, exact, atol=0.03)  # ...within bf16's precision
+    np.testing.assert_allclose(mask, exact_mask, atol=0.03)

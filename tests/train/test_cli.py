@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from faceswap import device
 from faceswap.cli import cli
 from faceswap.config import config_to_dict
 from faceswap.train import checkpoint as ckpt
@@ -52,9 +53,17 @@ def _args(face_dirs: tuple[Path, Path], model: Path, preset: Path, *extra: str) 
     ]
 
 
+@pytest.mark.parametrize(("native_bf16", "amp"), [(False, "off"), (True, "bfloat16")])
 def test_cli_trains_with_gpu_flags_on_cpu(
-    face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
+    face_dirs: tuple[Path, Path],
+    tmp_path: Path,
+    preset_yaml: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    native_bf16: bool,
+    amp: str,
 ) -> None:
+    # --amp on the CPU: bf16 where the CPU has it natively, else float32 with a warning.
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native_bf16)
     args = _args(
         face_dirs,
         tmp_path / "m",
@@ -74,7 +83,7 @@ def test_cli_trains_with_gpu_flags_on_cpu(
     assert result.exit_code == 0, result.output
     assert "finished at iteration 2" in result.output
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
-    assert card["training"]["amp"] == "off"  # CUDA-only: ignored with a warning on the CPU
+    assert card["training"]["amp"] == amp
     assert card["training"]["batch_size"] == 2
 
 

@@ -44,12 +44,15 @@ def _cfg(face_dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
 def test_training_lowers_the_loss_on_real_faces(
-    face_dirs: tuple[Path, Path], tmp_path: Path
+    face_dirs: tuple[Path, Path], tmp_path: Path, amp: bool
 ) -> None:
-    result = run_train(
-        _cfg(face_dirs, tmp_path / "m", iterations=24, save_every=24, log_every=2, lr=2e-3)
-    )
+    # bf16 is forced so it runs on every CPU (emulated where the CPU has no native bf16).
+    cfg = _cfg(face_dirs, tmp_path / "m", iterations=24, save_every=24, log_every=2, lr=2e-3)
+    result = run_train(dataclasses.replace(cfg, amp=amp, amp_dtype="bf16"))
+    card = json.loads((tmp_path / "m" / "model_card.json").read_text())
+    assert card["training"]["amp"] == ("bfloat16" if amp else "off")
     rows = read_metrics(tmp_path / "m" / "metrics.csv")
     first = sum(r["loss"] for r in rows[:3]) / 3
     last = sum(r["loss"] for r in rows[-3:]) / 3

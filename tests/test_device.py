@@ -1,0 +1,55 @@
+"""--amp resolves to the dtype each device runs well, and says so when it falls back."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from faceswap import device
+from faceswap.device import resolve_amp
+from faceswap.errors import FaceswapError
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("native", "dtype", "expected", "warns"),
+    [
+        (True, "auto", torch.bfloat16, False),
+        (True, "bf16", torch.bfloat16, False),
+        (True, "fp16", torch.bfloat16, True),  # fp16 autocast is CUDA's; told, then bf16
+        (False, "auto", None, True),  # emulated bf16 would be slower than float32
+        (False, "bf16", torch.bfloat16, True),  # forced: runs, with a warning
+    ],
+)
+def test_cpu_amp_uses_bf16_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    native: bool,
+    dtype: str,
+    expected: torch.dtype | None,
+    warns: bool,
+) -> None:
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: native)
+    with caplog.at_level(logging.WARNING, logger="faceswap.device"):
+        assert resolve_amp(CPU, True, dtype) == expected
+    assert bool(caplog.records) == warns
+
+
+def test_no_amp_is_float32_everywhere_and_bad_dtypes_are_named() -> None:
+    assert resolve_amp(CPU, False, "bf16") is None
+    assert resolve_amp(torch.device("mps"), True) is None
+    with pytest.raises(FaceswapError, match="choose from auto, bf16, fp16"):
+        resolve_amp(CPU, True, "fp8")
+
+
+def test_native_bf16_probe_matches_the_cpu_flags() -> None:
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = {f for line in info if line.startswith("flags") for f in line.split()}
+    except OSError:
+        pytest.skip("no /proc/cpuinfo to compare with")
+    assert device.cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_tile"})

@@ -13,6 +13,9 @@ SMALL_MAP_WEIGHT_GRAD = True
 # Output maps up to this many pixels (4x4) take the GEMM path; from 8x8 oneDNN's own
 # weight-gradient kernel was as fast in our measurements.
 _SMALL_MAP_PIXELS = 16
+# Under CPU bf16 the GEMM route pays for large weights only (``original``: 13-19M, 1.3x a
+# step; ``lightweight``: 3-5M, 1.1x); for ``tiny``'s (under 1M) it was 15 % slower.
+_BF16_GEMM_WEIGHTS = 1 << 20
 
 
 def _gemm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -147,23 +150,100 @@ class _SmallMapConvFn(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
+def _cpu_bf16_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (
+        SMALL_MAP_WEIGHT_GRAD
+        and x.device.type == "cpu"
+        and torch.is_autocast_enabled("cpu")
+        and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        and weight.dtype == torch.float32
+        and weight.requires_grad
+        and torch.is_grad_enabled()
+    )
+
+
+class _SmallMapBf16ConvFn(torch.autograd.Function):
+    """conv2d on a tiny output map under CPU bf16 autocast, as im2col + three bf16 GEMMs.
+
+    oneDNN's bf16 convolutions block over the spatial map; on a 4x4 output they ran at a
+    fraction of the bf16 matmul speed (AMX), e.g. 264 ms for forward + backward of the
+    1024 -> 2048 3x3 conv of ``original`` on 32 faces, against 124 ms here. From 8x8 maps
+    oneDNN was as fast or faster. The output is bf16 in a channels-last layout, as autocast's
+    own conv gives; the weight gradient comes back in float32 for the float32 weight.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: int,
+        padding: int,
+    ) -> torch.Tensor:
+        n, _, h, w = x.shape
+        out_ch, _, k, _ = weight.shape
+        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        with torch.autocast("cpu", enabled=False):
+            w_rows = weight.to(torch.bfloat16).reshape(out_ch, -1)  # (O, C*k*k)
+            cols = F.unfold(x.to(torch.bfloat16), k, padding=padding, stride=stride)
+            cols = cols.transpose(1, 2).reshape(n * oh * ow, -1)  # (M, C*k*k)
+            # The GEMM writes straight into a channels-last output: its (M, O) rows are the
+            # (n, oy, ox) pixels. A fresh tensor, not a view, so the in-place LeakyReLU after
+            # it is allowed.
+            y = torch.empty(
+                (n, out_ch, oh, ow), dtype=torch.bfloat16, memory_format=torch.channels_last
+            )
+            rows = y.permute(0, 2, 3, 1).view(n * oh * ow, out_ch)
+            if bias is None:
+                torch.mm(cols, w_rows.t(), out=rows)
+            else:
+                torch.addmm(bias.to(torch.bfloat16), cols, w_rows.t(), out=rows)
+        ctx.save_for_backward(cols, w_rows)
+        ctx.conf = (x.shape, x.dtype, stride, padding, k, bias is not None)  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        cols, w_rows = ctx.saved_tensors  # type: ignore[attr-defined]
+        x_shape, x_dtype, stride, padding, k, has_bias = ctx.conf  # type: ignore[attr-defined]
+        n, out_ch, oh, ow = grad_out.shape
+        dy = grad_out.to(torch.bfloat16).permute(0, 2, 3, 1).reshape(n * oh * ow, out_ch)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            grad_cols = (dy @ w_rows).reshape(n, oh * ow, -1).transpose(1, 2)
+            grad_x = F.fold(grad_cols, x_shape[-2:], k, padding=padding, stride=stride)
+            grad_x = grad_x.to(x_dtype)
+        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+            grad_w = (dy.t() @ cols).float().reshape(out_ch, -1, k, k)
+        if has_bias:
+            grad_b = grad_out.float().sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict), faster to train on tiny maps on the CPU.
 
     Square kernels, equal stride and padding on both axes, no groups or dilation. On the CPU,
-    in float32, while training, when the output map has at most 16 pixels and
-    ``out_channels`` is a multiple of 64, it runs as :class:`_SmallMapConvFn`; everywhere
-    else this is the stock convolution.
+    while training, when the output map has at most 16 pixels, it runs as
+    :class:`_SmallMapConvFn` in float32 (when ``out_channels`` is a multiple of 64) and as
+    :class:`_SmallMapBf16ConvFn` under bf16 autocast; everywhere else this is the stock
+    convolution.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
-            _use_gemm_grad(x, self.weight, self.out_channels)
-            and self.groups == 1
+            self.groups == 1
             and self.dilation == (1, 1)
             and self._out_pixels(x) <= _SMALL_MAP_PIXELS
         ):
-            return _SmallMapConvFn.apply(x, self.weight, self.bias, self.stride[0], self.padding[0])
+            conf = (self.stride[0], self.padding[0])
+            if _use_gemm_grad(x, self.weight, self.out_channels):
+                return _SmallMapConvFn.apply(x, self.weight, self.bias, *conf)
+            if _cpu_bf16_training(x, self.weight) and self.weight.numel() >= _BF16_GEMM_WEIGHTS:
+                return _SmallMapBf16ConvFn.apply(x, self.weight, self.bias, *conf)
         return super().forward(x)
 
     def _out_pixels(self, x: torch.Tensor) -> int:

@@ -197,6 +197,43 @@ def test_small_map_conv_equals_the_stock_conv(
     torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)
 
 
+def _close_to(value: torch.Tensor, ref: torch.Tensor, share: float) -> None:
+    """Within ``share`` of the reference's largest magnitude (bf16 keeps ~3 digits)."""
+    error = (value.float() - ref.float()).abs().max().item()
+    assert error <= share * ref.abs().max().item(), (error, ref.abs().max().item())
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "size", "kernel", "stride"),
+    [(128, 1024, 4, 3, 1), (64, 1024, 8, 5, 2)],  # 4x4 outputs, weights over 1M values
+)
+def test_small_map_conv_under_cpu_bf16_matches_float32(
+    c_in: int, c_out: int, size: int, kernel: int, stride: int
+) -> None:
+    from faceswap.nets import blocks
+
+    torch.manual_seed(0)
+    conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref.load_state_dict(conv.state_dict())
+    x = torch.rand(4, c_in, size, size, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    g = torch.rand(4, c_out, size // stride, size // stride)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = conv(x)
+    assert type(y.grad_fn).__name__ == "_SmallMapBf16ConvFnBackward"  # the custom path runs
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    y_ref = ref(x_ref)  # float32
+    _close_to(y, y_ref, 0.02)
+    y.backward(g)
+    y_ref.backward(g)
+    assert x.grad is not None and x.grad.dtype == torch.float32
+    assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
+    _close_to(x.grad, x_ref.grad, 0.02)
+    _close_to(conv.weight.grad, ref.weight.grad, 0.02)
+    _close_to(conv.bias.grad, ref.bias.grad, 0.02)
+
+
 @pytest.mark.parametrize(
     ("in_features", "out_features", "bias"), [(96, 128, True), (64, 64, False)]
 )

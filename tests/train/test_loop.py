@@ -88,12 +88,16 @@ def test_resume_reproduces_the_uninterrupted_run(
     assert iters == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
 @pytest.mark.parametrize("mode", ["bce", "hinge", "wgan-gp"])
-def test_gan_modes_run_one_step(face_dirs: tuple[Path, Path], tmp_path: Path, mode: str) -> None:
+def test_gan_modes_run_one_step(
+    face_dirs: tuple[Path, Path], tmp_path: Path, mode: str, amp: bool
+) -> None:
     from faceswap.train.dataset import FaceDataset, load_face_set
 
-    cfg = _cfg(face_dirs, tmp_path, gan=mode, gan_weight=0.5)
+    cfg = _cfg(face_dirs, tmp_path, gan=mode, gan_weight=0.5, amp=amp, amp_dtype="bf16")
     trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    assert trainer.amp_dtype == (torch.bfloat16 if amp else None)
     batches = []
     for folder, side in zip(face_dirs, "AB", strict=True):
         ds = FaceDataset(load_face_set(folder, side), 32, cfg.augment)

@@ -33,26 +33,33 @@ from faceswap.convert import ConvertConfig, run_convert
 from faceswap.convert.swapper import Swapper
 from faceswap.device import resolve_device
 from faceswap.faces.align import CropSpec, alignment_matrix, warp_to_crop
-from faceswap.io.video import VideoWriter, open_source
+from faceswap.io.video import VideoWriter, open_source, pick_encoder
 from faceswap.nets import build_model, load_preset
 from faceswap.train.checkpoint import save_model
 from tests.convert.conftest import truth_alignments
-from tests.media import ClipInfo, make_clip
+from tests.media import make_clip
 
 
-def face_crops(clip: ClipInfo, model_dir: Path, count: int) -> np.ndarray:
+def face_crops(clip: Path, alignments: Path, model_dir: Path, count: int) -> np.ndarray:
     """Aligned crops of the clip's faces at the model's resolution, as convert makes them."""
+    from faceswap.faces.alignments import load_alignments
     from faceswap.train.checkpoint import read_model_json
 
     config, crop = read_model_json(model_dir)
     spec = CropSpec(config.resolution, crop.coverage, crop.centering)
-    out = []
-    for i, faces in enumerate(clip.faces):
-        for face in faces:
+    by_index = load_alignments(alignments).by_index()
+    out: list[np.ndarray] = []
+    for frame in open_source(clip).iter_frames():
+        record = by_index.get(frame.index)
+        for face in record.faces if record is not None else ():
             m = alignment_matrix(face.landmarks, spec)
-            out.append(warp_to_crop(clip.scene.frame(i), m, spec.size))
+            out.append(warp_to_crop(frame.image, m, spec.size))
         if len(out) >= count:
             break
+    if not out:
+        raise SystemExit(f"{alignments}: no faces in {clip}")
+    while len(out) < count:  # a short clip: repeat its faces
+        out.extend(out[: count - len(out)])
     return np.stack(out[:count])
 
 
@@ -101,24 +108,40 @@ def main() -> None:
     parser.add_argument("--colour", default="rct")
     parser.add_argument("--detect", action="store_true", help="detect faces on the fly")
     parser.add_argument(
+        "--clip",
+        type=Path,
+        help="use this video and its --alignments instead of generating a clip",
+    )
+    parser.add_argument("--alignments", type=Path, help="alignments file of --clip")
+    parser.add_argument(
         "--repeat", type=int, default=3, help="best of N runs of each (shared machines are noisy)"
     )
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    if args.codec == "auto":  # as convert resolves it: the first hardware encoder that works
+        args.codec = pick_encoder()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
-        clip = make_clip(tmp / "clip.mp4", frames=args.frames, width=640, height=360, audio=True)
-        alignments = truth_alignments(clip, tmp / "alignments.json")
+        if args.clip is not None:
+            if args.alignments is None:
+                parser.error("--clip needs --alignments (the faces for the model-only run)")
+            clip_path, alignments = args.clip, args.alignments
+        else:
+            clip = make_clip(
+                tmp / "clip.mp4", frames=args.frames, width=640, height=360, audio=True
+            )
+            clip_path, alignments = clip.path, truth_alignments(clip, tmp / "alignments.json")
+        info = open_source(clip_path)
         cfg = load_preset(args.preset)
         torch.manual_seed(0)
         save_model(tmp / "model", build_model(cfg), crop=CropSpec(256), card={"preset": cfg.name})
-        print(f"setup: {args.frames}-frame 640x360 clip and {cfg.name} model "
+        print(f"setup: {len(info)}-frame {info.width}x{info.height} clip and {cfg.name} model "
               f"({cfg.resolution} px) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
 
         convert_cfg = ConvertConfig(
-            input=clip.path,
+            input=clip_path,
             model_dir=tmp / "model",
             output=tmp / "out.mp4",
             alignments=None if args.detect else alignments,
@@ -133,14 +156,14 @@ def main() -> None:
         )
         # Rounds interleave the three measurements so a burst of load elsewhere on a shared
         # machine hits all of them alike; the best of each is reported.
-        n_faces = max(args.frames, 4 * args.batch_size)
-        crops = face_crops(clip, tmp / "model", args.batch_size)
+        n_faces = max(len(info), 4 * args.batch_size)
+        crops = face_crops(clip_path, alignments, tmp / "model", args.batch_size)
         io_fps = model_fps = 0.0
         result = None
         for _ in range(args.repeat):
             io_fps = max(
                 io_fps,
-                ffmpeg_only(clip.path, tmp / "io.mp4", args.codec, args.encoder_preset, args.crf),
+                ffmpeg_only(clip_path, tmp / "io.mp4", args.codec, args.encoder_preset, args.crf),
             )
             # From a worker thread, as the pipeline calls it: on a loaded CPU the main
             # thread's OpenMP team measured up to several times slower.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU checks of the train and convert stages, in one run on the lent GPU machine:
+#   1. faceswap doctor, 2. tests/test_cuda.py (AMP bf16/fp16 steps, checkpoint + resume,
+#   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
+#   data pipeline with 8 workers), 4. bench_convert on CUDA (libx264, then --codec auto:
+#   NVENC when it works), 5. a real `faceswap train` on CUDA with 8 workers, reporting
+#   data_wait (the share of each step spent waiting for a batch).
+# Prepare .gpu/ first (bash benchmarks/gpu/prepare.sh), then with the device tool:
+#   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=540)
+# The log comes back as $OUT/gpu_log.txt. Each step has its own time limit, so one that hangs
+# does not take the rest with it; the whole run takes about 5 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=${OUT:-/tmp/faceswap-gpu}
+mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site .gpu/whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/ffmpeg.xz'), open('/tmp/ffmpeg', 'wb'))"
+chmod +x /tmp/ffmpeg
+export FACESWAP_FFMPEG=/tmp/ffmpeg
+
+step() { echo; echo "== $* ($(date +%T))"; }
+{
+  step "machine"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+  step "doctor"
+  timeout 60 python3 -m faceswap doctor
+  step "tests/test_cuda.py"
+  timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+  step "bench_train, batch 16 per side"
+  timeout 240 python3 benchmarks/bench_train.py --device cuda --amp \
+    --presets original,liae,dfl-h128 --batch-size 16 --iters 20 --data-seconds 4 --data-workers 8
+  step "bench_train, batch 64 per side"
+  timeout 180 python3 benchmarks/bench_train.py --device cuda --amp \
+    --presets original,dfl-h128 --batch-size 64 --iters 10 --data-seconds 0
+  for codec in libx264 auto; do
+    step "bench_convert, original, batch 32, amp, codec $codec"
+    timeout 150 python3 benchmarks/bench_convert.py --device cuda --amp --preset original \
+      --batch-size 32 --codec "$codec" --clip .gpu/clip.mp4 --alignments .gpu/alignments.json \
+      --repeat 2
+  done
+  step "faceswap train on CUDA, dfl-h128, --amp, 8 workers"
+  timeout 240 python3 - <<'PY'
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from faceswap.train.metrics import read_metrics
+from tests.train.synthetic_faces import write_synthetic_faces
+
+tmp = Path(tempfile.mkdtemp())
+a = write_synthetic_faces(tmp / "a", 96, 256)
+b = write_synthetic_faces(tmp / "b", 96, 256)
+cmd = [sys.executable, "-m", "faceswap", "train", "--a", str(a), "--b", str(b),
+       "-m", str(tmp / "model"), "--preset", "dfl-h128", "--device", "cuda", "--amp",
+       "--workers", "8", "--batch-size", "32", "--iterations", "150", "--save-every", "150",
+       "--log-every", "10", "--no-progress"]
+subprocess.run(cmd, check=True, timeout=220)
+rows = read_metrics(tmp / "model" / "metrics.csv")[3:]  # past the warm-up
+waits = [r["data_wait"] for r in rows]
+rates = [r["examples_per_s"] for r in rows]
+print(f"data_wait median {statistics.median(waits):.3f}, max {max(waits):.3f}; "
+      f"examples/s median {statistics.median(rates):.0f} over {len(rows)} logged rows")
+PY
+  step "done"
+} 2>&1 | tee "$out/gpu_log.txt"

@@ -1,0 +1,113 @@
+"""CUDA: mixed-precision training steps, checkpoint and resume, fp16 inference.
+
+These need an NVIDIA GPU and are skipped without one (CI has none); `benchmarks/gpu/run.sh`
+runs them on a GPU machine. They use synthetic face folders, so dlib's models are not needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from faceswap.train import ddp
+from faceswap.train.loop import TrainConfig, Trainer, run_train
+from tests.train.conftest import tiny_model_config
+from tests.train.synthetic_faces import write_synthetic_faces
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def synthetic_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    return (
+        write_synthetic_faces(tmp_path / "a", 8, 64),
+        write_synthetic_faces(tmp_path / "b", 8, 64),
+    )
+
+
+def _cfg(dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> TrainConfig:
+    base = dict(
+        faces_a=dirs[0],
+        faces_b=dirs[1],
+        model_dir=model_dir,
+        model_config=tiny_model_config(),
+        iterations=4,
+        batch_size=4,
+        lr=1e-3,
+        device="cuda",
+        amp=True,
+        workers=0,
+        save_every=2,
+        preview_every=0,
+        log_every=1,
+        progress=False,
+        tensorboard=False,
+        disc_widths=(8, 16),
+    )
+    base.update(overrides)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("amp_dtype", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)]
+)
+@pytest.mark.parametrize("gan", ["off", "wgan-gp"])
+def test_amp_steps_train_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path, amp_dtype: str, dtype: torch.dtype, gan: str
+) -> None:
+    from faceswap.train.dataset import FaceDataset, load_face_set
+
+    cfg = _cfg(synthetic_dirs, tmp_path / "m", amp_dtype=amp_dtype, gan=gan)
+    trainer = Trainer(cfg, tiny_model_config(), torch.device("cuda"), ddp.DistInfo())
+    assert trainer.amp_dtype == dtype
+    assert trainer.scaler.is_enabled() == (dtype == torch.float16)
+    batches = []
+    for folder, side in zip(synthetic_dirs, "AB", strict=True):
+        ds = FaceDataset(load_face_set(folder, side), 32, cfg.augment)
+        items = [ds[(i, i)] for i in range(4)]
+        batches.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    for iteration in range(3):
+        parts = trainer.step(iteration, *batches)
+        assert all(torch.isfinite(v).all() for v in parts.values()), parts
+    changed = [
+        not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True)
+    ]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert sum(changed) > len(changed) // 2  # the optimiser stepped (a scaler may skip one)
+
+
+@pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
+def test_checkpoint_and_resume_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path, amp_dtype: str
+) -> None:
+    from faceswap.train import checkpoint as ckpt
+
+    cfg = _cfg(synthetic_dirs, tmp_path / "m", iterations=2, amp_dtype=amp_dtype)
+    first = run_train(cfg)
+    assert first.iteration == 2
+    state = ckpt.load_checkpoint_state(first.checkpoint)
+    resumed = run_train(dataclasses.replace(cfg, iterations=4, resume=True))
+    assert (resumed.start_iteration, resumed.iteration) == (2, 4)
+    assert all(np.isfinite(v) for v in resumed.losses.values())
+    if amp_dtype == "fp16":  # the gradient scaler's state travels with the checkpoint
+        assert state["scaler"]["scale"] > 0
+
+
+def test_fp16_inference_matches_float32() -> None:
+    from faceswap.convert.swapper import Swapper
+    from faceswap.nets import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(learned_mask=True))
+    crops = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    exact, _ = Swapper(model, torch.device("cuda"))(crops)
+    swapper = Swapper(model, torch.device("cuda"), amp=True)
+    assert swapper.amp_dtype == torch.float16
+    faces, masks = swapper(crops)
+    assert faces.dtype == np.float32 and masks is not None
+    np.testing.assert_allclose(faces, exact, atol=0.01)

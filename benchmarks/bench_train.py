@@ -177,15 +177,17 @@ def count_flops(step: StepFn, batch: dict[str, torch.Tensor]) -> float:
     return float(counter.get_total_flops())
 
 
+def channels_last_default(args: argparse.Namespace, device: torch.device) -> bool:
+    """``--channels-last`` as given, else on for CUDA (the trainer adds it for CPU bf16)."""
+    return device.type == "cuda" if args.channels_last is None else bool(args.channels_last)
+
+
 def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> StepResult:
     cfg = load_preset(name)
     if args.resolution:
         cfg = dataclasses.replace(cfg, resolution=args.resolution)
     torch.manual_seed(0)
-    channels_last = args.channels_last
-    if channels_last is None:
-        channels_last = device.type == "cuda"
-    step, trainer = make_step(cfg, device, args, channels_last)
+    step, trainer = make_step(cfg, device, args, channels_last_default(args, device))
     batch = make_batch(args.batch_size, cfg.resolution)
     for _ in range(max(1, args.warmup)):
         step(batch)
@@ -323,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         amp_dtype = resolve_amp(device, args.amp)
         peak_dtype = torch.bfloat16 if device.type == "cuda" or amp_dtype else torch.float32
         cpu_bf16 = device.type == "cpu" and amp_dtype is not None  # the trainer goes NHWC
-        channels_last = args.channels_last
-        if channels_last is None:
-            channels_last = device.type == "cuda"
+        channels_last = channels_last_default(args, device)
         dtype_name = str(peak_dtype).replace("torch.", "")
         peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
         print(f"== device {device} ==")

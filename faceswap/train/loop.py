@@ -249,7 +249,7 @@ class Trainer:
                 DiscriminatorConfig(widths=tuple(cfg.disc_widths), norm=norm)
             )
         self.amp_dtype = resolve_amp(device, cfg.amp, cfg.amp_dtype)
-        # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran 1.5x faster channels-last.
+        # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran up to 1.5x faster so.
         channels_last = cfg.channels_last or (device.type == "cpu" and self.amp_dtype is not None)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)

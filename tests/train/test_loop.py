@@ -67,13 +67,14 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("gan", ["off", "wgan-gp"])
+@pytest.mark.parametrize(("gan", "amp"), [("off", False), ("wgan-gp", False), ("off", True)])
 def test_resume_reproduces_the_uninterrupted_run(
-    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str
+    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str, amp: bool
 ) -> None:
-    straight = run_train(_cfg(face_dirs, tmp_path / "straight", gan=gan))
-    run_train(_cfg(face_dirs, tmp_path / "split", iterations=3, gan=gan))
-    resumed = run_train(_cfg(face_dirs, tmp_path / "split", resume=True, gan=gan))
+    extra = {"gan": gan, "amp": amp, "amp_dtype": "bf16"}  # bf16 forced: runs on every CPU
+    straight = run_train(_cfg(face_dirs, tmp_path / "straight", **extra))
+    run_train(_cfg(face_dirs, tmp_path / "split", iterations=3, **extra))
+    resumed = run_train(_cfg(face_dirs, tmp_path / "split", resume=True, **extra))
     assert resumed.start_iteration == 3 and resumed.iteration == 6
     a, b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
     assert a.keys() == b.keys()

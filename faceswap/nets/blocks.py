@@ -162,6 +162,45 @@ def _cpu_bf16_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def _bf16_gemm_conv(
+    x: torch.Tensor,
+    w_rows: torch.Tensor,
+    bias: torch.Tensor | None,
+    k: int,
+    stride: int,
+    padding: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv2d as im2col + one bf16 GEMM: ``(y, cols)``.
+
+    ``w_rows`` is the bf16 weight as (O, C*k*k). ``y`` is bf16 (N, O, OH, OW) in a
+    channels-last layout (the GEMM writes straight into it: its (M, O) rows are the
+    (n, oy, ox) pixels), a fresh tensor rather than a view, so an in-place activation after it
+    is allowed; ``cols`` (M, C*k*k) is kept for the weight gradient.
+    """
+    n, _, h, w = x.shape
+    out_ch = w_rows.shape[0]
+    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+    cols = F.unfold(x.to(torch.bfloat16), k, padding=padding, stride=stride)
+    cols = cols.transpose(1, 2).reshape(n * oh * ow, -1)
+    y = torch.empty((n, out_ch, oh, ow), dtype=torch.bfloat16, memory_format=torch.channels_last)
+    rows = y.permute(0, 2, 3, 1).view(n * oh * ow, out_ch)
+    if bias is None:
+        torch.mm(cols, w_rows.t(), out=rows)
+    else:
+        torch.addmm(bias.to(torch.bfloat16), cols, w_rows.t(), out=rows)
+    return y, cols
+
+
+def _cpu_bf16_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    # A model cast to bf16 for inference (``Swapper`` with --amp on the CPU).
+    return (
+        SMALL_MAP_WEIGHT_GRAD
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.bfloat16
+        and not torch.is_grad_enabled()
+    )
+
+
 class _SmallMapBf16ConvFn(torch.autograd.Function):
     """conv2d on a tiny output map under CPU bf16 autocast, as im2col + three bf16 GEMMs.
 
@@ -181,24 +220,10 @@ class _SmallMapBf16ConvFn(torch.autograd.Function):
         stride: int,
         padding: int,
     ) -> torch.Tensor:
-        n, _, h, w = x.shape
-        out_ch, _, k, _ = weight.shape
-        oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+        k = weight.shape[-1]
         with torch.autocast("cpu", enabled=False):
-            w_rows = weight.to(torch.bfloat16).reshape(out_ch, -1)  # (O, C*k*k)
-            cols = F.unfold(x.to(torch.bfloat16), k, padding=padding, stride=stride)
-            cols = cols.transpose(1, 2).reshape(n * oh * ow, -1)  # (M, C*k*k)
-            # The GEMM writes straight into a channels-last output: its (M, O) rows are the
-            # (n, oy, ox) pixels. A fresh tensor, not a view, so the in-place LeakyReLU after
-            # it is allowed.
-            y = torch.empty(
-                (n, out_ch, oh, ow), dtype=torch.bfloat16, memory_format=torch.channels_last
-            )
-            rows = y.permute(0, 2, 3, 1).view(n * oh * ow, out_ch)
-            if bias is None:
-                torch.mm(cols, w_rows.t(), out=rows)
-            else:
-                torch.addmm(bias.to(torch.bfloat16), cols, w_rows.t(), out=rows)
+            w_rows = weight.to(torch.bfloat16).reshape(weight.shape[0], -1)  # (O, C*k*k)
+            y, cols = _bf16_gemm_conv(x, w_rows, bias, k, stride, padding)
         ctx.save_for_backward(cols, w_rows)
         ctx.conf = (x.shape, x.dtype, stride, padding, k, bias is not None)  # type: ignore[attr-defined]
         return y
@@ -242,9 +267,24 @@ class Conv2d(nn.Conv2d):
             conf = (self.stride[0], self.padding[0])
             if _use_gemm_grad(x, self.weight, self.out_channels):
                 return _SmallMapConvFn.apply(x, self.weight, self.bias, *conf)
-            if _cpu_bf16_training(x, self.weight) and self.weight.numel() >= _BF16_GEMM_WEIGHTS:
-                return _SmallMapBf16ConvFn.apply(x, self.weight, self.bias, *conf)
+            if self.weight.numel() >= _BF16_GEMM_WEIGHTS:
+                if _cpu_bf16_training(x, self.weight):
+                    return _SmallMapBf16ConvFn.apply(x, self.weight, self.bias, *conf)
+                if _cpu_bf16_inference(x, self.weight):
+                    w_rows = self._inference_rows()
+                    return _bf16_gemm_conv(x, w_rows, self.bias, self.kernel_size[0], *conf)[0]
         return super().forward(x)
+
+    def _inference_rows(self) -> torch.Tensor:
+        """The weight as (O, C*k*k) rows, kept between calls while the weight is unchanged:
+        a channels-last weight needs a copy for that shape (11 ms for ``original``'s
+        upscale conv, a tenth of a batch)."""
+        key = (self.weight.data_ptr(), self.weight._version)
+        cached = getattr(self, "_rows_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.weight.detach().reshape(self.out_channels, -1))
+            self._rows_cache = cached
+        return cached[1]
 
     def _out_pixels(self, x: torch.Tensor) -> int:
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]

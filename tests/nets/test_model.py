@@ -234,6 +234,30 @@ def test_small_map_conv_under_cpu_bf16_matches_float32(
     _close_to(conv.bias.grad, ref.bias.grad, 0.02)
 
 
+def test_small_map_conv_of_a_bf16_model_matches_float32_and_sees_new_weights() -> None:
+    from faceswap.nets import blocks
+
+    torch.manual_seed(0)
+    conv = blocks.Conv2d(128, 1024, 3, padding=1)  # 1.2M weights, 4x4 map
+    ref = torch.nn.Conv2d(128, 1024, 3, padding=1)
+    ref.load_state_dict(conv.state_dict())
+    conv.to(torch.bfloat16, memory_format=torch.channels_last)  # as Swapper does for --amp
+    x = torch.rand(4, 128, 4, 4)
+    with torch.inference_mode():
+        first = conv(x.to(torch.bfloat16))
+        again = conv(x.to(torch.bfloat16))  # from the kept weight rows
+        # The GEMM route answers channels-last even for NCHW input; oneDNN would not.
+        assert first.is_contiguous(memory_format=torch.channels_last)
+        assert not first.is_contiguous()
+        _close_to(first, ref(x), 0.02)
+        assert torch.equal(first, again)
+    with torch.no_grad():
+        conv.weight.mul_(2)  # as an optimiser or load_state_dict changes it in place
+        ref.weight.mul_(2)
+    with torch.inference_mode():
+        _close_to(conv(x.to(torch.bfloat16)), ref(x), 0.02)
+
+
 @pytest.mark.parametrize(
     ("in_features", "out_features", "bias"), [(96, 128, True), (64, 64, False)]
 )

@@ -17,6 +17,7 @@ from faceswap.train import ddp
 from faceswap.train.loop import TrainConfig, Trainer, run_train
 from tests.train.conftest import tiny_model_config
 from tests.train.synthetic_faces import write_synthetic_faces
+from tests.train.test_loop import _cfg as cpu_cfg
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -30,26 +31,8 @@ def synthetic_dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _cfg(dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> TrainConfig:
-    base = dict(
-        faces_a=dirs[0],
-        faces_b=dirs[1],
-        model_dir=model_dir,
-        model_config=tiny_model_config(),
-        iterations=4,
-        batch_size=4,
-        lr=1e-3,
-        device="cuda",
-        amp=True,
-        workers=0,
-        save_every=2,
-        preview_every=0,
-        log_every=1,
-        progress=False,
-        tensorboard=False,
-        disc_widths=(8, 16),
-    )
-    base.update(overrides)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    """The CPU tests' settings (tests/train/test_loop.py), on CUDA with AMP."""
+    return cpu_cfg(dirs, model_dir, **{"device": "cuda", "amp": True, "iterations": 4, **overrides})
 
 
 @pytest.mark.parametrize(

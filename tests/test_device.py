@@ -53,3 +53,13 @@ def test_native_bf16_probe_matches_the_cpu_flags() -> None:
     except OSError:
         pytest.skip("no /proc/cpuinfo to compare with")
     assert device.cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_tile"})
+
+
+def test_a_cpu_with_native_bf16_suggests_amp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    hint = device.amp_hint("cpu", amp=False)
+    assert hint is not None and "--amp" in hint
+    assert device.amp_hint("cpu", amp=True) is None
+    assert device.amp_hint("nonsense", amp=False) is None  # the run reports the bad device
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.amp_hint("cpu", amp=False) is None

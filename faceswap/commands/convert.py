@@ -9,7 +9,7 @@ import click
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import DIRECTIONS, SMOOTH_CHOICES, ConvertConfig, run_convert
-from faceswap.device import DEVICE_CHOICES
+from faceswap.device import DEVICE_CHOICES, amp_hint
 
 
 def _modes_help(registry: object, lead: str) -> str:
@@ -170,3 +170,5 @@ def convert(input: Path, **options: object) -> None:
         f"in {result.frames_swapped} frames, {result.fps:.1f} frames/s on {result.device}"
     )
     click.echo(f"provenance manifest: {result.manifest}")
+    if hint := amp_hint(cfg.device, cfg.amp):
+        click.echo(hint, err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from faceswap.device import AMP_DTYPES, DEVICE_CHOICES
+from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 
@@ -160,3 +160,5 @@ def train(
     )
     click.echo(f"checkpoint: {result.checkpoint}")
     click.echo(f"model: {result.model_dir}")
+    if hint := amp_hint(cfg.device, cfg.amp):
+        click.echo(hint, err=True)

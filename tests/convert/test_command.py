@@ -44,8 +44,11 @@ def test_unknown_colour_mode_names_choices(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_on_the_fly_detection_swaps_only_the_ref_person(
-    clip_two_faces: ClipInfo, model_dir: Path, tmp_path: Path
+    clip_two_faces: ClipInfo, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from faceswap import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # a tip after the run
     ref = write_image(tmp_path / "astronaut.png", np.array(face_photo("astronaut")))
     out = tmp_path / "out.mkv"
     args = ["convert", str(clip_two_faces.path), "-m", str(model_dir), "-o", str(out)]
@@ -54,6 +57,8 @@ def test_on_the_fly_detection_swaps_only_the_ref_person(
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + str(result.stderr)
     assert "wrote" in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("tip: ")
+    assert "add --amp" in result.stderr
     assert probe(out).frame_count == clip_two_faces.frame_count
     before = [f.image for f in open_source(clip_two_faces.path).iter_frames()]
     after = [f.image for f in open_source(out).iter_frames()]

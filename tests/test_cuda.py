@@ -18,6 +18,7 @@ from faceswap.train.loop import TrainConfig, Trainer, run_train
 from tests.train.conftest import tiny_model_config
 from tests.train.synthetic_faces import write_synthetic_faces
 from tests.train.test_loop import _cfg as cpu_cfg
+from tests.train.test_loop import step_batches
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -42,17 +43,11 @@ def _cfg(dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> Train
 def test_amp_steps_train_on_cuda(
     synthetic_dirs: tuple[Path, Path], tmp_path: Path, amp_dtype: str, dtype: torch.dtype, gan: str
 ) -> None:
-    from faceswap.train.dataset import FaceDataset, load_face_set
-
     cfg = _cfg(synthetic_dirs, tmp_path / "m", amp_dtype=amp_dtype, gan=gan)
     trainer = Trainer(cfg, tiny_model_config(), torch.device("cuda"), ddp.DistInfo())
     assert trainer.amp_dtype == dtype
     assert trainer.scaler.is_enabled() == (dtype == torch.float16)
-    batches = []
-    for folder, side in zip(synthetic_dirs, "AB", strict=True):
-        ds = FaceDataset(load_face_set(folder, side), 32, cfg.augment)
-        items = [ds[(i, i)] for i in range(4)]
-        batches.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    batches = step_batches(synthetic_dirs, cfg)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     for iteration in range(6):  # fp16's scaler may skip its first steps (inf gradients)
         parts = trainer.step(iteration, *batches)

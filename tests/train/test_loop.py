@@ -43,6 +43,20 @@ def _cfg(face_dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> 
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
+def step_batches(
+    dirs: tuple[Path, Path], cfg: TrainConfig, n: int = 4, size: int = 32
+) -> list[dict[str, torch.Tensor]]:
+    """One uint8 batch of ``n`` faces per side, as the loader gives ``Trainer.step``."""
+    from faceswap.train.dataset import FaceDataset, load_face_set
+
+    batches = []
+    for folder, side in zip(dirs, "AB", strict=True):
+        ds = FaceDataset(load_face_set(folder, side), size, cfg.augment)
+        items = [ds[(i, i)] for i in range(n)]
+        batches.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    return batches
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
 def test_training_lowers_the_loss_on_real_faces(
@@ -94,16 +108,10 @@ def test_resume_reproduces_the_uninterrupted_run(
 def test_gan_modes_run_one_step(
     face_dirs: tuple[Path, Path], tmp_path: Path, mode: str, amp: bool
 ) -> None:
-    from faceswap.train.dataset import FaceDataset, load_face_set
-
     cfg = _cfg(face_dirs, tmp_path, gan=mode, gan_weight=0.5, amp=amp, amp_dtype="bf16")
     trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
     assert trainer.amp_dtype == (torch.bfloat16 if amp else None)
-    batches = []
-    for folder, side in zip(face_dirs, "AB", strict=True):
-        ds = FaceDataset(load_face_set(folder, side), 32, cfg.augment)
-        items = [ds[(i, i)] for i in range(4)]
-        batches.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    batches = step_batches(face_dirs, cfg)
     disc_before = [p.detach().clone() for p in trainer.disc.parameters()]
     parts = trainer.step(0, *batches)
     assert {"loss", "g_adv", "d_loss"} <= set(parts)

@@ -14,7 +14,7 @@ def collect_report() -> list[str]:
     """Lines describing torch, device, ffmpeg, cv2 and each detector backend."""
     import torch
 
-    from faceswap.device import cpu_has_native_bf16, resolve_device
+    from faceswap.device import cpu_gemm_library, cpu_has_native_bf16, cpu_vendor, resolve_device
     from faceswap.faces.detectors import backend_status
     from faceswap.io.ffmpeg_bin import locate_ffmpeg
 
@@ -34,6 +34,15 @@ def collect_report() -> list[str]:
             else " (no native bf16: --amp stays float32)"
         )
     lines.append(f"device: {device.type}{detail}")
+    try:
+        library = cpu_gemm_library()
+        lines.append(
+            f"CPU GEMMs: {library} ({cpu_vendor() or 'unknown vendor'}, "
+            f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}; "
+            "FACESWAP_CPU_GEMM=blas|onednn overrides)"
+        )
+    except FaceswapError as exc:
+        lines.append(f"CPU GEMMs: {exc}")
     try:
         ffmpeg = locate_ffmpeg()
         major, minor = ffmpeg.version

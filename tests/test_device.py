@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,3 +64,45 @@ def test_a_cpu_with_native_bf16_suggests_amp(monkeypatch: pytest.MonkeyPatch) ->
     assert device.amp_hint("nonsense", amp=False) is None  # the run reports the bad device
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     assert device.amp_hint("cpu", amp=False) is None
+
+
+@pytest.mark.parametrize(
+    ("vendor", "mkl", "env", "expected"),
+    [
+        ("GenuineIntel", True, "", "blas"),
+        ("AuthenticAMD", True, "", "onednn"),
+        ("GenuineIntel", False, "", "onednn"),
+        ("", True, "auto", "onednn"),
+        ("AuthenticAMD", True, "blas", "blas"),
+        ("GenuineIntel", True, " ONEDNN ", "onednn"),
+    ],
+)
+def test_cpu_gemm_library_follows_the_vendor_unless_told(
+    monkeypatch: pytest.MonkeyPatch, vendor: str, mkl: bool, env: str, expected: str
+) -> None:
+    monkeypatch.setattr(device, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setenv("FACESWAP_CPU_GEMM", env)
+    device.cpu_gemm_library.cache_clear()
+    try:
+        assert device.cpu_gemm_library() == expected
+    finally:
+        device.cpu_gemm_library.cache_clear()
+
+
+def test_cpu_gemm_library_refuses_an_unknown_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACESWAP_CPU_GEMM", "cublas")
+    device.cpu_gemm_library.cache_clear()
+    try:
+        with pytest.raises(FaceswapError, match="auto, blas, onednn"):
+            device.cpu_gemm_library()
+    finally:
+        monkeypatch.delenv("FACESWAP_CPU_GEMM")
+        device.cpu_gemm_library.cache_clear()
+
+
+def test_cpu_vendor_reads_the_cpu() -> None:
+    vendor = device.cpu_vendor()
+    assert isinstance(vendor, str)
+    if Path("/proc/cpuinfo").exists() and "vendor_id" in Path("/proc/cpuinfo").read_text():
+        assert vendor  # x86 Linux names its vendor

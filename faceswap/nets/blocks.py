@@ -6,12 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Route the weight gradients of small-map convs and of dense layers through a batched
-#: oneDNN GEMM on the CPU (see :class:`Conv2d` and :class:`Linear`). A switch so benchmarks
-#: can compare; the results are equal either way.
+from faceswap.device import cpu_gemm_library
+
+#: Run the convs with tiny output maps and the dense layers through explicit GEMMs on the
+#: CPU (see :class:`Conv2d` and :class:`Linear`). A switch so benchmarks can compare; the
+#: results are equal either way up to rounding.
 SMALL_MAP_WEIGHT_GRAD = True
 # Output maps up to this many pixels (4x4) take the GEMM path; from 8x8 oneDNN's own
-# weight-gradient kernel was as fast in our measurements.
+# kernels were as fast in our measurements.
 _SMALL_MAP_PIXELS = 16
 # Under CPU bf16 the GEMM route pays for large weights only (``original``: 13-19M, 1.3x a
 # step; ``lightweight``: 3-5M, 1.1x); for ``tiny``'s (under 1M) it was 15 % slower.
@@ -32,7 +34,7 @@ def _gemm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return prod.permute(0, 2, 3, 1).reshape(p, b.shape[0])
 
 
-def _use_gemm_grad(x: torch.Tensor, weight: torch.Tensor, out_features: int) -> bool:
+def _use_gemm_grad(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (
         SMALL_MAP_WEIGHT_GRAD
         and x.device.type == "cpu"
@@ -41,7 +43,6 @@ def _use_gemm_grad(x: torch.Tensor, weight: torch.Tensor, out_features: int) -> 
         and weight.requires_grad
         and torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
-        and out_features % 64 == 0
     )
 
 
@@ -162,32 +163,92 @@ def _cpu_bf16_training(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-def _bf16_gemm_conv(
+def _weight_rows(weight: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """A conv weight (O, C, k, k) as GEMM rows (O, C*k*k) without a copy where possible.
+
+    Returns ``(rows, pixel_major)``: a channels-last weight is already (O, k, k, C) in
+    memory, so its rows are a view with the columns in (kh, kw, c) order (``pixel_major``);
+    any other weight is reshaped, columns in (c, kh, kw) order. Reshaping a channels-last
+    weight instead copies it through a slow transpose (over 100 ms for ``original``'s
+    1024 -> 2048 upscale conv on 2 cores).
+    """
+    if not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last):
+        return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), True
+    return weight.reshape(weight.shape[0], -1), False
+
+
+def _out_size(size: int, k: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - k) // stride + 1
+
+
+def _im2col(x: torch.Tensor, k: int, stride: int, padding: int, pixel_major: bool) -> torch.Tensor:
+    """The conv's input patches as GEMM columns (N*OH*OW, C*k*k), rows in (n, oy, ox)
+    order, columns in the weight rows' order (see :func:`_weight_rows`)."""
+    n, c, h, w = x.shape
+    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    if not pixel_major:
+        cols = F.unfold(x, k, padding=padding, stride=stride)
+        return cols.transpose(1, 2).reshape(n * oh * ow, -1)
+    padded = F.pad(x, (padding,) * 4).contiguous(memory_format=torch.channels_last)
+    s_n, s_c, s_h, s_w = padded.stride()
+    patches = padded.as_strided(
+        (n, oh, ow, k, k, c), (s_n, stride * s_h, stride * s_w, s_h, s_w, s_c)
+    )
+    return patches.reshape(n * oh * ow, k * k * c)
+
+
+def _col2im(
+    grad_cols: torch.Tensor,
+    x_shape: torch.Size,
+    k: int,
+    stride: int,
+    padding: int,
+    pixel_major: bool,
+) -> torch.Tensor:
+    """The input gradient from the columns' gradient: each patch summed back onto its
+    pixels (the adjoint of :func:`_im2col`); channels-last when ``pixel_major``."""
+    n, c, h, w = x_shape
+    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    if not pixel_major:
+        grad_cols = grad_cols.reshape(n, oh * ow, -1).transpose(1, 2)
+        return F.fold(grad_cols, (h, w), k, padding=padding, stride=stride)
+    patches = grad_cols.view(n, oh, ow, k, k, c)
+    padded = grad_cols.new_zeros((n, h + 2 * padding, w + 2 * padding, c))
+    for i in range(k):
+        for j in range(k):
+            rows = slice(i, i + stride * (oh - 1) + 1, stride)
+            cols = slice(j, j + stride * (ow - 1) + 1, stride)
+            padded[:, rows, cols] += patches[:, :, :, i, j]
+    grad_x = padded[:, padding : padding + h, padding : padding + w].permute(0, 3, 1, 2)
+    return grad_x.contiguous(memory_format=torch.channels_last)
+
+
+def _gemm_conv(
     x: torch.Tensor,
     w_rows: torch.Tensor,
+    pixel_major: bool,
     bias: torch.Tensor | None,
     k: int,
     stride: int,
     padding: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """conv2d as im2col + one bf16 GEMM: ``(y, cols)``.
+    """conv2d as im2col + one GEMM in ``w_rows``' dtype: ``(y, cols)``.
 
-    ``w_rows`` is the bf16 weight as (O, C*k*k). ``y`` is bf16 (N, O, OH, OW) in a
-    channels-last layout (the GEMM writes straight into it: its (M, O) rows are the
-    (n, oy, ox) pixels), a fresh tensor rather than a view, so an in-place activation after it
-    is allowed; ``cols`` (M, C*k*k) is kept for the weight gradient.
+    ``w_rows`` and ``pixel_major`` come from :func:`_weight_rows`. ``y`` (N, O, OH, OW) is
+    in a channels-last layout (the GEMM writes straight into it: its (M, O) rows are the
+    (n, oy, ox) pixels), a fresh tensor rather than a view, so an in-place activation after
+    it is allowed; ``cols`` (M, C*k*k) is kept for the weight gradient.
     """
     n, _, h, w = x.shape
     out_ch = w_rows.shape[0]
-    oh, ow = (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
-    cols = F.unfold(x.to(torch.bfloat16), k, padding=padding, stride=stride)
-    cols = cols.transpose(1, 2).reshape(n * oh * ow, -1)
-    y = torch.empty((n, out_ch, oh, ow), dtype=torch.bfloat16, memory_format=torch.channels_last)
+    oh, ow = _out_size(h, k, stride, padding), _out_size(w, k, stride, padding)
+    cols = _im2col(x.to(w_rows.dtype), k, stride, padding, pixel_major)
+    y = torch.empty((n, out_ch, oh, ow), dtype=w_rows.dtype, memory_format=torch.channels_last)
     rows = y.permute(0, 2, 3, 1).view(n * oh * ow, out_ch)
     if bias is None:
         torch.mm(cols, w_rows.t(), out=rows)
     else:
-        torch.addmm(bias.to(torch.bfloat16), cols, w_rows.t(), out=rows)
+        torch.addmm(bias.to(w_rows.dtype), cols, w_rows.t(), out=rows)
     return y, cols
 
 
@@ -201,14 +262,19 @@ def _cpu_bf16_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
-class _SmallMapBf16ConvFn(torch.autograd.Function):
-    """conv2d on a tiny output map under CPU bf16 autocast, as im2col + three bf16 GEMMs.
+class _GemmConvFn(torch.autograd.Function):
+    """conv2d on a tiny output map as im2col + three ``torch.mm`` GEMMs in ``dtype``.
 
-    oneDNN's bf16 convolutions block over the spatial map; on a 4x4 output they ran at a
-    fraction of the bf16 matmul speed (AMX), e.g. 264 ms for forward + backward of the
-    1024 -> 2048 3x3 conv of ``original`` on 32 faces, against 124 ms here. From 8x8 maps
-    oneDNN was as fast or faster. The output is bf16 in a channels-last layout, as autocast's
-    own conv gives; the weight gradient comes back in float32 for the float32 weight.
+    oneDNN's convolutions block over the spatial map, and on a 4x4 output they run at a
+    fraction of the GEMM speed. Under CPU bf16 autocast (AMX) the 1024 -> 2048 3x3 conv of
+    ``original`` on 32 faces took 264 ms forward + backward in oneDNN, 124 ms here. In
+    float32, where BLAS is the faster GEMM library (:func:`~faceswap.device.cpu_gemm_library`),
+    the two 4x4 convs of ``original`` took 540 ms in oneDNN and 380 ms here (channels-last:
+    750 and 320 ms). From 8x8 maps oneDNN was as fast or faster. The columns follow the
+    weight's layout (:func:`_weight_rows`), so a channels-last weight is never transposed.
+    Under bf16 the output is bf16 in a channels-last layout, as autocast's own conv gives,
+    and the weight gradient comes back in float32 for the float32 weight; in float32 the
+    output has the input's memory format. The weight gradient has the weight's layout.
     """
 
     @staticmethod
@@ -219,13 +285,16 @@ class _SmallMapBf16ConvFn(torch.autograd.Function):
         bias: torch.Tensor | None,
         stride: int,
         padding: int,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         k = weight.shape[-1]
         with torch.autocast("cpu", enabled=False):
-            w_rows = weight.to(torch.bfloat16).reshape(weight.shape[0], -1)  # (O, C*k*k)
-            y, cols = _bf16_gemm_conv(x, w_rows, bias, k, stride, padding)
+            w_rows, pixel_major = _weight_rows(weight.to(dtype))
+            y, cols = _gemm_conv(x, w_rows, pixel_major, bias, k, stride, padding)
+        if dtype == x.dtype and not x.is_contiguous(memory_format=torch.channels_last):
+            y = y.contiguous()
         ctx.save_for_backward(cols, w_rows)
-        ctx.conf = (x.shape, x.dtype, stride, padding, k, bias is not None)  # type: ignore[attr-defined]
+        ctx.conf = (x.shape, x.dtype, stride, padding, k, pixel_major, bias is not None)  # type: ignore[attr-defined]
         return y
 
     @staticmethod
@@ -233,29 +302,32 @@ class _SmallMapBf16ConvFn(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         cols, w_rows = ctx.saved_tensors  # type: ignore[attr-defined]
-        x_shape, x_dtype, stride, padding, k, has_bias = ctx.conf  # type: ignore[attr-defined]
+        x_shape, x_dtype, stride, padding, k, pixel_major, has_bias = ctx.conf  # type: ignore[attr-defined]
         n, out_ch, oh, ow = grad_out.shape
-        dy = grad_out.to(torch.bfloat16).permute(0, 2, 3, 1).reshape(n * oh * ow, out_ch)
+        dy = grad_out.to(w_rows.dtype).permute(0, 2, 3, 1).reshape(n * oh * ow, out_ch)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            grad_cols = (dy @ w_rows).reshape(n, oh * ow, -1).transpose(1, 2)
-            grad_x = F.fold(grad_cols, x_shape[-2:], k, padding=padding, stride=stride)
-            grad_x = grad_x.to(x_dtype)
+            grad_x = _col2im(dy @ w_rows, x_shape, k, stride, padding, pixel_major).to(x_dtype)
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
-            grad_w = (dy.t() @ cols).float().reshape(out_ch, -1, k, k)
+            grad_rows = (dy.t() @ cols).float()
+            if pixel_major:  # (O, kh, kw, C) in memory: the channels-last weight's layout
+                grad_w = grad_rows.view(out_ch, k, k, -1).permute(0, 3, 1, 2)
+            else:
+                grad_w = grad_rows.view(out_ch, -1, k, k)
         if has_bias:
             grad_b = grad_out.float().sum((0, 2, 3))
-        return grad_x, grad_w, grad_b, None, None
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters and state dict), faster to train on tiny maps on the CPU.
 
     Square kernels, equal stride and padding on both axes, no groups or dilation. On the CPU,
-    while training, when the output map has at most 16 pixels, it runs as
-    :class:`_SmallMapConvFn` in float32 (when ``out_channels`` is a multiple of 64) and as
-    :class:`_SmallMapBf16ConvFn` under bf16 autocast; everywhere else this is the stock
-    convolution.
+    while training, when the output map has at most 16 pixels, it runs in float32 as
+    :class:`_GemmConvFn` where BLAS is the faster GEMM library and else as
+    :class:`_SmallMapConvFn` (when ``out_channels`` is a multiple of 64), and under bf16
+    autocast as :class:`_GemmConvFn` in bf16 (weights over 1M values); a bf16 model in
+    inference runs the same GEMM. Everywhere else this is the stock convolution.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,26 +337,19 @@ class Conv2d(nn.Conv2d):
             and self._out_pixels(x) <= _SMALL_MAP_PIXELS
         ):
             conf = (self.stride[0], self.padding[0])
-            if _use_gemm_grad(x, self.weight, self.out_channels):
-                return _SmallMapConvFn.apply(x, self.weight, self.bias, *conf)
+            if _use_gemm_grad(x, self.weight):
+                if cpu_gemm_library() == "blas":
+                    return _GemmConvFn.apply(x, self.weight, self.bias, *conf, torch.float32)
+                if self.out_channels % 64 == 0:
+                    return _SmallMapConvFn.apply(x, self.weight, self.bias, *conf)
             if self.weight.numel() >= _BF16_GEMM_WEIGHTS:
                 if _cpu_bf16_training(x, self.weight):
-                    return _SmallMapBf16ConvFn.apply(x, self.weight, self.bias, *conf)
+                    return _GemmConvFn.apply(x, self.weight, self.bias, *conf, torch.bfloat16)
                 if _cpu_bf16_inference(x, self.weight):
-                    w_rows = self._inference_rows()
-                    return _bf16_gemm_conv(x, w_rows, self.bias, self.kernel_size[0], *conf)[0]
+                    w_rows, pixel_major = _weight_rows(self.weight.detach())
+                    k = self.kernel_size[0]
+                    return _gemm_conv(x, w_rows, pixel_major, self.bias, k, *conf)[0]
         return super().forward(x)
-
-    def _inference_rows(self) -> torch.Tensor:
-        """The weight as (O, C*k*k) rows, kept between calls while the weight is unchanged:
-        a channels-last weight needs a copy for that shape (11 ms for ``original``'s
-        upscale conv, a tenth of a batch)."""
-        key = (self.weight.data_ptr(), self.weight._version)
-        cached = getattr(self, "_rows_cache", None)
-        if cached is None or cached[0] != key:
-            cached = (key, self.weight.detach().reshape(self.out_channels, -1))
-            self._rows_cache = cached
-        return cached[1]
 
     def _out_pixels(self, x: torch.Tensor) -> int:
         k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
@@ -294,11 +359,13 @@ class Conv2d(nn.Conv2d):
 
 
 class _LinearFn(torch.autograd.Function):
-    """``F.linear`` whose forward and weight gradient dW (O, I) = dY^T @ X go through
-    :func:`_gemm_nt`.
+    """``F.linear`` whose forward goes through :func:`_gemm_nt`, and its weight gradient
+    dW (O, I) = dY^T @ X too where oneDNN is the faster GEMM library.
 
-    For the dense bottleneck (16384 <-> 1024 features, a batch of 32) torch's BLAS call for
-    dW ran at 20-50 GFLOP/s on a 2-core CPU; the oneDNN layout at 300+.
+    For the dense bottleneck (16384 <-> 1024 features, a batch of 32) the forward ran at
+    310-410 GFLOP/s in the oneDNN layout against 190-250 through BLAS. For dW, where oneDNN
+    is the faster library BLAS ran at 20-50 GFLOP/s and oneDNN at 300+; on an Intel CPU
+    BLAS ran at 330-430 and oneDNN at 60 for one of the two products.
     """
 
     @staticmethod
@@ -322,7 +389,9 @@ class _LinearFn(torch.autograd.Function):
         grad_x = grad_out @ weight if ctx.needs_input_grad[0] else None  # type: ignore[attr-defined]
         grad_b = grad_out.sum(0) if ctx.has_bias else None  # type: ignore[attr-defined]
         grad_w = None
-        if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
+        if ctx.needs_input_grad[1] and cpu_gemm_library() == "blas":  # type: ignore[attr-defined]
+            grad_w = grad_out.t() @ x
+        elif ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             grad_w = _gemm_nt(grad_out.t().contiguous(), x.t().contiguous())
         return grad_x, grad_w, grad_b
 
@@ -335,7 +404,7 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and _use_gemm_grad(x, self.weight, self.out_features):
+        if x.dim() == 2 and self.out_features % 64 == 0 and _use_gemm_grad(x, self.weight):
             return _LinearFn.apply(x, self.weight, self.bias)
         return super().forward(x)
 

@@ -63,22 +63,36 @@ def mse_loss(
     return weighted_mean((pred - target).square(), weight)
 
 
-def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
     coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return g.reshape(1, 1, 1, size).repeat(channels, 1, 1, 1)
+    return g / g.sum()
+
+
+def _blur_matrix(n: int, window: torch.Tensor) -> torch.Tensor:
+    """(n, n) matrix B with ``v @ B`` = ``v`` reflect-padded and convolved with ``window``
+    (1-D, odd length < 2n): row i is the blurred unit vector e_i."""
+    pad = window.numel() // 2
+    basis = F.pad(
+        torch.eye(n, dtype=window.dtype, device=window.device)[:, None], (pad, pad), mode="reflect"
+    )
+    return F.conv1d(basis, window.view(1, 1, -1))[:, 0]
 
 
 def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    # Separable Gaussian, reflect-padded so the map keeps the input's size (and a per-pixel
-    # weight map lines up with it); depthwise over channels.
-    k = window.shape[-1]
-    pad = k // 2
-    c = x.shape[1]
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    x = F.conv2d(x, window, groups=c)
-    return F.conv2d(x, window.transpose(2, 3), groups=c)
+    """Separable Gaussian of (N, C, H, W) maps, reflect-padded so the map keeps the input's
+    size (and a per-pixel weight map lines up with it).
+
+    Run as two small matmuls with banded matrices, ``B_h^T @ x @ B_w``: on 2 CPU cores SSIM
+    forward + backward of 16 64 px faces took 5 ms, against 26 ms as padded depthwise
+    convolutions (oneDNN runs a 3-channel depthwise conv at a fraction of memory speed). In
+    float32 whatever autocast is on: SSIM's variance terms cancel badly in half precision.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        x = x.float()
+        b_w = _blur_matrix(x.shape[-1], window)
+        b_h = b_w if x.shape[-2] == x.shape[-1] else _blur_matrix(x.shape[-2], window)
+        return b_h.t() @ x @ b_w
 
 
 def ssim_maps(
@@ -98,7 +112,7 @@ def ssim_maps(
     # Stats in float32: SSIM's variance terms cancel badly in half precision.
     pred = pred.float()
     target = target.float()
-    window = _gaussian_window(size, sigma, pred.shape[1], pred)
+    window = _gaussian_window(size, sigma, pred)
     mu_p = _blur(pred, window)
     mu_t = _blur(target, window)
     var_p = _blur(pred * pred, window) - mu_p**2

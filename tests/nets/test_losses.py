@@ -14,6 +14,7 @@ from faceswap.nets.losses import (
     ms_ssim_scales,
     parse_loss_spec,
     ssim,
+    ssim_maps,
 )
 
 
@@ -34,6 +35,39 @@ def test_each_loss_is_zero_for_identical_and_positive_otherwise(name: str, size:
     weight = torch.rand(2, 1, size, size)
     assert abs(float(fn(a, a.clone(), weight))) < 1e-5
     assert float(fn(a, b, weight)) > 1e-3
+
+
+def test_ssim_map_matches_scikit_image_away_from_the_border() -> None:
+    # An independent SSIM (Gaussian window 11 px, sigma 1.5, population statistics). The two
+    # pad the border differently (mirror here, half-sample symmetric there), so compare the
+    # pixels the window sees only inside the image.
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+    a, b = images(0, n=1, size=40), images(1, n=1, size=40)
+    ours = ssim_maps(a, b)[0][0]
+    _, theirs = structural_similarity(
+        a[0].numpy(),
+        b[0].numpy(),
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=0,
+        full=True,
+    )
+    inner = (slice(None), slice(5, -5), slice(5, -5))
+    # float32 here, float64 there: variance terms cancel to ~1e-5.
+    torch.testing.assert_close(
+        ours[inner], torch.from_numpy(theirs)[inner].float(), atol=1e-4, rtol=0
+    )
+
+
+def test_ssim_stays_float32_under_autocast() -> None:
+    a, b = images(0), images(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        value = ssim(a.to(torch.bfloat16), b.to(torch.bfloat16))
+    assert value.dtype == torch.float32
+    reference = ssim(a.to(torch.bfloat16).float(), b.to(torch.bfloat16).float())
+    assert float(value) == pytest.approx(float(reference), abs=1e-6)
 
 
 @pytest.mark.parametrize("name", LOSSES.names())

@@ -164,6 +164,10 @@ def test_channels_last_gives_the_same_output() -> None:
 
 
 @pytest.mark.parametrize(
+    ("library", "channels_last"),
+    [("onednn", False), ("blas", False), ("blas", True)],
+)
+@pytest.mark.parametrize(
     ("batch", "c_in", "c_out", "size", "kernel", "stride"),
     [
         (3, 8, 64, 4, 3, 1),
@@ -172,26 +176,45 @@ def test_channels_last_gives_the_same_output() -> None:
         (3, 6, 128, 8, 5, 2),  # neither M = 48 nor C*k*k = 150 a multiple of 64
         (4, 6, 128, 8, 5, 2),  # M = 64
         (3, 64, 64, 8, 3, 2),  # C*k*k = 576
+        (2, 5, 24, 4, 3, 1),  # O not a multiple of 64: the BLAS route only
     ],
 )
 def test_small_map_conv_equals_the_stock_conv(
-    batch: int, c_in: int, c_out: int, size: int, kernel: int, stride: int
+    monkeypatch: pytest.MonkeyPatch,
+    library: str,
+    channels_last: bool,
+    batch: int,
+    c_in: int,
+    c_out: int,
+    size: int,
+    kernel: int,
+    stride: int,
 ) -> None:
     from faceswap.nets import blocks
 
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
     torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref.load_state_dict(conv.state_dict())
-    x = torch.rand(batch, c_in, size, size, requires_grad=True)
+    conv.to(memory_format=layout)
+    x = torch.rand(batch, c_in, size, size).contiguous(memory_format=layout).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     g = torch.rand(batch, c_out, size // stride, size // stride)
     y = conv(x)
-    assert type(y.grad_fn).__name__ == "_SmallMapConvFnBackward"  # the custom path runs
+    expected = {"blas": "_GemmConvFnBackward", "onednn": "_SmallMapConvFnBackward"}[library]
+    if library == "onednn" and c_out % 64:
+        expected = "ConvolutionBackward0"  # the oneDNN route needs O in 64s
+    assert type(y.grad_fn).__name__ == expected  # the custom path runs
+    assert y.is_contiguous(memory_format=layout)  # the input's layout, as oneDNN gives
     y_ref = ref(x_ref)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
     y.backward(g)
     y_ref.backward(g)
+    assert conv.weight.grad is not None and x.grad is not None
+    # Gradients in the layout of what they belong to: the optimizer then needs no copy.
+    assert conv.weight.grad.is_contiguous(memory_format=layout)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)
@@ -203,25 +226,28 @@ def _close_to(value: torch.Tensor, ref: torch.Tensor, share: float) -> None:
     assert error <= share * ref.abs().max().item(), (error, ref.abs().max().item())
 
 
+@pytest.mark.parametrize("channels_last", [True, False])  # the trainer's layout is True
 @pytest.mark.parametrize(
     ("c_in", "c_out", "size", "kernel", "stride"),
     [(128, 1024, 4, 3, 1), (64, 1024, 8, 5, 2)],  # 4x4 outputs, weights over 1M values
 )
 def test_small_map_conv_under_cpu_bf16_matches_float32(
-    c_in: int, c_out: int, size: int, kernel: int, stride: int
+    channels_last: bool, c_in: int, c_out: int, size: int, kernel: int, stride: int
 ) -> None:
     from faceswap.nets import blocks
 
     torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
     ref.load_state_dict(conv.state_dict())
-    x = torch.rand(4, c_in, size, size, requires_grad=True)
+    conv.to(memory_format=layout)
+    x = torch.rand(4, c_in, size, size).contiguous(memory_format=layout).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     g = torch.rand(4, c_out, size // stride, size // stride)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = conv(x)
-    assert type(y.grad_fn).__name__ == "_SmallMapBf16ConvFnBackward"  # the custom path runs
+    assert type(y.grad_fn).__name__ == "_GemmConvFnBackward"  # the custom path runs
     assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
     y_ref = ref(x_ref)  # float32
     _close_to(y, y_ref, 0.02)
@@ -230,6 +256,7 @@ def test_small_map_conv_under_cpu_bf16_matches_float32(
     assert x.grad is not None and x.grad.dtype == torch.float32
     assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
     _close_to(x.grad, x_ref.grad, 0.02)
+    assert conv.weight.grad.is_contiguous(memory_format=layout)
     _close_to(conv.weight.grad, ref.weight.grad, 0.02)
     _close_to(conv.bias.grad, ref.bias.grad, 0.02)
 
@@ -245,7 +272,7 @@ def test_small_map_conv_of_a_bf16_model_matches_float32_and_sees_new_weights() -
     x = torch.rand(4, 128, 4, 4)
     with torch.inference_mode():
         first = conv(x.to(torch.bfloat16))
-        again = conv(x.to(torch.bfloat16))  # from the kept weight rows
+        again = conv(x.to(torch.bfloat16))
         # The GEMM route answers channels-last even for NCHW input; oneDNN would not.
         assert first.is_contiguous(memory_format=torch.channels_last)
         assert not first.is_contiguous()
@@ -261,10 +288,13 @@ def test_small_map_conv_of_a_bf16_model_matches_float32_and_sees_new_weights() -
 @pytest.mark.parametrize(
     ("in_features", "out_features", "bias"), [(96, 128, True), (64, 64, False)]
 )
+@pytest.mark.parametrize("library", ["blas", "onednn"])
 def test_dense_layer_equals_the_stock_linear(
-    in_features: int, out_features: int, bias: bool
+    monkeypatch: pytest.MonkeyPatch, library: str, in_features: int, out_features: int, bias: bool
 ) -> None:
     from faceswap.nets import blocks
+
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
 
     torch.manual_seed(0)
     dense = blocks.Linear(in_features, out_features, bias=bias)

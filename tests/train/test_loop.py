@@ -244,3 +244,48 @@ def test_fused_adam_matches_the_stock_one_and_reads_its_checkpoints() -> None:
         step(fused_net, fused, x)
     for a, b in zip(stock_net.parameters(), fused_net.parameters(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_fused_adam_steps_channels_last_parameters_like_contiguous_ones() -> None:
+    """The CPU step swaps channels-last tensors for flat aliases; values, layouts and the
+    state dict must come out as the stock optimizer's on the contiguous model, and a
+    checkpoint must resume in either layout (the fused kernel itself updates a moment in
+    another layout than its parameter wrongly)."""
+    torch.manual_seed(0)
+
+    def net() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 1))
+
+    ref_net, cl_net, nchw_net = net(), net(), net()
+    cl_net.load_state_dict(ref_net.state_dict())
+    nchw_net.load_state_dict(ref_net.state_dict())
+    cl_net.to(memory_format=torch.channels_last)
+    ref = torch.optim.Adam(ref_net.parameters(), lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    cl_opt = make_adam(cl_net.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    nchw_opt = make_adam(nchw_net.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    runs = [(ref_net, ref), (cl_net, cl_opt), (nchw_net, nchw_opt)]
+
+    def step_all() -> None:
+        x = torch.randn(2, 3, 9, 9)
+        for model, opt in runs:
+            opt.zero_grad()
+            layout = torch.channels_last if model is cl_net else torch.contiguous_format
+            model(x.contiguous(memory_format=layout)).square().mean().backward()
+            opt.step()
+        for model, _ in runs[1:]:
+            for a, b in zip(ref_net.parameters(), model.parameters(), strict=True):
+                torch.testing.assert_close(a, b)
+
+    for _ in range(3):
+        step_all()
+    weight = cl_net[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert cl_opt.state[weight][key].stride() == weight.stride()
+        assert cl_opt.state[weight][key].shape == weight.shape
+    # Each resumes from the other's checkpoint (as read from a file).
+    cl_state = copy.deepcopy(cl_opt.state_dict())
+    cl_opt.load_state_dict(copy.deepcopy(nchw_opt.state_dict()))
+    nchw_opt.load_state_dict(cl_state)
+    for _ in range(2):
+        step_all()

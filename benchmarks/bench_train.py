@@ -37,7 +37,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from faceswap.device import cpu_has_native_bf16, keep_freed_memory, resolve_amp
+from faceswap.device import (
+    cpu_gemm_library,
+    cpu_has_native_bf16,
+    keep_freed_memory,
+    resolve_amp,
+    resolve_channels_last,
+)
 from faceswap.nets import load_preset
 from faceswap.nets.config import ModelConfig
 from faceswap.train.ddp import DistInfo
@@ -118,7 +124,7 @@ def make_step(
     model_config: ModelConfig,
     device: torch.device,
     args: argparse.Namespace,
-    channels_last: bool,
+    channels_last: bool | None,
 ) -> tuple[StepFn, Trainer]:
     """The training loop's own step (``Trainer.step``): uint8 batches to float, random warp,
     both sides' reconstructions, masked SSIM + L1 with eye/mouth priority, the learned-mask
@@ -177,17 +183,12 @@ def count_flops(step: StepFn, batch: dict[str, torch.Tensor]) -> float:
     return float(counter.get_total_flops())
 
 
-def channels_last_default(args: argparse.Namespace, device: torch.device) -> bool:
-    """``--channels-last`` as given, else on for CUDA (the trainer adds it for CPU bf16)."""
-    return device.type == "cuda" if args.channels_last is None else bool(args.channels_last)
-
-
 def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> StepResult:
     cfg = load_preset(name)
     if args.resolution:
         cfg = dataclasses.replace(cfg, resolution=args.resolution)
     torch.manual_seed(0)
-    step, trainer = make_step(cfg, device, args, channels_last_default(args, device))
+    step, trainer = make_step(cfg, device, args, args.channels_last)
     batch = make_batch(args.batch_size, cfg.resolution)
     for _ in range(max(1, args.warmup)):
         step(batch)
@@ -285,8 +286,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="NHWC tensors and weights (default: on for CUDA, off for the CPU, where oneDNN "
-        "ran this model's convs faster in NCHW)",
+        help="NHWC tensors and weights (default: as `faceswap train`: on for CUDA, CPU bf16 "
+        "and CPUs whose BLAS is the faster GEMM library)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
@@ -324,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         # the CPU has native bf16 (as `faceswap train --amp` decides).
         amp_dtype = resolve_amp(device, args.amp)
         peak_dtype = torch.bfloat16 if device.type == "cuda" or amp_dtype else torch.float32
-        cpu_bf16 = device.type == "cpu" and amp_dtype is not None  # the trainer goes NHWC
-        channels_last = channels_last_default(args, device)
+        channels_last = resolve_channels_last(args.channels_last, device, amp_dtype)
+        gemm = f", CPU GEMMs {cpu_gemm_library()}" if device.type == "cpu" else ""
         dtype_name = str(peak_dtype).replace("torch.", "")
         peaks = matmul_peak(device, peak_dtype, args.peak_seconds)
         print(f"== device {device} ==")
@@ -333,9 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}")
         print(
             f"  options: batch {args.batch_size}/side ({2 * args.batch_size} faces/step), "
-            f"{args.iters} timed steps, channels_last "
-            f"{'True (implied by CPU bf16)' if cpu_bf16 else channels_last}, "
-            f"compile "
+            f"{args.iters} timed steps, channels_last {channels_last}{gemm}, compile "
             f"{args.compile}, amp {str(amp_dtype).replace('torch.', '') if amp_dtype else 'off'}, "
             "random warp on"
         )

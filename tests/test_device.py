@@ -106,3 +106,29 @@ def test_cpu_vendor_reads_the_cpu() -> None:
     assert isinstance(vendor, str)
     if Path("/proc/cpuinfo").exists() and "vendor_id" in Path("/proc/cpuinfo").read_text():
         assert vendor  # x86 Linux names its vendor
+
+
+@pytest.mark.parametrize(
+    ("requested", "device_type", "amp", "library", "expected"),
+    [
+        (None, "cuda", None, "onednn", True),
+        (None, "cpu", None, "blas", True),  # Intel CPUs: NHWC convs measured faster
+        (None, "cpu", None, "onednn", False),
+        (None, "cpu", torch.bfloat16, "onednn", True),  # CPU bf16 kernels are NHWC
+        (False, "cpu", torch.bfloat16, "blas", True),
+        (False, "cpu", None, "blas", False),
+        (True, "cpu", None, "onednn", True),
+        (False, "cuda", torch.bfloat16, "blas", False),
+        (None, "mps", None, "blas", False),
+    ],
+)
+def test_channels_last_is_the_faster_layout_unless_asked(
+    monkeypatch: pytest.MonkeyPatch,
+    requested: bool | None,
+    device_type: str,
+    amp: torch.dtype | None,
+    library: str,
+    expected: bool,
+) -> None:
+    monkeypatch.setattr(device, "cpu_gemm_library", lambda: library)
+    assert device.resolve_channels_last(requested, torch.device(device_type), amp) is expected

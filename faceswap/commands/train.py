@@ -66,8 +66,8 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 )
 @click.option(
     "--channels-last/--no-channels-last",
-    default=False,
-    help="NHWC memory format (faster on tensor-core GPUs).",
+    default=None,
+    help="NHWC memory format [default: on for CUDA, CPU bf16 and Intel CPUs; off elsewhere].",
 )
 @click.option(
     "--compile/--no-compile",

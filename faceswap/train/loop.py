@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 from faceswap.config import config_to_dict, dump_json
-from faceswap.device import AMP_DTYPES, keep_freed_memory, resolve_amp, resolve_device
+from faceswap.device import (
+    AMP_DTYPES,
+    keep_freed_memory,
+    resolve_amp,
+    resolve_channels_last,
+    resolve_device,
+)
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.train import checkpoint as ckpt
@@ -63,8 +69,9 @@ class TrainConfig:
             on the CPU bf16 where it is native (AVX512-BF16, AMX); float32 elsewhere, with a
             warning (:func:`faceswap.device.resolve_amp`).
         amp_dtype: ``auto``, ``bf16`` or ``fp16``.
-        channels_last: NHWC memory format (faster convs on tensor-core GPUs; always on for
-            bf16 on the CPU, where oneDNN's bf16 kernels need it).
+        channels_last: NHWC memory format; None picks the faster layout for the device
+            (:func:`faceswap.device.resolve_channels_last`: on for CUDA, for bf16 on the CPU,
+            and for float32 on CPUs whose BLAS is the faster GEMM library).
         compile: wrap the model in ``torch.compile``.
         workers: DataLoader worker processes per side (0 loads in the main process).
         loss: reconstruction terms, e.g. ``"ssim:1,l1:1"`` (names from ``nets.losses``).
@@ -104,7 +111,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     amp_dtype: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool = False
     workers: int = 2
     loss: str = "ssim:1,l1:1"
@@ -333,7 +340,7 @@ class Trainer:
             )
         self.amp_dtype = resolve_amp(device, cfg.amp, cfg.amp_dtype)
         # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran up to 1.5x faster so.
-        channels_last = cfg.channels_last or (device.type == "cpu" and self.amp_dtype is not None)
+        channels_last = resolve_channels_last(cfg.channels_last, device, self.amp_dtype)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         if self.disc is not None:

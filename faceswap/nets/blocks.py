@@ -15,9 +15,10 @@ SMALL_MAP_WEIGHT_GRAD = True
 # Output maps up to this many pixels (4x4) take the GEMM path; from 8x8 oneDNN's own
 # kernels were as fast in our measurements.
 _SMALL_MAP_PIXELS = 16
-# Under CPU bf16 the GEMM route pays for large weights only (``original``: 13-19M, 1.3x a
-# step; ``lightweight``: 3-5M, 1.1x); for ``tiny``'s (under 1M) it was 15 % slower.
-_BF16_GEMM_WEIGHTS = 1 << 20
+# Under CPU bf16, and in float32 inference, the GEMM route pays for large weights only
+# (``original``: 13-19M, 1.3x a bf16 step; ``lightweight``: 3-5M, 1.1x); for ``tiny``'s
+# (under 1M) it was 6-15 % slower.
+_GEMM_MIN_WEIGHTS = 1 << 20
 
 
 def _gemm_nt(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -252,13 +253,17 @@ def _gemm_conv(
     return y, cols
 
 
-def _cpu_bf16_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    # A model cast to bf16 for inference (``Swapper`` with --amp on the CPU).
+def _cpu_gemm_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    # Inference on the CPU (``Swapper``): a model cast to bf16 for --amp, or a float32 one
+    # where BLAS is the faster GEMM library.
     return (
         SMALL_MAP_WEIGHT_GRAD
         and x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.bfloat16
         and not torch.is_grad_enabled()
+        and (
+            x.dtype == weight.dtype == torch.bfloat16
+            or (x.dtype == weight.dtype == torch.float32 and cpu_gemm_library() == "blas")
+        )
     )
 
 
@@ -326,8 +331,9 @@ class Conv2d(nn.Conv2d):
     while training, when the output map has at most 16 pixels, it runs in float32 as
     :class:`_GemmConvFn` where BLAS is the faster GEMM library and else as
     :class:`_SmallMapConvFn` (when ``out_channels`` is a multiple of 64), and under bf16
-    autocast as :class:`_GemmConvFn` in bf16 (weights over 1M values); a bf16 model in
-    inference runs the same GEMM. Everywhere else this is the stock convolution.
+    autocast as :class:`_GemmConvFn` in bf16 (weights over 1M values); in inference a bf16
+    model, and a float32 one where BLAS is faster, run the same GEMM (weights over 1M
+    values). Everywhere else this is the stock convolution.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -342,13 +348,16 @@ class Conv2d(nn.Conv2d):
                     return _GemmConvFn.apply(x, self.weight, self.bias, *conf, torch.float32)
                 if self.out_channels % 64 == 0:
                     return _SmallMapConvFn.apply(x, self.weight, self.bias, *conf)
-            if self.weight.numel() >= _BF16_GEMM_WEIGHTS:
+            if self.weight.numel() >= _GEMM_MIN_WEIGHTS:
                 if _cpu_bf16_training(x, self.weight):
                     return _GemmConvFn.apply(x, self.weight, self.bias, *conf, torch.bfloat16)
-                if _cpu_bf16_inference(x, self.weight):
+                if _cpu_gemm_inference(x, self.weight):
                     w_rows, pixel_major = _weight_rows(self.weight.detach())
                     k = self.kernel_size[0]
-                    return _gemm_conv(x, w_rows, pixel_major, self.bias, k, *conf)[0]
+                    y = _gemm_conv(x, w_rows, pixel_major, self.bias, k, *conf)[0]
+                    if x.dtype == torch.float32 and x.is_contiguous():
+                        y = y.contiguous()  # float32 keeps the input's layout, as oneDNN does
+                    return y
         return super().forward(x)
 
     def _out_pixels(self, x: torch.Tensor) -> int:

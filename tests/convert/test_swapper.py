@@ -124,3 +124,24 @@ def test_cpu_amp_runs_bf16_channels_last_close_to_float32(
     assert not np.array_equal(faces, exact)  # really ran in bf16...
     np.testing.assert_allclose(faces, exact, atol=0.03)  # ...within bf16's precision
     np.testing.assert_allclose(mask, exact_mask, atol=0.03)
+
+
+@pytest.mark.parametrize(("library", "channels_last"), [("blas", True), ("onednn", False)])
+def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
+    monkeypatch: pytest.MonkeyPatch, library: str, channels_last: bool
+) -> None:
+    from faceswap.convert import swapper as swapper_module
+    from faceswap.nets import blocks
+
+    crops = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", False)  # stock layers, NCHW
+    reference, _ = Swapper(_model(), torch.device("cpu"))(crops)
+    monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", True)
+    monkeypatch.setattr(swapper_module, "cpu_gemm_library", lambda: library)
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
+    swapper = Swapper(_model(), torch.device("cpu"))
+    assert swapper.amp_dtype is None
+    conv = next(m for m in swapper.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
+    faces, _ = swapper(crops)
+    np.testing.assert_allclose(faces, reference, atol=1e-5)

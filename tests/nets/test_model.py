@@ -261,6 +261,36 @@ def test_small_map_conv_under_cpu_bf16_matches_float32(
     _close_to(conv.bias.grad, ref.bias.grad, 0.02)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    ("library", "c_in", "expect_gemm"),
+    [("blas", 128, True), ("onednn", 128, False), ("blas", 16, False)],  # 1.2M / 147K weights
+)
+def test_small_map_conv_in_float32_inference_equals_the_stock_conv(
+    monkeypatch: pytest.MonkeyPatch, library: str, c_in: int, expect_gemm: bool, channels_last: bool
+) -> None:
+    from faceswap.nets import blocks
+
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
+    calls: list[int] = []
+    real_gemm_conv = blocks._gemm_conv
+    monkeypatch.setattr(
+        blocks, "_gemm_conv", lambda *a, **k: calls.append(1) or real_gemm_conv(*a, **k)
+    )
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    conv = blocks.Conv2d(c_in, 1024, 3, padding=1)
+    ref = torch.nn.Conv2d(c_in, 1024, 3, padding=1)
+    ref.load_state_dict(conv.state_dict())
+    conv.to(memory_format=layout)
+    x = torch.rand(4, c_in, 4, 4).contiguous(memory_format=layout)
+    with torch.inference_mode():
+        y = conv(x)
+        torch.testing.assert_close(y, ref(x), rtol=1e-4, atol=1e-5)
+    assert bool(calls) is expect_gemm
+    assert y.is_contiguous(memory_format=layout)  # the input's layout, as oneDNN gives
+
+
 def test_small_map_conv_of_a_bf16_model_matches_float32_and_sees_new_weights() -> None:
     from faceswap.nets import blocks
 

@@ -18,7 +18,7 @@ from faceswap.train.loop import TrainConfig, Trainer, run_train
 from tests.train.conftest import tiny_model_config
 from tests.train.synthetic_faces import write_synthetic_faces
 from tests.train.test_loop import _cfg as cpu_cfg
-from tests.train.test_loop import step_batches
+from tests.train.test_loop import check_adam_across_layouts, step_batches
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -89,3 +89,9 @@ def test_fp16_inference_matches_float32() -> None:
     faces, masks = swapper(crops)
     assert faces.dtype == np.float32 and masks is not None
     np.testing.assert_allclose(faces, exact, atol=0.01)
+
+
+def test_fused_adam_resumes_across_layouts_on_cuda() -> None:
+    """Training defaults to channels-last on CUDA: a checkpoint of an NCHW run (or a CPU
+    one) must resume there, and the reverse, with the fused CUDA kernel."""
+    check_adam_across_layouts(torch.device("cuda"))

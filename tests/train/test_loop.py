@@ -251,10 +251,16 @@ def test_fused_adam_steps_channels_last_parameters_like_contiguous_ones() -> Non
     state dict must come out as the stock optimizer's on the contiguous model, and a
     checkpoint must resume in either layout (the fused kernel itself updates a moment in
     another layout than its parameter wrongly)."""
+    check_adam_across_layouts(torch.device("cpu"))
+
+
+def check_adam_across_layouts(device: torch.device) -> None:
+    """``make_adam`` on a channels-last and an NCHW copy of one net against the stock
+    single-tensor Adam, through a cross-layout resume (also run on CUDA)."""
     torch.manual_seed(0)
 
     def net() -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 1))
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 4, 1)).to(device)
 
     ref_net, cl_net, nchw_net = net(), net(), net()
     cl_net.load_state_dict(ref_net.state_dict())
@@ -263,10 +269,11 @@ def test_fused_adam_steps_channels_last_parameters_like_contiguous_ones() -> Non
     ref = torch.optim.Adam(ref_net.parameters(), lr=1e-2, betas=(0.5, 0.999), foreach=False)
     cl_opt = make_adam(cl_net.parameters(), lr=1e-2, betas=(0.5, 0.999))
     nchw_opt = make_adam(nchw_net.parameters(), lr=1e-2, betas=(0.5, 0.999))
+    assert cl_opt.defaults["fused"]
     runs = [(ref_net, ref), (cl_net, cl_opt), (nchw_net, nchw_opt)]
 
     def step_all() -> None:
-        x = torch.randn(2, 3, 9, 9)
+        x = torch.randn(2, 3, 9, 9, device=device)
         for model, opt in runs:
             opt.zero_grad()
             layout = torch.channels_last if model is cl_net else torch.contiguous_format

@@ -211,7 +211,8 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
 
 
 def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, workers: int) -> str:
-    """samples/s of ``faceswap.train.dataset`` (read, masks, warp, colour) or why skipped.
+    """samples/s of ``faceswap.train.dataset`` (read, masks, warp, colour), reading the PNG
+    crops and from the decoded-face cache (the training default), or why skipped.
 
     ``workers`` = 0 times ``FaceDataset`` in this process (one core's rate); more uses the
     DataLoader setup of the training loop with that many worker processes.
@@ -220,7 +221,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
 
     try:
         from faceswap.train.augment import AugmentConfig
-        from faceswap.train.dataset import FaceDataset, StreamSampler, load_face_set
+        from faceswap.train.dataset import FaceDataset, StreamSampler, face_cache, load_face_set
     except ImportError as exc:
         return f"skipped: the train data pipeline is not importable ({exc}); merge main"
     import cv2
@@ -228,35 +229,47 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         faces = load_face_set(write_synthetic_faces(Path(tmp) / "a", 32, 256), "A")
-        dataset = FaceDataset(faces, resolution, AugmentConfig())
-        sampler = StreamSampler(len(faces), batch_size, seed=0, side=0)
-        if workers == 0:
-            stream = iter(sampler)
-            dataset[next(stream)]  # first-call setup (albumentations pipelines)
-            count, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                dataset[next(stream)]
-                count += 1
-            rate = count / (time.perf_counter() - t0)
-            return f"{rate:.0f} samples/s in one process (crops 256 px, augment defaults)"
-        from torch.utils.data import DataLoader
+        rates = {}
+        for name, cache in (("crops", None), ("cached", face_cache(faces, resolution))):
+            dataset = FaceDataset(faces, resolution, AugmentConfig(), cache)
+            rates[name] = _samples_per_s(dataset, StreamSampler(len(faces), batch_size, 0, 0),
+                                         batch_size, seconds, workers)  # fmt: skip
+    where = "in one process" if workers == 0 else f"with {workers} DataLoader workers"
+    return (
+        f"{rates['cached']:.0f} samples/s {where} from the face cache, {rates['crops']:.0f} "
+        "reading the PNG crops (256 px, augment defaults)"
+    )
 
-        loader = iter(
-            DataLoader(
-                dataset,
-                batch_size=batch_size,
-                sampler=sampler,
-                num_workers=workers,
-                drop_last=True,
-                prefetch_factor=4,
-            )
-        )
-        next(loader)
+
+def _samples_per_s(
+    dataset: Any, sampler: Any, batch_size: int, seconds: float, workers: int
+) -> float:
+    if workers == 0:
+        stream = iter(sampler)
+        dataset[next(stream)]  # first-call setup (albumentations pipelines)
         count, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            count += next(loader)["source"].shape[0]
-        rate = count / (time.perf_counter() - t0)
-        return f"{rate:.0f} samples/s with {workers} DataLoader workers (crops 256 px)"
+            dataset[next(stream)]
+            count += 1
+        return count / (time.perf_counter() - t0)
+    from torch.utils.data import DataLoader
+
+    loader = iter(
+        DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            drop_last=True,
+            prefetch_factor=4,
+            multiprocessing_context="spawn",
+        )
+    )
+    next(loader)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        count += next(loader)["source"].shape[0]
+    return count / (time.perf_counter() - t0)
 
 
 def conditions(device: torch.device) -> Iterator[str]:

@@ -10,8 +10,10 @@ see a reproducible stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,6 +205,59 @@ def read_face(path: Path, size: int) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+#: Folder inside a faces folder that holds its decoded-face caches.
+CACHE_DIR = ".faceswap-cache"
+
+
+def face_cache(faces: FaceSet, size: int) -> Path | None:
+    """Every face of ``faces`` decoded and resized to ``size`` once, as a uint8
+    (N, size, size, 3) RGB ``.npy`` in the faces folder, reused while the faces are unchanged.
+
+    Reading the PNG crops is most of a sample's cost (1.1 of 1.8 ms at 64 px, 1.1 of 2.1 ms
+    at 128 px on one core): from this file one core delivered 2206 samples/s at 64 px and
+    1186 at 128 px, against 565 and 480 from 256 px crops, and the operating system's page
+    cache shares the file between the workers. It takes N x size x size x 3 bytes (10,000
+    faces at 128 px: 492 MB). Built with the
+    same :func:`read_face` as the uncached path, so samples are identical either way; written
+    to a temporary file and renamed. Returns None (training then reads the crops) when the
+    folder cannot be written.
+    """
+    key = hashlib.sha256(f"{faces.digest}:{size}".encode())
+    for path in faces.files:
+        key.update(f"{path.stat().st_mtime_ns}\n".encode())
+    folder = faces.folder / CACHE_DIR
+    target = folder / f"faces-{size}px-{key.hexdigest()[:20]}.npy"
+    shape = (len(faces), size, size, 3)
+    if target.is_file():
+        try:
+            cached = np.load(target, mmap_mode="r")
+            if cached.shape == shape and cached.dtype == np.uint8:
+                return target
+        except (OSError, ValueError):
+            pass  # unreadable: rebuilt below
+    try:
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError as exc:
+        log.info("%s: no face cache (%s); training reads the crops", faces.folder, exc)
+        return None
+    try:
+        for i, path in enumerate(faces.files):
+            out[i] = read_face(path, size)
+        out.flush()
+        del out
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for stale in folder.glob(f"faces-{size}px-*.npy"):  # caches of earlier face sets
+        if stale != target:
+            # Still open elsewhere (Windows) is fine: a later run removes it.
+            with contextlib.suppress(OSError):
+                stale.unlink(missing_ok=True)
+    return target
+
+
 class FaceDataset(Dataset):
     """Augmented samples of one face set, indexed by ``(face index, sample seed)``.
 
@@ -213,11 +268,26 @@ class FaceDataset(Dataset):
         ``masks`` (3, S, S): face hull, eyes, mouth in {0, 255}.
     """
 
-    def __init__(self, faces: FaceSet, size: int, augment: AugmentConfig) -> None:
+    def __init__(
+        self, faces: FaceSet, size: int, augment: AugmentConfig, cache: Path | None = None
+    ) -> None:
         self.faces = faces
         self.size = size
         self.augment = augment
+        self.cache = cache  # from :func:`face_cache`; mapped lazily, once per worker
         self._colour: ColourAugment | None = None
+        self._cached: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers are spawned: each maps the cache file itself rather than receiving a copy.
+        return {**self.__dict__, "_cached": None, "_colour": None}
+
+    def _read(self, index: int) -> np.ndarray:
+        if self.cache is None:
+            return read_face(self.faces.files[index], self.size)
+        if self._cached is None:
+            self._cached = np.load(self.cache, mmap_mode="r")
+        return np.array(self._cached[index])
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -225,7 +295,7 @@ class FaceDataset(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key
         rng = np.random.default_rng(seed)
-        face = read_face(self.faces.files[index], self.size)
+        face = self._read(index)
         # Recomputed per sample: cheaper than caching 3xSxS bytes per face in every worker.
         masks = face_masks(self.faces.landmarks[index], self.faces.crop_size, self.size)
         face, masks_hwc = random_transform(

@@ -38,7 +38,14 @@ from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
 from faceswap.train.augment import AugmentConfig, random_warp
-from faceswap.train.dataset import FaceDataset, FaceSet, StreamSampler, load_face_set, read_face
+from faceswap.train.dataset import (
+    FaceDataset,
+    FaceSet,
+    StreamSampler,
+    face_cache,
+    load_face_set,
+    read_face,
+)
 from faceswap.train.metrics import MetricsLog, Throughput
 from faceswap.train.preview import preview_grid, write_preview
 
@@ -74,6 +81,8 @@ class TrainConfig:
             and for float32 on CPUs whose BLAS is the faster GEMM library).
         compile: wrap the model in ``torch.compile``.
         workers: DataLoader worker processes per side (0 loads in the main process).
+        cache_faces: decode and resize the crops once into a file in each faces folder
+            (:func:`faceswap.train.dataset.face_cache`); samples are the same either way.
         loss: reconstruction terms, e.g. ``"ssim:1,l1:1"`` (names from ``nets.losses``).
         background_weight: weight of pixels outside the landmark hull, in [0, 1].
         eye_weight, mouth_weight: loss multipliers inside the eye and mouth regions (>= 1).
@@ -114,6 +123,7 @@ class TrainConfig:
     channels_last: bool | None = None
     compile: bool = False
     workers: int = 2
+    cache_faces: bool = True
     loss: str = "ssim:1,l1:1"
     background_weight: float = 0.1
     eye_weight: float = 3.0
@@ -528,6 +538,7 @@ def _loader(
     start: int,
     info: ddp.DistInfo,
     pin: bool,
+    cache: Path | None,
 ) -> Generator[dict[str, torch.Tensor], None, None]:
     from torch.utils.data import DataLoader
 
@@ -535,7 +546,7 @@ def _loader(
         len(faces), cfg.batch_size, cfg.seed, side, start, info.rank, info.world
     )
     loader = DataLoader(
-        FaceDataset(faces, size, cfg.augment),
+        FaceDataset(faces, size, cfg.augment, cache),
         batch_size=cfg.batch_size,
         sampler=sampler,
         num_workers=cfg.workers,
@@ -560,6 +571,22 @@ def _loader(
         shutdown = getattr(batches, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
+
+
+def _face_caches(
+    sides: tuple[FaceSet, FaceSet], size: int, cfg: TrainConfig, info: ddp.DistInfo
+) -> list[Path | None]:
+    """Each side's decoded-face cache (built by the main rank, then found by the others)."""
+    if not cfg.cache_faces:
+        return [None, None]
+    if info.is_main:
+        t0 = time.perf_counter()
+        built = [face_cache(faces, size) for faces in sides]
+        log.info("face caches ready in %.1f s", time.perf_counter() - t0)
+    ddp.barrier(info)
+    if not info.is_main:
+        built = [face_cache(faces, size) for faces in sides]  # found, not rebuilt
+    return built
 
 
 def _next_batch(batches: Iterator[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -783,9 +810,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         return folder
 
     pin = device.type == "cuda"
+    caches = _face_caches((faces_a, faces_b), size, cfg, info)
     with (
-        contextlib.closing(_loader(faces_a, cfg, size, 0, start, info, pin)) as iter_a,
-        contextlib.closing(_loader(faces_b, cfg, size, 1, start, info, pin)) as iter_b,
+        contextlib.closing(_loader(faces_a, cfg, size, 0, start, info, pin, caches[0])) as iter_a,
+        contextlib.closing(_loader(faces_b, cfg, size, 1, start, info, pin, caches[1])) as iter_b,
         _StopFlag() as stop,
     ):
         while iteration < cfg.iterations:

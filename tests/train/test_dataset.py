@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import torch
 
 from faceswap.errors import FaceswapError
 from faceswap.train.augment import AugmentConfig, ColourAugment, random_transform, random_warp
-from faceswap.train.dataset import FaceDataset, StreamSampler, face_masks, load_face_set
+from faceswap.train.dataset import (
+    CACHE_DIR,
+    FaceDataset,
+    StreamSampler,
+    face_cache,
+    face_masks,
+    load_face_set,
+    read_face,
+)
 
 NO_AUG = AugmentConfig(
     flip=False, rotation=0, zoom=0, shift=0, warp=False, colour=False, blur=False
@@ -142,3 +151,51 @@ def test_random_warp_seeded_and_small() -> None:
     whole = random_warp(torch.cat([x, x]), torch.Generator().manual_seed(4))
     part = random_warp(x, torch.Generator().manual_seed(4), shard=(1, 2))
     assert torch.allclose(whole[4:], part)
+
+
+def test_face_cache_holds_the_decoded_faces_and_follows_changes(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder = _copy(face_dirs[0], tmp_path / "a")
+    shutil.rmtree(folder / CACHE_DIR, ignore_errors=True)
+    faces = load_face_set(folder, "A")
+    path = face_cache(faces, 32)
+    assert path is not None and path.parent == folder / CACHE_DIR
+    cached = np.load(path)
+    assert cached.shape == (len(faces), 32, 32, 3) and cached.dtype == np.uint8
+    for i, file in enumerate(faces.files):
+        assert np.array_equal(cached[i], read_face(file, 32))
+    built = path.stat().st_mtime_ns
+    assert face_cache(load_face_set(folder, "A"), 32) == path  # reused, not rebuilt
+    assert path.stat().st_mtime_ns == built
+    assert load_face_set(folder, "A").files == faces.files  # the cache is not a face
+    # A re-extracted face: a new cache, and the old one is gone.
+    image = cv2.imread(str(faces.files[0]))
+    cv2.imwrite(str(faces.files[0]), 255 - image)
+    changed = face_cache(load_face_set(folder, "A"), 32)
+    assert changed is not None and changed != path and not path.exists()
+    assert np.array_equal(np.load(changed)[0], read_face(faces.files[0], 32))
+    assert not list((folder / CACHE_DIR).glob(".*.tmp"))
+
+
+def test_cached_samples_equal_uncached_ones(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    faces = load_face_set(_copy(face_dirs[1], tmp_path / "b"), "B")
+    plain = FaceDataset(faces, 32, AugmentConfig())
+    cached = FaceDataset(faces, 32, AugmentConfig(), face_cache(faces, 32))
+    for key in [(3, 42), (0, 7), (9, 1234)]:
+        a, b = plain[key], cached[key]
+        for name in a:
+            assert torch.equal(a[name], b[name])
+    assert pickle.loads(pickle.dumps(cached))._cached is None  # workers map it themselves
+
+
+def test_face_cache_is_skipped_where_the_folder_is_read_only(
+    face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    faces = load_face_set(_copy(face_dirs[0], tmp_path / "a"), "A")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", refuse)
+    assert face_cache(faces, 48) is None

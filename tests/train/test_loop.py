@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import multiprocessing
+import shutil
 from pathlib import Path
 
 import cv2
@@ -296,3 +297,21 @@ def check_adam_across_layouts(device: torch.device) -> None:
     nchw_opt.load_state_dict(cl_state)
     for _ in range(2):
         step_all()
+
+
+def test_face_cache_is_optional_and_changes_nothing(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train.dataset import CACHE_DIR
+
+    dirs = (
+        Path(shutil.copytree(face_dirs[0], tmp_path / "a")),
+        Path(shutil.copytree(face_dirs[1], tmp_path / "b")),
+    )
+    for folder in dirs:
+        shutil.rmtree(folder / CACHE_DIR, ignore_errors=True)
+    plain = run_train(_cfg(dirs, tmp_path / "plain", iterations=2, cache_faces=False))
+    assert not any((folder / CACHE_DIR).exists() for folder in dirs)
+    cached = run_train(_cfg(dirs, tmp_path / "cached", iterations=2))
+    assert all(list((folder / CACHE_DIR).glob("faces-32px-*.npy")) for folder in dirs)
+    assert plain.losses == cached.losses

@@ -217,10 +217,9 @@ def face_cache(faces: FaceSet, size: int) -> Path | None:
     at 128 px on one core): from this file one core delivered 2206 samples/s at 64 px and
     1186 at 128 px, against 565 and 480 from 256 px crops, and the operating system's page
     cache shares the file between the workers. It takes N x size x size x 3 bytes (10,000
-    faces at 128 px: 492 MB). Built with the
-    same :func:`read_face` as the uncached path, so samples are identical either way; written
-    to a temporary file and renamed. Returns None (training then reads the crops) when the
-    folder cannot be written.
+    faces at 128 px: 492 MB). Built with the same :func:`read_face` as the uncached path, so
+    samples are identical either way; written to a temporary file and renamed. Returns None
+    (training then reads the crops) when the folder cannot be written.
     """
     key = hashlib.sha256(f"{faces.digest}:{size}".encode())
     for path in faces.files:

@@ -163,6 +163,18 @@ def test_channels_last_gives_the_same_output() -> None:
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
 
 
+def _conv_pair(
+    c_in: int, c_out: int, kernel: int, stride: int, layout: torch.memory_format
+) -> tuple[torch.nn.Conv2d, torch.nn.Conv2d]:
+    """``blocks.Conv2d`` in ``layout`` and the stock conv with the same weights (NCHW)."""
+    from faceswap.nets import blocks
+
+    conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+    ref.load_state_dict(conv.state_dict())
+    return conv.to(memory_format=layout), ref
+
+
 @pytest.mark.parametrize(
     ("library", "channels_last"),
     [("onednn", False), ("blas", False), ("blas", True)],
@@ -195,10 +207,7 @@ def test_small_map_conv_equals_the_stock_conv(
     monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    ref.load_state_dict(conv.state_dict())
-    conv.to(memory_format=layout)
+    conv, ref = _conv_pair(c_in, c_out, kernel, stride, layout)
     x = torch.rand(batch, c_in, size, size).contiguous(memory_format=layout).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     g = torch.rand(batch, c_out, size // stride, size // stride)
@@ -234,14 +243,10 @@ def _close_to(value: torch.Tensor, ref: torch.Tensor, share: float) -> None:
 def test_small_map_conv_under_cpu_bf16_matches_float32(
     channels_last: bool, c_in: int, c_out: int, size: int, kernel: int, stride: int
 ) -> None:
-    from faceswap.nets import blocks
 
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    conv = blocks.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    ref = torch.nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
-    ref.load_state_dict(conv.state_dict())
-    conv.to(memory_format=layout)
+    conv, ref = _conv_pair(c_in, c_out, kernel, stride, layout)
     x = torch.rand(4, c_in, size, size).contiguous(memory_format=layout).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     g = torch.rand(4, c_out, size // stride, size // stride)
@@ -279,10 +284,7 @@ def test_small_map_conv_in_float32_inference_equals_the_stock_conv(
     )
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    conv = blocks.Conv2d(c_in, 1024, 3, padding=1)
-    ref = torch.nn.Conv2d(c_in, 1024, 3, padding=1)
-    ref.load_state_dict(conv.state_dict())
-    conv.to(memory_format=layout)
+    conv, ref = _conv_pair(c_in, 1024, 3, 1, layout)
     x = torch.rand(4, c_in, 4, 4).contiguous(memory_format=layout)
     with torch.inference_mode():
         y = conv(x)

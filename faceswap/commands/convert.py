@@ -140,8 +140,7 @@ def _modes_help(registry: object, lead: str) -> str:
     "--codec",
     default="libx264",
     help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
-    "H.264 encoder that works here). Lossless: ffv1 in .mkv with --pix-fmt bgr0, or "
-    "libx264rgb --crf 0 --pix-fmt rgb24.",
+    "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0.",
 )
 @click.option(
     "--crf",
@@ -152,8 +151,9 @@ def _modes_help(registry: object, lead: str) -> str:
 @click.option("--preset", default="medium", help="Encoder speed preset (ultrafast...veryslow).")
 @click.option(
     "--pix-fmt",
-    default="yuv420p",
-    help="Output pixel format (yuv420p plays everywhere; yuv444p, rgb24 for masters).",
+    default="auto",
+    help="Output pixel format. auto: yuv420p (plays everywhere), yuv444p for odd frame "
+    "sizes, lossless RGB for ffv1 and libx264rgb; or name one (yuv444p, rgb24 for masters).",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:

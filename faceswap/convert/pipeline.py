@@ -106,7 +106,7 @@ class ConvertConfig:
     codec: str = "libx264"
     crf: int = 18
     preset: str = "medium"
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -619,6 +619,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         if settings.get(key):
             settings[key] = Path(settings[key]).name
     settings["refs"] = [Path(p).name for p in cfg.refs]
+    if isinstance(sink, _VideoSink):
+        settings["pix_fmt"] = sink.writer.pix_fmt  # what auto resolved to
     manifest = write_manifest(
         output,
         model_sha256=loaded.weights_sha256,

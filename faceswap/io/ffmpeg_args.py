@@ -180,6 +180,27 @@ def decode_args(
     return args
 
 
+#: Pixel formats whose chroma is subsampled in both directions: they need even frame sizes.
+CHROMA_420 = frozenset({"yuv420p", "yuvj420p", "nv12", "yuv420p10le", "p010le"})
+
+
+def resolve_pix_fmt(pix_fmt: str, codec: str, width: int, height: int) -> str:
+    """The output pixel format, with ``auto`` made concrete for ``codec`` and the frame size.
+
+    ``auto`` keeps what the encoder can hold without loss where the codec is lossless
+    (``rgb24`` for libx264rgb, ``bgr0`` for ffv1), else ``yuv420p``, which plays
+    everywhere, or ``yuv444p`` when the frame has an odd width or height, which 4:2:0
+    chroma cannot represent. Any other name is returned as it is.
+    """
+    if pix_fmt != "auto":
+        return pix_fmt
+    if codec == "libx264rgb":
+        return "rgb24"
+    if codec == "ffv1":
+        return "bgr0"
+    return "yuv444p" if width % 2 or height % 2 else "yuv420p"
+
+
 def video_codec_args(codec: str, crf: int, preset: str, pix_fmt: str) -> list[str]:
     """Encoder options: constant quality ``crf`` and ``preset`` in each family's own terms."""
     args = ["-c:v", codec]

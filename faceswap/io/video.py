@@ -893,7 +893,9 @@ class VideoWriter:
         crf: Constant quality, 0-51 for x264/x265 (lower is better; 18 is visually
             lossless), mapped onto each hardware encoder's own scale.
         preset: x264-style speed preset (``ultrafast`` ... ``veryslow``).
-        pix_fmt: Output pixel format (``yuv420p`` plays everywhere).
+        pix_fmt: Output pixel format; ``auto`` is ``yuv420p`` (plays everywhere), or
+            ``yuv444p`` for odd frame sizes, or lossless RGB for lossless codecs (see
+            :func:`faceswap.io.ffmpeg_args.resolve_pix_fmt`); the one used is ``pix_fmt``.
         audio_from: Video whose audio to copy (usually the source of the frames).
         metadata: Container tags (custom keys are kept in mp4/mov too).
         timecode: Start timecode (``01:00:00:00``); by default that of ``audio_from``, so
@@ -912,7 +914,7 @@ class VideoWriter:
         codec: str = "libx264",
         crf: int = 18,
         preset: str = "medium",
-        pix_fmt: str = "yuv420p",
+        pix_fmt: str = "auto",
         audio_from: Path | str | None = None,
         metadata: Mapping[str, str] | None = None,
         timecode: str | None = None,
@@ -925,11 +927,21 @@ class VideoWriter:
         self.frames_written = 0
         if self.width <= 0 or self.height <= 0 or self.fps <= 0:
             raise FaceswapError(f"{self.path}: invalid size {width}x{height} or fps {fps}")
-        if pix_fmt in {"yuv420p", "nv12", "yuv420p10le"} and (self.width % 2 or self.height % 2):
+        if pix_fmt in ffmpeg_args.CHROMA_420 and (self.width % 2 or self.height % 2):
             raise FaceswapError(
                 f"{self.path}: {pix_fmt} needs an even frame size, got {width}x{height}; "
-                "crop or pad the frames by one pixel, or use pix_fmt yuv444p"
+                "use pix_fmt auto or yuv444p (--pix-fmt), or crop or pad the frames by a pixel"
             )
+        resolved = ffmpeg_args.resolve_pix_fmt(pix_fmt, codec, self.width, self.height)
+        if resolved != pix_fmt and resolved == "yuv444p":
+            log.warning(
+                "%s: %dx%d has an odd side, which yuv420p cannot hold: writing yuv444p "
+                "(some players and web sites need yuv420p: crop or pad to an even size)",
+                self.path,
+                self.width,
+                self.height,
+            )
+        pix_fmt = self.pix_fmt = resolved
         check_encoder(codec)
         if self.path.suffix.lower() == ".webm" and not any(
             family in codec for family in ("vp8", "vp9", "vpx", "av1")

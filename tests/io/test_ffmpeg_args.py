@@ -157,6 +157,26 @@ def test_video_codec_args_per_family() -> None:
         fa.video_codec_args("libx264", 18, "warp-speed", "yuv420p")
 
 
+@pytest.mark.parametrize(
+    ("codec", "width", "height", "expected"),
+    [
+        ("libx264", 640, 360, "yuv420p"),
+        ("libx264", 641, 360, "yuv444p"),
+        ("libx265", 640, 361, "yuv444p"),
+        ("h264_nvenc", 1920, 1080, "yuv420p"),
+        ("libx264rgb", 641, 361, "rgb24"),
+        ("ffv1", 640, 360, "bgr0"),
+    ],
+)
+def test_resolve_pix_fmt_auto(codec: str, width: int, height: int, expected: str) -> None:
+    assert fa.resolve_pix_fmt("auto", codec, width, height) == expected
+
+
+def test_resolve_pix_fmt_keeps_a_named_format() -> None:
+    assert fa.resolve_pix_fmt("yuv422p10le", "libx264", 641, 361) == "yuv422p10le"
+    assert fa.resolve_pix_fmt("yuv420p", "ffv1", 640, 360) == "yuv420p"
+
+
 def test_dump_frames_args() -> None:
     png = fa.dump_frames_args("ff", "in.mp4", "out/%06d.png", every_nth=4, version=(6, 1))
     assert _after(png, "-c:v") == "png" and _after(png, "-compression_level") == "1"

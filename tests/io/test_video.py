@@ -400,9 +400,25 @@ def test_unknown_encoder_and_odd_size(tmp_path: Path) -> None:
     assert "libx264" in available_encoders()
     with pytest.raises(FaceswapError, match=r"'h264_warp'.*libx264"):
         VideoWriter(tmp_path / "o.mp4", 64, 48, 25, codec="h264_warp")
-    with pytest.raises(FaceswapError, match="even frame size"):
-        VideoWriter(tmp_path / "o.mp4", 63, 48, 25)
+    with pytest.raises(FaceswapError, match=r"even frame size.*--pix-fmt"):
+        VideoWriter(tmp_path / "o.mp4", 63, 48, 25, pix_fmt="yuv420p")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_odd_frame_size_is_written_as_yuv444p_by_default(tmp_path: Path) -> None:
+    out = tmp_path / "odd.mp4"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (47, 63, 3), dtype=np.uint8) for _ in range(3)]
+    with VideoWriter(out, 63, 47, 25, preset="ultrafast") as writer:
+        assert writer.pix_fmt == "yuv444p"
+        for frame in frames:
+            writer.write(frame)
+    info = probe(out)
+    assert (info.width, info.height, info.frame_count) == (63, 47, 3)
+    assert info.pix_fmt == "yuv444p"
+    decoded = [f.image for f in open_source(out).iter_frames()]
+    assert len(decoded) == 3
+    assert np.abs(decoded[0].astype(int) - frames[0].astype(int)).mean() < 12
 
 
 def test_output_under_a_file_is_an_error(tmp_path: Path) -> None:

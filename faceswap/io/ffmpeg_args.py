@@ -31,6 +31,10 @@ _FALLBACK_AUDIO = {".webm": "libopus", ".avi": "libmp3lame"}
 # Samples of delay LAME puts before the audio (576 + 529), which only some containers record.
 _LAME_DELAY = 1105
 
+# Text subtitle codecs, which every container with subtitles can hold after conversion; the
+# others (DVD, PGS and DVB bitmaps) only Matroska takes.
+_TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"})
+
 # Containers that store arbitrary global tags only when asked (the mov/mp4 muxer otherwise
 # keeps a fixed list of iTunes-style keys and silently drops the rest).
 _MOV_LIKE = {".mp4", ".m4v", ".mov"}
@@ -242,6 +246,20 @@ def audio_codec_for(container_suffix: str, source_codec: str) -> str:
     return _FALLBACK_AUDIO.get(suffix, "aac")
 
 
+def subtitle_codec_for(container_suffix: str, source_codec: str) -> str | None:
+    """``copy``, or the subtitle encoder that converts ``source_codec`` for the container, or
+    None when the container cannot hold it (bitmap subtitles outside Matroska, AVI)."""
+    suffix = container_suffix.lower()
+    text = source_codec in _TEXT_SUBTITLES
+    if suffix == ".mkv":
+        return "srt" if source_codec == "mov_text" else "copy"
+    if suffix in _MOV_LIKE and text:
+        return "copy" if source_codec == "mov_text" else "mov_text"
+    if suffix == ".webm" and text:
+        return "copy" if source_codec == "webvtt" else "webvtt"
+    return None
+
+
 def encode_args(
     ffmpeg: str,
     output: Path | str,
@@ -256,6 +274,7 @@ def encode_args(
     audio_from: Path | str | None = None,
     audio_shift: float = 0.0,
     audio_codecs: tuple[str, ...] = (),
+    subtitle_codecs: tuple[str, ...] = (),
     metadata: Mapping[str, str] | None = None,
     version: tuple[int, int] = (6, 0),
     container_suffix: str | None = None,
@@ -276,6 +295,9 @@ def encode_args(
             video start of ``audio_from``.
         audio_codecs: Codec names of the audio streams of ``audio_from``, in order; each is
             stream-copied when the container allows it, else re-encoded.
+        subtitle_codecs: Codec names of the subtitle streams of ``audio_from``; each is
+            copied or converted (:func:`subtitle_codec_for`), or left out where the container
+            cannot hold it. They keep their timing with the audio's shift.
         metadata: Global container tags.
         version: ``(major, minor)`` of ``ffmpeg`` (flag names changed over time).
         container_suffix: Suffix that decides the container (defaults to ``output``'s).
@@ -286,7 +308,12 @@ def encode_args(
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
     args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
     args += ["-framerate", fps_str(fps), "-i", "pipe:0"]
-    if audio_from is not None and audio_codecs:
+    subtitles = [
+        (i, target)
+        for i, name in enumerate(subtitle_codecs if audio_from is not None else ())
+        if (target := subtitle_codec_for(suffix, name)) is not None
+    ]
+    if audio_from is not None and (audio_codecs or subtitles):
         # -copyts: timestamps are the files' own, shifted only by us. Left to itself ffmpeg
         # re-bases each input on its start, which loses the audio offset of some sources
         # (MPEG-TS, measured: 0.18 s of lead-in dropped).
@@ -305,7 +332,8 @@ def encode_args(
     args += passthrough_flags(version)
     if audio_from is not None and audio_codecs:
         for i, source_codec in enumerate(audio_codecs):
-            args += ["-map", f"1:a:{i}"]
+            # Stream tags (language, title) survive the -map_metadata -1 below.
+            args += ["-map", f"1:a:{i}", f"-map_metadata:s:a:{i}", f"1:s:a:{i}"]
             target = audio_codec_for(suffix, source_codec)
             args += [f"-c:a:{i}", target]
             if target != "copy":
@@ -320,7 +348,13 @@ def encode_args(
                 args += [f"-b:a:{i}", "192k"]
     else:
         args += ["-an"]
-    args += ["-sn", "-dn", "-map_metadata", "-1"]
+    for j, (i, target) in enumerate(subtitles):
+        args += ["-map", f"1:s:{i}", f"-map_metadata:s:s:{j}", f"1:s:s:{i}", f"-c:s:{j}", target]
+    # -sn would also drop the subtitle streams mapped above.
+    args += ["-dn"] if subtitles else ["-sn", "-dn"]
+    # The source's global tags are dropped (phones store places and devices there); the
+    # output's own tags follow.
+    args += ["-map_metadata", "-1"]
     for key, value in (metadata or {}).items():
         args += ["-metadata", f"{key}={value}"]
     if timecode:

@@ -90,6 +90,7 @@ class VideoInfo:
         start_time: Seconds on the file's clock of the first video frame.
         codec, pix_fmt: Video codec and pixel format names.
         audio: The audio streams.
+        subtitles: Codec names of the subtitle streams (``subrip``, ``mov_text``...).
         metadata: Global container tags.
         container_start: The file's start (earliest stream), seconds.
         frame_times: Presentation time of each frame in seconds from the first frame.
@@ -116,6 +117,7 @@ class VideoInfo:
     codec: str
     pix_fmt: str
     audio: tuple[AudioStream, ...] = ()
+    subtitles: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
     container_start: float = 0.0
     frame_times: tuple[float, ...] = field(default=(), repr=False, compare=False)
@@ -272,7 +274,9 @@ def check_encoder(codec: str) -> None:
 # --------------------------------------------------------------------------------- probing
 
 _DURATION = re.compile(r"Duration: (N/A|(\d+):(\d+):(\d+(?:\.\d+)?))(?:, start: (-?[\d.]+))?")
-_STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (Video|Audio): (.*)$")
+_STREAM = re.compile(
+    r"^\s*Stream #\d+:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (Video|Audio|Subtitle): (.*)$"
+)
 _SIZE = re.compile(r"\b(\d{1,5})x(\d{1,5})\b")
 _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees", re.IGNORECASE)
 _STREAM_START = re.compile(r", start (-?[\d.]+)")
@@ -340,6 +344,7 @@ class _Parsed:
     metadata: dict[str, str] = field(default_factory=dict)
     video: list[dict[str, object]] = field(default_factory=list)
     audio: list[dict[str, object]] = field(default_factory=list)
+    subtitles: list[str] = field(default_factory=list)
     any_stream_start: bool = False
     timecode: str = ""
 
@@ -397,6 +402,9 @@ def parse_probe_output(text: str) -> _Parsed:
                 }
                 parsed.video.append(current)
                 section = "video"
+            elif kind == "Subtitle":
+                parsed.subtitles.append(codec)
+                section, current = "other", None
             else:
                 rate = re.search(r"(\d+) Hz", desc)
                 layout = parts[2].split("(")[0].strip() if len(parts) > 2 else ""
@@ -618,6 +626,7 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
         codec=str(video["codec"]),
         pix_fmt=str(video["pix_fmt"]),
         audio=tuple(audio),
+        subtitles=tuple(parsed.subtitles),
         metadata=types.MappingProxyType(dict(parsed.metadata)),  # read-only: results are cached
         container_start=parsed.container_start,
         frame_times=frame_times,
@@ -951,10 +960,22 @@ class VideoWriter:
                 "libvpx-vp9, or an .mp4/.mkv output"
             )
         audio_codecs: tuple[str, ...] = ()
+        subtitle_codecs: tuple[str, ...] = ()
         shift = 0.0
         if audio_from is not None:
             source = probe(audio_from)
             audio_codecs = tuple(a.codec for a in source.audio)
+            subtitle_codecs = source.subtitles
+            for i, name in enumerate(subtitle_codecs):
+                if ffmpeg_args.subtitle_codec_for(self.path.suffix, name) is None:
+                    log.warning(
+                        "%s: subtitle stream %d (%s) cannot go into a %s file and is left "
+                        "out; write .mkv to keep it",
+                        self.path,
+                        i,
+                        name,
+                        self.path.suffix or "suffix-less",
+                    )
             # Our frame 0 is the source's first frame, so the source's clock moves back by
             # its video start (timestamps are kept as they are in the file: -copyts).
             shift = -source.start_time
@@ -977,6 +998,7 @@ class VideoWriter:
             audio_from=audio_from,
             audio_shift=shift,
             audio_codecs=audio_codecs,
+            subtitle_codecs=subtitle_codecs,
             metadata=metadata,
             timecode=timecode,
             sar=sar,

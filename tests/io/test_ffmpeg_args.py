@@ -112,6 +112,49 @@ def test_encode_args_audio_copy_shift_and_metadata() -> None:
     assert "-an" not in args
     assert "faceswap=synthetic" in args and "comment=a=b" in args
     assert "use_metadata_tags" in _after(args, "-movflags")
+    # Source stream tags (languages) are kept, its global tags are not.
+    assert _after(args, "-map_metadata:s:a:1") == "1:s:a:1"
+    assert _after(args, "-map_metadata") == "-1"
+    assert "-sn" in args  # no subtitles asked for
+
+
+def test_encode_args_subtitles_mapped_converted_or_left_out() -> None:
+    args = fa.encode_args(
+        "ff",
+        "tmp.mp4",
+        width=64,
+        height=48,
+        fps=Fraction(25),
+        audio_from="src.mkv",
+        audio_shift=-0.5,
+        subtitle_codecs=("hdmv_pgs_subtitle", "subrip"),
+    )
+    inputs = [i for i, a in enumerate(args) if a == "-i"]
+    # Subtitles alone still bring in the source, shifted like its audio would be.
+    assert [args[i + 1] for i in inputs] == ["pipe:0", "src.mkv"]
+    assert args[inputs[1] - 2 : inputs[1]] == ["-itsoffset", "-0.500000"]
+    maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
+    assert maps == ["0:v:0", "1:s:1"]  # the bitmap stream cannot go into mp4
+    assert _after(args, "-c:s:0") == "mov_text"
+    assert _after(args, "-map_metadata:s:s:0") == "1:s:s:1"
+    assert "-sn" not in args and "-an" in args
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "expected"),
+    [
+        (".mkv", "hdmv_pgs_subtitle", "copy"),
+        (".mkv", "subrip", "copy"),
+        (".mkv", "mov_text", "srt"),
+        (".mp4", "subrip", "mov_text"),
+        (".MOV", "mov_text", "copy"),
+        (".mp4", "dvd_subtitle", None),
+        (".webm", "ass", "webvtt"),
+        (".avi", "subrip", None),
+    ],
+)
+def test_subtitle_codec_for(suffix: str, codec: str, expected: str | None) -> None:
+    assert fa.subtitle_codec_for(suffix, codec) == expected
 
 
 def test_encode_args_no_shift_flag_when_zero() -> None:

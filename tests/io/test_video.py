@@ -293,6 +293,41 @@ def test_audio_that_starts_late_stays_in_sync(tmp_path: Path, clip_audio_late: C
     )
 
 
+def _subtitle_cues(path: Path) -> str:
+    done = subprocess.run(
+        [find_ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:s:0", "-f", "srt", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_subtitles_and_stream_languages_are_kept(
+    tmp_path: Path, clip_audio_late: ClipInfo, suffix: str
+) -> None:
+    srt = tmp_path / "cues.srt"
+    srt.write_text("1\n00:00:00,500 --> 00:00:01,250\nhello\n")
+    source = tmp_path / "subtitled.mkv"
+    mux = ["-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt"]
+    tags = ["-metadata:s:a:0", "language=fra", "-metadata:s:s:0", "language=deu"]
+    inputs = ["-i", str(clip_audio_late.path), "-i", str(srt)]
+    subprocess.run([find_ffmpeg(), "-v", "error", *inputs, *mux, *tags, str(source)], check=True)
+    assert probe(source).subtitles == ("subrip",)
+    out = _copy_through(
+        open_source(source), tmp_path / f"out{suffix}", preset="ultrafast", audio_from=source
+    )
+    dst = probe(out)
+    assert dst.subtitles == (("subrip",) if suffix == ".mkv" else ("mov_text",))
+    assert "00:00:00,500 --> 00:00:01,250" in _subtitle_cues(out)
+    assert dst.audio_offset == pytest.approx(probe(source).audio_offset, abs=0.002)
+    streams = subprocess.run(
+        [find_ffmpeg(), "-hide_banner", "-i", str(out)], capture_output=True, text=True
+    ).stderr
+    assert "(fra): Audio" in streams and "(deu): Subtitle" in streams
+
+
 def test_mpeg_ts_source_keeps_sync(tmp_path: Path) -> None:
     # MPEG-TS starts its clock at 1.4 s and the audio later still.
     clip = make_clip(tmp_path / "cam.ts", frames=40, audio_offset=0.2, width=320, height=192)

@@ -229,15 +229,23 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         faces = load_face_set(write_synthetic_faces(Path(tmp) / "a", 32, 256), "A")
+        cache = face_cache(faces, resolution)
+        # --colour-transfer rct: B's faces take the colours of A's (here the same set).
+        reference = FaceDataset(faces, resolution, AugmentConfig(), cache)
+        rct = AugmentConfig(colour_transfer="rct")
         rates = {}
-        for name, cache in (("crops", None), ("cached", face_cache(faces, resolution))):
-            dataset = FaceDataset(faces, resolution, AugmentConfig(), cache)
+        for name, dataset in (
+            ("crops", FaceDataset(faces, resolution, AugmentConfig())),
+            ("cached", FaceDataset(faces, resolution, AugmentConfig(), cache)),
+            ("rct", FaceDataset(faces, resolution, rct, cache, colour_ref=reference)),
+        ):
             rates[name] = _samples_per_s(dataset, StreamSampler(len(faces), batch_size, 0, 0),
                                          batch_size, seconds, workers)  # fmt: skip
     where = "in one process" if workers == 0 else f"with {workers} DataLoader workers"
     return (
         f"{rates['cached']:.0f} samples/s {where} from the face cache, {rates['crops']:.0f} "
-        "reading the PNG crops (256 px, augment defaults)"
+        f"reading the PNG crops (256 px, augment defaults); {rates['rct']:.0f} from the cache "
+        "with --colour-transfer rct"
     )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from faceswap.convert.colour import crop_colour_modes
 from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
@@ -97,6 +98,15 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")
 @click.option("--blur/--no-blur", default=True, help="Blur and noise on the input.")
+@click.option(
+    "--colour-transfer",
+    "--color-transfer",
+    "colour_transfer",
+    type=click.Choice(crop_colour_modes()),
+    default="none",
+    help="Give each B face the colours of a random A face (a convert colour mode, as "
+    "DeepFaceLab's ct_mode): B is learnt in A's lighting. rct suits most footage.",
+)
 @click.option("--rotation", default=10.0, help="Max random rotation in degrees.")
 @click.option("--zoom", default=0.05, help="Max random zoom (fraction).")
 @click.option("--shift", default=0.05, help="Max random shift (fraction of the crop).")
@@ -121,6 +131,7 @@ def train(
     flip: bool,
     colour: bool,
     blur: bool,
+    colour_transfer: str,
     rotation: float,
     zoom: float,
     shift: float,
@@ -151,6 +162,7 @@ def train(
             warp_strength=warp_strength,
             colour=colour,
             blur=blur,
+            colour_transfer=colour_transfer,
         ),
         **options,  # type: ignore[arg-type]
     )

@@ -59,6 +59,12 @@ def register_colour(name: str, help: str, *, seamless: bool = False) -> Callable
     return decorator
 
 
+def crop_colour_modes() -> list[str]:
+    """Names of the modes that work on a face crop alone: all but those that clone into the
+    frame (``seamless``). Training's colour transfer takes these."""
+    return [name for name in COLOUR_MODES.names() if not COLOUR_MODES.get(name).seamless]
+
+
 def transfer_colour(
     mode: str, face: np.ndarray, target: np.ndarray, mask: np.ndarray
 ) -> np.ndarray:

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from faceswap.errors import FaceswapError
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -39,6 +41,10 @@ class AugmentConfig:
         warp_grid: number of control points per side of the jitter grid.
         colour: albumentations brightness/contrast, hue/saturation, gamma (input and target).
         blur: albumentations blur and noise on the input only.
+        colour_transfer: a convert colour mode (``rct``, ``lct``, ``avg``, ``hist``; ``none``
+            off) that gives each B face the colours of a random A face before the other
+            augmentations, as DeepFaceLab's ``ct_mode`` does: decoder B learns to draw B in
+            the lighting of A's footage, which convert then has less colour to correct.
     """
 
     flip: bool = True
@@ -50,6 +56,16 @@ class AugmentConfig:
     warp_grid: int = 5
     colour: bool = True
     blur: bool = True
+    colour_transfer: str = "none"
+
+    def __post_init__(self) -> None:
+        from faceswap.convert.colour import crop_colour_modes
+
+        if self.colour_transfer not in crop_colour_modes():
+            raise FaceswapError(
+                f"unknown colour transfer '{self.colour_transfer}'; choose one of "
+                f"{', '.join(crop_colour_modes())}"
+            )
 
 
 def random_transform(

@@ -257,6 +257,16 @@ def face_cache(faces: FaceSet, size: int) -> Path | None:
     return target
 
 
+def _colour_transferred(
+    mode: str, face: np.ndarray, reference: np.ndarray, hull: np.ndarray
+) -> np.ndarray:
+    """uint8 ``face`` with the colours of ``reference`` (both RGB SxSx3) by colour ``mode``."""
+    from faceswap.convert.colour import transfer_colour
+
+    out = transfer_colour(mode, face / np.float32(255), reference / np.float32(255), hull / 255.0)
+    return np.rint(out * 255).astype(np.uint8)
+
+
 class FaceDataset(Dataset):
     """Augmented samples of one face set, indexed by ``(face index, sample seed)``.
 
@@ -265,15 +275,25 @@ class FaceDataset(Dataset):
         ``source`` (3, S, S): the input before the random warp (re-lit, maybe blurred);
         ``target`` (3, S, S): what the decoder must draw (re-lit alike, sharp);
         ``masks`` (3, S, S): face hull, eyes, mouth in {0, 255}.
+
+    With ``augment.colour_transfer`` on and a ``colour_ref`` (the A side's dataset, for B),
+    each face first takes the colours of a random reference face (drawn from the sample's
+    seed), measured inside its landmark hull.
     """
 
     def __init__(
-        self, faces: FaceSet, size: int, augment: AugmentConfig, cache: Path | None = None
+        self,
+        faces: FaceSet,
+        size: int,
+        augment: AugmentConfig,
+        cache: Path | None = None,
+        colour_ref: FaceDataset | None = None,
     ) -> None:
         self.faces = faces
         self.size = size
         self.augment = augment
         self.cache = cache  # from :func:`face_cache`; mapped lazily, once per worker
+        self.colour_ref = colour_ref if augment.colour_transfer != "none" else None
         self._colour: ColourAugment | None = None
         self._cached: np.ndarray | None = None
 
@@ -297,6 +317,9 @@ class FaceDataset(Dataset):
         face = self._read(index)
         # Recomputed per sample: cheaper than caching 3xSxS bytes per face in every worker.
         masks = face_masks(self.faces.landmarks[index], self.faces.crop_size, self.size)
+        if self.colour_ref is not None:
+            reference = self.colour_ref._read(int(rng.integers(len(self.colour_ref))))
+            face = _colour_transferred(self.augment.colour_transfer, face, reference, masks[0])
         face, masks_hwc = random_transform(
             rng, self.augment, face, np.ascontiguousarray(masks.transpose(1, 2, 0))
         )

@@ -531,22 +531,20 @@ class Trainer:
 
 
 def _loader(
-    faces: FaceSet,
+    dataset: FaceDataset,
     cfg: TrainConfig,
-    size: int,
     side: int,
     start: int,
     info: ddp.DistInfo,
     pin: bool,
-    cache: Path | None,
 ) -> Generator[dict[str, torch.Tensor], None, None]:
     from torch.utils.data import DataLoader
 
     sampler = StreamSampler(
-        len(faces), cfg.batch_size, cfg.seed, side, start, info.rank, info.world
+        len(dataset), cfg.batch_size, cfg.seed, side, start, info.rank, info.world
     )
     loader = DataLoader(
-        FaceDataset(faces, size, cfg.augment, cache),
+        dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
         num_workers=cfg.workers,
@@ -811,9 +809,12 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
 
     pin = device.type == "cuda"
     caches = _face_caches((faces_a, faces_b), size, cfg, info)
+    data_a = FaceDataset(faces_a, size, cfg.augment, caches[0])
+    # Colour transfer (when on) gives B's faces the colours of A's footage.
+    data_b = FaceDataset(faces_b, size, cfg.augment, caches[1], colour_ref=data_a)
     with (
-        contextlib.closing(_loader(faces_a, cfg, size, 0, start, info, pin, caches[0])) as iter_a,
-        contextlib.closing(_loader(faces_b, cfg, size, 1, start, info, pin, caches[1])) as iter_b,
+        contextlib.closing(_loader(data_a, cfg, 0, start, info, pin)) as iter_a,
+        contextlib.closing(_loader(data_b, cfg, 1, start, info, pin)) as iter_b,
         _StopFlag() as stop,
     ):
         while iteration < cfg.iterations:

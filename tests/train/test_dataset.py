@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import shutil
@@ -176,6 +177,37 @@ def test_face_cache_holds_the_decoded_faces_and_follows_changes(
     assert changed is not None and changed != path and not path.exists()
     assert np.array_equal(np.load(changed)[0], read_face(faces.files[0], 32))
     assert not list((folder / CACHE_DIR).glob(".*.tmp"))
+
+
+def _hull_mean(sample: dict[str, torch.Tensor]) -> np.ndarray:
+    hull = sample["masks"][0].numpy() > 127
+    return sample["target"].permute(1, 2, 0).numpy()[hull].mean(axis=0)
+
+
+@pytest.mark.parametrize("mode", ["rct", "lct", "avg"])
+def test_colour_transfer_gives_b_faces_the_colours_of_a(
+    face_dirs: tuple[Path, Path], mode: str
+) -> None:
+    faces_a, faces_b = load_face_set(face_dirs[0], "A"), load_face_set(face_dirs[1], "B")
+    data_a = FaceDataset(faces_a, 64, NO_AUG)
+    plain = FaceDataset(faces_b, 64, NO_AUG, colour_ref=data_a)  # transfer off: ref unused
+    ct = dataclasses.replace(NO_AUG, colour_transfer=mode)
+    moved = FaceDataset(faces_b, 64, ct, colour_ref=data_a)
+    a_mean = np.mean([_hull_mean(data_a[(i, 0)]) for i in range(len(data_a))], axis=0)
+    keys = [(i, 100 + i) for i in range(len(faces_b))]
+    before = np.mean([_hull_mean(plain[k]) for k in keys], axis=0)
+    after = np.mean([_hull_mean(moved[k]) for k in keys], axis=0)
+    # The two photos' skin differs by tens of levels; the transfer closes most of that.
+    assert np.abs(before - a_mean).max() > 15
+    assert np.abs(after - a_mean).max() < 0.3 * np.abs(before - a_mean).max()
+    assert all(torch.equal(moved[keys[2]][k], moved[keys[2]][k]) for k in ("source", "target"))
+    # The masks are B's own: only the colours moved.
+    assert torch.equal(moved[keys[2]]["masks"], plain[keys[2]]["masks"])
+
+
+def test_colour_transfer_names_are_checked() -> None:
+    with pytest.raises(FaceswapError, match=r"colour transfer 'seamless'.*rct"):
+        AugmentConfig(colour_transfer="seamless")
 
 
 def test_cached_samples_equal_uncached_ones(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:

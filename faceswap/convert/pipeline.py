@@ -609,6 +609,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 raise threads.errors[0]
             if sink.frames_written == 0:
                 raise FaceswapError(f"{cfg.input}: no frames could be decoded; check the file")
+            if faces_swapped == 0:
+                log.warning(
+                    "%s: no face swapped in %d frames, so the output shows the input unchanged; "
+                    "check --alignments, --ref, --min-size or try another --detector",
+                    Path(cfg.input).name,
+                    sink.frames_written,
+                )
     finally:
         threads.close()
         progress.close()

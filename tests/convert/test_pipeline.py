@@ -325,12 +325,16 @@ def test_passthrough_keeps_audio_lead_and_display_rotation(
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
 
 
-def test_min_size_and_max_faces_apply_to_alignments(model_dir: Path, tmp_path: Path) -> None:
+def test_min_size_and_max_faces_apply_to_alignments(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder, al = _image_inputs(tmp_path, 2, people=("astronaut", "grace_hopper"))
     one = run_convert(_cfg(folder, model_dir, tmp_path / "one", alignments=al, max_faces=1))
     assert one.faces_swapped == 2
+    assert "no face swapped" not in caplog.text
     none = run_convert(_cfg(folder, model_dir, tmp_path / "none", alignments=al, min_size=2000))
     assert none.faces_swapped == 0
+    assert "no face swapped in 2 frames" in caplog.text  # said, not silently passed through
     # With no face swapped the frames pass through byte for byte.
     for a, b in zip(_frames(tmp_path / "none"), _frames(folder), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -155,6 +155,13 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Output pixel format. auto: yuv420p (plays everywhere), yuv444p for odd frame "
     "sizes, lossless RGB for ffv1 and libx264rgb; or name one (yuv444p, rgb24 for masters).",
 )
+@click.option(
+    "--matte",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the blend mask (white where the swapped face was blended in) as a "
+    "video encoded like the output, or a PNG folder for image input: a matte for compositing.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:
     """Swap the faces in INPUT (a video or an image folder) and write the result.
@@ -170,5 +177,7 @@ def convert(input: Path, **options: object) -> None:
         f"in {result.frames_swapped} frames, {result.fps:.1f} frames/s on {result.device}"
     )
     click.echo(f"provenance manifest: {result.manifest}")
+    if result.matte is not None:
+        click.echo(f"matte: {result.matte}")
     if hint := amp_hint(cfg.device, cfg.amp):
         click.echo(hint, err=True)

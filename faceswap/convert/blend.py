@@ -108,6 +108,7 @@ def paste_face(
     matrix: np.ndarray,
     *,
     seamless: bool = False,
+    matte: np.ndarray | None = None,
 ) -> None:
     """Warp a crop and its mask back into ``frame`` (in place) and alpha-blend them.
 
@@ -117,6 +118,8 @@ def paste_face(
         mask: float32 (S, S) in [0, 1], the refined blend mask in crop space.
         matrix: (2, 3) affine frame -> crop that produced the crop.
         seamless: Poisson-clone the face before the alpha blend.
+        matte: uint8 (H, W) frame-space matte, raised in place to this face's alpha (0-255)
+            where the face covers it: the output of ``--matte``.
     """
     box = face_region(matrix, mask, frame.shape)
     if box is None:
@@ -147,3 +150,6 @@ def paste_face(
     # base + (face - base) * a is exactly base wherever a == 0: untouched pixels stay equal.
     out = base + (warped - base) * alpha[..., None]
     frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if matte is not None:
+        patch = matte[y0:y1, x0:x1]
+        np.maximum(patch, np.rint(alpha * 255).astype(np.uint8), out=patch)

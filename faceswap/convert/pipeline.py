@@ -81,6 +81,9 @@ class ConvertConfig:
             or ``auto`` for the first hardware H.264 encoder that works, else libx264.
         crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).
         progress: show a progress bar.
+        matte: also write the blend mask here (uint8, white = swapped face): a video encoded
+            like the output for a video input, a folder of PNGs with the frames' names for
+            an image folder.
     """
 
     input: Path
@@ -108,13 +111,15 @@ class ConvertConfig:
     preset: str = "medium"
     pix_fmt: str = "auto"
     progress: bool = True
+    matte: Path | None = None
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
         for name in ("input", "model_dir", "output"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        if self.alignments is not None:
-            object.__setattr__(self, "alignments", Path(self.alignments))
+        for name in ("alignments", "matte"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
         COLOUR_MODES.get(self.colour)
@@ -157,6 +162,7 @@ class ConvertResult:
         stage_seconds: seconds each pipeline stage (decode, prepare, infer, blend, encode)
             spent working rather than waiting on its neighbours: the largest is the
             bottleneck. ``encode`` includes the writer's pipe and ffmpeg back-pressure.
+        matte: the ``--matte`` video or folder, when asked for.
     """
 
     output: Path
@@ -168,6 +174,7 @@ class ConvertResult:
     model_sha256: str
     device: str
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    matte: Path | None = None
 
     @property
     def fps(self) -> float:
@@ -192,6 +199,7 @@ class _Item:
     frame: Any  # faceswap.io.video.Frame
     faces: list[_Face] = field(default_factory=list)
     image: np.ndarray | None = None  # the output frame once blended
+    matte: np.ndarray | None = None  # uint8 (H, W) blend mask, with --matte
 
 
 _END = object()
@@ -315,7 +323,8 @@ class _VideoSink:
         return self
 
     def write(self, image: np.ndarray, name: str) -> None:
-        self.writer.write(image)
+        # A grey matte goes out as RGB (its luma carries it through yuv420p).
+        self.writer.write(image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2))
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         return self.writer.__exit__(exc_type, exc, tb)
@@ -324,8 +333,9 @@ class _VideoSink:
 # -- the stage ----------------------------------------------------------------------------------
 
 
-def _check_output(cfg: ConvertConfig, is_video: bool) -> Path:
-    output = Path(cfg.output)
+def _check_output(cfg: ConvertConfig, is_video: bool, output: Path | None = None) -> Path:
+    """``output`` (by default ``cfg.output``), checked as a place to write the result to."""
+    output = Path(cfg.output if output is None else output)
     if output.resolve() == Path(cfg.input).resolve():
         raise FaceswapError(f"{output}: output would overwrite the input; choose another path")
     if is_video:
@@ -464,6 +474,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     source = open_source(cfg.input)
     output = _check_output(cfg, source.is_video)
+    if cfg.matte is not None:
+        if cfg.matte.resolve() == output.resolve():
+            raise FaceswapError(f"{cfg.matte}: --matte must differ from the output; rename one")
+        _check_output(cfg, source.is_video, cfg.matte)
     mask_mode = MASK_MODES.get(cfg.mask)
     colour_mode = COLOUR_MODES.get(cfg.colour)
     device = resolve_device(cfg.device)
@@ -506,6 +520,27 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         sink: _VideoSink | _FolderSink = _VideoSink(writer)
     else:
         sink = _FolderSink(output)
+
+    def open_matte() -> Any:
+        """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""
+        if cfg.matte is None:
+            return contextlib.nullcontext()
+        if not source.is_video:
+            return _FolderSink(cfg.matte)
+        info = source.info
+        matte = VideoWriter(
+            cfg.matte,
+            source.width,
+            source.height,
+            source.fps,
+            codec=codec,
+            crf=cfg.crf,
+            preset=cfg.preset,
+            metadata={"comment": f"faceswap blend matte of {output.name}: white = swapped face"},
+            timecode=(info.timecode or None) if info else None,
+            sar=info.sar if info else None,
+        )
+        return _VideoSink(matte)
 
     # The manifest records the input's sha256: hash it while the frames flow.
     hasher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="convert-hash")
@@ -591,13 +626,16 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     progress = _progress(cfg.progress, source.frame_count, Path(cfg.input).name)
     encode_start = time.perf_counter()
     try:
-        with sink:
+        # The matte opens inside the output's block: if it fails, the output is removed too.
+        with sink, open_matte() as matte_sink:
             for name, fn in (("decode", decode), ("prepare", prepare)):
                 threads.start(name, fn)
             threads.start("infer", infer)
             threads.start("blend", blend)
             for item in threads.items(q_out):
                 sink.write(item.image, item.frame.name)
+                if matte_sink is not None:
+                    matte_sink.write(item.matte, item.frame.name)
                 if item.faces:
                     frames_swapped += 1
                     faces_swapped += len(item.faces)
@@ -622,7 +660,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         hasher.shutdown(wait=False)
     settings = config_to_dict(cfg)
     # Names only: the manifest travels with the video and should not leak local paths.
-    for key in ("input", "model_dir", "output", "alignments"):
+    for key in ("input", "model_dir", "output", "alignments", "matte"):
         if settings.get(key):
             settings[key] = Path(settings[key]).name
     settings["refs"] = [Path(p).name for p in cfg.refs]
@@ -656,6 +694,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         model_sha256=loaded.weights_sha256,
         device=str(device),
         stage_seconds=threads.busy(),
+        matte=cfg.matte,
     )
 
 
@@ -682,7 +721,11 @@ def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
 
 
 def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:
-    """The output frame of ``item``: its decoded image with each swapped face pasted in."""
+    """The output frame of ``item``: its decoded image with each swapped face pasted in.
+
+    With ``cfg.matte`` it also sets ``item.matte``: where the faces were blended in."""
+    if cfg.matte is not None:
+        item.matte = np.zeros(item.frame.image.shape[:2], np.uint8)
     if not item.faces:
         return item.frame.image  # passes through byte for byte
     image = np.array(item.frame.image, copy=True)
@@ -696,7 +739,7 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
         paste_face(image, swapped.astype(np.float32), blend_mask, face.matrix,
-                   seamless=colour_mode.seamless)  # fmt: skip
+                   seamless=colour_mode.seamless, matte=item.matte)  # fmt: skip
     return image
 
 

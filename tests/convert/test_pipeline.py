@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -119,6 +120,52 @@ def test_lossless_output_is_exact_outside_faces(
             )
         np.testing.assert_array_equal(a[keep], b[keep])
         assert not np.array_equal(a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("colour", ["avg", "seamless"])
+def test_matte_marks_exactly_the_changed_pixels(
+    colour: str, short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out, matte = tmp_path / "out.mkv", tmp_path / "matte.mkv"
+    result = run_convert(
+        _cfg(short_clip.path, model_dir, out, alignments=short_alignments, codec="ffv1",
+             colour=colour, matte=matte)
+    )  # fmt: skip
+    assert result.matte == matte and probe(matte).frame_count == 16
+    assert not probe(matte).has_audio
+    before, after, mattes = _frames(short_clip.path), _frames(out), _frames(matte)
+    for i, (a, b, m) in enumerate(zip(after, before, mattes, strict=True)):
+        assert np.array_equal(m[..., 0], m[..., 1])  # grey
+        alpha = m[..., 0]
+        if i in short_clip.blank_frames:
+            assert alpha.max() == 0
+            continue
+        # Lossless output: untouched wherever the matte is 0, swapped where it is white.
+        np.testing.assert_array_equal(a[alpha == 0], b[alpha == 0])
+        solid = alpha >= 250
+        assert solid.sum() > 500
+        assert np.abs(a[solid].astype(int) - b[solid].astype(int)).mean() > 5
+    assert read_manifest(out)["settings"]["matte"] == "matte.mkv"  # type: ignore[index]
+    assert _leftovers(tmp_path, set()) == ["matte.mkv", "out.mkv", "out.mkv.json"]
+
+
+def test_matte_of_an_image_folder_and_bad_matte_paths(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 2)
+    out, matte = tmp_path / "out", tmp_path / "matte"
+    run_convert(_cfg(folder, model_dir, out, alignments=al, matte=matte))
+    names = sorted(p.name for p in out.iterdir())
+    assert sorted(p.name for p in matte.iterdir()) == names
+    grey = cv2.imread(str(matte / names[0]), cv2.IMREAD_UNCHANGED)
+    assert grey.ndim == 2 and grey.max() == 255 and grey.min() == 0
+    same = tmp_path / "o3"
+    with pytest.raises(FaceswapError, match="must differ"):
+        run_convert(_cfg(folder, model_dir, same, alignments=al, matte=same))
+    with pytest.raises(FaceswapError, match="folder"):  # image frames make a matte folder
+        run_convert(
+            _cfg(folder, model_dir, tmp_path / "o4", alignments=al, matte=tmp_path / "m.mp4")
+        )
+    assert not any((tmp_path / name).exists() for name in ("o3", "o4", "m.mp4"))
 
 
 def _image_inputs(

@@ -501,23 +501,23 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             cfg.input,
             source.fps,
         )
+    # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
+    codec = pick_encoder() if source.is_video and cfg.codec == "auto" else cfg.codec
+
+    def video_sink(path: Path, **options: Any) -> _VideoSink:
+        return _VideoSink(
+            VideoWriter(path, source.width, source.height, source.fps, codec=codec,
+                        crf=cfg.crf, preset=cfg.preset, **options)
+        )  # fmt: skip
+
     if source.is_video:
-        # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
-        codec = pick_encoder() if cfg.codec == "auto" else cfg.codec
-        writer = VideoWriter(
+        sink: _VideoSink | _FolderSink = video_sink(
             output,
-            source.width,
-            source.height,
-            source.fps,
-            codec=codec,
-            crf=cfg.crf,
-            preset=cfg.preset,
             pix_fmt=cfg.pix_fmt,
             # The source also lends its timecode and pixel aspect ratio (anamorphic video).
             audio_from=Path(cfg.input),
             metadata=provenance_tags(loaded.weights_sha256, preset=preset),
         )
-        sink: _VideoSink | _FolderSink = _VideoSink(writer)
     else:
         sink = _FolderSink(output)
 
@@ -528,19 +528,12 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         if not source.is_video:
             return _FolderSink(cfg.matte)
         info = source.info
-        matte = VideoWriter(
+        return video_sink(
             cfg.matte,
-            source.width,
-            source.height,
-            source.fps,
-            codec=codec,
-            crf=cfg.crf,
-            preset=cfg.preset,
             metadata={"comment": f"faceswap blend matte of {output.name}: white = swapped face"},
             timecode=(info.timecode or None) if info else None,
             sar=info.sar if info else None,
         )
-        return _VideoSink(matte)
 
     # The manifest records the input's sha256: hash it while the frames flow.
     hasher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="convert-hash")

@@ -162,6 +162,12 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Also write the blend mask (white where the swapped face was blended in) as a "
     "video encoded like the output, or a PNG folder for image input: a matte for compositing.",
 )
+@click.option(
+    "--frame-ranges",
+    default="",
+    help="Swap only in these frames, e.g. 10-50,90-100,300- (inclusive, counted from 0); "
+    "the others pass through untouched. Default: every frame.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:
     """Swap the faces in INPUT (a video or an image folder) and write the result.

@@ -43,6 +43,43 @@ SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
 # Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
+#: (first, last) frame indices, inclusive; ``last`` None runs to the end.
+FrameRange = tuple[int, "int | None"]
+
+
+def parse_frame_ranges(text: str) -> tuple[FrameRange, ...]:
+    """``"10-50,90-100,300-"`` (commas or spaces; single frames as ``"7"``) as ranges.
+
+    Raises:
+        FaceswapError: a part that is not ``N``, ``N-M`` with N <= M, or ``N-``.
+    """
+    ranges: list[FrameRange] = []
+    for part in text.replace(",", " ").split():
+        first, dash, last = part.partition("-")
+        try:
+            lo = int(first)
+            hi = (int(last) if last else None) if dash else lo
+        except ValueError:
+            lo, hi = -1, None
+        if lo < 0 or (hi is not None and hi < lo):
+            raise FaceswapError(
+                f"--frame-ranges: '{part}' is not a range of frame numbers; write them as "
+                "first-last (inclusive, from 0), e.g. 10-50,90-100 or 300- for the rest"
+            )
+        ranges.append((lo, hi))
+    return tuple(ranges)
+
+
+def format_frame_ranges(ranges: tuple[FrameRange, ...]) -> str:
+    """The text :func:`parse_frame_ranges` reads back: ``"10-50,300-"``."""
+    return ",".join(f"{lo}-{'' if hi is None else hi}" for lo, hi in ranges)
+
+
+def in_frame_ranges(index: int, ranges: tuple[FrameRange, ...]) -> bool:
+    """Whether frame ``index`` is swapped: in one of ``ranges``, or any frame when empty."""
+    return not ranges or any(lo <= index and (hi is None or index <= hi) for lo, hi in ranges)
+
+
 _QUEUE_FRAMES = 8
 _QUEUE_BATCHES = 2
 # Frames held per batch are capped by bytes too, so 4K input does not hold gigabytes.
@@ -84,6 +121,9 @@ class ConvertConfig:
         matte: also write the blend mask here (uint8, white = swapped face): a video encoded
             like the output for a video input, a folder of PNGs with the frames' names for
             an image folder.
+        frame_ranges: swap only in these frames (``(first, last)`` inclusive, ``last`` None
+            for the rest; or the text ``"10-50,90-"``); the others pass through untouched.
+            Empty: every frame.
     """
 
     input: Path
@@ -112,6 +152,7 @@ class ConvertConfig:
     pix_fmt: str = "auto"
     progress: bool = True
     matte: Path | None = None
+    frame_ranges: tuple[FrameRange, ...] | str = ()
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
@@ -121,6 +162,11 @@ class ConvertConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
+        ranges = self.frame_ranges
+        if isinstance(ranges, str):
+            ranges = parse_frame_ranges(ranges)
+        # YAML and JSON give lists: normalise to tuples, and check them as parsed text would be.
+        object.__setattr__(self, "frame_ranges", parse_frame_ranges(format_frame_ranges(ranges)))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
         COLOUR_MODES.get(self.colour)
         checks = [
@@ -474,6 +520,12 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     source = open_source(cfg.input)
     output = _check_output(cfg, source.is_video)
+    total = source.frame_count
+    if cfg.frame_ranges and total and min(lo for lo, _ in cfg.frame_ranges) >= total:
+        raise FaceswapError(
+            f"{cfg.input}: --frame-ranges selects none of its {total} frames (0-{total - 1}); "
+            "frame numbers count from 0"
+        )
     if cfg.matte is not None:
         if cfg.matte.resolve() == output.resolve():
             raise FaceswapError(f"{cfg.matte}: --matte must differ from the output; rename one")
@@ -565,7 +617,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         n_faces = 0
         for frame in threads.items(q_frames):
             item = _Item(frame)
-            for lm in locator.landmarks(frame):
+            wanted = in_frame_ranges(frame.index, cfg.frame_ranges)
+            for lm in locator.landmarks(frame) if wanted else ():
                 matrix = alignment_matrix(lm, crop)
                 item.faces.append(
                     _Face(
@@ -657,6 +710,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         if settings.get(key):
             settings[key] = Path(settings[key]).name
     settings["refs"] = [Path(p).name for p in cfg.refs]
+    settings["frame_ranges"] = format_frame_ranges(cfg.frame_ranges)  # type: ignore[arg-type]
     if isinstance(sink, _VideoSink):
         settings["pix_fmt"] = sink.writer.pix_fmt  # what auto resolved to
     manifest = write_manifest(

@@ -168,6 +168,55 @@ def test_matte_of_an_image_folder_and_bad_matte_paths(model_dir: Path, tmp_path:
     assert not any((tmp_path / name).exists() for name in ("o3", "o4", "m.mp4"))
 
 
+def test_frame_ranges_swap_only_there(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 3)
+    out = tmp_path / "out"
+    # As YAML gives it: a list of [first, last] pairs.
+    result = run_convert(_cfg(folder, model_dir, out, alignments=al, frame_ranges=[[1, 1]]))
+    assert result.faces_swapped == result.frames_swapped == 1
+    before, after = _frames(folder), _frames(out)
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[2], before[2])
+    assert not np.array_equal(after[1], before[1])
+    assert read_manifest(out)["settings"]["frame_ranges"] == "1-1"  # type: ignore[index]
+    with pytest.raises(FaceswapError, match="selects none of its 3 frames"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "none", alignments=al, frame_ranges="3-"))
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "ranges"),
+    [
+        ("", ()),
+        ("7", ((7, 7),)),
+        ("10-50, 90-100", ((10, 50), (90, 100))),
+        ("0-3 300-", ((0, 3), (300, None))),
+    ],
+)
+def test_parse_frame_ranges(text: str, ranges: tuple) -> None:
+    assert pipeline_module.parse_frame_ranges(text) == ranges
+    assert pipeline_module.parse_frame_ranges(pipeline_module.format_frame_ranges(ranges)) == ranges
+
+
+@pytest.mark.parametrize("text", ["5-2", "a-b", "-3", "1-2-3", "x"])
+def test_parse_frame_ranges_rejects(text: str) -> None:
+    with pytest.raises(FaceswapError, match="--frame-ranges"):
+        pipeline_module.parse_frame_ranges(text)
+
+
+def test_in_frame_ranges() -> None:
+    ranges = ((2, 4), (9, None))
+    assert [i for i in range(12) if pipeline_module.in_frame_ranges(i, ranges)] == [
+        2,
+        3,
+        4,
+        9,
+        10,
+        11,
+    ]
+    assert pipeline_module.in_frame_ranges(5, ())
+
+
 def _image_inputs(
     tmp_path: Path, n: int = 3, people: tuple[str, ...] = ("grace_hopper",)
 ) -> tuple[Path, Path]:

@@ -42,7 +42,6 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
-# Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
 #: (first, last) frame indices, inclusive; ``last`` None runs to the end.
 FrameRange = tuple[int, "int | None"]
 
@@ -80,6 +79,7 @@ def in_frame_ranges(index: int, ranges: tuple[FrameRange, ...]) -> bool:
     return not ranges or any(lo <= index and (hi is None or index <= hi) for lo, hi in ranges)
 
 
+# Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
 _QUEUE_FRAMES = 8
 _QUEUE_BATCHES = 2
 # Frames held per batch are capped by bytes too, so 4K input does not hold gigabytes.

@@ -61,6 +61,13 @@ class MetricsLog:
             self.fields = list(row)
             with open(self.path, "w", newline="", encoding="utf-8") as fh:
                 csv.writer(fh).writerow(self.fields)
+        elif any(key not in self.fields for key in row):
+            # A column that starts later (the GAN's losses after --gan-start): widen the
+            # header; the earlier rows leave it empty.
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh))
+            self.fields += [key for key in row if key not in self.fields]
+            self._rewrite(rows)
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerow([_fmt(row.get(f, "")) for f in self.fields])
         if self._writer_tb is not None:

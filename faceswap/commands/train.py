@@ -94,6 +94,12 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option("--gan-lr", default=1e-4, help="Learning rate of the discriminator.")
 @click.option("--gp-lambda", default=10.0, help="Gradient-penalty weight (wgan-gp).")
 @click.option("--gan-start", default=0, help="Iteration at which the adversarial term starts.")
+@click.option(
+    "--clip-grad",
+    default=0.0,
+    help="Clip the autoencoder's gradient norm to this (0: off); guards long or GAN runs "
+    "against loss spikes. metrics.csv logs grad_norm.",
+)
 @click.option("--warp/--no-warp", default=True, help="Classic random warp of the input.")
 @click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")

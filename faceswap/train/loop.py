@@ -70,6 +70,9 @@ class TrainConfig:
         batch_size: faces per side per step and per process (a step sees 2x this).
         lr: Adam learning rate of the autoencoder.
         betas: Adam betas.
+        clip_grad: clip the autoencoder's gradients to this global L2 norm before each step
+            (0: off), against the loss spikes that can wreck a long run; the norm before
+            clipping is logged as ``grad_norm``.
         seed: seeds weights, sampling and augmentation.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         amp: mixed precision: on CUDA bf16 where supported, else fp16 with loss scaling;
@@ -116,6 +119,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 5e-5
     betas: tuple[float, float] = (0.5, 0.999)
+    clip_grad: float = 0.0
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -153,6 +157,8 @@ class TrainConfig:
             raise FaceswapError("--workers, --preview-every and --gan-start must be >= 0")
         if not (self.lr > 0 and self.gan_lr > 0):
             raise FaceswapError("--lr and --gan-lr must be positive")
+        if self.clip_grad < 0:
+            raise FaceswapError(f"--clip-grad must be >= 0 (0: off), got {self.clip_grad}")
         if self.eye_weight < 1 or self.mouth_weight < 1:
             raise FaceswapError("--eye-weight and --mouth-weight must be >= 1 (1 turns it off)")
         if self.amp_dtype not in AMP_DTYPES:
@@ -495,6 +501,11 @@ class Trainer:
             self.disc.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        if cfg.clip_grad > 0:
+            self.scaler.unscale_(self.opt_g)  # clip true gradients, not fp16-scaled ones
+            params = [p for group in self.opt_g.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad, foreach=True)
+            parts["grad_norm"] = norm.detach().float()
         self.scaler.step(self.opt_g)
         parts["loss"] = total.detach()
         if use_gan:

@@ -124,6 +124,27 @@ def test_gan_modes_run_one_step(
     assert any(changed)
 
 
+def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    def grad_norm(trainer: Trainer) -> float:
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+
+    torch.manual_seed(0)
+    free = Trainer(_cfg(face_dirs, tmp_path), tiny_model_config(), torch.device("cpu"),
+                   ddp.DistInfo())  # fmt: skip
+    batches = step_batches(face_dirs, free.cfg)
+    assert "grad_norm" not in free.step(0, *batches)
+    unclipped = grad_norm(free)
+    torch.manual_seed(0)
+    cfg = _cfg(face_dirs, tmp_path, clip_grad=unclipped / 10)
+    clipped = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    parts = clipped.step(0, *batches)
+    assert float(parts["grad_norm"]) == pytest.approx(unclipped, rel=1e-4)  # before clipping
+    assert grad_norm(clipped) == pytest.approx(unclipped / 10, rel=1e-3)
+    with pytest.raises(FaceswapError, match="--clip-grad"):
+        _cfg(face_dirs, tmp_path, clip_grad=-1.0)
+
+
 def test_outputs_card_preview_and_inference_model(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ runs them on a GPU machine. They use synthetic face folders, so dlib's models ar
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,21 @@ def test_amp_steps_train_on_cuda(
     ]
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert any(changed)  # the optimiser stepped
+
+
+@pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])
+def test_clip_grad_with_amp_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path, amp_dtype: str
+) -> None:
+    # fp16: the scaler's unscale_ comes first, so the clipped gradients are the true ones.
+    cfg = _cfg(synthetic_dirs, tmp_path / "m", amp_dtype=amp_dtype, clip_grad=0.5)
+    trainer = Trainer(cfg, tiny_model_config(), torch.device("cuda"), ddp.DistInfo())
+    batches = step_batches(synthetic_dirs, cfg)
+    norms = [float(trainer.step(i, *batches)["grad_norm"]) for i in range(6)]
+    assert math.isfinite(norms[-1]), norms
+    grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+    total = float(torch.linalg.vector_norm(torch.stack([g.float().norm() for g in grads])))
+    assert total == pytest.approx(min(norms[-1], 0.5), rel=1e-2)
 
 
 @pytest.mark.parametrize("amp_dtype", ["bf16", "fp16"])

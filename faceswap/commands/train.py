@@ -122,6 +122,19 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
 @click.option("--log-every", default=10, help="Metrics interval in iterations.")
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in -m.")
+@click.option(
+    "--resume-from",
+    type=int,
+    default=None,
+    help="Continue from the checkpoint of this iteration (a roll-back); newer ones are moved "
+    "to checkpoints/abandoned_<iteration>/.",
+)
+@click.option(
+    "--snapshot-every",
+    default=0,
+    help="Also keep every checkpoint at a multiple of this many iterations, beyond --keep "
+    "(0: none): points to roll back to with --resume-from.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option(
     "--tensorboard/--no-tensorboard", default=True, help="Also log to TensorBoard (when installed)."

@@ -327,6 +327,7 @@ def save_checkpoint(
     state: dict[str, Any],
     meta: dict[str, Any],
     keep: int,
+    snapshot_every: int = 0,
 ) -> Path:
     """Write ``checkpoints/ckpt_<iteration>`` atomically and keep only the newest ``keep``.
 
@@ -334,6 +335,8 @@ def save_checkpoint(
         state: optimizer/scaler/RNG states; must hold only tensors and plain Python values.
         meta: JSON-able summary (losses, time) stored as ``meta.json``.
         keep: number of checkpoints to keep (>= 1).
+        snapshot_every: checkpoints at multiples of this many iterations are kept as well,
+            whatever ``keep`` says (0: none).
 
     Returns:
         the checkpoint folder.
@@ -356,9 +359,30 @@ def save_checkpoint(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    for _, old in list_checkpoints(model_dir)[: -max(1, keep)]:
-        shutil.rmtree(old, ignore_errors=True)
+    for it, old in list_checkpoints(model_dir)[: -max(1, keep)]:
+        if not (snapshot_every > 0 and it % snapshot_every == 0):
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def set_aside_newer(model_dir: Path | str, iteration: int) -> Path | None:
+    """Move the checkpoints newer than ``iteration`` into ``checkpoints/abandoned_<iteration>``
+    (kept, but no longer seen by ``--resume``), so a run resumed from an older one carries
+    on from there. Returns that folder, or None when nothing was newer."""
+    newer = [path for it, path in list_checkpoints(model_dir) if it > iteration]
+    if not newer:
+        return None
+    root = Path(model_dir) / CHECKPOINTS
+    aside = root / f"abandoned_{iteration}"
+    n = 1
+    while aside.exists():  # rolled back to the same checkpoint before
+        n += 1
+        aside = root / f"abandoned_{iteration}_{n}"
+    aside.mkdir()
+    for path in newer:
+        os.replace(path, aside / path.name)
+    _fsync_dir(root)
+    return aside
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -105,6 +105,11 @@ class TrainConfig:
         preview_every: preview interval in iterations (0: only at the end).
         log_every: metrics interval in iterations.
         resume: continue from the newest checkpoint in ``model_dir``.
+        resume_from: continue from the checkpoint of this iteration instead (implies
+            ``resume``): a roll-back, e.g. to a snapshot from before a GAN collapse. Newer
+            checkpoints are moved to ``checkpoints/abandoned_<iteration>/``.
+        snapshot_every: also keep every checkpoint at a multiple of this many iterations,
+            beyond the newest ``keep`` (0: none).
         progress: show a progress bar.
         tensorboard: also log to TensorBoard when it is installed.
     """
@@ -146,6 +151,8 @@ class TrainConfig:
     preview_every: int = 500
     log_every: int = 10
     resume: bool = False
+    resume_from: int | None = None
+    snapshot_every: int = 0
     progress: bool = True
     tensorboard: bool = True
 
@@ -155,6 +162,8 @@ class TrainConfig:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
         if self.workers < 0 or self.preview_every < 0 or self.gan_start < 0:
             raise FaceswapError("--workers, --preview-every and --gan-start must be >= 0")
+        if self.snapshot_every < 0 or (self.resume_from is not None and self.resume_from < 0):
+            raise FaceswapError("--snapshot-every and --resume-from must be >= 0")
         if not (self.lr > 0 and self.gan_lr > 0):
             raise FaceswapError("--lr and --gan-lr must be positive")
         if self.clip_grad < 0:
@@ -165,6 +174,11 @@ class TrainConfig:
             raise FaceswapError(
                 f"unknown AMP dtype '{self.amp_dtype}'; choose from {', '.join(AMP_DTYPES)}"
             )
+
+    @property
+    def resuming(self) -> bool:
+        """``resume``, or ``resume_from`` an older checkpoint."""
+        return self.resume or self.resume_from is not None
 
 
 @dataclass(frozen=True)
@@ -634,7 +648,7 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
         wanted = cfg.model_config
     elif cfg.preset is not None:
         wanted = load_preset(cfg.preset)
-    elif saved is not None and cfg.resume:
+    elif saved is not None and cfg.resuming:
         wanted = saved
     else:
         wanted = load_preset(DEFAULT_PRESET)
@@ -652,12 +666,20 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
 def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
     """The checkpoint to resume from, or None; refuses to clobber an existing model."""
     found = ckpt.list_checkpoints(model_dir)
-    if cfg.resume:
+    if cfg.resuming:
         if not found:
             raise FaceswapError(
                 f"{model_dir}: no checkpoint to resume from; drop --resume to start a new model"
             )
-        return found[-1][1]
+        if cfg.resume_from is None:
+            return found[-1][1]
+        chosen = dict(found).get(cfg.resume_from)
+        if chosen is None:
+            raise FaceswapError(
+                f"{model_dir}: no checkpoint of iteration {cfg.resume_from}; it has "
+                f"{', '.join(str(it) for it, _ in found)}"
+            )
+        return chosen
     if found or (model_dir / ckpt.WEIGHTS).is_file():
         raise FaceswapError(
             f"{model_dir} already holds a trained model; pass --resume to continue it or "
@@ -726,6 +748,11 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         ensure_writable_dir(model_dir)
         ckpt.remove_stale_temporaries(model_dir)
     resume_from = _check_fresh_or_resume(cfg, model_dir)
+    if cfg.resume_from is not None and info.is_main:
+        aside = ckpt.set_aside_newer(model_dir, cfg.resume_from)
+        if aside is not None:
+            log.warning("rolled back to iteration %d; newer checkpoints moved to %s",
+                        cfg.resume_from, aside)  # fmt: skip
     model_config = _resolve_model_config(cfg, model_dir)
     size = model_config.resolution
     for faces in (faces_a, faces_b):
@@ -809,6 +836,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             state=trainer.state(it),
             meta=meta,
             keep=cfg.keep,
+            snapshot_every=cfg.snapshot_every,
         )
         ckpt.save_model(
             model_dir,

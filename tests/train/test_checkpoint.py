@@ -97,6 +97,27 @@ def test_checkpoints_keep_last_k_and_ignore_temporaries(tmp_path: Path) -> None:
     )
 
 
+def test_snapshots_outlive_keep_and_roll_backs_set_newer_aside(tmp_path: Path) -> None:
+    model = _model()
+    state = {"iteration": 0, "rng": ckpt.capture_rng()}
+    for it in range(10, 110, 10):
+        ckpt.save_checkpoint(tmp_path, it, model=model, discriminator=None, state=state,
+                             meta={}, keep=2, snapshot_every=40)  # fmt: skip
+    assert [it for it, _ in ckpt.list_checkpoints(tmp_path)] == [40, 80, 90, 100]
+    aside = ckpt.set_aside_newer(tmp_path, 40)
+    assert aside == tmp_path / "checkpoints" / "abandoned_40"
+    assert sorted(p.name for p in aside.iterdir()) == [
+        "ckpt_000000080", "ckpt_000000090", "ckpt_000000100"
+    ]  # fmt: skip
+    assert [it for it, _ in ckpt.list_checkpoints(tmp_path)] == [40]
+    assert ckpt.set_aside_newer(tmp_path, 40) is None  # nothing newer now
+    ckpt.save_checkpoint(tmp_path, 50, model=model, discriminator=None, state=state, meta={},
+                         keep=2)  # fmt: skip
+    assert ckpt.set_aside_newer(tmp_path, 40) == tmp_path / "checkpoints" / "abandoned_40_2"
+    ckpt.remove_stale_temporaries(tmp_path)
+    assert aside.is_dir()  # set aside, never deleted
+
+
 def test_rng_state_round_trip() -> None:
     import random
 

@@ -104,6 +104,22 @@ def test_resume_reproduces_the_uninterrupted_run(
     assert iters == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_from_rolls_back_to_an_older_checkpoint(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    straight = run_train(_cfg(face_dirs, tmp_path / "straight", iterations=4, save_every=2))
+    run_train(_cfg(face_dirs, tmp_path / "m", save_every=2, keep=1, snapshot_every=2))
+    with pytest.raises(FaceswapError, match="no checkpoint of iteration 3; it has 2, 4, 6"):
+        run_train(_cfg(face_dirs, tmp_path / "m", resume_from=3, iterations=4))
+    again = run_train(_cfg(face_dirs, tmp_path / "m", resume_from=2, iterations=4, save_every=2))
+    assert again.start_iteration == 2 and again.iteration == 4
+    a, b = _weights(straight.checkpoint), _weights(again.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # as if 5 and 6 never happened
+    assert (tmp_path / "m" / "checkpoints" / "abandoned_2" / "ckpt_000000006").is_dir()
+    iters = [r["iteration"] for r in read_metrics(tmp_path / "m" / "metrics.csv")]
+    assert iters == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
 @pytest.mark.parametrize("mode", ["bce", "hinge", "wgan-gp"])
 def test_gan_modes_run_one_step(

@@ -113,6 +113,12 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
     help="Give each B face the colours of a random A face (a convert colour mode, as "
     "DeepFaceLab's ct_mode): B is learnt in A's lighting. rct suits most footage.",
 )
+@click.option(
+    "--uniform-yaw/--no-uniform-yaw",
+    default=False,
+    help="Draw faces so every head turn (from the landmarks) comes up equally often: the few "
+    "profile faces of mostly frontal footage are learnt too (DeepFaceLab's uniform_yaw).",
+)
 @click.option("--rotation", default=10.0, help="Max random rotation in degrees.")
 @click.option("--zoom", default=0.05, help="Max random zoom (fraction).")
 @click.option("--shift", default=0.05, help="Max random shift (fraction of the crop).")

@@ -68,6 +68,36 @@ class FaceSet:
         return {"folder": str(self.folder), "faces": len(self.files), "sha256": self.digest}
 
 
+def yaw_proxy(landmarks: np.ndarray) -> float:
+    """How far a face is turned left or right, from its 68 landmarks: the nose tip's offset
+    from the middle of the jaw line as a fraction of the jaw's width (0 for a frontal face,
+    about +-0.3 towards profile; the sign says which way)."""
+    jaw_left, jaw_right, nose = landmarks[0, 0], landmarks[16, 0], landmarks[30, 0]
+    width = max(float(jaw_right - jaw_left), 1e-6)
+    return float((nose - (jaw_left + jaw_right) / 2) / width)
+
+
+def uniform_yaw_weights(faces: FaceSet, sigma: float = 0.04) -> np.ndarray:
+    """Sampling weights (summing to 1) that make every head turn about equally likely, as
+    DeepFaceLab's ``uniform_yaw``: the few turned faces of mostly frontal footage come up
+    as often as the frontal ones.
+
+    Each face is weighted by the inverse density of its :func:`yaw_proxy` among the set's
+    faces, the density taken with a Gaussian kernel of ``sigma`` (about 10 degrees of turn)
+    rather than hard bins, so landmark jitter of near-frontal faces changes little and
+    footage that is all frontal keeps about uniform sampling. Faces without landmarks count
+    as frontal.
+    """
+    yaws = np.array([0.0 if lm is None else yaw_proxy(lm) for lm in faces.landmarks])
+    step, reach = sigma / 8, 32  # histogram bins of sigma/8; the kernel spans +-4 sigma
+    index = np.rint((yaws - yaws.min()) / step).astype(np.int64) + reach
+    hist = np.bincount(index, minlength=int(index.max()) + reach + 1).astype(np.float64)
+    kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / 8.0) ** 2)
+    density = np.convolve(hist, kernel, mode="same")[index]
+    weights = 1.0 / density
+    return weights / weights.sum()
+
+
 def load_face_set(folder: Path | str, side: str) -> FaceSet:
     """Index an extract output folder; refuse it with a clear message when it is unusable.
 
@@ -348,6 +378,8 @@ class StreamSampler(Sampler):
         side: 0 for A, 1 for B.
         start_step: first training step to produce (the resumed iteration).
         rank, world: DDP rank and world size.
+        weights: per-face sampling probabilities (:func:`uniform_yaw_weights`); each epoch
+            is then ``n`` draws with replacement, seeded like the permutation.
     """
 
     def __init__(
@@ -359,9 +391,11 @@ class StreamSampler(Sampler):
         start_step: int = 0,
         rank: int = 0,
         world: int = 1,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.n, self.batch, self.seed, self.side = n, batch, seed, side
         self.start_step, self.rank, self.world = start_step, rank, world
+        self.weights = weights
         self._perm_epoch = -1
         self._perm = np.arange(n)
 
@@ -371,7 +405,11 @@ class StreamSampler(Sampler):
     def item(self, position: int) -> tuple[int, int]:
         epoch, offset = divmod(position, self.n)
         if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([self.seed, self.side, epoch]).permutation(self.n)
+            rng = np.random.default_rng([self.seed, self.side, epoch])
+            if self.weights is None:
+                self._perm = rng.permutation(self.n)
+            else:
+                self._perm = rng.choice(self.n, size=self.n, p=self.weights)
             self._perm_epoch = epoch
         sample_seed = int(
             np.random.default_rng([self.seed, self.side, position, 7]).integers(2**63)

@@ -45,6 +45,7 @@ from faceswap.train.dataset import (
     face_cache,
     load_face_set,
     read_face,
+    uniform_yaw_weights,
 )
 from faceswap.train.metrics import MetricsLog, Throughput
 from faceswap.train.preview import preview_grid, write_preview
@@ -104,6 +105,8 @@ class TrainConfig:
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
         log_every: metrics interval in iterations.
+        uniform_yaw: sample faces so that every head turn (yaw, from the landmarks) comes up
+            equally often (:func:`faceswap.train.dataset.uniform_yaw_weights`).
         resume: continue from the newest checkpoint in ``model_dir``.
         resume_from: continue from the checkpoint of this iteration instead (implies
             ``resume``): a roll-back, e.g. to a snapshot from before a GAN collapse. Newer
@@ -150,6 +153,7 @@ class TrainConfig:
     keep: int = 3
     preview_every: int = 500
     log_every: int = 10
+    uniform_yaw: bool = False
     resume: bool = False
     resume_from: int | None = None
     snapshot_every: int = 0
@@ -565,8 +569,9 @@ def _loader(
 ) -> Generator[dict[str, torch.Tensor], None, None]:
     from torch.utils.data import DataLoader
 
+    weights = uniform_yaw_weights(dataset.faces) if cfg.uniform_yaw else None
     sampler = StreamSampler(
-        len(dataset), cfg.batch_size, cfg.seed, side, start, info.rank, info.world
+        len(dataset), cfg.batch_size, cfg.seed, side, start, info.rank, info.world, weights
     )
     loader = DataLoader(
         dataset,

@@ -80,12 +80,14 @@ def test_cli_trains_with_gpu_flags_on_cpu(
         "cpu",
         "--colour-transfer",
         "rct",
+        "--uniform-yaw",
     )
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "finished at iteration 2" in result.output
     saved = json.loads((tmp_path / "m" / "train_config.json").read_text())
     assert saved["augment"]["colour_transfer"] == "rct"
+    assert saved["uniform_yaw"] is True
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["training"]["amp"] == amp
     assert card["training"]["batch_size"] == 2

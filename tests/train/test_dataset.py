@@ -18,11 +18,14 @@ from faceswap.train.augment import AugmentConfig, ColourAugment, random_transfor
 from faceswap.train.dataset import (
     CACHE_DIR,
     FaceDataset,
+    FaceSet,
     StreamSampler,
     face_cache,
     face_masks,
     load_face_set,
     read_face,
+    uniform_yaw_weights,
+    yaw_proxy,
 )
 
 NO_AUG = AugmentConfig(
@@ -110,6 +113,50 @@ def test_dataset_samples_are_seeded(face_dirs: tuple[Path, Path]) -> None:
     expected = cv2.cvtColor(cv2.imread(str(faces.files[3])), cv2.COLOR_BGR2RGB)
     assert np.array_equal(plain["target"].permute(1, 2, 0).numpy(), expected)
     assert torch.equal(plain["source"], plain["target"])
+
+
+def _turned(yaw_shift: float, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """Mean-face landmarks in a 256 px crop with the nose moved sideways (a head turn)."""
+    from faceswap.faces.align import MEAN_FACE
+
+    points = MEAN_FACE * 160 + 48
+    width = points[16, 0] - points[0, 0]
+    points[27:36, 0] += (yaw_shift + rng.normal(0, jitter)) * width
+    return points.astype(np.float32)
+
+
+def _set_of(landmarks: list[np.ndarray | None], faces: FaceSet) -> FaceSet:
+    return dataclasses.replace(faces, files=tuple(Path(f"{i}.png") for i in range(len(landmarks))),
+                               landmarks=tuple(landmarks))  # fmt: skip
+
+
+def test_yaw_proxy_says_how_far_and_which_way_a_face_turns() -> None:
+    rng = np.random.default_rng(0)
+    assert abs(yaw_proxy(_turned(0.0, 0.0, rng))) < 0.02  # the mean face looks ahead
+    assert yaw_proxy(_turned(0.25, 0.0, rng)) == pytest.approx(yaw_proxy(_turned(0, 0, rng)) + 0.25)
+    assert yaw_proxy(_turned(-0.25, 0.0, rng)) < -0.2
+
+
+def test_uniform_yaw_balances_turned_faces_and_leaves_frontal_sets_alone(
+    face_dirs: tuple[Path, Path],
+) -> None:
+    base = load_face_set(face_dirs[0], "A")
+    rng = np.random.default_rng(1)
+    mixed = _set_of([_turned(0, 0.01, rng) for _ in range(90)]
+                    + [_turned(0.25, 0.01, rng) for _ in range(10)], base)  # fmt: skip
+    weights = uniform_yaw_weights(mixed)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[90:].sum() == pytest.approx(0.5, abs=0.05)  # 10 % of faces, half the draws
+    sampler = StreamSampler(100, 10, seed=3, side=0, weights=weights)
+    picks = np.array([sampler.item(p)[0] for p in range(4000)])
+    assert 0.45 < (picks >= 90).mean() < 0.55
+    # Seeded by position like the plain stream: a resumed run draws the same faces.
+    again = StreamSampler(100, 10, seed=3, side=0, weights=weights)
+    assert [again.item(p) for p in (3999, 17, 2500)] == [sampler.item(p) for p in (3999, 17, 2500)]
+    # All frontal, with landmark jitter and a face without landmarks: about uniform.
+    frontal = uniform_yaw_weights(_set_of([_turned(0, 0.01, rng) for _ in range(50)] + [None],
+                                          base))  # fmt: skip
+    assert frontal.max() / frontal.min() < 1.6
 
 
 def test_random_transform_flip_and_mask_border() -> None:

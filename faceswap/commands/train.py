@@ -127,6 +127,19 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option("--keep", default=3, help="Checkpoints to keep.")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
 @click.option("--log-every", default=10, help="Metrics interval in iterations.")
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start this new model from the weights of another model folder (reuse a trained "
+    "model for a new pair: it converges much sooner); its preset unless --preset is given.",
+)
+@click.option(
+    "--init-parts",
+    type=click.Choice(["all", "encoder"]),
+    default="all",
+    help="What --init-from copies: all (same preset), or the shared encoder only.",
+)
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in -m.")
 @click.option(
     "--resume-from",

@@ -191,12 +191,13 @@ def read_model_json(model_dir: Path) -> tuple[ModelConfig, CropSpec]:
 
 
 def load_weights_into(
-    module: torch.nn.Module, path: Path, what: str, *, assign: bool = False
+    module: torch.nn.Module, path: Path, what: str, *, assign: bool = False, prefix: str = ""
 ) -> None:
     """Load a safetensors file into ``module`` strictly; mismatches name the file and fix.
 
     With ``assign`` the loaded tensors become the parameters (for a module built on the
-    meta device, which has shapes but no storage).
+    meta device, which has shapes but no storage). With ``prefix`` only the entries whose
+    names start with it are loaded (``"encoder."``), strictly among themselves.
     """
     try:
         tensors = load_file(str(path), device="cpu")
@@ -204,7 +205,8 @@ def load_weights_into(
         raise FaceswapError(
             f"{path}: corrupt or unreadable weights ({exc}); restore the file or retrain"
         ) from None
-    expected = module.state_dict()
+    tensors = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    expected = {k: v for k, v in module.state_dict().items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(
@@ -222,7 +224,18 @@ def load_weights_into(
             f"{path}: {what} weights do not fit this model ({detail}); they come from another "
             "preset or resolution: use the same --preset or a new model folder"
         )
-    module.load_state_dict(tensors, strict=True, assign=assign)
+    module.load_state_dict(tensors, strict=not prefix, assign=assign)
+
+
+def read_card(model_dir: Path | str) -> dict[str, Any]:
+    """The model card of ``model_dir``, or {} when it is missing or unreadable (the card
+    describes the model; the weights and ``model.json`` are what loading needs)."""
+    path = Path(model_dir) / CARD
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 def load_for_inference(model_dir: Path | str, device: torch.device | str = "cpu") -> LoadedModel:
@@ -252,13 +265,7 @@ def load_for_inference(model_dir: Path | str, device: torch.device | str = "cpu"
     with torch.device("meta"):
         model = build_model(config)
     load_weights_into(model, weights, "model", assign=True)
-    card: dict[str, Any] = {}
-    card_path = model_dir / CARD
-    if card_path.is_file():
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            card = {}
+    card = read_card(model_dir)
     model.to(torch.device(device)).eval()
     return LoadedModel(
         model=model, config=config, card=card, crop=crop, weights_sha256=file_sha256(weights)

@@ -53,6 +53,8 @@ from faceswap.train.preview import preview_grid, write_preview
 log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "original"
+#: ``init_parts`` values: what ``init_from`` copies.
+INIT_PARTS = ("all", "encoder")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,12 @@ class TrainConfig:
             checkpoints are moved to ``checkpoints/abandoned_<iteration>/``.
         snapshot_every: also keep every checkpoint at a multiple of this many iterations,
             beyond the newest ``keep`` (0: none).
+        init_from: start a new model from the weights of this model folder (one `faceswap
+            train` wrote) instead of random ones: reusing a trained model for a new pair
+            converges much sooner. Without ``preset`` its preset is used.
+        init_parts: ``all`` (encoder and decoders; the same preset and shapes) or
+            ``encoder`` (the shared encoder only, whose features do not depend on who A and
+            B are; the decoders start fresh).
         progress: show a progress bar.
         tensorboard: also log to TensorBoard when it is installed.
     """
@@ -157,6 +165,8 @@ class TrainConfig:
     resume: bool = False
     resume_from: int | None = None
     snapshot_every: int = 0
+    init_from: Path | None = None
+    init_parts: str = "all"
     progress: bool = True
     tensorboard: bool = True
 
@@ -170,6 +180,14 @@ class TrainConfig:
             raise FaceswapError("--snapshot-every and --resume-from must be >= 0")
         if not (self.lr > 0 and self.gan_lr > 0):
             raise FaceswapError("--lr and --gan-lr must be positive")
+        if self.init_parts not in INIT_PARTS:
+            raise FaceswapError(
+                f"unknown --init-parts '{self.init_parts}'; choose from {', '.join(INIT_PARTS)}"
+            )
+        if self.init_from is not None and self.resuming:
+            raise FaceswapError(
+                "--init-from starts a new model and --resume continues one; drop one of them"
+            )
         if self.clip_grad < 0:
             raise FaceswapError(f"--clip-grad must be >= 0 (0: off), got {self.clip_grad}")
         if self.eye_weight < 1 or self.mouth_weight < 1:
@@ -655,6 +673,8 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
         wanted = load_preset(cfg.preset)
     elif saved is not None and cfg.resuming:
         wanted = saved
+    elif cfg.init_from is not None:
+        wanted, _ = ckpt.read_model_json(Path(cfg.init_from))
     else:
         wanted = load_preset(DEFAULT_PRESET)
     if cfg.learned_mask is not None and cfg.learned_mask != wanted.learned_mask:
@@ -691,6 +711,39 @@ def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
             "choose a new -m folder"
         )
     return None
+
+
+def _init_from(
+    model: torch.nn.Module, cfg: TrainConfig, model_config: Any, crop: Any
+) -> dict[str, Any] | None:
+    """Copy ``cfg.init_from``'s weights (``cfg.init_parts``) into ``model``; what was copied,
+    for the model card, or None without ``init_from``."""
+    from faceswap.nets import config_fingerprint
+    from faceswap.provenance import file_sha256
+
+    if cfg.init_from is None:
+        return None
+    source = Path(cfg.init_from)
+    config, source_crop = ckpt.read_model_json(source)
+    weights = source / ckpt.WEIGHTS
+    if not weights.is_file():
+        raise FaceswapError(f"{weights}: missing; --init-from needs a model that was saved")
+    if cfg.init_parts == "all" and config_fingerprint(config) != config_fingerprint(model_config):
+        raise FaceswapError(
+            f"--init-from {source}: its model is preset '{config.name}' "
+            f"({config.resolution} px), this run's '{model_config.name}' "
+            f"({model_config.resolution} px) has other shapes; drop --preset to train its "
+            "preset, or copy only what fits with --init-parts encoder"
+        )
+    prefix = "" if cfg.init_parts == "all" else "encoder."
+    ckpt.load_weights_into(model, weights, f"--init-from {cfg.init_parts}", prefix=prefix)
+    if (source_crop.centering, source_crop.coverage) != (crop.centering, crop.coverage):
+        log.warning(
+            "--init-from %s was trained on faces framed with centering '%s', coverage %s, "
+            "these faces with '%s', %s: it will first have to unlearn that framing",
+            source, source_crop.centering, source_crop.coverage, crop.centering, crop.coverage,
+        )  # fmt: skip
+    return {"model": source.name, "weights_sha256": file_sha256(weights), "parts": cfg.init_parts}
 
 
 def _preview_faces(faces: FaceSet, size: int, count: int) -> torch.Tensor:
@@ -772,6 +825,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             )
     trainer = Trainer(cfg, model_config, device, info)
     start = trainer.load(resume_from) if resume_from is not None else 0
+    initialised = _init_from(trainer.model, cfg, model_config, faces_a.crop)
     if resume_from is not None and info.is_main:
         log.info("resuming from %s (iteration %d)", resume_from, start)
     # The CPU RNG is restored by trainer.load; nothing below may draw from it before step 1.
@@ -791,6 +845,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
         },
     }
+    if initialised is None and resume_from is not None:
+        initialised = ckpt.read_card(model_dir).get("initialised_from")  # the first run's
+    if initialised is not None:
+        card_base["initialised_from"] = initialised
     metrics: MetricsLog | None = None
     preview_a = preview_b = None
     if info.is_main:

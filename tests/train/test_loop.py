@@ -104,6 +104,42 @@ def test_resume_reproduces_the_uninterrupted_run(
     assert iters == [1, 2, 3, 4, 5, 6]
 
 
+def test_init_from_starts_a_new_model_from_trained_weights(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from faceswap.train import checkpoint as ckpt
+
+    trained = tmp_path / "trained"
+    run_train(_cfg(face_dirs, trained, iterations=3))
+    source = _weights(trained)
+    new = run_train(_cfg(face_dirs, tmp_path / "new", iterations=1, init_from=trained, lr=1e-9))
+    assert new.start_iteration == 0 and new.iteration == 1
+    after = _weights(tmp_path / "new")
+    # One step at a vanishing learning rate: the trained weights, not a fresh init.
+    assert all(torch.allclose(after[k], source[k], atol=1e-6) for k in source)
+    card = ckpt.read_card(tmp_path / "new")
+    assert card["initialised_from"]["model"] == "trained"
+    assert card["initialised_from"]["parts"] == "all"
+    # The encoder only: a preset with other decoders takes the shared encoder.
+    wider = dataclasses.replace(tiny_model_config(), learned_mask=True)
+    cfg = _cfg(face_dirs, tmp_path / "enc", init_from=trained, init_parts="encoder",
+               model_config=wider, iterations=1, lr=1e-9)  # fmt: skip
+    run_train(cfg)
+    enc = _weights(tmp_path / "enc")
+    assert all(
+        torch.allclose(enc[k], source[k], atol=1e-6) for k in source if k.startswith("encoder.")
+    )
+    assert any(enc[k].shape != source[k].shape for k in enc)  # a 4-channel output head
+    with pytest.raises(FaceswapError, match=r"has other shapes.*--init-parts encoder"):
+        run_train(_cfg(face_dirs, tmp_path / "all", init_from=trained, model_config=wider))
+    with pytest.raises(FaceswapError, match="drop one of them"):
+        _cfg(face_dirs, tmp_path / "new", init_from=trained, resume=True)
+    with pytest.raises(FaceswapError, match="not a faceswap model folder"):
+        run_train(_cfg(face_dirs, tmp_path / "x", init_from=tmp_path / "nowhere"))
+
+
 def test_resume_from_rolls_back_to_an_older_checkpoint(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

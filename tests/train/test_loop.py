@@ -122,6 +122,8 @@ def test_init_from_starts_a_new_model_from_trained_weights(
     card = ckpt.read_card(tmp_path / "new")
     assert card["initialised_from"]["model"] == "trained"
     assert card["initialised_from"]["parts"] == "all"
+    run_train(_cfg(face_dirs, tmp_path / "new", iterations=2, resume=True))
+    assert ckpt.read_card(tmp_path / "new")["initialised_from"] == card["initialised_from"]
     # The encoder only: a preset with other decoders takes the shared encoder.
     wider = dataclasses.replace(tiny_model_config(), learned_mask=True)
     cfg = _cfg(face_dirs, tmp_path / "enc", init_from=trained, init_parts="encoder",

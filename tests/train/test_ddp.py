@@ -65,6 +65,12 @@ def test_two_process_gloo_ddp(face_dirs: tuple[Path, Path], tmp_path: Path) -> N
         "0",
         "--gan",
         "bce",
+        # Per-rank sampling, colour transfer and clipping must keep the ranks in step.
+        "--uniform-yaw",
+        "--colour-transfer",
+        "rct",
+        "--clip-grad",
+        "1.0",
         "--no-progress",
         "--no-tensorboard",
     ]
@@ -78,6 +84,7 @@ def test_two_process_gloo_ddp(face_dirs: tuple[Path, Path], tmp_path: Path) -> N
     assert card["training"]["world_size"] == 2 and card["iteration"] == 4
     rows = read_metrics(model / "metrics.csv")
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["grad_norm"] > 0 for r in rows)
     # Each save checks that both ranks hold identical model and discriminator weights (the
     # run fails otherwise); the weights moved between the checkpoints and load for inference.
     first = load_file(str(model / "checkpoints" / "ckpt_000000002" / "model.safetensors"))

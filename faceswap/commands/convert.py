@@ -8,8 +8,17 @@ import click
 
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
-from faceswap.convert.pipeline import DIRECTIONS, SMOOTH_CHOICES, ConvertConfig, run_convert
+from faceswap.convert.pipeline import (
+    DIRECTIONS,
+    SMOOTH_CHOICES,
+    ConvertConfig,
+    ConvertResult,
+    is_video_folder,
+    run_convert,
+    run_convert_folder,
+)
 from faceswap.device import DEVICE_CHOICES, amp_hint
+from faceswap.errors import FaceswapError
 
 
 def _modes_help(registry: object, lead: str) -> str:
@@ -170,14 +179,31 @@ def _modes_help(registry: object, lead: str) -> str:
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:
-    """Swap the faces in INPUT (a video or an image folder) and write the result.
+    """Swap the faces in INPUT (a video, an image folder, or a folder of videos) and write
+    the result (for a folder of videos: a folder of videos with the same names).
 
     The output keeps INPUT's frame count, frame rate and audio, and is marked as synthetic:
     container metadata plus a JSON manifest next to it (OUTPUT.json).
     """
     options["refs"] = tuple(options["refs"])  # type: ignore[arg-type]
     cfg = ConvertConfig(input=input, **options)  # type: ignore[arg-type]
-    result = run_convert(cfg)
+    if is_video_folder(cfg.input):
+        batch = run_convert_folder(cfg)
+        for result in batch.results:
+            _report(result)
+        if batch.failed:
+            names = ", ".join(video.name for video, _ in batch.failed)
+            raise FaceswapError(
+                f"{len(batch.failed)} of {len(batch.failed) + len(batch.results)} videos were "
+                f"not converted ({names}); see the errors above, fix them and rerun"
+            )
+    else:
+        _report(run_convert(cfg))
+    if hint := amp_hint(cfg.device, cfg.amp):
+        click.echo(hint, err=True)
+
+
+def _report(result: ConvertResult) -> None:
     click.echo(
         f"wrote {result.output}: {result.frames} frames, {result.faces_swapped} faces swapped "
         f"in {result.frames_swapped} frames, {result.fps:.1f} frames/s on {result.device}"
@@ -185,5 +211,3 @@ def convert(input: Path, **options: object) -> None:
     click.echo(f"provenance manifest: {result.manifest}")
     if result.matte is not None:
         click.echo(f"matte: {result.matte}")
-    if hint := amp_hint(cfg.device, cfg.amp):
-        click.echo(hint, err=True)

@@ -745,6 +745,98 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     )
 
 
+@dataclass(frozen=True)
+class ConvertFolderResult:
+    """What :func:`run_convert_folder` did.
+
+    Attributes:
+        output: the folder the videos were written to.
+        results: one :class:`ConvertResult` per video converted, in name order.
+        failed: ``(video, reason)`` for each video that could not be converted.
+    """
+
+    output: Path
+    results: tuple[ConvertResult, ...]
+    failed: tuple[tuple[Path, str], ...] = ()
+
+
+def is_video_folder(path: Path | str) -> bool:
+    """Whether ``path`` is a folder of videos (rather than a video or an image folder)."""
+    from faceswap.io.video import list_inputs
+
+    path = Path(path)
+    return path.is_dir() and list_inputs(path) != [path]
+
+
+def _alignments_for(root: Path | None, video: Path, videos: int) -> Path | None:
+    """The alignments of ``video`` in the folder extract wrote for a folder of ``videos``
+    videos: its subfolder named after the video, or the folder itself for a single one."""
+    from faceswap.faces.alignments import ALIGNMENTS_NAME
+
+    if root is None:
+        return None
+    if videos == 1 and (root / ALIGNMENTS_NAME).is_file():
+        return root
+    folder = root / video.stem
+    if not (folder / ALIGNMENTS_NAME).is_file():
+        raise FaceswapError(
+            f"{root}: no alignments for {video.name} (looked for {folder / ALIGNMENTS_NAME}); "
+            "extract the folder of videos into it, or drop --alignments to detect on the fly"
+        )
+    return folder
+
+
+def run_convert_folder(cfg: ConvertConfig) -> ConvertFolderResult:
+    """Convert every video of the folder ``cfg.input`` into the folder ``cfg.output``, under
+    the same file names, each with its own manifest.
+
+    ``cfg.alignments`` is then the folder ``faceswap extract`` wrote for the input folder
+    (a subfolder per video) and ``cfg.matte`` a folder for the mattes. A video that fails
+    (unreadable, no alignments) is reported in ``failed`` and the others still convert;
+    each output is written atomically, so nothing is left half-written.
+
+    Raises:
+        FaceswapError: not a folder of videos, or an output or alignments path that cannot
+            serve one.
+    """
+    import dataclasses
+
+    from faceswap.io.video import list_inputs
+
+    if not is_video_folder(cfg.input):
+        raise FaceswapError(f"{cfg.input}: not a folder of videos; convert it with run_convert")
+    videos = list_inputs(cfg.input)
+    out_root = Path(cfg.output)
+    if out_root.suffix.lower() in VIDEO_SUFFIXES or (out_root.exists() and not out_root.is_dir()):
+        raise FaceswapError(
+            f"{out_root}: a folder of videos converts into a folder; give a folder path"
+        )
+    if out_root.resolve() == Path(cfg.input).resolve():
+        raise FaceswapError(f"{out_root}: would overwrite the input videos; choose another folder")
+    if cfg.alignments is not None and not cfg.alignments.is_dir():
+        raise FaceswapError(
+            f"{cfg.alignments}: for a folder of videos --alignments is the folder `faceswap "
+            "extract` wrote for it (a subfolder per video)"
+        )
+    ensure_writable_dir(out_root)
+    results: list[ConvertResult] = []
+    failed: list[tuple[Path, str]] = []
+    for video in videos:
+        try:
+            per_video = dataclasses.replace(
+                cfg,
+                input=video,
+                output=out_root / video.name,
+                alignments=_alignments_for(cfg.alignments, video, len(videos)),
+                matte=None if cfg.matte is None else Path(cfg.matte) / video.name,
+            )
+            results.append(run_convert(per_video))
+        except FaceswapError as exc:
+            log.error("%s: not converted: %s", video.name, exc)
+            failed.append((video, str(exc)))
+    return ConvertFolderResult(output=out_root, results=tuple(results), failed=tuple(failed))
+
+
 def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """``warp_to_crop`` on just the part of the frame the crop covers.
 

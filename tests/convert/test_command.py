@@ -72,3 +72,39 @@ def test_on_the_fly_detection_swaps_only_the_ref_person(
             else:
                 assert same, f"frame {i}: {face.person} was swapped too"
     assert changed_left >= 0.8 * clip_two_faces.frame_count
+
+
+def test_a_folder_of_videos_converts_into_a_folder(model_dir: Path, tmp_path: Path) -> None:
+    from tests.convert.conftest import truth_alignments
+    from tests.media import make_clip
+
+    takes, faces = tmp_path / "takes", tmp_path / "faces"
+    clips = [make_clip(takes / name, frames=5, width=320, height=192, seed=i)
+             for i, name in enumerate(("one.mp4", "two.mkv"))]  # fmt: skip
+    for clip in clips:  # the layout `faceswap extract takes/ -o faces` writes
+        truth_alignments(clip, faces / clip.path.stem / "alignments.json")
+    out, mattes = tmp_path / "swapped", tmp_path / "mattes"
+    args = ["convert", str(takes), "-m", str(model_dir), "-o", str(out), "-a", str(faces)]
+    args += ["--matte", str(mattes), "--device", "cpu", "--no-progress", "--preset", "ultrafast"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "one.mp4", "one.mp4.json", "two.mkv", "two.mkv.json"
+    ]  # fmt: skip
+    assert sorted(p.name for p in mattes.iterdir()) == ["one.mp4", "two.mkv"]
+    for clip in clips:
+        assert probe(out / clip.path.name).frame_count == 5
+        assert probe(out / clip.path.name).has_audio
+    # A video without alignments is reported and the others still convert; exit 1, one line.
+    (faces / "two" / "alignments.json").unlink()
+    again = ["convert", str(takes), "-m", str(model_dir), "-o", str(tmp_path / "again")]
+    result = CliRunner().invoke(cli, [*again, "-a", str(faces), "--device", "cpu", "--no-progress"])
+    assert result.exit_code != 0
+    assert (tmp_path / "again" / "one.mp4").is_file()
+    assert not (tmp_path / "again" / "two.mkv").exists()
+    assert result.stderr.strip().splitlines()[-1] == (
+        "faceswap: error: 1 of 2 videos were not converted (two.mkv); see the errors above, "
+        "fix them and rerun"
+    )
+    result = CliRunner().invoke(cli, ["convert", str(takes), "-m", str(model_dir), "-o", "x.mp4"])
+    assert result.exit_code != 0 and "converts into a folder" in result.stderr

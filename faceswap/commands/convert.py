@@ -1,4 +1,4 @@
-"""`faceswap convert`: swap faces in a video (or image folder) and re-encode it."""
+"""`faceswap convert`: swap faces in a video, image folder or folder of videos; re-encode."""
 
 from __future__ import annotations
 

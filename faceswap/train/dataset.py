@@ -101,12 +101,13 @@ def uniform_yaw_weights(faces: FaceSet, sigma: float = 0.04) -> np.ndarray:
 def load_face_set(folder: Path | str, side: str) -> FaceSet:
     """Index an extract output folder; refuse it with a clear message when it is unusable.
 
+    A folder that ``faceswap extract`` wrote for a folder of videos holds a subfolder of
+    faces per video: those are read together as one set (they must share the crop).
+
     Args:
-        folder: folder holding face crops and ``alignments.json``.
+        folder: folder holding face crops and ``alignments.json``, or subfolders that do.
         side: "A" or "B" (named in error messages).
     """
-    from faceswap.faces.align import transform_points
-    from faceswap.faces.alignments import load_alignments
     from faceswap.io.images import list_images
 
     folder = Path(folder)
@@ -115,12 +116,51 @@ def load_face_set(folder: Path | str, side: str) -> FaceSet:
         raise FaceswapError(
             f"{opt} {folder}: no such folder; pass the output folder of `faceswap extract`"
         )
-    files = list_images(folder)
-    if not files:
+    if list_images(folder):
+        return _load_one_face_set(folder, opt)
+    parts = [
+        sub
+        for sub in sorted(folder.iterdir())
+        if sub.is_dir() and (sub / ALIGNMENTS_FILE).is_file() and list_images(sub)
+    ]
+    if not parts:
         raise FaceswapError(
             f"{opt} {folder}: no face images found; run `faceswap extract VIDEO -o {folder}` "
             "first or check the path"
         )
+    return _merged_face_sets(folder, [_load_one_face_set(sub, opt) for sub in parts], opt)
+
+
+def _merged_face_sets(folder: Path, sets: list[FaceSet], opt: str) -> FaceSet:
+    """One FaceSet of the per-video subfolders of ``folder``."""
+    first = sets[0]
+    for other in sets[1:]:
+        if (other.crop, other.crop_size) != (first.crop, first.crop_size):
+            raise FaceswapError(
+                f"{opt} {folder}: {first.folder.name} and {other.folder.name} were extracted "
+                f"with different crops ({first.crop_size} px {first.crop.centering} "
+                f"coverage {first.crop.coverage} against {other.crop_size} px "
+                f"{other.crop.centering} coverage {other.crop.coverage}); re-extract them alike"
+            )
+    digest = hashlib.sha256()
+    for part in sets:
+        digest.update(f"{part.folder.name}:{part.digest}\n".encode())
+    return FaceSet(
+        folder=folder,
+        files=tuple(f for part in sets for f in part.files),
+        landmarks=tuple(lm for part in sets for lm in part.landmarks),
+        crop=first.crop,
+        crop_size=first.crop_size,
+        digest=digest.hexdigest(),
+    )
+
+
+def _load_one_face_set(folder: Path, opt: str) -> FaceSet:
+    from faceswap.faces.align import transform_points
+    from faceswap.faces.alignments import load_alignments
+    from faceswap.io.images import list_images
+
+    files = list_images(folder)
     align_path = folder / ALIGNMENTS_FILE
     if not align_path.is_file():
         raise FaceswapError(

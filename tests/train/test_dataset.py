@@ -61,6 +61,30 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def test_the_faces_of_a_folder_of_videos_are_one_set(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from tests.train.synthetic_faces import write_synthetic_faces
+
+    # `faceswap extract takes/ -o faces` writes a subfolder per video.
+    parent = tmp_path / "faces"
+    _copy(face_dirs[0], parent / "take1")
+    _copy(face_dirs[1], parent / "take2")
+    (parent / "no_faces").mkdir()  # a take without a face leaves no crops
+    one, two = load_face_set(face_dirs[0], "A"), load_face_set(face_dirs[1], "A")
+    both = load_face_set(parent, "A")
+    assert both.folder == parent and len(both) == len(one) + len(two)
+    assert [f.parent.name for f in both.files] == ["take1"] * len(one) + ["take2"] * len(two)
+    expected = one.landmarks + two.landmarks
+    assert all(np.array_equal(a, b) for a, b in zip(both.landmarks, expected, strict=True))
+    assert both.crop == one.crop and both.digest not in (one.digest, two.digest)
+    sample = FaceDataset(both, 32, NO_AUG)[(len(one), 0)]  # the first face of take2
+    assert torch.equal(sample["target"], FaceDataset(two, 32, NO_AUG)[(0, 0)]["target"])
+    write_synthetic_faces(parent / "take3", 2, 96)  # another crop size
+    with pytest.raises(FaceswapError, match="take1 and take3 were extracted with different crops"):
+        load_face_set(parent, "A")
+
+
 def test_refuses_unusable_folders(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match=r"--a .*no such folder"):
         load_face_set(tmp_path / "missing", "A")

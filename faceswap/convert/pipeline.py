@@ -408,6 +408,31 @@ def _box_side(box: np.ndarray) -> float:
     return max(x1 - x0, y1 - y0)
 
 
+def _without_deleted_crops(al: Any, where: Path) -> dict[int, Any]:
+    """Frames of ``al`` by index, less the faces whose crops were deleted from the faces
+    folder: deleting a crop (a false detection, the wrong person) keeps its face unswapped,
+    as in DeepFaceLab. A file moved away from its crops, so that none of them is beside it,
+    keeps every face."""
+    import dataclasses
+
+    folder = where if where.is_dir() else where.parent
+    named = {Path(f.crop_file).name for fr in al.frames for f in fr.faces if f.crop_file}
+    present = named & {p.name for p in folder.iterdir()} if named else set()
+    if not present or present == named:
+        return al.by_index()
+    frames = {}
+    for frame in al.frames:
+        kept = tuple(f for f in frame.faces if not f.crop_file or Path(f.crop_file).name in present)
+        frames[frame.index] = dataclasses.replace(frame, faces=kept)
+    log.warning(
+        "%s: %d of %d faces have no crop there any more (deleted), so they are not swapped",
+        folder,
+        len(named - present),
+        len(named),
+    )
+    return frames
+
+
 class _Locator:
     """Faces of each frame: from an alignments file, or detected on the fly."""
 
@@ -457,7 +482,7 @@ class _Locator:
                 len(al.frames),
                 al.frame_count,
             )
-        return al.by_index()
+        return _without_deleted_crops(al, Path(cfg.alignments))
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
         from faceswap.faces.detectors import create_detector

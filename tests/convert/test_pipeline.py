@@ -421,6 +421,37 @@ def test_passthrough_keeps_audio_lead_and_display_rotation(
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
 
 
+def test_faces_whose_crops_were_deleted_are_not_swapped(model_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from faceswap.faces.alignments import load_alignments, save_alignments
+
+    folder, al_path = _image_inputs(tmp_path, 3)
+    al = load_alignments(al_path)
+    faces_dir = tmp_path / "faces"
+    faces_dir.mkdir()
+    frames = []
+    for frame in al.frames:  # as extract writes them: a crop file per face
+        named = tuple(dataclasses.replace(f, crop_file=f"frame_{frame.index:06d}_{k}.png")
+                      for k, f in enumerate(frame.faces))  # fmt: skip
+        frames.append(dataclasses.replace(frame, faces=named))
+        for face in named:
+            (faces_dir / face.crop_file).write_bytes(b"crop")
+    save_alignments(faces_dir / "alignments.json", dataclasses.replace(al, frames=frames))
+    (faces_dir / "frame_000001_0.png").unlink()  # the user rejected this face
+    result = run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=faces_dir))
+    assert result.faces_swapped == 2
+    before, after = _frames(folder), _frames(tmp_path / "out")
+    np.testing.assert_array_equal(after[1], before[1])
+    assert not np.array_equal(after[0], before[0]) and not np.array_equal(after[2], before[2])
+    # The file alone, away from its crops, keeps every face.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (faces_dir / "alignments.json").rename(alone / "alignments.json")
+    result = run_convert(_cfg(folder, model_dir, tmp_path / "out2", alignments=alone))
+    assert result.faces_swapped == 3
+
+
 def test_min_size_and_max_faces_apply_to_alignments(
     model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("faceswap.commands.extract:extract", "Detect, landmark, align and crop faces."),
     "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
     "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
+    "encode-frames": (
+        "faceswap.commands.encode:encode_frames",
+        "Encode a folder of frames into a video, with a source's audio.",
+    ),
 }
 
 

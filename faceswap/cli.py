@@ -74,9 +74,9 @@ class LazyGroup(click.Group):
 def cli(verbose: int) -> None:
     """Face-swap autoencoder pipeline.
 
-    Stages: extract-frames (optional) -> extract -> train -> convert. Run
-    `faceswap COMMAND --help` for each stage's options. Outputs are marked as synthetic
-    (metadata and manifest); see the README's ethics section.
+    Stages: extract-frames (optional) -> extract -> train -> convert -> encode-frames (for
+    image sequences). Run `faceswap COMMAND --help` for each stage's options. Outputs are
+    marked as synthetic (metadata and manifest); see the README's ethics section.
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from faceswap.commands.options import encoder_options
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import (
@@ -145,25 +146,7 @@ def _modes_help(registry: object, lead: str) -> str:
     is_flag=True,
     help="Mixed precision: float16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX (faster).",
 )
-@click.option(
-    "--codec",
-    default="libx264",
-    help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
-    "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0.",
-)
-@click.option(
-    "--crf",
-    type=int,
-    default=18,
-    help="Constant quality (0 lossless, 18 visually lossless, 23 x264's default).",
-)
-@click.option("--preset", default="medium", help="Encoder speed preset (ultrafast...veryslow).")
-@click.option(
-    "--pix-fmt",
-    default="auto",
-    help="Output pixel format. auto: yuv420p (plays everywhere), yuv444p for odd frame "
-    "sizes, lossless RGB for ffv1 and libx264rgb; or name one (yuv444p, rgb24 for masters).",
-)
+@encoder_options
 @click.option(
     "--matte",
     type=click.Path(path_type=Path),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from faceswap.commands.options import encoder_options
+
 
 @click.command("encode-frames")
 @click.argument("input_path", metavar="FOLDER", type=click.Path(path_type=Path))
@@ -23,10 +25,7 @@ import click
     help="The original video: its frame rate, audio, timecode and pixel aspect.",
 )
 @click.option("--fps", default=None, help="Frame rate without --like: 25, 30000/1001...")
-@click.option("--codec", default="libx264", help="ffmpeg video encoder, or auto (hardware).")
-@click.option("--crf", type=int, default=18, help="Constant quality (0 lossless, 18 default).")
-@click.option("--preset", default="medium", help="Encoder speed preset (ultrafast...veryslow).")
-@click.option("--pix-fmt", default="auto", help="Output pixel format (auto: as convert).")
+@encoder_options
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def encode_frames(input_path: Path, **options: object) -> None:
     """Encode the frames in FOLDER (natural order) into a video.

@@ -1,0 +1,37 @@
+"""Click options shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+def encoder_options(command: Any) -> Any:
+    """The encoder options (--codec, --crf, --preset, --pix-fmt) of convert and encode-frames."""
+    for option in reversed(_ENCODER_OPTIONS):
+        command = option(command)
+    return command
+
+
+_ENCODER_OPTIONS = [
+    click.option(
+        "--codec",
+        default="libx264",
+        help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
+        "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0.",
+    ),
+    click.option(
+        "--crf",
+        type=int,
+        default=18,
+        help="Constant quality (0 lossless, 18 visually lossless, 23 x264's default).",
+    ),
+    click.option("--preset", default="medium", help="Encoder speed preset (ultrafast...veryslow)."),
+    click.option(
+        "--pix-fmt",
+        default="auto",
+        help="Output pixel format. auto: yuv420p (plays everywhere), yuv444p for odd frame "
+        "sizes, lossless RGB for ffv1 and libx264rgb; or name one (yuv444p, rgb24 for masters).",
+    ),
+]

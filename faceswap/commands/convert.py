@@ -11,6 +11,7 @@ from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import (
     DIRECTIONS,
+    FRAME_FORMATS,
     SMOOTH_CHOICES,
     ConvertConfig,
     ConvertResult,
@@ -42,8 +43,8 @@ def _modes_help(registry: object, lead: str) -> str:
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Output video (suffix picks the container: .mp4, .mkv, .mov...); a new folder "
-    "for an image-folder INPUT.",
+    help="Output video (suffix picks the container: .mp4, .mkv, .mov...), or a new folder "
+    "(no suffix) for the frames as an image sequence (always for an image-folder INPUT).",
 )
 @click.option(
     "-a",
@@ -148,11 +149,18 @@ def _modes_help(registry: object, lead: str) -> str:
 )
 @encoder_options
 @click.option(
+    "--frame-format",
+    type=click.Choice(FRAME_FORMATS),
+    default="png",
+    help="Format of frames written to a folder (both lossless, 8 bits per channel).",
+)
+@click.option(
     "--matte",
     type=click.Path(path_type=Path),
     default=None,
     help="Also write the blend mask (white where the swapped face was blended in) as a "
-    "video encoded like the output, or a PNG folder for image input: a matte for compositing.",
+    "video encoded like the output, or a PNG folder when the output is frames: a matte for "
+    "compositing.",
 )
 @click.option(
     "--frame-ranges",
@@ -181,7 +189,13 @@ def convert(input: Path, **options: object) -> None:
                 f"not converted ({names}); see the errors above, fix them and rerun"
             )
     else:
-        _report(run_convert(cfg))
+        result = run_convert(cfg)
+        _report(result)
+        if cfg.input.is_file() and result.output.is_dir():
+            click.echo(
+                f"frames carry no audio: `faceswap encode-frames {result.output} -o VIDEO "
+                f"--like {cfg.input}` encodes them with the original's audio, rate and timecode"
+            )
     if hint := amp_hint(cfg.device, cfg.amp):
         click.echo(hint, err=True)
 

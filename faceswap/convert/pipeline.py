@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Containers the video writer can produce (lower-case suffixes).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+# Lossless formats for a converted image sequence: frames a compositor reads as they were made.
+FRAME_FORMATS = ("png", "tif")
 #: ``smooth`` values: ``auto`` smooths faces detected on the fly (one-euro) and trusts the
 #: alignments file, whose landmarks extract already smoothed.
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
@@ -93,8 +95,9 @@ class ConvertConfig:
     Attributes:
         input: video file or image folder of person A (or B with ``direction="b2a"``).
         model_dir: folder written by ``faceswap train``.
-        output: video file (its suffix picks the container) for a video input; a new
-            folder of PNG frames for an image-folder input.
+        output: video file (its suffix picks the container) for a video input, or a new
+            folder (a name without a suffix) for its frames as an image sequence; a new
+            folder of frames for an image-folder input.
         alignments: alignments file (or extract folder) of ``input``; None detects faces on
             the fly.
         direction: ``a2b`` (A's faces drawn as B) or ``b2a``.
@@ -118,9 +121,10 @@ class ConvertConfig:
             or ``auto`` for the first hardware H.264 encoder that works, else libx264.
         crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).
         progress: show a progress bar.
+        frame_format: file format of frames written to a folder (``png`` or ``tif``).
         matte: also write the blend mask here (uint8, white = swapped face): a video encoded
-            like the output for a video input, a folder of PNGs with the frames' names for
-            an image folder.
+            like the output when the output is a video, else a folder of PNGs named like
+            the frames.
         frame_ranges: swap only in these frames (``(first, last)`` inclusive, ``last`` None
             for the rest; or the text ``"10-50,90-"``); the others pass through untouched.
             Empty: every frame.
@@ -151,6 +155,7 @@ class ConvertConfig:
     preset: str = "medium"
     pix_fmt: str = "auto"
     progress: bool = True
+    frame_format: str = "png"
     matte: Path | None = None
     frame_ranges: tuple[FrameRange, ...] | str = ()
 
@@ -181,6 +186,10 @@ class ConvertConfig:
             (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
             (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
             (0 <= self.crf <= 63, f"--crf must be in [0, 63], got {self.crf}"),
+            (
+                self.frame_format in FRAME_FORMATS,
+                f"--frame-format: choose from {', '.join(FRAME_FORMATS)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -331,10 +340,11 @@ class _Threads:
 
 
 class _FolderSink:
-    """PNG frames into a new folder, assembled under a temporary name and renamed at the end."""
+    """Frames into a new folder, assembled under a temporary name and renamed at the end."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, suffix: str = ".png") -> None:
         self.folder = folder
+        self.suffix = suffix
         self.frames_written = 0
         self._tmp = make_temp_dir(folder.parent, f".{folder.name}.")
 
@@ -344,7 +354,7 @@ class _FolderSink:
     def write(self, image: np.ndarray, name: str) -> None:
         from faceswap.io.images import write_image
 
-        write_image(self._tmp / f"{name}.png", image)
+        write_image(self._tmp / f"{name}{self.suffix}", image)
         self.frames_written += 1
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -379,23 +389,35 @@ class _VideoSink:
 # -- the stage ----------------------------------------------------------------------------------
 
 
-def _check_output(cfg: ConvertConfig, is_video: bool, output: Path | None = None) -> Path:
-    """``output`` (by default ``cfg.output``), checked as a place to write the result to."""
+def writes_frames(input_is_video: bool, output: Path | str) -> bool:
+    """Whether ``output`` is to be a folder of frames rather than a video file.
+
+    Image folders always convert to frames; a video does when ``output`` names a folder
+    (an existing one, or a name without a suffix), for compositing frame by frame.
+    """
+    output = Path(output)
+    return not input_is_video or output.is_dir() or not output.suffix
+
+
+def _check_output(cfg: ConvertConfig, frames: bool, output: Path | None = None) -> Path:
+    """``output`` (by default ``cfg.output``), checked as a place to write the result to.
+
+    ``frames``: whether the result is a folder of frames (see :func:`writes_frames`).
+    """
     output = Path(cfg.output if output is None else output)
     if output.resolve() == Path(cfg.input).resolve():
         raise FaceswapError(f"{output}: output would overwrite the input; choose another path")
-    if is_video:
-        if output.is_dir():
-            raise FaceswapError(f"{output}: is a folder; give a video file name such as out.mp4")
+    if not frames:
         if output.suffix.lower() not in VIDEO_SUFFIXES:
             raise FaceswapError(
-                f"{output}: unknown video container '{output.suffix}'; "
-                f"end the name with one of {', '.join(VIDEO_SUFFIXES)}"
+                f"{output}: unknown video container '{output.suffix}'; end the name with one "
+                f"of {', '.join(VIDEO_SUFFIXES)}, or give a folder name (no suffix) for frames"
             )
     else:
         if output.suffix.lower() in VIDEO_SUFFIXES:
             raise FaceswapError(
-                f"{output}: an image folder converts to a folder of frames; give a folder path"
+                f"{output}: frames go to a folder (the output is a folder of frames); "
+                "give a folder path"
             )
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise FaceswapError(f"{output}: exists and is not an empty folder; choose a new one")
@@ -544,7 +566,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if not Path(cfg.input).exists():
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     source = open_source(cfg.input)
-    output = _check_output(cfg, source.is_video)
+    as_frames = writes_frames(source.is_video, cfg.output)
+    output = _check_output(cfg, as_frames)
     total = source.frame_count
     if cfg.frame_ranges and total and min(lo for lo, _ in cfg.frame_ranges) >= total:
         raise FaceswapError(
@@ -554,7 +577,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if cfg.matte is not None:
         if cfg.matte.resolve() == output.resolve():
             raise FaceswapError(f"{cfg.matte}: --matte must differ from the output; rename one")
-        _check_output(cfg, source.is_video, cfg.matte)
+        _check_output(cfg, as_frames, cfg.matte)
     mask_mode = MASK_MODES.get(cfg.mask)
     colour_mode = COLOUR_MODES.get(cfg.colour)
     device = resolve_device(cfg.device)
@@ -587,7 +610,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                         crf=cfg.crf, preset=cfg.preset, **options)
         )  # fmt: skip
 
-    if source.is_video:
+    if not as_frames:
         sink: _VideoSink | _FolderSink = video_sink(
             output,
             pix_fmt=cfg.pix_fmt,
@@ -596,13 +619,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             metadata=provenance_tags(loaded.weights_sha256, preset=preset),
         )
     else:
-        sink = _FolderSink(output)
+        sink = _FolderSink(output, f".{cfg.frame_format}")
 
     def open_matte() -> Any:
         """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""
         if cfg.matte is None:
             return contextlib.nullcontext()
-        if not source.is_video:
+        if as_frames:
             return _FolderSink(cfg.matte)
         info = source.info
         return video_sink(

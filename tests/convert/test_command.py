@@ -108,3 +108,15 @@ def test_a_folder_of_videos_converts_into_a_folder(model_dir: Path, tmp_path: Pa
     )
     result = CliRunner().invoke(cli, ["convert", str(takes), "-m", str(model_dir), "-o", "x.mp4"])
     assert result.exit_code != 0 and "converts into a folder" in result.stderr
+
+
+def test_video_to_frames_tells_how_to_encode_them_back(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "frames"
+    args = ["convert", str(short_clip.path), "-m", str(model_dir), "-o", str(out)]
+    args += ["-a", str(short_alignments), "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--frame-format", "tif"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert len(list(out.glob("frame_*.tif"))) == probe(short_clip.path).frame_count
+    assert f"faceswap encode-frames {out} -o VIDEO --like {short_clip.path}" in result.output

@@ -150,6 +150,67 @@ def test_matte_marks_exactly_the_changed_pixels(
     assert _leftovers(tmp_path, set()) == ["matte.mkv", "out.mkv", "out.mkv.json"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("frame_format", ["png", "tif"])
+def test_video_to_an_image_sequence_and_back(
+    frame_format: str,
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from faceswap.io.encode import EncodeFramesConfig, run_encode_frames
+
+    out, matte = tmp_path / "shot_frames", tmp_path / "shot_matte"
+    result = run_convert(
+        _cfg(short_clip.path, model_dir, out, alignments=short_alignments, matte=matte,
+             frame_format=frame_format)
+    )  # fmt: skip
+    names = [f"frame_{i:06d}.{frame_format}" for i in range(16)]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert sorted(p.name for p in matte.iterdir()) == [f"frame_{i:06d}.png" for i in range(16)]
+    assert result.manifest == tmp_path / "shot_frames.json"
+    swapped = 16 - len(short_clip.blank_frames)
+    assert read_manifest(out)["frames"] == {"total": 16, "swapped": swapped}  # type: ignore[index]
+    before = _frames(short_clip.path)
+    after = [cv2.cvtColor(cv2.imread(str(out / n)), cv2.COLOR_BGR2RGB) for n in names]
+    for i, (a, b) in enumerate(zip(after, before, strict=True)):
+        if i in short_clip.blank_frames:
+            np.testing.assert_array_equal(a, b)  # lossless: the decoded frame, exactly
+        else:
+            alpha = cv2.imread(str(matte / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+            np.testing.assert_array_equal(a[alpha == 0], b[alpha == 0])
+            assert not np.array_equal(a, b)
+    # Back to a video with the original's audio; still marked synthetic.
+    video = tmp_path / "shot.mp4"
+    back = run_encode_frames(
+        EncodeFramesConfig(input=out, output=video, like=short_clip.path, preset="ultrafast",
+                           progress=False)
+    )  # fmt: skip
+    src, dst = probe(short_clip.path), probe(video)
+    assert back.frames == dst.frame_count == 16 and dst.fps == src.fps
+    assert _audio_seconds(video) == pytest.approx(_audio_seconds(short_clip.path), abs=0.03)
+    assert read_provenance(video)["synthetic"] == "1"
+    assert _leftovers(tmp_path, set()) == sorted(
+        ["shot.mp4", "shot.mp4.json", "shot_frames", "shot_frames.json", "shot_matte"]
+    )
+
+
+def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    (full / "old.png").parent.mkdir()
+    (full / "old.png").write_bytes(b"x")
+    with pytest.raises(FaceswapError, match="not an empty folder"):
+        run_convert(_cfg(short_clip.path, model_dir, full))
+    with pytest.raises(FaceswapError, match=r"unknown video container '\.v2'.*folder name"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "take.v2"))
+    with pytest.raises(FaceswapError, match="--frame-format: choose from png, tif"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o", frame_format="jpg")
+    with pytest.raises(FaceswapError, match="folder"):  # frames make a matte folder
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o", matte=tmp_path / "m.mp4"))
+    assert _leftovers(tmp_path, set()) == ["full"]
+
+
 def test_matte_of_an_image_folder_and_bad_matte_paths(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 2)
     out, matte = tmp_path / "out", tmp_path / "matte"

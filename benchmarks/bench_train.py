@@ -140,6 +140,7 @@ def make_step(
         channels_last=channels_last,
         compile=args.compile,
         workers=0,
+        freeze=args.freeze,
     )
     trainer = Trainer(cfg, model_config, device, DistInfo())
     iteration = 0
@@ -311,6 +312,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "and CPUs whose BLAS is the faster GEMM library)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--freeze", default="", help="model parts kept fixed, as `train --freeze`")
     p.add_argument(
         "--amp",
         action="store_true",
@@ -357,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  options: batch {args.batch_size}/side ({2 * args.batch_size} faces/step), "
             f"{args.iters} timed steps, channels_last {channels_last}{gemm}, compile "
             f"{args.compile}, amp {str(amp_dtype).replace('torch.', '') if amp_dtype else 'off'}, "
-            "random warp on"
+            "random warp on" + (f", frozen {args.freeze}" if args.freeze else "")
         )
         results = []
         print(

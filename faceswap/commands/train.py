@@ -49,6 +49,12 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 @click.option("--iterations", default=100_000, help="Total iterations (counting resumed ones).")
 @click.option("--batch-size", default=16, help="Faces per side per step (per process).")
 @click.option("--lr", default=5e-5, help="Adam learning rate of the autoencoder.")
+@click.option(
+    "--lr-warmup",
+    default=0,
+    help="Ramp the learning rate up to --lr over the model's first N iterations (0: off): "
+    "steadies the start, above all of fresh decoders on an --init-from encoder.",
+)
 @click.option("--seed", default=0, help="Seed for weights, sampling and augmentation.")
 @click.option(
     "--device", default="auto", type=click.Choice(DEVICE_CHOICES), help="Training device."
@@ -139,6 +145,13 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
     type=click.Choice(["all", "encoder"]),
     default="all",
     help="What --init-from copies: all (same preset), or the shared encoder only.",
+)
+@click.option(
+    "--freeze",
+    default="",
+    help="Model parts whose weights stay fixed, comma-separated: encoder (faceswap's "
+    "freeze-weights: with --init-from, new decoders learn on a trained encoder, and steps "
+    "are faster), or any part of the preset (liae: encoder, inter_ab, inter_b, decoder).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in -m.")
 @click.option(

@@ -72,6 +72,9 @@ class TrainConfig:
         iterations: stop after this many iterations in total (a resumed run counts from 0).
         batch_size: faces per side per step and per process (a step sees 2x this).
         lr: Adam learning rate of the autoencoder.
+        lr_warmup: ramp the autoencoder's learning rate linearly up to ``lr`` over the
+            model's first this many iterations (0: off). Counted from the model's first
+            iteration, not each session's, so a resumed run stays the uninterrupted one.
         betas: Adam betas.
         clip_grad: clip the autoencoder's gradients to this global L2 norm before each step
             (0: off), against the loss spikes that can wreck a long run; the norm before
@@ -121,6 +124,10 @@ class TrainConfig:
         init_parts: ``all`` (encoder and decoders; the same preset and shapes) or
             ``encoder`` (the shared encoder only, whose features do not depend on who A and
             B are; the decoders start fresh).
+        freeze: model parts whose weights stay fixed (names of the model's top-level
+            modules: ``encoder``, ``decoder_a``...; or the text ``"encoder,inter_ab"``), as
+            faceswap's freeze-weights: new decoders learn on a trained encoder, and each
+            step skips the frozen parts' weight gradients.
         progress: show a progress bar.
         tensorboard: also log to TensorBoard when it is installed.
     """
@@ -134,6 +141,7 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16
     lr: float = 5e-5
+    lr_warmup: int = 0
     betas: tuple[float, float] = (0.5, 0.999)
     clip_grad: float = 0.0
     seed: int = 0
@@ -167,10 +175,18 @@ class TrainConfig:
     snapshot_every: int = 0
     init_from: Path | None = None
     init_parts: str = "all"
+    freeze: tuple[str, ...] | str = ()
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
+        freeze = self.freeze
+        if isinstance(freeze, str):
+            freeze = [part.strip() for part in freeze.split(",")]
+        # Configs from YAML or JSON carry lists: normalise to a tuple of names.
+        object.__setattr__(self, "freeze", tuple(part for part in freeze if part))
+        if self.lr_warmup < 0:
+            raise FaceswapError(f"--lr-warmup must be >= 0 (0: off), got {self.lr_warmup}")
         for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
@@ -357,6 +373,34 @@ def make_adam(
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
+def warmup_factor(iteration: int, warmup: int) -> float:
+    """The fraction of the learning rate for 0-based step ``iteration`` of a ``warmup``-step
+    linear warm-up: 1/warmup at the first step, 1 from step ``warmup - 1`` on."""
+    return 1.0 if warmup <= 0 else min(1.0, (iteration + 1) / warmup)
+
+
+def freeze_parts(model: torch.nn.Module, parts: tuple[str, ...], preset: str) -> None:
+    """Stop gradients into the top-level modules ``parts`` of ``model``.
+
+    Frozen weights stay in the optimiser, which skips them while their gradients are None,
+    so a checkpoint resumes with or without ``--freeze``.
+
+    Raises:
+        FaceswapError: a name that is not a part of this model, or every part frozen.
+    """
+    names = [name for name, _ in model.named_children()]
+    for part in parts:
+        if part not in names:
+            raise FaceswapError(
+                f"--freeze {part}: preset '{preset}' has no part of that name; its parts are "
+                f"{', '.join(names)}"
+            )
+    if parts and set(parts) >= set(names):
+        raise FaceswapError(f"--freeze {','.join(parts)}: that is every part, nothing would train")
+    for part in parts:
+        getattr(model, part).requires_grad_(False)
+
+
 class Trainer:
     """Model, discriminator, optimisers and the training step (one object per process).
 
@@ -382,6 +426,7 @@ class Trainer:
         self.gan = GAN_MODES.get(cfg.gan)
         torch.manual_seed(cfg.seed)
         self.model = build_model(model_config)
+        freeze_parts(self.model, cfg.freeze, model_config.name)
         self.disc = None
         if self.gan.enabled:
             norm = cfg.disc_norm
@@ -542,6 +587,11 @@ class Trainer:
             params = [p for group in self.opt_g.param_groups for p in group["params"]]
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad, foreach=True)
             parts["grad_norm"] = norm.detach().float()
+        if cfg.lr_warmup:
+            lr = cfg.lr * warmup_factor(iteration, cfg.lr_warmup)
+            for group in self.opt_g.param_groups:
+                group["lr"] = lr
+            parts["lr"] = torch.tensor(lr)
         self.scaler.step(self.opt_g)
         parts["loss"] = total.detach()
         if use_gan:
@@ -837,6 +887,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "batch_size": cfg.batch_size,
             "world_size": info.world,
             "lr": cfg.lr,
+            "lr_warmup": cfg.lr_warmup,
+            "freeze": list(cfg.freeze),
             "loss": cfg.loss,
             "gan": cfg.gan,
             "gan_weight": cfg.gan_weight,
@@ -849,6 +901,12 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         initialised = ckpt.read_card(model_dir).get("initialised_from")  # the first run's
     if initialised is not None:
         card_base["initialised_from"] = initialised
+    if cfg.freeze and initialised is None and resume_from is None and info.is_main:
+        log.warning(
+            "--freeze %s on a new model keeps those parts at their random weights; freeze "
+            "parts that --init-from copied or that earlier training taught",
+            ",".join(cfg.freeze),  # type: ignore[arg-type]
+        )
     metrics: MetricsLog | None = None
     preview_a = preview_b = None
     if info.is_main:

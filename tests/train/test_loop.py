@@ -199,6 +199,48 @@ def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_pa
         _cfg(face_dirs, tmp_path, clip_grad=-1.0)
 
 
+def test_freeze_keeps_a_part_fixed_and_resumes_either_way(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train import checkpoint as ckpt
+
+    trained = tmp_path / "trained"
+    run_train(_cfg(face_dirs, trained, iterations=2))
+    source = _weights(trained)
+    model = tmp_path / "frozen"
+    run_train(_cfg(face_dirs, model, iterations=3, init_from=trained, freeze="encoder"))
+    after = _weights(model)
+    for key in source:
+        if key.startswith("encoder."):
+            assert torch.equal(after[key], source[key]), key  # bit for bit
+    assert any(not torch.equal(after[k], source[k]) for k in source if k.startswith("decoder_b."))
+    assert ckpt.read_card(model)["training"]["freeze"] == ["encoder"]
+    # Unfrozen on resume, the encoder learns again from the same checkpoint.
+    run_train(_cfg(face_dirs, model, iterations=5, resume=True))
+    resumed = _weights(model)
+    assert any(not torch.equal(resumed[k], source[k]) for k in source if k.startswith("encoder."))
+    with pytest.raises(FaceswapError, match=r"no part of that name; its parts are encoder, "):
+        run_train(_cfg(face_dirs, tmp_path / "x", freeze="inter_ab"))
+    with pytest.raises(FaceswapError, match="nothing would train"):
+        run_train(_cfg(face_dirs, tmp_path / "y", freeze=["encoder", "decoder_a", "decoder_b"]))
+
+
+def test_lr_warmup_ramps_the_learning_rate_by_model_iteration(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train.loop import warmup_factor
+
+    assert [warmup_factor(i, 4) for i in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+    model = tmp_path / "m"
+    run_train(_cfg(face_dirs, model, iterations=3, lr_warmup=4, lr=1e-3))
+    run_train(_cfg(face_dirs, model, iterations=6, lr_warmup=4, lr=1e-3, resume=True))
+    lrs = [r["lr"] for r in read_metrics(model / "metrics.csv")]
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(FaceswapError, match="--lr-warmup"):
+        _cfg(face_dirs, model, lr_warmup=-1)
+
+
 def test_outputs_card_preview_and_inference_model(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

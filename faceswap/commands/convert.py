@@ -92,6 +92,13 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Unsharp-mask strength for the swapped face (0 off, about 1 strong).",
 )
 @click.option(
+    "--face-scale",
+    type=float,
+    default=0.0,
+    help="Paste the swapped face this percent larger (negative: smaller) about its centre, "
+    "when B's face is narrower or wider than A's (-50 to 50).",
+)
+@click.option(
     "--smooth",
     type=click.Choice(SMOOTH_CHOICES),
     default="auto",

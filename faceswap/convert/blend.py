@@ -36,6 +36,18 @@ def sharpen(face: np.ndarray, amount: float, radius: float = 1.0) -> np.ndarray:
     return np.clip(face + float(amount) * (face - blurred), 0.0, 1.0).astype(np.float32)
 
 
+def scale_about_centre(matrix: np.ndarray, scale: float, size: int) -> np.ndarray:
+    """The frame -> crop affine that pastes a ``size`` px crop ``scale`` times as large on
+    the frame, about the crop's centre (DeepFaceLab's output face scale).
+
+    Crop point q then lands where ``matrix`` put ``c + scale * (q - c)``, c the centre.
+    """
+    centre = size / 2.0
+    scaled = np.array(matrix, dtype=np.float64)[:2] / scale
+    scaled[:, 2] += centre * (1.0 - 1.0 / scale)
+    return scaled
+
+
 def face_region(
     matrix: np.ndarray, mask: np.ndarray, frame_shape: tuple[int, ...]
 ) -> tuple[int, int, int, int] | None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from faceswap.config import config_to_dict
-from faceswap.convert.blend import paste_face, sharpen
+from faceswap.convert.blend import paste_face, scale_about_centre, sharpen
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
@@ -106,6 +106,8 @@ class ConvertConfig:
         erode: shrink the mask by this percent of the face crop's side (negative grows it).
         blur: feather the mask edge over this percent of the crop's side.
         sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong).
+        face_scale: paste the swapped face (and its mask) this percent larger (negative:
+            smaller) about its centre, for a B face narrower or wider than A's.
         smooth: temporal landmark smoothing (``auto``, ``none``, ``one-euro``, ``ema``).
         detector: face detector for on-the-fly detection (``auto``, ``dlib-hog``...).
         detect_every: on the fly, run the detector every n frames and track in between.
@@ -140,6 +142,7 @@ class ConvertConfig:
     erode: float = 0.0
     blur: float = 6.0
     sharpen: float = 0.0
+    face_scale: float = 0.0
     smooth: str = "auto"
     detector: str = "auto"
     detect_every: int = 5
@@ -180,6 +183,10 @@ class ConvertConfig:
             (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
             (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
             (self.sharpen >= 0, f"--sharpen must be >= 0, got {self.sharpen}"),
+            (
+                -50 <= self.face_scale <= 50,
+                f"--face-scale must be in [-50, 50] percent, got {self.face_scale}",
+            ),
             (self.detect_every >= 1, f"--detect-every must be >= 1, got {self.detect_every}"),
             (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
             (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
@@ -925,7 +932,10 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
         original = face.crop.astype(np.float32) / 255.0
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
-        paste_face(image, swapped.astype(np.float32), blend_mask, face.matrix,
+        matrix = face.matrix
+        if cfg.face_scale:
+            matrix = scale_about_centre(matrix, 1.0 + cfg.face_scale / 100.0, res)
+        paste_face(image, swapped.astype(np.float32), blend_mask, matrix,
                    seamless=colour_mode.seamless, matte=item.matte)  # fmt: skip
     return image
 

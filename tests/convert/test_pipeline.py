@@ -229,6 +229,29 @@ def test_matte_of_an_image_folder_and_bad_matte_paths(model_dir: Path, tmp_path:
     assert not any((tmp_path / name).exists() for name in ("o3", "o4", "m.mp4"))
 
 
+def test_face_scale_pastes_a_larger_or_smaller_face_about_its_centre(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+
+    def matte(scale: float) -> np.ndarray:
+        out, m = tmp_path / f"o{scale}", tmp_path / f"m{scale}"
+        run_convert(_cfg(folder, model_dir, out, alignments=al, matte=m, face_scale=scale))
+        return cv2.imread(str(next(m.iterdir())), cv2.IMREAD_UNCHANGED) > 127
+
+    def centre(mask: np.ndarray) -> np.ndarray:
+        ys, xs = np.nonzero(mask)
+        return np.array([xs.mean(), ys.mean()])
+
+    plain, larger, smaller = matte(0.0), matte(20.0), matte(-20.0)
+    assert larger.sum() / plain.sum() == pytest.approx(1.2**2, rel=0.05)
+    assert smaller.sum() / plain.sum() == pytest.approx(0.8**2, rel=0.05)
+    for scaled in (larger, smaller):
+        np.testing.assert_allclose(centre(scaled), centre(plain), atol=1.5)
+    with pytest.raises(FaceswapError, match="--face-scale"):
+        _cfg(folder, model_dir, tmp_path / "x", face_scale=60)
+
+
 def test_frame_ranges_swap_only_there(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 3)
     out = tmp_path / "out"

@@ -92,6 +92,13 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Unsharp-mask strength for the swapped face (0 off, about 1 strong).",
 )
 @click.option(
+    "--motion-blur",
+    type=float,
+    default=0.0,
+    help="Smear the swapped face along its motion since the previous frame, this fraction "
+    "of the way (0 off; 0.5 matches a 180-degree shutter), to match the plate's motion blur.",
+)
+@click.option(
     "--face-scale",
     type=float,
     default=0.0,

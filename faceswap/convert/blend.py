@@ -36,6 +36,37 @@ def sharpen(face: np.ndarray, amount: float, radius: float = 1.0) -> np.ndarray:
     return np.clip(face + float(amount) * (face - blurred), 0.0, 1.0).astype(np.float32)
 
 
+def motion_kernel(dx: float, dy: float) -> np.ndarray | None:
+    """A normalised line kernel blurring along ``(dx, dy)`` (crop pixels, centred), or None
+    when the streak is under a pixel long."""
+    length = float(np.hypot(dx, dy))
+    if length < 1.0:
+        return None
+    side = 2 * int(np.ceil(length / 2.0)) + 1
+    # Drawn 8x larger and shrunk, so short and diagonal streaks keep their length and angle.
+    up = 8
+    canvas = np.zeros((side * up, side * up), np.float32)
+    c = (side * up - 1) / 2.0
+    # The pen is a pixel wide with round ends, so the centre line is a pixel shorter.
+    reach = (length - 1.0) / length * up / 2.0
+    hx, hy = dx * reach, dy * reach
+    shift = 4  # cv2.line's fractional bits
+    p0 = (round((c - hx) * (1 << shift)), round((c - hy) * (1 << shift)))
+    p1 = (round((c + hx) * (1 << shift)), round((c + hy) * (1 << shift)))
+    cv2.line(canvas, p0, p1, 1.0, thickness=up, lineType=cv2.LINE_AA, shift=shift)
+    kernel = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA)
+    return kernel / kernel.sum()
+
+
+def motion_blur(face: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Smear a float32 (S, S, 3) crop along ``(dx, dy)`` crop pixels, as a moving face is
+    smeared by the camera's shutter (DeepFaceLab's motion blur); unchanged under a pixel."""
+    kernel = motion_kernel(dx, dy)
+    if kernel is None:
+        return face
+    return cv2.filter2D(face, -1, kernel, borderType=cv2.BORDER_REFLECT)
+
+
 def scale_about_centre(matrix: np.ndarray, scale: float, size: int) -> np.ndarray:
     """The frame -> crop affine that pastes a ``size`` px crop ``scale`` times as large on
     the frame, about the crop's centre (DeepFaceLab's output face scale).

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from faceswap.config import config_to_dict
-from faceswap.convert.blend import paste_face, scale_about_centre, sharpen
+from faceswap.convert.blend import motion_blur, paste_face, scale_about_centre, sharpen
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
@@ -108,6 +108,9 @@ class ConvertConfig:
         sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong).
         face_scale: paste the swapped face (and its mask) this percent larger (negative:
             smaller) about its centre, for a B face narrower or wider than A's.
+        motion_blur: smear the swapped face along its motion since the previous frame, this
+            fraction of the way (0 off; 0.5 matches a 180-degree shutter, 1 a 360-degree
+            one), so a moving face is as motion-blurred as the plate around it. Video only.
         smooth: temporal landmark smoothing (``auto``, ``none``, ``one-euro``, ``ema``).
         detector: face detector for on-the-fly detection (``auto``, ``dlib-hog``...).
         detect_every: on the fly, run the detector every n frames and track in between.
@@ -143,6 +146,7 @@ class ConvertConfig:
     blur: float = 6.0
     sharpen: float = 0.0
     face_scale: float = 0.0
+    motion_blur: float = 0.0
     smooth: str = "auto"
     detector: str = "auto"
     detect_every: int = 5
@@ -183,6 +187,11 @@ class ConvertConfig:
             (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
             (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
             (self.sharpen >= 0, f"--sharpen must be >= 0, got {self.sharpen}"),
+            (
+                0 <= self.motion_blur <= 2,
+                f"--motion-blur must be in [0, 2] (0.5: a 180-degree shutter), "
+                f"got {self.motion_blur}",
+            ),
             (
                 -50 <= self.face_scale <= 50,
                 f"--face-scale must be in [-50, 50] percent, got {self.face_scale}",
@@ -254,6 +263,7 @@ class _Face:
     crop: np.ndarray  # uint8 (R, R, 3), the original face
     swapped: np.ndarray | None = None  # float32 (R, R, 3) in [0, 1]
     learned: np.ndarray | None = None  # float32 (R, R) in [0, 1]
+    motion: tuple[float, float] = (0.0, 0.0)  # crop px moved since the previous frame
 
 
 @dataclass
@@ -670,6 +680,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
 
         batch: list[_Item] = []
         n_faces = 0
+        tracker = _MotionTracker(res) if cfg.motion_blur > 0 and source.is_video else None
         for frame in threads.items(q_frames):
             item = _Item(frame)
             wanted = in_frame_ranges(frame.index, cfg.frame_ranges)
@@ -682,6 +693,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                         crop=_crop_face(frame.image, matrix, res),
                     )
                 )
+            if tracker is not None:
+                tracker.update(frame.index, item.faces)
             batch.append(item)
             n_faces += len(item.faces)
             if n_faces >= cfg.batch_size or len(batch) >= max_frames:
@@ -914,6 +927,37 @@ def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return warp_to_crop(image[y0:y1, x0:x1], shifted, size)
 
 
+class _MotionTracker:
+    """Sets each face's motion since the previous frame (``_Face.motion``, crop pixels).
+
+    A face is matched to the nearest face of the frame before within half a face's size;
+    one without a match (the first frame, a cut, a new face) is taken as still.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._last_index = -2
+        self._last: list[tuple[np.ndarray, float]] = []  # (frame-px centre, face side px)
+
+    def update(self, index: int, faces: list[_Face]) -> None:
+        from faceswap.faces.align import invert_affine
+
+        here = []
+        for face in faces:
+            inv = invert_affine(face.matrix)
+            centre = inv[:, :2] @ np.full(2, self.size / 2.0) + inv[:, 2]
+            side = self.size * float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+            here.append((centre, side))
+            if index != self._last_index + 1 or not self._last:
+                continue
+            moves = [centre - before for before, _ in self._last]
+            move = min(moves, key=lambda m: float(np.hypot(*m)))
+            if np.hypot(*move) < side / 2:
+                dx, dy = np.asarray(face.matrix, np.float64)[:2, :2] @ move
+                face.motion = (float(dx), float(dy))
+        self._last_index, self._last = index, here
+
+
 def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:
     """The output frame of ``item``: its decoded image with each swapped face pasted in.
 
@@ -928,6 +972,11 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
         swapped = face.swapped
         if cfg.sharpen > 0:
             swapped = sharpen(swapped, cfg.sharpen, radius=max(res / 128.0, 0.5))
+        if cfg.motion_blur > 0:
+            dx, dy = (cfg.motion_blur * m for m in face.motion)
+            # A streak past a quarter of the face is a tracking slip, not motion.
+            reach = min(1.0, res / 4.0 / max(float(np.hypot(dx, dy)), 1e-9))
+            swapped = motion_blur(swapped, dx * reach, dy * reach)
         raw = mask_mode.build(face.crop_landmarks, res, face.learned)
         original = face.crop.astype(np.float32) / 255.0
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceswap.convert.blend import face_region, paste_face, sharpen
+from faceswap.convert.blend import face_region, motion_blur, motion_kernel, paste_face, sharpen
 from faceswap.convert.masks import build_mask
 from faceswap.faces.align import (
     MEAN_FACE,
@@ -167,3 +167,31 @@ def test_faces_at_random_placements_never_fail() -> None:
             out = frame.copy()
             paste_face(out, face, mask, m, seamless=seamless)
             assert out.shape == frame.shape
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(6.0, 0.0), (0.0, -9.0), (5.0, 5.0), (10.0, -3.0)])
+def test_motion_kernel_is_a_normalised_streak_along_the_motion(dx: float, dy: float) -> None:
+    kernel = motion_kernel(dx, dy)
+    assert kernel is not None and kernel.sum() == pytest.approx(1.0, abs=1e-6)
+    ys, xs = np.mgrid[: kernel.shape[0], : kernel.shape[1]]
+    centre = (kernel.shape[0] - 1) / 2
+    offsets = np.stack([(xs - centre).ravel(), (ys - centre).ravel()])
+    cov = np.cov(offsets, aweights=kernel.ravel())
+    spread, axes = np.linalg.eigh(cov)
+    direction = np.array([dx, dy]) / np.hypot(dx, dy)
+    assert abs(float(axes[:, -1] @ direction)) > 0.98
+    # A uniform streak of length L has variance L^2 / 12 along it.
+    assert np.sqrt(12 * spread[-1]) == pytest.approx(np.hypot(dx, dy), rel=0.15)
+    assert motion_kernel(0.6, 0.3) is None
+
+
+def test_motion_blur_smears_along_the_motion_only() -> None:
+    stripes = np.zeros((32, 32, 3), np.float32)
+    stripes[:, ::4] = 1.0  # vertical lines
+    across = motion_blur(stripes, 6.0, 0.0)
+    along = motion_blur(stripes, 0.0, 6.0)
+    assert np.abs(np.diff(across, axis=1)).mean() < 0.3 * np.abs(np.diff(stripes, axis=1)).mean()
+    # Lines moving along themselves keep their contrast (but for the streak's soft edge).
+    assert np.abs(np.diff(along, axis=1)).mean() > 0.75 * np.abs(np.diff(stripes, axis=1)).mean()
+    np.testing.assert_allclose(along[4:-4].mean(axis=0), stripes[4:-4].mean(axis=0), atol=0.11)
+    assert motion_blur(stripes, 0.2, 0.1) is stripes

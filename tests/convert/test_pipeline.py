@@ -252,6 +252,43 @@ def test_face_scale_pastes_a_larger_or_smaller_face_about_its_centre(
         _cfg(folder, model_dir, tmp_path / "x", face_scale=60)
 
 
+@pytest.mark.slow
+def test_motion_blur_smears_moving_faces_only(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    runs = {}
+    for power in (0.0, 1.0):
+        out = tmp_path / f"out{power}.mkv"
+        run_convert(
+            _cfg(short_clip.path, model_dir, out, alignments=short_alignments, codec="ffv1",
+                 colour="none", motion_blur=power)
+        )  # fmt: skip
+        runs[power] = _frames(out)
+    for i in range(16):
+        still = i in short_clip.blank_frames or i - 1 in short_clip.blank_frames
+        # A face with no face in the frame before has no motion: no blur.
+        assert np.array_equal(runs[0.0][i], runs[1.0][i]) == still, i
+
+
+def test_motion_tracker_measures_crop_pixels_between_consecutive_frames() -> None:
+    from faceswap.convert.pipeline import _Face, _MotionTracker
+
+    def face(x: float, scale: float = 0.25) -> _Face:
+        # frame -> crop: scale about the origin, then shift; the crop is 32 px.
+        matrix = np.array([[scale, 0.0, -x * scale], [0.0, scale, 0.0]])
+        return _Face(matrix, np.zeros((68, 2)), np.zeros((32, 32, 3), np.uint8))
+
+    tracker = _MotionTracker(32)
+    first, second, third, jumped = face(100), face(108), face(108), face(400)
+    tracker.update(0, [first])
+    tracker.update(1, [second])
+    tracker.update(3, [third])  # frame 2 is missing: no motion
+    tracker.update(4, [jumped])  # further than half a face (64 px of a 128 px face): a cut
+    assert first.motion == (0.0, 0.0) and third.motion == (0.0, 0.0)
+    assert second.motion == pytest.approx((8 * 0.25, 0.0))
+    assert jumped.motion == (0.0, 0.0)
+
+
 def test_frame_ranges_swap_only_there(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 3)
     out = tmp_path / "out"

@@ -8,6 +8,7 @@ import click
 
 from faceswap.convert.colour import crop_colour_modes
 from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
+from faceswap.nets.losses import LOSSES
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 
@@ -88,7 +89,12 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
     default=True,
     help="Decode the crops once into a cache file in each faces folder (2.5-4x faster loading).",
 )
-@click.option("--loss", default="ssim:1,l1:1", help="Reconstruction terms name:weight,...")
+@click.option(
+    "--loss",
+    default="ssim:1,l1:1",
+    help=f"Reconstruction terms name:weight,... from {', '.join(LOSSES.names())} "
+    "(e.g. ssim:1,l1:1,ffl:10 for sharper detail).",
+)
 @click.option(
     "--background-weight", default=0.1, help="Weight of pixels outside the landmark hull (0..1)."
 )

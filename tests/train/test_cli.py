@@ -178,3 +178,15 @@ def test_sigterm_and_sigkill_then_resume(
     # Rows the killed run logged past its last checkpoint were dropped on resume.
     iters = [int(r["iteration"]) for r in read_metrics(model / "metrics.csv")]
     assert iters == list(range(1, last_good + 3))
+
+
+def test_help_lists_every_loss_term() -> None:
+    from faceswap.nets.losses import LOSSES
+
+    result = CliRunner().invoke(cli, ["train", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for name in LOSSES.names():
+        assert name in text
+    for option in ("--freeze", "--lr-warmup", "--loss"):
+        assert option in text

@@ -198,3 +198,24 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
     return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure: CUDA's ``OutOfMemoryError``, or the
+    RuntimeError the CPU and MPS allocators raise."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
+
+
+def out_of_memory_error(device: torch.device, batch_size: int, fixes: str) -> FaceswapError:
+    """The one-line error for running out of ``device``'s memory at ``batch_size``."""
+    where = "GPU" if device.type in ("cuda", "mps") else "host"
+    smaller = max(1, batch_size // 2)
+    return FaceswapError(
+        f"out of {where} memory on {device} at --batch-size {batch_size}; rerun with "
+        f"--batch-size {smaller}{fixes}"
+    )

@@ -111,3 +111,20 @@ def test_fused_adam_resumes_across_layouts_on_cuda() -> None:
     """Training defaults to channels-last on CUDA: a checkpoint of an NCHW run (or a CPU
     one) must resume there, and the reverse, with the fused CUDA kernel."""
     check_adam_across_layouts(torch.device("cuda"))
+
+
+def test_out_of_gpu_memory_is_one_clear_line(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.errors import FaceswapError
+
+    free, _ = torch.cuda.mem_get_info()
+    hog = torch.empty(max(free - (32 << 20), 0), dtype=torch.uint8, device="cuda")
+    try:
+        with pytest.raises(FaceswapError, match=r"^out of GPU memory on cuda.* --batch-size 2"):
+            run_train(_cfg(synthetic_dirs, tmp_path / "m", batch_size=4))
+    finally:
+        del hog
+        torch.cuda.empty_cache()
+    # The folder the failed run left starts over.
+    assert run_train(_cfg(synthetic_dirs, tmp_path / "m", batch_size=4)).iteration == 4

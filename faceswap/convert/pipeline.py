@@ -572,8 +572,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             alignments of another video, an unwritable output path, or an encoder failure.
             Nothing is left under the output name when it raises.
     """
+    import torch
+
     from faceswap.convert.swapper import Swapper
-    from faceswap.device import resolve_device
+    from faceswap.device import is_out_of_memory, out_of_memory_error, resolve_device
     from faceswap.faces.align import CropSpec
     from faceswap.io.video import VideoWriter, open_source, pick_encoder
     from faceswap.provenance import file_sha256, frame_marker, provenance_tags, write_manifest
@@ -711,7 +713,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             # Split at batch_size: frames with many faces can overfill one batch.
             for lo in range(0, len(faces), cfg.batch_size):
                 part = faces[lo : lo + cfg.batch_size]
-                rgb, masks = swapper(np.stack([f.crop for f in part]))
+                try:
+                    rgb, masks = swapper(np.stack([f.crop for f in part]))
+                except (RuntimeError, torch.OutOfMemoryError) as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    fixes = "" if cfg.amp else " or add --amp"
+                    raise out_of_memory_error(device, cfg.batch_size, fixes) from None
                 for i, face in enumerate(part):
                     face.swapped = rgb[i]
                     face.learned = None if masks is None else masks[i]

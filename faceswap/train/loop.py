@@ -28,7 +28,9 @@ import torch
 from faceswap.config import config_to_dict, dump_json
 from faceswap.device import (
     AMP_DTYPES,
+    is_out_of_memory,
     keep_freed_memory,
+    out_of_memory_error,
     resolve_amp,
     resolve_channels_last,
     resolve_device,
@@ -715,7 +717,8 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
     from faceswap.nets import config_fingerprint, load_preset
 
     saved = None
-    if (model_dir / ckpt.MODEL_JSON).is_file():
+    # An untrained model a failed first run left (see _check_fresh_or_resume) binds nothing.
+    if (model_dir / ckpt.MODEL_JSON).is_file() and (cfg.resuming or not _never_trained(model_dir)):
         saved, _ = ckpt.read_model_json(model_dir)
     if cfg.model_config is not None:
         wanted = cfg.model_config
@@ -738,6 +741,11 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
     return wanted
 
 
+def _never_trained(model_dir: Path) -> bool:
+    """Whether the model folder's card says it is at iteration 0 (a run that never saved)."""
+    return ckpt.read_card(model_dir).get("iteration") == 0
+
+
 def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
     """The checkpoint to resume from, or None; refuses to clobber an existing model."""
     found = ckpt.list_checkpoints(model_dir)
@@ -755,6 +763,11 @@ def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
                 f"{', '.join(str(it) for it, _ in found)}"
             )
         return chosen
+    if not found and (model_dir / ckpt.WEIGHTS).is_file() and _never_trained(model_dir):
+        # A run that stopped before its first checkpoint (out of memory, a crash) left only
+        # the untrained model it writes at the start: start over rather than refuse.
+        log.info("%s: holds an untrained model and no checkpoint; starting over", model_dir)
+        return None
     if found or (model_dir / ckpt.WEIGHTS).is_file():
         raise FaceswapError(
             f"{model_dir} already holds a trained model; pass --resume to continue it or "
@@ -836,6 +849,13 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     info = ddp.setup(device)
     try:
         return _run(cfg, device, info)
+    except (RuntimeError, torch.OutOfMemoryError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        # Checkpoints are intact: --resume with a smaller batch carries on from the last.
+        fixes = ", add --amp," if not cfg.amp else ""
+        fixes += " or use a smaller --preset"
+        raise out_of_memory_error(device, cfg.batch_size, fixes) from None
     finally:
         ddp.teardown(info)
 

@@ -474,6 +474,27 @@ def test_failure_mid_run_removes_the_temp_output(
     assert _leftovers(tmp_path, set()) == []
 
 
+def test_out_of_memory_in_inference_is_one_clear_line(
+    short_clip: ClipInfo, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from faceswap.convert.swapper import Swapper
+
+    def exhausted(self: Swapper, crops: np.ndarray) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Swapper, "__call__", exhausted)
+    al = truth_alignments(short_clip, tmp_path / "alignments.json")
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FaceswapError) as err:
+        run_convert(_cfg(short_clip.path, model_dir, out, alignments=al, batch_size=8))
+    assert str(err.value) == (
+        "out of host memory on cpu at --batch-size 8; rerun with --batch-size 4 or add --amp"
+    )
+    assert _leftovers(tmp_path, {"alignments.json"}) == []
+
+
 def test_frame_marker_hook_marks_every_frame(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

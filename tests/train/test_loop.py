@@ -283,6 +283,31 @@ def test_refuses_to_clobber_or_mix_models(face_dirs: tuple[Path, Path], tmp_path
         run_train(_cfg(face_dirs, m, iterations=2, resume=True, model_config=other))
 
 
+def test_out_of_memory_is_one_clear_line_and_the_folder_starts_over(
+    face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceswap.device import is_out_of_memory
+
+    def exhausted(self: Trainer, *args: object) -> None:
+        torch.empty(2**50)  # the CPU allocator's own failure, 4 PiB
+
+    m = tmp_path / "m"
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "step", exhausted)
+        with pytest.raises(FaceswapError) as err:
+            run_train(_cfg(face_dirs, m, batch_size=4))
+    assert str(err.value) == (
+        "out of host memory on cpu at --batch-size 4; rerun with --batch-size 2, add --amp, "
+        "or use a smaller --preset"
+    )
+    # The untrained model that run left does not block a new start, even of another shape.
+    other = dataclasses.replace(tiny_model_config(), bottleneck=48)
+    result = run_train(_cfg(face_dirs, m, batch_size=2, iterations=2, model_config=other))
+    assert result.iteration == 2
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
 def test_refuses_differently_framed_sides(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     import shutil
 

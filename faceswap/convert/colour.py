@@ -142,10 +142,11 @@ def reinhard(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarr
     return cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
 
 
-def _sqrtm(cov: np.ndarray, inverse: bool = False) -> np.ndarray:
-    """(Inverse) square root of a symmetric positive semi-definite 3x3 matrix."""
+def _sqrtm(cov: np.ndarray, inverse: bool = False, floor: float = 1e-5) -> np.ndarray:
+    """(Inverse) square root of a symmetric positive semi-definite 3x3 matrix, its
+    eigenvalues raised to ``floor`` (a flat face's near-zero variance would blow up)."""
     vals, vecs = np.linalg.eigh(cov)
-    vals = np.maximum(vals, 1e-5)
+    vals = np.maximum(vals, floor)
     root = np.sqrt(vals)
     if inverse:
         root = 1.0 / root
@@ -167,6 +168,83 @@ def linear_transfer(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     # x' = C_t^1/2 C_f^-1/2 (x - mu_f) + mu_t maps the face's colour cloud onto the target's.
     transform = (_sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True)).astype(np.float32)
     out = (f - f_mean.astype(np.float32)) @ transform.T + t_mean.astype(np.float32)
+    return out.reshape(face.shape).astype(np.float32)
+
+
+def _masked_pixels(
+    face: np.ndarray, target: np.ndarray, core: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    sel = core.reshape(-1).astype(bool)
+    return face.reshape(-1, 3)[sel].astype(np.float64), target.reshape(-1, 3)[sel].astype(
+        np.float64
+    )
+
+
+@register_colour(
+    "mkl", "Monge-Kantorovich transfer: the least colour change matching mean and covariance"
+)
+def monge_kantorovich(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    # lct's C_t^1/2 C_f^-1/2 also matches the covariance but may rotate hues on the way; the
+    # optimal-transport map between the two Gaussians moves every colour as little as
+    # possible: T = C_f^-1/2 (C_f^1/2 C_t C_f^1/2)^1/2 C_f^-1/2 (Pitie and Kokaram 2007).
+    core = _core(mask)
+    if core is None:
+        return face
+    f_sel, t_sel = _masked_pixels(face, target, core)
+    f_mean, t_mean = f_sel.mean(axis=0), t_sel.mean(axis=0)
+    f_cov = np.cov(f_sel, rowvar=False, bias=True)
+    t_cov = np.cov(t_sel, rowvar=False, bias=True)
+    f_root, f_root_inv = _sqrtm(f_cov), _sqrtm(f_cov, inverse=True)
+    # The middle product's eigenvalues are variances squared: floor them far lower.
+    middle = _sqrtm(f_root @ t_cov @ f_root, floor=1e-12)
+    transform = (f_root_inv @ middle @ f_root_inv).astype(np.float32)
+    out = (face.reshape(-1, 3) - f_mean.astype(np.float32)) @ transform.T + t_mean.astype(
+        np.float32
+    )
+    return out.reshape(face.shape).astype(np.float32)
+
+
+def _quantiles(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Rows ``picks`` of each column of ``values`` sorted: (len(picks), columns) quantiles."""
+    return np.sort(values, axis=0)[picks]
+
+
+# Sliced optimal transport: rounds of random 3-D rotations, each a 1-D quantile match.
+_SOT_ROUNDS = 12
+_SOT_QUANTILES = 64
+
+
+@register_colour(
+    "sot", "sliced optimal transport: match the whole colour distribution, not just its moments"
+)
+def sliced_transport(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    # Each round projects both colour clouds on three random orthogonal axes and moves the
+    # face's colours along each axis by the monotone map that matches the two projections'
+    # quantiles; the rounds converge to a face whose colours are distributed as the
+    # target's (DeepFaceLab's sot). The maps are functions of colour, so the pixels outside
+    # the mask move with their colours; seeded, so a frame converts the same every time.
+    core = _core(mask)
+    if core is None:
+        return face
+    sel = core.reshape(-1).astype(bool)
+    out = face.reshape(-1, 3).astype(np.float64)
+    t_sel = target.reshape(-1, 3)[sel].astype(np.float64)
+    rng = np.random.default_rng(0)
+    picks_f = np.linspace(0, int(sel.sum()) - 1, _SOT_QUANTILES).round().astype(int)
+    picks_t = np.linspace(0, len(t_sel) - 1, _SOT_QUANTILES).round().astype(int)
+    for _ in range(_SOT_ROUNDS):
+        axes, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        proj = out @ axes
+        t_proj = t_sel @ axes
+        f_q = _quantiles(proj[sel], picks_f)
+        t_q = _quantiles(t_proj, picks_t)
+        moved = np.empty_like(proj)
+        for axis in range(3):
+            # np.interp clamps beyond the end quantiles: outliers keep their offset instead.
+            xs, idx = np.unique(f_q[:, axis], return_index=True)
+            shift = t_q[idx, axis] - xs
+            moved[:, axis] = proj[:, axis] + np.interp(proj[:, axis], xs, shift)
+        out = moved @ axes.T
     return out.reshape(face.shape).astype(np.float32)
 
 

@@ -33,7 +33,9 @@ def _masked(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def test_registry_names() -> None:
-    assert set(COLOUR_MODES.names()) == {"none", "avg", "hist", "rct", "lct", "seamless"}
+    assert set(COLOUR_MODES.names()) == {
+        "none", "avg", "hist", "rct", "lct", "mkl", "sot", "seamless"
+    }  # fmt: skip
     assert COLOUR_MODES.get("seamless").seamless
     assert not COLOUR_MODES.get("rct").seamless
 
@@ -83,6 +85,36 @@ def test_lct_matches_mean_and_covariance() -> None:
     np.testing.assert_allclose(np.cov(o.T), np.cov(t.T), atol=2e-3)
 
 
+def test_mkl_matches_mean_and_covariance_with_the_least_change() -> None:
+    face, target, mask = _images(5)
+    out = transfer_colour("mkl", face, target, mask)
+    o, t, f = _masked(out, mask), _masked(target, mask), _masked(face, mask)
+    np.testing.assert_allclose(o.mean(0), t.mean(0), atol=0.01)
+    np.testing.assert_allclose(np.cov(o.T), np.cov(t.T), atol=2e-5)
+    # The optimal-transport map moves the colours less than lct's, which matches the same.
+    lct = _masked(transfer_colour("lct", face, target, mask), mask)
+    assert np.square(o - f).sum(1).mean() < np.square(lct - f).sum(1).mean()
+
+
+def test_sot_matches_a_two_tone_distribution_that_moments_miss() -> None:
+    face, target, mask = _images(10)
+    # A target of two colour clusters (a half-shadowed face): same moments as many others.
+    rng = np.random.default_rng(0)
+    left = np.arange(S) < S // 2
+    target = np.where(left[None, :, None], [0.7, 0.5, 0.4], [0.25, 0.2, 0.3])
+    target = np.clip(target + rng.normal(0, 0.02, (S, S, 3)), 0, 1).astype(np.float32)
+    t = _masked(target, mask)
+    errors = {}
+    for mode in ("mkl", "sot"):
+        o = _masked(transfer_colour(mode, face, target, mask), mask)
+        axes = np.linalg.qr(rng.normal(size=(3, 8)))[0]  # a few random directions
+        q = np.linspace(0.05, 0.95, 19)
+        errors[mode] = max(
+            np.abs(np.quantile(o @ a, q) - np.quantile(t @ a, q)).max() for a in axes.T
+        )
+    assert errors["sot"] < 0.03 < errors["mkl"]
+
+
 def test_hist_matches_quantiles() -> None:
     face, target, mask = _images(6)
     out = transfer_colour("hist", face, target, mask)
@@ -101,7 +133,7 @@ def test_statistics_come_from_under_the_mask_only() -> None:
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["avg", "hist", "rct", "lct"])
+@pytest.mark.parametrize("mode", ["avg", "hist", "rct", "lct", "mkl", "sot"])
 def test_empty_mask_leaves_face(mode: str) -> None:
     face, target, _ = _images(8)
     out = transfer_colour(mode, face, target, np.zeros((S, S), np.float32))
@@ -111,6 +143,6 @@ def test_empty_mask_leaves_face(mode: str) -> None:
 def test_flat_face_does_not_overflow() -> None:
     _, target, mask = _images(9)
     flat = np.full((S, S, 3), 0.5, np.float32)
-    for mode in ("rct", "lct"):
+    for mode in ("rct", "lct", "mkl", "sot"):
         out = transfer_colour(mode, flat, target, mask)
         assert np.isfinite(out).all()

@@ -83,7 +83,14 @@ GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
     default=False,
     help="torch.compile the model (slow start, faster steps on GPU).",
 )
-@click.option("--workers", default=2, help="DataLoader worker processes per side (0: none).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="DataLoader worker processes per side (0: none).  [default: 2 on the CPU; on a GPU "
+    "the host's cores less 2, over both sides and local processes, 2-8 each]",
+    show_default=False,
+)
 @click.option(
     "--cache-faces/--no-cache-faces",
     default=True,

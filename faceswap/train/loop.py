@@ -91,7 +91,8 @@ class TrainConfig:
             (:func:`faceswap.device.resolve_channels_last`: on for CUDA, for bf16 on the CPU,
             and for float32 on CPUs whose BLAS is the faster GEMM library).
         compile: wrap the model in ``torch.compile``.
-        workers: DataLoader worker processes per side (0 loads in the main process).
+        workers: DataLoader worker processes per side (0 loads in the main process); None
+            picks them for the device (:func:`resolve_workers`).
         cache_faces: decode and resize the crops once into a file in each faces folder
             (:func:`faceswap.train.dataset.face_cache`); samples are the same either way.
         loss: reconstruction terms, e.g. ``"ssim:1,l1:1"`` (names from ``nets.losses``).
@@ -152,7 +153,7 @@ class TrainConfig:
     amp_dtype: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
-    workers: int = 2
+    workers: int | None = None
     cache_faces: bool = True
     loss: str = "ssim:1,l1:1"
     background_weight: float = 0.1
@@ -192,7 +193,7 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.workers < 0 or self.preview_every < 0 or self.gan_start < 0:
+        if (self.workers or 0) < 0 or self.preview_every < 0 or self.gan_start < 0:
             raise FaceswapError("--workers, --preview-every and --gan-start must be >= 0")
         if self.snapshot_every < 0 or (self.resume_from is not None and self.resume_from < 0):
             raise FaceswapError("--snapshot-every and --resume-from must be >= 0")
@@ -271,6 +272,19 @@ class _StopFlag:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def resolve_workers(workers: int | None, device: torch.device) -> int:
+    """DataLoader workers per side: ``workers`` when given; else 2 on the CPU, where the
+    model needs the cores, and on a GPU the host's cores less two, shared by both sides and
+    every training process on this machine, 2 to 8 each (the GPU must not wait for data)."""
+    if workers is not None:
+        return workers
+    if device.type == "cpu":
+        return 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(2, min(8, ((cores or 2) - 2) // (2 * local)))
 
 
 def _step_seed(seed: int, iteration: int) -> int:
@@ -861,6 +875,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
 
 
 def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainResult:
+    cfg = dataclasses.replace(cfg, workers=resolve_workers(cfg.workers, device))
     model_dir = Path(cfg.model_dir)
     faces_a = load_face_set(cfg.faces_a, "A")
     faces_b = load_face_set(cfg.faces_b, "B")

@@ -457,3 +457,21 @@ def test_face_cache_is_optional_and_changes_nothing(
     cached = run_train(_cfg(dirs, tmp_path / "cached", iterations=2))
     assert all(list((folder / CACHE_DIR).glob("faces-32px-*.npy")) for folder in dirs)
     assert plain.losses == cached.losses
+
+
+def test_auto_workers_feed_a_gpu_from_the_hosts_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from faceswap.train.loop import resolve_workers
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert resolve_workers(None, cpu) == 2  # the model needs the cores
+    assert resolve_workers(None, gpu) == 7  # (16 - 2) cores over the two sides
+    assert resolve_workers(0, gpu) == 0 and resolve_workers(3, cpu) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun, 4 GPUs on this host
+    assert resolve_workers(None, gpu) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(128)), raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert resolve_workers(None, gpu) == 8

@@ -12,6 +12,7 @@ starting with it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -128,17 +129,56 @@ def rgb_filters(every_nth: int = 1, start: int = 0, in_matrix: str | None = None
     return ",".join(parts) or None
 
 
-def yuv_output_filter(pix_fmt: str) -> str | None:
-    """Convert RGB to YUV with the BT.709 matrix and tag it, so players show what we wrote.
+@dataclass(frozen=True)
+class ColourTags:
+    """How a video's code values are meant: YUV matrix, primaries and transfer, by the
+    names ffmpeg's ``setparams`` takes (``bt709``; HLG is ``bt2020nc``/``bt2020``/
+    ``arib-std-b67``, HDR10 ``bt2020nc``/``bt2020``/``smpte2084``)."""
+
+    matrix: str = "bt709"
+    primaries: str = "bt709"
+    transfer: str = "bt709"
+
+    @property
+    def hdr(self) -> bool:
+        """PQ or HLG transfer."""
+        return self.transfer in HDR_TRANSFERS
+
+
+#: SDR HD video: what outputs are tagged with unless told otherwise.
+BT709 = ColourTags()
+#: Transfer functions of HDR video (PQ, HLG) as ffmpeg names them.
+HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
+# setparams' colorspace names -> swscale's out_color_matrix names.
+_SWS_MATRIX = {
+    "bt709": "bt709",
+    "bt2020nc": "bt2020",
+    "bt2020c": "bt2020",
+    "smpte170m": "smpte170m",
+    "bt470bg": "bt470",
+    "smpte240m": "smpte240m",
+    "fcc": "fcc",
+}
+
+
+def yuv_output_filter(pix_fmt: str, colour: ColourTags = BT709) -> str | None:
+    """Convert RGB to YUV with ``colour``'s matrix and tag it, so players show what we wrote.
 
     Untagged output would be converted with swscale's BT.601 default but shown as BT.709 by
-    players for HD: visibly shifted colours. None for RGB pixel formats.
+    players for HD: visibly shifted colours. RGB pixel formats need no matrix: None for
+    BT.709, else just the primaries and transfer tags (an HDR master in RGB).
     """
     if not pix_fmt.startswith(("yuv", "nv", "p010")):
-        return None
+        if colour == BT709:
+            return None
+        return f"setparams=color_primaries={colour.primaries}:color_trc={colour.transfer}"
+    matrix = _SWS_MATRIX.get(colour.matrix)
+    if matrix is None:
+        raise ValueError(f"no swscale matrix for colorspace {colour.matrix!r}")
     return (
-        f"scale=out_color_matrix=bt709:out_range=tv:flags={SWS_FLAGS},format={pix_fmt},"
-        "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+        f"scale=out_color_matrix={matrix}:out_range=tv:flags={SWS_FLAGS},format={pix_fmt},"
+        f"setparams=colorspace={colour.matrix}:color_primaries={colour.primaries}:"
+        f"color_trc={colour.transfer}:range=tv"
     )
 
 
@@ -186,15 +226,34 @@ def decode_args(
 
 #: Pixel formats whose chroma is subsampled in both directions: they need even frame sizes.
 CHROMA_420 = frozenset({"yuv420p", "yuvj420p", "nv12", "yuv420p10le", "p010le"})
+#: 10-bit 4:2:0 formats of the encoders that write 10-bit video (HDR outputs).
+TEN_BIT_420 = {
+    "libx264": "yuv420p10le",
+    "libx265": "yuv420p10le",
+    "libvpx-vp9": "yuv420p10le",
+    "libaom-av1": "yuv420p10le",
+    "libsvtav1": "yuv420p10le",
+    "hevc_nvenc": "p010le",
+    "av1_nvenc": "p010le",
+    "hevc_qsv": "p010le",
+    "hevc_vaapi": "p010le",
+    "hevc_videotoolbox": "p010le",
+}
+# Software encoders that also take 10-bit 4:4:4 (odd frame sizes).
+_TEN_BIT_444 = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1"})
 
 
-def resolve_pix_fmt(pix_fmt: str, codec: str, width: int, height: int) -> str:
+def resolve_pix_fmt(
+    pix_fmt: str, codec: str, width: int, height: int, *, ten_bit: bool = False
+) -> str:
     """The output pixel format, with ``auto`` made concrete for ``codec`` and the frame size.
 
     ``auto`` keeps what the encoder can hold without loss where the codec is lossless
     (``rgb24`` for libx264rgb, ``bgr0`` for ffv1), else ``yuv420p``, which plays
     everywhere, or ``yuv444p`` when the frame has an odd width or height, which 4:2:0
-    chroma cannot represent. Any other name is returned as it is.
+    chroma cannot represent. With ``ten_bit`` (HDR output) an encoder that writes 10-bit
+    video gets its 10-bit format (:data:`TEN_BIT_420`, ``yuv444p10le`` for odd sizes where
+    the encoder has it); others stay 8-bit. Any other name is returned as it is.
     """
     if pix_fmt != "auto":
         return pix_fmt
@@ -202,7 +261,10 @@ def resolve_pix_fmt(pix_fmt: str, codec: str, width: int, height: int) -> str:
         return "rgb24"
     if codec == "ffv1":
         return "bgr0"
-    return "yuv444p" if width % 2 or height % 2 else "yuv420p"
+    odd = bool(width % 2 or height % 2)
+    if ten_bit and codec in TEN_BIT_420 and (not odd or codec in _TEN_BIT_444):
+        return "yuv444p10le" if odd else TEN_BIT_420[codec]
+    return "yuv444p" if odd else "yuv420p"
 
 
 def video_codec_args(codec: str, crf: int, preset: str, pix_fmt: str) -> list[str]:
@@ -280,6 +342,7 @@ def encode_args(
     container_suffix: str | None = None,
     timecode: str | None = None,
     sar: Fraction | None = None,
+    colour: ColourTags = BT709,
 ) -> list[str]:
     """Encode raw RGB24 frames from stdin, muxing the audio of ``audio_from`` in sync.
 
@@ -303,6 +366,7 @@ def encode_args(
         container_suffix: Suffix that decides the container (defaults to ``output``'s).
         timecode: SMPTE start timecode (``01:00:00:00``) for editors to conform with.
         sar: Sample (pixel) aspect ratio for anamorphic video (HDV 1440x1080 is 4/3).
+        colour: The colour tags (and YUV matrix) the frames' code values are meant in.
     """
     suffix = (container_suffix or Path(output).suffix).lower()
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
@@ -322,7 +386,7 @@ def encode_args(
             args += ["-itsoffset", f"{audio_shift:.6f}"]
         args += ["-i", str(audio_from)]
     args += ["-map", "0:v:0"]
-    filters = [f for f in (yuv_output_filter(pix_fmt),) if f]
+    filters = [f for f in (yuv_output_filter(pix_fmt, colour),) if f]
     if sar is not None and sar != 1:
         filters.append(f"setsar={sar.numerator}/{sar.denominator}")
     if filters:

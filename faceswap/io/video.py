@@ -99,11 +99,14 @@ class VideoInfo:
             average rate and ``frame_times`` the real presentation times.
         color_matrix: The YUV matrix the file is tagged with (``bt709``, ``smpte170m``...),
             or ``""`` when untagged.
+        color_primaries, color_transfer: Its primaries and transfer tags, ``""`` when
+            untagged or printed as one name with the matrix (SDR: ``bt709``).
         timecode: SMPTE start timecode (``01:00:00:00``; ``;`` for drop-frame) or ``""``.
         sar: Sample (pixel) aspect ratio of the coded frames; 1 for square pixels. Frames
             are read as stored (not stretched), so anamorphic video looks squeezed in RGB.
-        hdr: PQ or HLG transfer (HDR10, HLG). Frames are read as 8-bit RGB without tone
-            mapping, so they look flat; outputs are SDR BT.709.
+        hdr: PQ or HLG transfer (HDR10, HLG). Frames are read as 8-bit RGB code values
+            without tone mapping, so they look flat; written back with :attr:`output_colour`
+            they are HDR again.
     """
 
     path: Path
@@ -124,6 +127,8 @@ class VideoInfo:
     video_stream: int = 0
     variable_rate: bool = False
     color_matrix: str = ""
+    color_primaries: str = ""
+    color_transfer: str = ""
     timecode: str = ""
     sar: Fraction = Fraction(1)
     hdr: bool = False
@@ -145,6 +150,20 @@ class VideoInfo:
             (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
         )
         return "bt709" if coded_w > 1024 or coded_h > 576 else None
+
+    @property
+    def output_colour(self) -> ffmpeg_args.ColourTags | None:
+        """The colour tags to write frames of this video with: its own for HDR and other
+        BT.2020 video (the frames are its code values, which BT.709 tags would show
+        desaturated; BT.2020 defaults fill what is untagged), None for the rest, written
+        as BT.709 (an SD BT.601 source is converted to the BT.709 matrix and tagged so)."""
+        if not (self.hdr or self.color_primaries == "bt2020"):
+            return None
+        return ffmpeg_args.ColourTags(
+            matrix=self.color_matrix or "bt2020nc",
+            primaries=self.color_primaries or "bt2020",
+            transfer=self.color_transfer or "bt2020-10",
+        )
 
     @property
     def audio_offset(self) -> float | None:
@@ -304,19 +323,19 @@ def _split_top(text: str) -> list[str]:
 _MATRICES = ("bt709", "bt470bg", "smpte170m", "bt2020nc", "bt2020c", "smpte240m", "fcc")
 
 
-# Transfer functions of HDR video (PQ, HLG) as ffmpeg names them.
-_HDR_TRANSFERS = ("smpte2084", "arib-std-b67")
-
-
-def _color_matrix(pix_desc: str) -> str:
-    """The colour matrix in ``yuv420p(tv, bt709/bt709/bt709, progressive)``, else ""."""
+def _color_tags(pix_desc: str) -> tuple[str, str, str]:
+    """``(matrix, primaries, transfer)`` from ``yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67,
+    progressive)`` (ffmpeg prints one name when all three agree: ``yuv420p(tv, bt709)``);
+    ``""`` for what is untagged."""
     if "(" not in pix_desc:
-        return ""
+        return "", "", ""
     for token in pix_desc.split("(", 1)[1].rstrip(")").split(","):
-        name = token.strip().split("/")[0]
-        if name in _MATRICES:
-            return name
-    return ""
+        names = token.strip().split("/")
+        if names[0] in _MATRICES:
+            if len(names) == 3:
+                return tuple("" if n == "unknown" else n for n in names)  # type: ignore[return-value]
+            return names[0], "", ""
+    return "", "", ""
 
 
 def _sar(desc: str) -> Fraction:
@@ -390,8 +409,8 @@ def parse_probe_output(text: str) -> _Parsed:
                 current = {
                     "codec": codec,
                     "pix_fmt": parts[1].split("(")[0].strip() if len(parts) > 1 else "",
-                    "matrix": _color_matrix(parts[1]) if len(parts) > 1 else "",
-                    "hdr": any(t in desc for t in _HDR_TRANSFERS),
+                    "tags": _color_tags(parts[1]) if len(parts) > 1 else ("", "", ""),
+                    "hdr": next((t for t in ffmpeg_args.HDR_TRANSFERS if t in desc), ""),
                     "width": int(size.group(1)) if size else 0,
                     "height": int(size.group(2)) if size else 0,
                     "rate": rates.get("fps") or rates.get("tbr"),
@@ -632,7 +651,10 @@ def _probe_cached(path: Path, size: int, mtime_ns: int) -> VideoInfo:
         frame_times=frame_times,
         video_stream=stream_index,
         variable_rate=variable,
-        color_matrix=str(video["matrix"]),
+        color_matrix=video["tags"][0],  # type: ignore[index]
+        color_primaries=video["tags"][1],  # type: ignore[index]
+        # A transfer named outside the three-name tag still counts (HDR detection is loose).
+        color_transfer=video["tags"][2] or video["hdr"],  # type: ignore[index]
         timecode=parsed.timecode,
         sar=video["sar"] if isinstance(video["sar"], Fraction) else Fraction(1),
         hdr=bool(video["hdr"]),
@@ -705,9 +727,11 @@ class VideoSource(FrameSource):
     def __init__(self, info: VideoInfo) -> None:
         if info.hdr:
             log.warning(
-                "%s is HDR (PQ/HLG): frames are read without tone mapping and will look "
-                "flat; convert it to SDR first for best results",
+                "%s is HDR (%s): its frames are processed as 8-bit code values without tone "
+                "mapping (crops and previews look flat); videos written from them keep its "
+                "HDR tags, in 10 bits where the encoder has them",
                 info.path,
+                info.color_transfer,
             )
         self.info = info
         self.path = info.path
@@ -911,6 +935,9 @@ class VideoWriter:
             editors can conform the output against the source.
         sar: Pixel aspect ratio to store; by default that of ``audio_from`` (anamorphic
             sources stay anamorphic).
+        colour: The colour tags the frames' code values are meant in; by default those of
+            an HDR ``audio_from`` (:attr:`VideoInfo.output_colour`: HDR stays HDR, in 10-bit
+            where the encoder has it), else BT.709.
     """
 
     def __init__(
@@ -928,6 +955,7 @@ class VideoWriter:
         metadata: Mapping[str, str] | None = None,
         timecode: str | None = None,
         sar: Fraction | None = None,
+        colour: ffmpeg_args.ColourTags | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
@@ -941,16 +969,6 @@ class VideoWriter:
                 f"{self.path}: {pix_fmt} needs an even frame size, got {width}x{height}; "
                 "use pix_fmt auto or yuv444p (--pix-fmt), or crop or pad the frames by a pixel"
             )
-        resolved = ffmpeg_args.resolve_pix_fmt(pix_fmt, codec, self.width, self.height)
-        if resolved != pix_fmt and resolved == "yuv444p":
-            log.warning(
-                "%s: %dx%d has an odd side, which yuv420p cannot hold: writing yuv444p "
-                "(some players and web sites need yuv420p: crop or pad to an even size)",
-                self.path,
-                self.width,
-                self.height,
-            )
-        pix_fmt = self.pix_fmt = resolved
         check_encoder(codec)
         if self.path.suffix.lower() == ".webm" and not any(
             family in codec for family in ("vp8", "vp9", "vpx", "av1")
@@ -983,6 +1001,30 @@ class VideoWriter:
             # The SAR describes the frames only if they are the source's own size.
             same_size = (source.width, source.height) == (self.width, self.height)
             sar = sar if sar is not None else (source.sar if same_size else None)
+            colour = colour if colour is not None else source.output_colour
+        self.colour = colour or ffmpeg_args.BT709
+        ten_bit = self.colour.hdr
+        resolved = ffmpeg_args.resolve_pix_fmt(
+            pix_fmt, codec, self.width, self.height, ten_bit=ten_bit
+        )
+        if resolved != pix_fmt and resolved.startswith("yuv444p"):
+            log.warning(
+                "%s: %dx%d has an odd side, which 4:2:0 chroma cannot hold: writing %s "
+                "(some players and web sites need 4:2:0: crop or pad to an even size)",
+                self.path,
+                self.width,
+                self.height,
+                resolved,
+            )
+        if ten_bit and "10" not in resolved and "p010" not in resolved:
+            log.warning(
+                "%s: HDR written with %s in %s, 8 bits: gradients may band; libx265 or "
+                "libx264 write 10 bits",
+                self.path,
+                codec,
+                resolved,
+            )
+        pix_fmt = self.pix_fmt = resolved
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
         args = ffmpeg_args.encode_args(
@@ -1002,6 +1044,7 @@ class VideoWriter:
             metadata=metadata,
             timecode=timecode,
             sar=sar,
+            colour=self.colour,
             version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
         )

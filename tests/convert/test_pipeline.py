@@ -196,6 +196,42 @@ def test_video_to_an_image_sequence_and_back(
     )
 
 
+@pytest.mark.slow
+def test_hdr_stays_hdr_with_its_tags_in_ten_bits(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from faceswap.io.encode import EncodeFramesConfig, run_encode_frames
+
+    hlg = tmp_path / "hlg.mp4"  # the clip retagged as 10-bit HLG (a phone's HDR video)
+    tags = "colorspace=bt2020nc:color_primaries=bt2020:color_trc=arib-std-b67:range=tv"
+    args = [find_ffmpeg(), "-v", "error", "-i", str(short_clip.path), "-map", "0", "-c:a"]
+    args += ["copy", "-vf", f"format=yuv420p10le,setparams={tags}", "-c:v", "libx264"]
+    subprocess.run([*args, "-crf", "10", "-preset", "ultrafast", str(hlg)], check=True)
+    source = probe(hlg)
+    assert source.hdr and source.output_colour is not None
+    out = tmp_path / "out.mp4"
+    run_convert(_cfg(hlg, model_dir, out, alignments=short_alignments))
+    written = probe(out)
+    assert written.pix_fmt == "yuv420p10le" and written.hdr
+    colour = (written.color_matrix, written.color_primaries, written.color_transfer)
+    assert colour == ("bt2020nc", "bt2020", "arib-std-b67")
+    assert written.frame_count == 16 and written.has_audio
+    before, after = _frames(hlg), _frames(out)
+    for i in short_clip.blank_frames:  # passed through: the same code values, codec error
+        mse = ((after[i].astype(float) - before[i].astype(float)) ** 2).mean()
+        assert 10 * np.log10(255.0**2 / max(mse, 1e-9)) > 40, i
+    # Frames of it, encoded back like the source, are HDR again too.
+    frames = tmp_path / "frames"
+    run_convert(_cfg(hlg, model_dir, frames, alignments=short_alignments))
+    video = tmp_path / "back.mp4"
+    run_encode_frames(
+        EncodeFramesConfig(input=frames, output=video, like=hlg, preset="ultrafast",
+                           progress=False)
+    )  # fmt: skip
+    back = probe(video)
+    assert back.pix_fmt == "yuv420p10le" and back.color_transfer == "arib-std-b67"
+
+
 def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
     full = tmp_path / "full"
     (full / "old.png").parent.mkdir()

@@ -274,3 +274,31 @@ def test_encode_args_sar() -> None:
     assert _after(args, "-vf").endswith(",setsar=4/3")
     plain = fa.encode_args("ff", "o.mkv", width=4, height=4, fps=Fraction(25), sar=Fraction(1))
     assert "setsar" not in _after(plain, "-vf")
+
+
+def test_hdr_colour_tags_and_ten_bit_formats() -> None:
+    hlg = fa.ColourTags("bt2020nc", "bt2020", "arib-std-b67")
+    assert hlg.hdr and not fa.BT709.hdr
+    yuv = fa.yuv_output_filter("yuv420p10le", hlg)
+    assert yuv is not None and "out_color_matrix=bt2020:" in yuv
+    assert "setparams=colorspace=bt2020nc:color_primaries=bt2020:color_trc=arib-std-b67" in yuv
+    # An RGB master has no matrix, but keeps its primaries and transfer.
+    assert fa.yuv_output_filter("bgr0", hlg) == (
+        "setparams=color_primaries=bt2020:color_trc=arib-std-b67"
+    )
+    args = fa.encode_args("ff", "o.mp4", width=4, height=4, fps=Fraction(25), colour=hlg,
+                          pix_fmt="yuv420p10le")  # fmt: skip
+    assert _after(args, "-vf") == yuv
+    with pytest.raises(ValueError, match="colorspace 'ycgco'"):
+        fa.yuv_output_filter("yuv420p", fa.ColourTags("ycgco", "bt709", "bt709"))
+    ten = [
+        (("libx264", 640, 360), "yuv420p10le"),
+        (("libx265", 641, 360), "yuv444p10le"),
+        (("hevc_nvenc", 640, 360), "p010le"),
+        (("hevc_nvenc", 641, 360), "yuv444p"),  # no 10-bit 4:4:4 there: 8 bits
+        (("h264_nvenc", 640, 360), "yuv420p"),  # NVENC's H.264 has no 10-bit
+        (("ffv1", 640, 360), "bgr0"),
+    ]
+    for (codec, width, height), expected in ten:
+        assert fa.resolve_pix_fmt("auto", codec, width, height, ten_bit=True) == expected
+    assert fa.resolve_pix_fmt("yuv420p", "libx264", 640, 360, ten_bit=True) == "yuv420p"

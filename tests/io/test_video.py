@@ -105,7 +105,8 @@ progressive), 1920x1080 [SAR 1:1 DAR 16:9], 8000 kb/s, 29.97 fps, 29.97 tbr, 30k
     parsed = parse_probe_output(text)
     hdr = text.replace("yuv420p(tv, bt709,", "yuv420p10le(tv, bt2020nc/bt2020/smpte2084,")
     assert parse_probe_output(hdr).video[0]["hdr"] and not parsed.video[0]["hdr"]
-    assert parse_probe_output(hdr).video[0]["matrix"] == "bt2020nc"
+    assert parse_probe_output(hdr).video[0]["tags"] == ("bt2020nc", "bt2020", "smpte2084")
+    assert parsed.video[0]["tags"] == ("bt709", "", "")
     assert parsed.demuxer == "mov"
     assert parsed.duration == pytest.approx(62.5) and parsed.container_start == 0.1
     assert parsed.metadata["faceswap"] == "synthetic"

@@ -19,7 +19,8 @@ _ENCODER_OPTIONS = [
         "--codec",
         default="libx264",
         help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
-        "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0.",
+        "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0. "
+        "For the edit: prores_ks (ProRes 422 HQ) or dnxhd (DNxHR HQ) in .mov.",
     ),
     click.option(
         "--crf",
@@ -32,6 +33,7 @@ _ENCODER_OPTIONS = [
         "--pix-fmt",
         default="auto",
         help="Output pixel format. auto: yuv420p (plays everywhere), yuv444p for odd frame "
-        "sizes, lossless RGB for ffv1 and libx264rgb; or name one (yuv444p, rgb24 for masters).",
+        "sizes, lossless RGB for ffv1 and libx264rgb, 4:2:2 for ProRes/DNxHR, 10-bit for HDR "
+        "sources; or name one (yuv444p, rgb24 for masters).",
     ),
 ]

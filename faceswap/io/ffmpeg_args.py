@@ -239,6 +239,11 @@ TEN_BIT_420 = {
     "hevc_vaapi": "p010le",
     "hevc_videotoolbox": "p010le",
 }
+#: ProRes encoders; with DNxHR (``dnxhd``) the editing codecs: every frame intra-coded, 4:2:2
+#: 10-bit, which editors and compositors cut and grade without generation loss.
+PRORES = frozenset({"prores_ks", "prores", "prores_aw"})
+INTERMEDIATE = PRORES | {"dnxhd"}
+_DNXHR_PROFILES = {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx", "yuv444p10le": "dnxhr_444"}
 # Software encoders that also take 10-bit 4:4:4 (odd frame sizes).
 _TEN_BIT_444 = frozenset({"libx264", "libx265", "libvpx-vp9", "libaom-av1"})
 
@@ -249,7 +254,9 @@ def resolve_pix_fmt(
     """The output pixel format, with ``auto`` made concrete for ``codec`` and the frame size.
 
     ``auto`` keeps what the encoder can hold without loss where the codec is lossless
-    (``rgb24`` for libx264rgb, ``bgr0`` for ffv1), else ``yuv420p``, which plays
+    (``rgb24`` for libx264rgb, ``bgr0`` for ffv1), takes the editing codecs' own 4:2:2
+    (ProRes ``yuv422p10le``, DNxHR HQ ``yuv422p``, 10-bit HQX for HDR; 4:4:4 10-bit for odd
+    widths), else ``yuv420p``, which plays
     everywhere, or ``yuv444p`` when the frame has an odd width or height, which 4:2:0
     chroma cannot represent. With ``ten_bit`` (HDR output) an encoder that writes 10-bit
     video gets its 10-bit format (:data:`TEN_BIT_420`, ``yuv444p10le`` for odd sizes where
@@ -261,6 +268,11 @@ def resolve_pix_fmt(
         return "rgb24"
     if codec == "ffv1":
         return "bgr0"
+    if codec in INTERMEDIATE:
+        # 4:2:2 halves the chroma's width only: odd widths need 4:4:4.
+        if width % 2:
+            return "yuv444p10le"
+        return "yuv422p" if codec == "dnxhd" and not ten_bit else "yuv422p10le"
     odd = bool(width % 2 or height % 2)
     if ten_bit and codec in TEN_BIT_420 and (not odd or codec in _TEN_BIT_444):
         return "yuv444p10le" if odd else TEN_BIT_420[codec]
@@ -289,6 +301,13 @@ def video_codec_args(codec: str, crf: int, preset: str, pix_fmt: str) -> list[st
     elif codec.endswith("_videotoolbox"):
         # VideoToolbox's -q:v runs 1-100 (higher is better); map CRF 0-51 onto it.
         args += ["-q:v", str(max(1, min(100, round(100 - crf * 100 / 51))))]
+    elif codec in PRORES:
+        # Quality is the profile's: HQ for 4:2:2, 4444 for 4:4:4 (crf and preset do not apply).
+        args += ["-profile:v", "4" if pix_fmt.startswith("yuv444") else "3"]
+        if codec == "prores_ks":
+            args += ["-vendor", "apl0"]  # what Apple's own players and NLEs expect
+    elif codec == "dnxhd":
+        args += ["-profile:v", _DNXHR_PROFILES.get(pix_fmt, "dnxhr_hq")]
     elif codec in {"libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"}:
         args += ["-crf", str(crf)]
         if codec.startswith("libvpx"):

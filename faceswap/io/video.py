@@ -970,6 +970,11 @@ class VideoWriter:
                 "use pix_fmt auto or yuv444p (--pix-fmt), or crop or pad the frames by a pixel"
             )
         check_encoder(codec)
+        if codec in ffmpeg_args.INTERMEDIATE and self.path.suffix.lower() in (".mp4", ".m4v"):
+            raise FaceswapError(
+                f"{self.path}: MP4 cannot hold {codec}; write ProRes and DNxHR to a .mov "
+                "(or .mkv) file"
+            )
         if self.path.suffix.lower() == ".webm" and not any(
             family in codec for family in ("vp8", "vp9", "vpx", "av1")
         ):

@@ -197,6 +197,30 @@ def test_video_to_an_image_sequence_and_back(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("codec", "pix_fmt"), [("prores_ks", "yuv422p10le"), ("dnxhd", "yuv422p")])
+def test_editing_codecs_write_a_mov_for_the_edit(
+    codec: str,
+    pix_fmt: str,
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "edit.mov"
+    run_convert(_cfg(short_clip.path, model_dir, out, alignments=short_alignments, codec=codec))
+    written, src = probe(out), probe(short_clip.path)
+    assert written.codec == codec.split("_")[0] and written.pix_fmt == pix_fmt
+    assert written.frame_count == 16 and written.fps == src.fps and written.has_audio
+    before, after = _frames(short_clip.path), _frames(out)
+    for i in short_clip.blank_frames:
+        mse = ((after[i].astype(float) - before[i].astype(float)) ** 2).mean()
+        assert 10 * np.log10(255.0**2 / max(mse, 1e-9)) > 40, i
+    with pytest.raises(FaceswapError, match=r"MP4 cannot hold .*\.mov"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "edit.mp4", codec=codec))
+    assert _leftovers(tmp_path, set()) == ["edit.mov", "edit.mov.json"]
+
+
+@pytest.mark.slow
 def test_hdr_stays_hdr_with_its_tags_in_ten_bits(
     short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
 ) -> None:

@@ -302,3 +302,18 @@ def test_hdr_colour_tags_and_ten_bit_formats() -> None:
     for (codec, width, height), expected in ten:
         assert fa.resolve_pix_fmt("auto", codec, width, height, ten_bit=True) == expected
     assert fa.resolve_pix_fmt("yuv420p", "libx264", 640, 360, ten_bit=True) == "yuv420p"
+
+
+def test_editing_codecs_get_their_own_formats_and_profiles() -> None:
+    assert fa.resolve_pix_fmt("auto", "prores_ks", 640, 360) == "yuv422p10le"
+    assert fa.resolve_pix_fmt("auto", "prores_ks", 641, 360) == "yuv444p10le"
+    assert fa.resolve_pix_fmt("auto", "prores_ks", 640, 361) == "yuv422p10le"  # 4:2:2: rows ok
+    assert fa.resolve_pix_fmt("auto", "dnxhd", 640, 360) == "yuv422p"
+    assert fa.resolve_pix_fmt("auto", "dnxhd", 640, 360, ten_bit=True) == "yuv422p10le"
+    hq = fa.video_codec_args("prores_ks", 18, "medium", "yuv422p10le")
+    assert _after(hq, "-profile:v") == "3" and _after(hq, "-vendor") == "apl0"
+    assert "-crf" not in hq and "-preset" not in hq
+    assert _after(fa.video_codec_args("prores_ks", 18, "", "yuv444p10le"), "-profile:v") == "4"
+    dnx = {f: _after(fa.video_codec_args("dnxhd", 18, "", f), "-profile:v") for f in
+           ("yuv422p", "yuv422p10le", "yuv444p10le")}  # fmt: skip
+    assert dnx == {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx", "yuv444p10le": "dnxhr_444"}

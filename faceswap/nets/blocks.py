@@ -341,6 +341,9 @@ class Conv2d(nn.Conv2d):
             self.groups == 1
             and self.dilation == (1, 1)
             and self._out_pixels(x) <= _SMALL_MAP_PIXELS
+            # Under torch.compile the compiler picks the kernels (eager tricks only break
+            # its graph).
+            and not torch.compiler.is_compiling()
         ):
             conf = (self.stride[0], self.padding[0])
             if _use_gemm_grad(x, self.weight):
@@ -413,7 +416,12 @@ class Linear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and self.out_features % 64 == 0 and _use_gemm_grad(x, self.weight):
+        if (
+            x.dim() == 2
+            and self.out_features % 64 == 0
+            and _use_gemm_grad(x, self.weight)
+            and not torch.compiler.is_compiling()
+        ):
             return _LinearFn.apply(x, self.weight, self.bias)
         return super().forward(x)
 

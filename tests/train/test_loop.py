@@ -475,3 +475,18 @@ def test_auto_workers_feed_a_gpu_from_the_hosts_cores(monkeypatch: pytest.Monkey
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(128)), raising=False)
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert resolve_workers(None, gpu) == 8
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_like_the_eager_one(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    eager = run_train(_cfg(face_dirs, tmp_path / "eager", iterations=2, save_every=2))
+    compiled = run_train(
+        _cfg(face_dirs, tmp_path / "compiled", iterations=2, save_every=2, compile=True)
+    )
+    assert compiled.losses["loss"] == pytest.approx(eager.losses["loss"], rel=1e-3)
+    a, b = _weights(eager.checkpoint), _weights(compiled.checkpoint)
+    assert a.keys() == b.keys()  # compiling does not rename the saved weights
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3)

@@ -182,6 +182,12 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Swap only in these frames, e.g. 10-50,90-100,300- (inclusive, counted from 0); "
     "the others pass through untouched. Default: every frame.",
 )
+@click.option(
+    "--ranges-only",
+    is_flag=True,
+    help="Write only the frames of --frame-ranges, into a frames folder (-o without a "
+    "suffix): a quick look at a few frames while tuning the blend.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:
     """Swap the faces in INPUT (a video, an image folder, or a folder of videos) and write

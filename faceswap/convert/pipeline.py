@@ -133,6 +133,9 @@ class ConvertConfig:
         frame_ranges: swap only in these frames (``(first, last)`` inclusive, ``last`` None
             for the rest; or the text ``"10-50,90-"``); the others pass through untouched.
             Empty: every frame.
+        ranges_only: write only the frames of ``frame_ranges`` (a frames folder only):
+            quick looks at a few frames while tuning the blend settings; decoding stops
+            after the last range.
     """
 
     input: Path
@@ -165,6 +168,7 @@ class ConvertConfig:
     frame_format: str = "png"
     matte: Path | None = None
     frame_ranges: tuple[FrameRange, ...] | str = ()
+    ranges_only: bool = False
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
@@ -210,6 +214,8 @@ class ConvertConfig:
         for ok, message in checks:
             if not ok:
                 raise FaceswapError(message)
+        if self.ranges_only and not self.frame_ranges:
+            raise FaceswapError("--ranges-only writes the frames of --frame-ranges; give those")
         if self.refs and self.alignments is not None:
             raise FaceswapError(
                 "--ref filters faces found on the fly and cannot apply to --alignments; "
@@ -491,6 +497,7 @@ class _Locator:
         self.smoother = None if smooth == "none" else LandmarkSmoother(smooth, fps=fps)
         self.by_index: dict[int, Any] | None = None
         self.finder: Any = None
+        self._last_index = -1
         if cfg.alignments is not None:
             self.by_index = self._load_alignments(cfg, source)
         else:
@@ -544,7 +551,16 @@ class _Locator:
         )
 
     def landmarks(self, frame: Any) -> list[np.ndarray]:
-        """(68, 2) landmarks of each face to swap in ``frame``."""
+        """(68, 2) landmarks of each face to swap in ``frame``.
+
+        Frames are asked for in order; after a gap (frames outside ``--frame-ranges``)
+        tracking and smoothing start afresh rather than carry faces across it."""
+        if frame.index != self._last_index + 1:
+            if self.finder is not None:
+                self.finder.reset()  # also resets its smoother
+            elif self.smoother is not None:
+                self.smoother.reset()
+        self._last_index = frame.index
         if self.finder is not None:
             return [f.landmarks for f in self.finder.find(frame.image, frame.timestamp)]
         assert self.by_index is not None
@@ -586,6 +602,11 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     source = open_source(cfg.input)
     as_frames = writes_frames(source.is_video, cfg.output)
+    if cfg.ranges_only and not as_frames:
+        raise FaceswapError(
+            f"{cfg.output}: --ranges-only writes just some frames, which a video cannot "
+            "hold; give a folder (no suffix) for frames"
+        )
     output = _check_output(cfg, as_frames)
     total = source.frame_count
     if cfg.frame_ranges and total and min(lo for lo, _ in cfg.frame_ranges) >= total:
@@ -666,10 +687,18 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     frame_bytes = max(source.width * source.height * 3, 1)
     max_frames = max(1, min(2 * cfg.batch_size + 8, _BATCH_BYTES // frame_bytes))
 
+    last_wanted = max(
+        (hi if hi is not None else 1 << 62 for _, hi in cfg.frame_ranges), default=1 << 62
+    )
+
     def decode() -> None:
         frames = source.iter_frames()
         try:
             for frame in frames:
+                if cfg.ranges_only and not in_frame_ranges(frame.index, cfg.frame_ranges):
+                    if frame.index > last_wanted:
+                        break  # nothing more to write: stop decoding
+                    continue
                 if not threads.put(q_frames, frame):
                     return
         finally:
@@ -745,7 +774,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         threads.put(q_out, _END)
 
     frames_swapped = faces_swapped = 0
-    progress = _progress(cfg.progress, source.frame_count, Path(cfg.input).name)
+    to_write = source.frame_count
+    if cfg.ranges_only and to_write:
+        to_write = sum(in_frame_ranges(i, cfg.frame_ranges) for i in range(to_write))
+    progress = _progress(cfg.progress, to_write, Path(cfg.input).name)
     encode_start = time.perf_counter()
     try:
         # The matte opens inside the output's block: if it fails, the output is removed too.

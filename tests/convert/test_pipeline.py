@@ -256,6 +256,49 @@ def test_hdr_stays_hdr_with_its_tags_in_ten_bits(
     assert back.pix_fmt == "yuv420p10le" and back.color_transfer == "arib-std-b67"
 
 
+def test_ranges_only_writes_just_those_frames(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    full, some = tmp_path / "full", tmp_path / "some"
+    run_convert(_cfg(short_clip.path, model_dir, full, alignments=short_alignments))
+    result = run_convert(
+        _cfg(short_clip.path, model_dir, some, alignments=short_alignments,
+             frame_ranges="3,10-11", ranges_only=True)
+    )  # fmt: skip
+    names = ["frame_000003.png", "frame_000010.png", "frame_000011.png"]
+    assert sorted(p.name for p in some.iterdir()) == names and result.frames == 3
+    for name in names:  # the same pixels as in the full run
+        assert (some / name).read_bytes() == (full / name).read_bytes()
+    assert read_manifest(some)["frames"]["total"] == 3  # type: ignore[index]
+    with pytest.raises(FaceswapError, match="--ranges-only writes just some frames"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o.mp4", frame_ranges="3",
+                         ranges_only=True))  # fmt: skip
+    with pytest.raises(FaceswapError, match="give those"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o", ranges_only=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("found", ["on the fly", "alignments"])
+def test_faces_are_not_tracked_or_smoothed_across_a_gap_in_the_ranges(
+    found: str, short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out, matte = tmp_path / "frames", tmp_path / "matte"
+    how = (
+        {"detector": "dlib-hog", "detect_every": 5}
+        if found == "on the fly"
+        else {"alignments": short_alignments, "smooth": "ema"}
+    )
+    run_convert(
+        _cfg(short_clip.path, model_dir, out, matte=matte, frame_ranges="2-3,7-8",
+             ranges_only=True, **how)
+    )  # fmt: skip
+    for i in (2, 3, 7, 8):  # the face moved ~200 px between frames 3 and 7
+        alpha = cv2.imread(str(matte / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED) > 127
+        ys, xs = np.nonzero(alpha)
+        x0, y0, x1, y1 = short_clip.faces[i][0].box
+        assert x0 <= xs.mean() <= x1 and y0 <= ys.mean() <= y1, i
+
+
 def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
     full = tmp_path / "full"
     (full / "old.png").parent.mkdir()

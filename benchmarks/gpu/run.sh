@@ -3,8 +3,8 @@
 #   1. faceswap doctor, 2. tests/test_cuda.py (AMP bf16/fp16 steps, checkpoint + resume,
 #   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
 #   data pipeline with 8 workers), 4. bench_convert on CUDA (libx264, then --codec auto:
-#   NVENC when it works), 5. a real `faceswap train` on CUDA with 8 workers, reporting
-#   data_wait (the share of each step spent waiting for a batch).
+#   NVENC when it works), 5. a real `faceswap train` on CUDA with the default (auto)
+#   workers, reporting data_wait (the share of each step spent waiting for a batch).
 # Prepare .gpu/ first (bash benchmarks/gpu/prepare.sh), then with the device tool:
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=540)
 # The log comes back as $OUT/gpu_log.txt. Each step has its own time limit, so one that hangs
@@ -41,7 +41,7 @@ step() { echo; echo "== $* ($(date +%T))"; }
       --batch-size 32 --codec "$codec" --clip .gpu/clip.mp4 --alignments .gpu/alignments.json \
       --repeat 2
   done
-  step "faceswap train on CUDA, dfl-h128, --amp, 8 workers"
+  step "faceswap train on CUDA, dfl-h128, --amp, default workers"
   timeout 240 python3 - <<'PY'
 import statistics
 import subprocess
@@ -57,7 +57,7 @@ a = write_synthetic_faces(tmp / "a", 96, 256)
 b = write_synthetic_faces(tmp / "b", 96, 256)
 cmd = [sys.executable, "-m", "faceswap", "train", "--a", str(a), "--b", str(b),
        "-m", str(tmp / "model"), "--preset", "dfl-h128", "--device", "cuda", "--amp",
-       "--workers", "8", "--batch-size", "32", "--iterations", "150", "--save-every", "150",
+       "--batch-size", "32", "--iterations", "150", "--save-every", "150",
        "--log-every", "10", "--no-progress"]
 subprocess.run(cmd, check=True, timeout=220)
 rows = read_metrics(tmp / "model" / "metrics.csv")[3:]  # past the warm-up

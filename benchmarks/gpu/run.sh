@@ -43,6 +43,7 @@ step() { echo; echo "== $* ($(date +%T))"; }
   done
   step "faceswap train on CUDA, dfl-h128, --amp, default workers"
   timeout 240 python3 - <<'PY'
+import json
 import statistics
 import subprocess
 import sys
@@ -63,8 +64,10 @@ subprocess.run(cmd, check=True, timeout=220)
 rows = read_metrics(tmp / "model" / "metrics.csv")[3:]  # past the warm-up
 waits = [r["data_wait"] for r in rows]
 rates = [r["examples_per_s"] for r in rows]
+workers = json.loads((tmp / "model" / "train_config.json").read_text())["workers"]
 print(f"data_wait median {statistics.median(waits):.3f}, max {max(waits):.3f}; "
-      f"examples/s median {statistics.median(rates):.0f} over {len(rows)} logged rows")
+      f"examples/s median {statistics.median(rates):.0f} over {len(rows)} logged rows; "
+      f"{workers} workers per side")
 PY
   step "done"
 } 2>&1 | tee "$out/gpu_log.txt"

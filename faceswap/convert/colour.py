@@ -153,31 +153,34 @@ def _sqrtm(cov: np.ndarray, inverse: bool = False, floor: float = 1e-5) -> np.nd
     return (vecs * root) @ vecs.T
 
 
+def _moments(
+    face: np.ndarray, target: np.ndarray, core: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """RGB means and covariances (float64) of the face's and the target's selected pixels."""
+    sel = core.reshape(-1).astype(bool)
+    f_sel = face.reshape(-1, 3)[sel].astype(np.float64)
+    t_sel = target.reshape(-1, 3)[sel].astype(np.float64)
+    f_cov = np.cov(f_sel, rowvar=False, bias=True)
+    return f_sel.mean(axis=0), t_sel.mean(axis=0), f_cov, np.cov(t_sel, rowvar=False, bias=True)
+
+
+def _affine(
+    face: np.ndarray, transform: np.ndarray, f_mean: np.ndarray, t_mean: np.ndarray
+) -> np.ndarray:
+    """``transform (x - f_mean) + t_mean`` for every pixel x of ``face``, in float32."""
+    f = face.reshape(-1, 3) - f_mean.astype(np.float32)
+    out = f @ transform.astype(np.float32).T + t_mean.astype(np.float32)
+    return out.reshape(face.shape).astype(np.float32)
+
+
 @register_colour("lct", "linear colour transfer: match the RGB mean and covariance")
 def linear_transfer(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     core = _core(mask)
     if core is None:
         return face
-    sel = core.reshape(-1).astype(bool)
-    f = face.reshape(-1, 3)
-    f_sel = f[sel].astype(np.float64)
-    t_sel = target.reshape(-1, 3)[sel].astype(np.float64)
-    f_mean, t_mean = f_sel.mean(axis=0), t_sel.mean(axis=0)
-    f_cov = np.cov(f_sel, rowvar=False, bias=True)
-    t_cov = np.cov(t_sel, rowvar=False, bias=True)
+    f_mean, t_mean, f_cov, t_cov = _moments(face, target, core)
     # x' = C_t^1/2 C_f^-1/2 (x - mu_f) + mu_t maps the face's colour cloud onto the target's.
-    transform = (_sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True)).astype(np.float32)
-    out = (f - f_mean.astype(np.float32)) @ transform.T + t_mean.astype(np.float32)
-    return out.reshape(face.shape).astype(np.float32)
-
-
-def _masked_pixels(
-    face: np.ndarray, target: np.ndarray, core: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    sel = core.reshape(-1).astype(bool)
-    return face.reshape(-1, 3)[sel].astype(np.float64), target.reshape(-1, 3)[sel].astype(
-        np.float64
-    )
+    return _affine(face, _sqrtm(t_cov) @ _sqrtm(f_cov, inverse=True), f_mean, t_mean)
 
 
 @register_colour(
@@ -190,18 +193,11 @@ def monge_kantorovich(face: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     core = _core(mask)
     if core is None:
         return face
-    f_sel, t_sel = _masked_pixels(face, target, core)
-    f_mean, t_mean = f_sel.mean(axis=0), t_sel.mean(axis=0)
-    f_cov = np.cov(f_sel, rowvar=False, bias=True)
-    t_cov = np.cov(t_sel, rowvar=False, bias=True)
+    f_mean, t_mean, f_cov, t_cov = _moments(face, target, core)
     f_root, f_root_inv = _sqrtm(f_cov), _sqrtm(f_cov, inverse=True)
     # The middle product's eigenvalues are variances squared: floor them far lower.
     middle = _sqrtm(f_root @ t_cov @ f_root, floor=1e-12)
-    transform = (f_root_inv @ middle @ f_root_inv).astype(np.float32)
-    out = (face.reshape(-1, 3) - f_mean.astype(np.float32)) @ transform.T + t_mean.astype(
-        np.float32
-    )
-    return out.reshape(face.shape).astype(np.float32)
+    return _affine(face, f_root_inv @ middle @ f_root_inv, f_mean, t_mean)
 
 
 def _quantiles(values: np.ndarray, picks: np.ndarray) -> np.ndarray:

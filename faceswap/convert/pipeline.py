@@ -439,8 +439,8 @@ def _check_output(cfg: ConvertConfig, frames: bool, output: Path | None = None) 
     else:
         if output.suffix.lower() in VIDEO_SUFFIXES:
             raise FaceswapError(
-                f"{output}: frames go to a folder (the output is a folder of frames); "
-                "give a folder path"
+                f"{output}: the output is a folder of frames; give a folder path (no video "
+                "suffix)"
             )
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise FaceswapError(f"{output}: exists and is not an empty folder; choose a new one")
@@ -977,7 +977,7 @@ class _MotionTracker:
     def __init__(self, size: int) -> None:
         self.size = size
         self._last_index = -2
-        self._last: list[tuple[np.ndarray, float]] = []  # (frame-px centre, face side px)
+        self._centres: list[np.ndarray] = []  # the previous frame's faces, frame px
 
     def update(self, index: int, faces: list[_Face]) -> None:
         from faceswap.faces.align import invert_affine
@@ -987,15 +987,15 @@ class _MotionTracker:
             inv = invert_affine(face.matrix)
             centre = inv[:, :2] @ np.full(2, self.size / 2.0) + inv[:, 2]
             side = self.size * float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
-            here.append((centre, side))
-            if index != self._last_index + 1 or not self._last:
+            here.append(centre)
+            if index != self._last_index + 1 or not self._centres:
                 continue
-            moves = [centre - before for before, _ in self._last]
+            moves = [centre - before for before in self._centres]
             move = min(moves, key=lambda m: float(np.hypot(*m)))
             if np.hypot(*move) < side / 2:
                 dx, dy = np.asarray(face.matrix, np.float64)[:2, :2] @ move
                 face.motion = (float(dx), float(dy))
-        self._last_index, self._last = index, here
+        self._last_index, self._centres = index, here
 
 
 def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:

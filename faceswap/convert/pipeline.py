@@ -439,8 +439,7 @@ def _check_output(cfg: ConvertConfig, frames: bool, output: Path | None = None) 
     else:
         if output.suffix.lower() in VIDEO_SUFFIXES:
             raise FaceswapError(
-                f"{output}: the output is a folder of frames; give a folder path (no video "
-                "suffix)"
+                f"{output}: the output is a folder of frames; give a folder path (no video suffix)"
             )
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise FaceswapError(f"{output}: exists and is not an empty folder; choose a new one")

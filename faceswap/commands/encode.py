@@ -32,8 +32,9 @@ def encode_frames(input_path: Path, **options: object) -> None:
 
     The way back from an image sequence: frames from `faceswap extract-frames`, a converted
     image folder, or frames retouched elsewhere. With --like the original video's rate,
-    audio, timecode and pixel aspect come along in sync. Frames that `faceswap convert`
-    wrote stay marked as synthetic (container tags and a manifest).
+    audio, timecode and pixel aspect come along in sync (and an HDR original's colour
+    tags, in 10 bits). Frames that `faceswap convert` wrote stay marked as synthetic
+    (container tags and a manifest).
     """
     from faceswap.io.encode import EncodeFramesConfig, run_encode_frames
 

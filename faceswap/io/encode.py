@@ -27,7 +27,8 @@ class EncodeFramesConfig:
     Attributes:
         input: folder of frames (any image format ``open_source`` reads), in natural order.
         output: video file to write; the suffix picks the container.
-        like: the original video: its frame rate, audio, timecode and pixel aspect ratio.
+        like: the original video: its frame rate, audio, timecode, pixel aspect ratio and
+            (HDR) colour tags.
         fps: frame rate when there is no ``like`` (``"30000/1001"``, ``25``).
         codec, crf, preset, pix_fmt: encoder settings, as for ``faceswap convert``.
         progress: show a progress bar.

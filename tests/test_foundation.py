@@ -165,3 +165,18 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
     folder = make_temp_dir(tmp_path, ".scratch.")
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+
+
+def test_is_disk_full_reads_the_errors_a_full_disk_gives(tmp_path: Path) -> None:
+    import errno
+
+    from faceswap.io.files import is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    # safetensors' own error carries the OS error in its text.
+    assert is_disk_full(Exception("I/O error: No space left on device (os error 28)"))
+    # torch.save says only this; then the folder's free space decides.
+    vague = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    assert not is_disk_full(vague) and not is_disk_full(vague, tmp_path)  # the disk has room
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"), tmp_path)

@@ -377,7 +377,10 @@ class _FolderSink:
     def write(self, image: np.ndarray, name: str) -> None:
         from faceswap.io.images import write_image
 
-        write_image(self._tmp / f"{name}{self.suffix}", image)
+        try:
+            write_image(self._tmp / f"{name}{self.suffix}", image)
+        except FaceswapError as exc:  # name the folder the user asked for, not ours
+            raise FaceswapError(str(exc).replace(str(self._tmp), str(self.folder))) from None
         self.frames_written += 1
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +18,9 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
 
     On any exception the temporary file is removed and ``target`` is left as it was, so a
-    crash never leaves a half-written file under the final name. ``suffix`` defaults to the
-    target's own (ffmpeg picks the container from it).
+    crash never leaves a half-written file under the final name; a full disk becomes a
+    one-line :class:`FaceswapError`. ``suffix`` defaults to the target's own (ffmpeg picks
+    the container from it).
     """
     target = Path(target)
     ensure_writable_dir(target.parent)
@@ -29,6 +32,12 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise FaceswapError(
+                f"{target}: no space left on its disk; free some space or write elsewhere"
+            ) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -71,6 +80,23 @@ def write_text_atomic(target: Path | str, text: str) -> None:
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
+
+
+_DISK_FULL_TEXT = ("no space left on device", "os error 28", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException, folder: Path | str | None = None) -> bool:
+    """Whether ``exc`` reports a full disk (or quota): ``OSError`` ENOSPC/EDQUOT, the error
+    safetensors raises for it (its text carries the OS error), or any write error while
+    ``folder``'s disk has under 16 MiB left (torch.save then only says "unexpected pos")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if any(text in str(exc).lower() for text in _DISK_FULL_TEXT):
+        return True
+    if folder is not None and isinstance(exc, (OSError, RuntimeError)):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free < 16 << 20
+    return False
 
 
 def ensure_writable_dir(folder: Path | str) -> Path:

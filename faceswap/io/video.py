@@ -1066,11 +1066,12 @@ class VideoWriter:
     def _failure(self, what: str) -> FaceswapError:
         # ffmpeg names our temporary file, which the user never sees.
         tail = self._drain.tail().replace(str(self._tmp), str(self.path))
-        hint = (
-            "choose another codec (libx264 always works) or check its options"
-            if self.codec != "libx264"
-            else "check the encoder options (pix_fmt, preset), free disk space and the path"
-        )
+        if "no space left on device" in tail.lower():
+            hint = "the disk is full: free some space or write elsewhere"
+        elif self.codec != "libx264":
+            hint = "choose another codec (libx264 always works) or check its options"
+        else:
+            hint = "check the encoder options (pix_fmt, preset), free disk space and the path"
         return FaceswapError(f"{self.path}: {what} ({tail or 'ffmpeg stopped'}); {hint}")
 
     def write(self, frame: np.ndarray) -> None:

@@ -36,7 +36,7 @@ from faceswap.device import (
     resolve_device,
 )
 from faceswap.errors import FaceswapError
-from faceswap.io.files import ensure_writable_dir, write_text_atomic
+from faceswap.io.files import ensure_writable_dir, is_disk_full, write_text_atomic
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
 from faceswap.train.augment import AugmentConfig, random_warp
@@ -863,13 +863,24 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     info = ddp.setup(device)
     try:
         return _run(cfg, device, info)
-    except (RuntimeError, torch.OutOfMemoryError) as exc:
-        if not is_out_of_memory(exc):
-            raise
-        # Checkpoints are intact: --resume with a smaller batch carries on from the last.
-        fixes = ", add --amp," if not cfg.amp else ""
-        fixes += " or use a smaller --preset"
-        raise out_of_memory_error(device, cfg.batch_size, fixes) from None
+    except FaceswapError:
+        raise
+    except Exception as exc:
+        # Checkpoints are written atomically: the last complete one is intact either way.
+        if is_out_of_memory(exc):
+            fixes = ", add --amp," if not cfg.amp else ""
+            fixes += " or use a smaller --preset"
+            raise out_of_memory_error(device, cfg.batch_size, fixes) from None
+        if is_disk_full(exc, cfg.model_dir):
+            then = (
+                "the last complete checkpoint is intact: rerun with --resume"
+                if ckpt.list_checkpoints(cfg.model_dir)
+                else "then rerun"
+            )
+            raise FaceswapError(
+                f"{cfg.model_dir}: no space left on its disk; free some space ({then})"
+            ) from None
+        raise
     finally:
         ddp.teardown(info)
 

@@ -299,6 +299,28 @@ def test_faces_are_not_tracked_or_smoothed_across_a_gap_in_the_ranges(
         assert x0 <= xs.mean() <= x1 and y0 <= ys.mean() <= y1, i
 
 
+def test_a_full_disk_is_one_clear_line_and_leaves_nothing(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    folder, al = _image_inputs(tmp_path, 2)
+    out = tmp_path / "out"
+
+    def full(self: Path, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "write_bytes", full)
+        with pytest.raises(FaceswapError) as err:
+            run_convert(_cfg(folder, model_dir, out, alignments=al))
+    name = sorted(p.name for p in folder.iterdir())[0].rsplit(".", 1)[0]
+    assert str(err.value) == (
+        f"{out / name}.png: no space left on its disk; free some space or write elsewhere"
+    )
+    assert _leftovers(tmp_path, {"frames", "alignments.json"}) == []
+
+
 def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
     full = tmp_path / "full"
     (full / "old.png").parent.mkdir()

@@ -490,3 +490,33 @@ def test_compiled_model_trains_like_the_eager_one(
     assert a.keys() == b.keys()  # compiling does not rename the saved weights
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3)
+
+
+def test_a_full_disk_is_one_clear_line_and_the_last_checkpoint_survives(
+    face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from faceswap.train import checkpoint as ckpt
+
+    real_save = torch.save
+    saves = []
+
+    def filling_up(obj: object, path: object, *args: object, **kwargs: object) -> None:
+        saves.append(path)
+        if len(saves) > 1:  # the second checkpoint finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(obj, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    m = tmp_path / "m"
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt.torch, "save", filling_up)
+        with pytest.raises(FaceswapError) as err:
+            run_train(_cfg(face_dirs, m, iterations=6, save_every=3))
+    assert str(err.value) == (
+        f"{m}: no space left on its disk; free some space (the last complete checkpoint is "
+        "intact: rerun with --resume)"
+    )
+    assert [it for it, _ in ckpt.list_checkpoints(m)] == [3]
+    assert sorted(p.name for p in (m / "checkpoints").iterdir()) == ["ckpt_000000003"]
+    assert run_train(_cfg(face_dirs, m, iterations=6, save_every=3, resume=True)).iteration == 6

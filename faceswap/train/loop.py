@@ -873,12 +873,12 @@ def run_train(cfg: TrainConfig) -> TrainResult:
             raise out_of_memory_error(device, cfg.batch_size, fixes) from None
         if is_disk_full(exc, cfg.model_dir):
             then = (
-                "the last complete checkpoint is intact: rerun with --resume"
+                "rerun with --resume (the last complete checkpoint is intact)"
                 if ckpt.list_checkpoints(cfg.model_dir)
-                else "then rerun"
+                else "rerun"
             )
             raise FaceswapError(
-                f"{cfg.model_dir}: no space left on its disk; free some space ({then})"
+                f"{cfg.model_dir}: no space left on its disk; free some space, then {then}"
             ) from None
         raise
     finally:

@@ -514,8 +514,8 @@ def test_a_full_disk_is_one_clear_line_and_the_last_checkpoint_survives(
         with pytest.raises(FaceswapError) as err:
             run_train(_cfg(face_dirs, m, iterations=6, save_every=3))
     assert str(err.value) == (
-        f"{m}: no space left on its disk; free some space (the last complete checkpoint is "
-        "intact: rerun with --resume)"
+        f"{m}: no space left on its disk; free some space, then rerun with --resume (the last "
+        "complete checkpoint is intact)"
     )
     assert [it for it, _ in ckpt.list_checkpoints(m)] == [3]
     assert sorted(p.name for p in (m / "checkpoints").iterdir()) == ["ckpt_000000003"]

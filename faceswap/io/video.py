@@ -1014,7 +1014,7 @@ class VideoWriter:
         )
         if resolved != pix_fmt and resolved.startswith("yuv444p"):
             log.warning(
-                "%s: %dx%d has an odd side, which 4:2:0 chroma cannot hold: writing %s "
+                "%s: %dx%d has an odd side, which subsampled chroma cannot hold: writing %s "
                 "(some players and web sites need 4:2:0: crop or pad to an even size)",
                 self.path,
                 self.width,

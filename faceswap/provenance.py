@@ -157,15 +157,24 @@ def read_manifest(output: Path | str) -> dict[str, Any] | None:
 
 
 def read_provenance(path: Path | str) -> dict[str, str]:
-    """The provenance tags stored in a video's container metadata.
+    """The provenance tags stored in a video's container metadata, or in a PNG frame's
+    text chunks.
 
     Args:
-        path: a video written by ``faceswap convert``.
+        path: a video or PNG frame written by ``faceswap convert``.
 
     Returns:
-        The subset of :data:`TAG_KEYS` found (empty for a video without provenance).
+        The subset of :data:`TAG_KEYS` found (empty for a file without provenance).
     """
-    from faceswap.io.video import probe  # video I/O pulls ffmpeg helpers; import on demand
+    if Path(path).suffix.lower() == ".png":
+        from faceswap.io.images import png_text
 
-    meta = {str(k).lower(): str(v) for k, v in probe(path).metadata.items()}
+        try:
+            meta = png_text(Path(path).read_bytes())
+        except (OSError, ValueError):
+            raise FaceswapError(f"{path}: cannot read it as a PNG; check the file") from None
+    else:
+        from faceswap.io.video import probe  # video I/O pulls ffmpeg helpers: on demand
+
+        meta = {str(k).lower(): str(v) for k, v in probe(path).metadata.items()}
     return {key: meta[key] for key in TAG_KEYS if key in meta}

@@ -19,7 +19,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,9 +365,12 @@ class _Threads:
 class _FolderSink:
     """Frames into a new folder, assembled under a temporary name and renamed at the end."""
 
-    def __init__(self, folder: Path, suffix: str = ".png") -> None:
+    def __init__(
+        self, folder: Path, suffix: str = ".png", text: Mapping[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.suffix = suffix
+        self.text = text  # embedded in each PNG: provenance that travels with every frame
         self.frames_written = 0
         self._tmp = make_temp_dir(folder.parent, f".{folder.name}.")
 
@@ -378,7 +381,7 @@ class _FolderSink:
         from faceswap.io.images import write_image
 
         try:
-            write_image(self._tmp / f"{name}{self.suffix}", image)
+            write_image(self._tmp / f"{name}{self.suffix}", image, text=self.text)
         except FaceswapError as exc:  # name the folder the user asked for, not ours
             raise FaceswapError(str(exc).replace(str(self._tmp), str(self.folder))) from None
         self.frames_written += 1
@@ -652,16 +655,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                         crf=cfg.crf, preset=cfg.preset, **options)
         )  # fmt: skip
 
+    tags = provenance_tags(loaded.weights_sha256, preset=preset)
     if not as_frames:
         sink: _VideoSink | _FolderSink = video_sink(
             output,
             pix_fmt=cfg.pix_fmt,
             # The source also lends its timecode and pixel aspect ratio (anamorphic video).
             audio_from=Path(cfg.input),
-            metadata=provenance_tags(loaded.weights_sha256, preset=preset),
+            metadata=tags,
         )
     else:
-        sink = _FolderSink(output, f".{cfg.frame_format}")
+        sink = _FolderSink(output, f".{cfg.frame_format}", text=tags)
 
     def open_matte() -> Any:
         """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""

@@ -6,6 +6,9 @@ cv2 works in BGR; the conversion to and from RGB happens here and nowhere else.
 from __future__ import annotations
 
 import re
+import struct
+import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import cv2
@@ -112,8 +115,56 @@ def encode_image(rgb: np.ndarray, suffix: str, *, jpeg_quality: int = JPEG_QUALI
     return buf.tobytes()
 
 
-def write_image(path: Path | str, rgb: np.ndarray, *, jpeg_quality: int = JPEG_QUALITY) -> Path:
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """``(type, body, start, end)`` of each chunk of a PNG file's bytes."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        yield kind, data[pos + 8 : pos + 8 + length], pos, end
+        pos = end
+
+
+def png_with_text(data: bytes, text: Mapping[str, str]) -> bytes:
+    """PNG bytes with ``text`` added as ``tEXt`` chunks right after the header: metadata
+    that travels with the single file (keys of 1-79 Latin-1 characters)."""
+    chunks = b""
+    for key, value in text.items():
+        body = key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")
+        crc = zlib.crc32(b"tEXt" + body)
+        chunks += struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", crc)
+    kind, _, _, header_end = next(_png_chunks(data))
+    if kind != b"IHDR":
+        raise ValueError("PNG without a leading IHDR chunk")
+    return data[:header_end] + chunks + data[header_end:]
+
+
+def png_text(data: bytes) -> dict[str, str]:
+    """The ``tEXt`` chunks of PNG bytes as a dict (``{}`` for a PNG without any)."""
+    out = {}
+    for kind, body, _, _ in _png_chunks(data):
+        if kind == b"tEXt" and b"\0" in body:
+            key, _, value = body.partition(b"\0")
+            out[key.decode("latin-1")] = value.decode("latin-1")
+    return out
+
+
+def write_image(
+    path: Path | str,
+    rgb: np.ndarray,
+    *,
+    jpeg_quality: int = JPEG_QUALITY,
+    text: Mapping[str, str] | None = None,
+) -> Path:
     """Write RGB uint8 HxWx3 atomically; the suffix picks the format (PNG: fast compression).
+
+    ``text``: metadata to embed in a PNG (``tEXt`` chunks); other formats ignore it.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -123,6 +174,8 @@ def write_image(path: Path | str, rgb: np.ndarray, *, jpeg_quality: int = JPEG_Q
     """
     path = Path(path)
     data = encode_image(rgb, path.suffix, jpeg_quality=jpeg_quality)
+    if text and path.suffix.lower() == ".png":
+        data = png_with_text(data, text)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

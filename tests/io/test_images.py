@@ -69,3 +69,30 @@ def test_write_into_a_file_path_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "x").write_text("file")
     with pytest.raises(FaceswapError, match="not a folder"):
         write_image(tmp_path / "x" / "a.png", np.zeros((4, 4, 3), np.uint8))
+
+
+def test_png_text_chunks_round_trip_and_leave_the_pixels(tmp_path: Path) -> None:
+    from faceswap.io.images import encode_image, png_text, png_with_text
+
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    tags = {"synthetic": "1", "comment": "Synthetic media: faces swapped"}
+    path = write_image(tmp_path / "f.png", rgb, text=tags)
+    data = path.read_bytes()
+    assert png_text(data) == tags
+    assert png_text(encode_image(rgb, ".png")) == {}
+    np.testing.assert_array_equal(read_image(path), rgb)
+    # Every chunk's CRC is right (a strict reader drops chunks whose CRC is not).
+    import struct
+    import zlib
+
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(data[pos + 4 : pos + 8 + length]) == crc
+        pos += 12 + length
+    assert png_text(png_with_text(data, {"more": "x"})) == {**tags, "more": "x"}
+    with pytest.raises(ValueError, match="not a PNG"):
+        png_text(b"GIF89a")
+    jpg = write_image(tmp_path / "f.jpg", rgb, text=tags)  # other formats ignore text
+    assert jpg.read_bytes()[:2] == b"\xff\xd8"

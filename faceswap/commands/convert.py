@@ -89,7 +89,15 @@ def _modes_help(registry: object, lead: str) -> str:
     "--sharpen",
     type=float,
     default=0.0,
-    help="Unsharp-mask strength for the swapped face (0 off, about 1 strong).",
+    help="Unsharp-mask strength for the swapped face (0 off, about 1 strong); negative "
+    "softens it for a soft plate (-1: a blur of 3 % of the face).",
+)
+@click.option(
+    "--grain",
+    type=float,
+    default=0.0,
+    help="Add grain to the swapped face up to the plate's own (1 matched, 0 off): the "
+    "decoder draws faces cleaner than grainy footage.",
 )
 @click.option(
     "--motion-blur",

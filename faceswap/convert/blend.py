@@ -36,6 +36,31 @@ def sharpen(face: np.ndarray, amount: float, radius: float = 1.0) -> np.ndarray:
     return np.clip(face + float(amount) * (face - blurred), 0.0, 1.0).astype(np.float32)
 
 
+def soften(face: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a float32 crop with ``sigma`` crop pixels (under 0.3: unchanged): a
+    swap sharper than a soft plate (focus, lens, compression) stands out too."""
+    if sigma < 0.3:
+        return face
+    return cv2.GaussianBlur(face, (0, 0), sigmaX=float(sigma))
+
+
+# The residual of white noise after a sigma-1 Gaussian blur keeps this share of its spread:
+# sqrt(1 - 2 g(0) + sum g^2) with g(0) = 1 / (2 pi) and sum g^2 = 1 / (4 pi).
+_RESIDUAL_SHARE = float(np.sqrt(1 - 1 / np.pi + 1 / (4 * np.pi)))
+
+
+def noise_sigma(image: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Per-channel spread of the fine grain of ``image`` (H, W, C) at the pixels ``where``
+    (bool (H, W)): the robust (MAD) spread of what a sigma-1 blur removes, scaled to the
+    sigma of white noise that would leave it. Zeros when fewer than 16 pixels are given."""
+    image = np.asarray(image, np.float32)
+    if int(where.sum()) < 16:
+        return np.zeros(image.shape[-1], np.float32)
+    residual = (image - cv2.GaussianBlur(image, (0, 0), sigmaX=1.0))[where]
+    mad = np.median(np.abs(residual - np.median(residual, axis=0)), axis=0)
+    return (1.4826 * mad / _RESIDUAL_SHARE).astype(np.float32)
+
+
 def motion_kernel(dx: float, dy: float) -> np.ndarray | None:
     """A normalised line kernel blurring along ``(dx, dy)`` (crop pixels, centred), or None
     when the streak is under a pixel long."""
@@ -152,6 +177,8 @@ def paste_face(
     *,
     seamless: bool = False,
     matte: np.ndarray | None = None,
+    grain: float = 0.0,
+    seed: int | tuple[int, ...] = 0,
 ) -> None:
     """Warp a crop and its mask back into ``frame`` (in place) and alpha-blend them.
 
@@ -163,6 +190,9 @@ def paste_face(
         seamless: Poisson-clone the face before the alpha blend.
         matte: uint8 (H, W) frame-space matte, raised in place to this face's alpha (0-255)
             where the face covers it: the output of ``--matte``.
+        grain: add grain to the pasted face, in frame pixels, to this share of what the
+            plate under it has beyond the face's own (0 off, 1 matched): a decoder draws
+            faces cleaner than grainy or noisy footage. Seeded by ``seed``.
     """
     box = face_region(matrix, mask, frame.shape)
     if box is None:
@@ -190,6 +220,14 @@ def paste_face(
         face_u8 = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
         warped = seamless_clone(face_u8, region, alpha).astype(np.float32)
     base = region.astype(np.float32)
+    if grain > 0:
+        core = alpha > 0.5
+        # The plate's grain there (its own face) beyond what the warped face already has.
+        missing = np.sqrt(
+            np.maximum(noise_sigma(base, core) ** 2 - noise_sigma(warped, core) ** 2, 0)
+        )
+        rng = np.random.default_rng(seed)
+        warped = warped + rng.standard_normal(warped.shape, np.float32) * (grain * missing)
     # base + (face - base) * a is exactly base wherever a == 0: untouched pixels stay equal.
     out = base + (warped - base) * alpha[..., None]
     frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from faceswap.config import config_to_dict
-from faceswap.convert.blend import motion_blur, paste_face, scale_about_centre, sharpen
+from faceswap.convert.blend import (
+    motion_blur,
+    paste_face,
+    scale_about_centre,
+    sharpen,
+    soften,
+)
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
@@ -105,7 +111,12 @@ class ConvertConfig:
         colour: colour mode (:data:`~faceswap.convert.colour.COLOUR_MODES`).
         erode: shrink the mask by this percent of the face crop's side (negative grows it).
         blur: feather the mask edge over this percent of the crop's side.
-        sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong).
+        sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong);
+            negative softens it instead (-1: a Gaussian blur of 3 % of the crop's side),
+            for a soft plate (DeepFaceLab's blur/sharpen).
+        grain: add grain to the swapped face to this share of the plate's own beyond the
+            face's (0 off, 1 matched), in frame pixels: footage is grainier than the
+            decoder's faces. Seeded by frame, so a frame converts the same every time.
         face_scale: paste the swapped face (and its mask) this percent larger (negative:
             smaller) about its centre, for a B face narrower or wider than A's.
         motion_blur: smear the swapped face along its motion since the previous frame, this
@@ -148,6 +159,7 @@ class ConvertConfig:
     erode: float = 0.0
     blur: float = 6.0
     sharpen: float = 0.0
+    grain: float = 0.0
     face_scale: float = 0.0
     motion_blur: float = 0.0
     smooth: str = "auto"
@@ -190,7 +202,8 @@ class ConvertConfig:
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
             (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
             (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
-            (self.sharpen >= 0, f"--sharpen must be >= 0, got {self.sharpen}"),
+            (self.sharpen >= -1, f"--sharpen must be >= -1 (negative softens), got {self.sharpen}"),
+            (0 <= self.grain <= 2, f"--grain must be in [0, 2] (1: the plate's), got {self.grain}"),
             (
                 0 <= self.motion_blur <= 2,
                 f"--motion-blur must be in [0, 2] (0.5: a 180-degree shutter), "
@@ -1013,11 +1026,13 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
     if not item.faces:
         return item.frame.image  # passes through byte for byte
     image = np.array(item.frame.image, copy=True)
-    for face in item.faces:
+    for i, face in enumerate(item.faces):
         assert face.swapped is not None
         swapped = face.swapped
         if cfg.sharpen > 0:
             swapped = sharpen(swapped, cfg.sharpen, radius=max(res / 128.0, 0.5))
+        elif cfg.sharpen < 0:
+            swapped = soften(swapped, -cfg.sharpen * 0.03 * res)
         if cfg.motion_blur > 0:
             dx, dy = (cfg.motion_blur * m for m in face.motion)
             # A streak past a quarter of the face is a tracking slip, not motion.
@@ -1031,7 +1046,8 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
         if cfg.face_scale:
             matrix = scale_about_centre(matrix, 1.0 + cfg.face_scale / 100.0, res)
         paste_face(image, swapped.astype(np.float32), blend_mask, matrix,
-                   seamless=colour_mode.seamless, matte=item.matte)  # fmt: skip
+                   seamless=colour_mode.seamless, matte=item.matte, grain=cfg.grain,
+                   seed=(item.frame.index, i))  # fmt: skip
     return image
 
 

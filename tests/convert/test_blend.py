@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from faceswap.convert.blend import face_region, motion_blur, motion_kernel, paste_face, sharpen
+from faceswap.convert.blend import (
+    face_region,
+    motion_blur,
+    motion_kernel,
+    noise_sigma,
+    paste_face,
+    sharpen,
+    soften,
+)
 from faceswap.convert.masks import build_mask
 from faceswap.faces.align import (
     MEAN_FACE,
@@ -195,3 +203,46 @@ def test_motion_blur_smears_along_the_motion_only() -> None:
     assert np.abs(np.diff(along, axis=1)).mean() > 0.75 * np.abs(np.diff(stripes, axis=1)).mean()
     np.testing.assert_allclose(along[4:-4].mean(axis=0), stripes[4:-4].mean(axis=0), atol=0.11)
     assert motion_blur(stripes, 0.2, 0.1) is stripes
+
+
+def test_soften_blurs_and_leaves_tiny_radii_alone() -> None:
+    rng = np.random.default_rng(4)
+    face = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)
+    lap = lambda im: np.abs(cv2.Laplacian(im, cv2.CV_32F)).mean()  # noqa: E731
+    assert lap(soften(face, 2.0)) < 0.2 * lap(face)
+    assert soften(face, 0.1) is face
+
+
+def test_noise_sigma_measures_white_noise() -> None:
+    rng = np.random.default_rng(5)
+    smooth = cv2.GaussianBlur(rng.uniform(0, 255, (96, 96, 3)).astype(np.float32), (0, 0), 6)
+    where = np.ones((96, 96), bool)
+    for sigma in (2.0, 8.0):
+        noisy = smooth + rng.normal(0, sigma, smooth.shape).astype(np.float32)
+        np.testing.assert_allclose(noise_sigma(noisy, where), sigma, rtol=0.1)
+    assert noise_sigma(smooth, where).max() < 0.5
+    assert not noise_sigma(smooth, np.zeros((96, 96), bool)).any()  # too few pixels
+
+
+def test_grain_matches_the_plate_under_the_face_only() -> None:
+    rng = np.random.default_rng(6)
+    plate = _smooth_frame(120, 160, seed=2).astype(np.float32)
+    grainy = np.clip(plate + rng.normal(0, 8, plate.shape), 0, 255).astype(np.uint8)
+    lm = _landmarks(80, 60, 44)
+    m = alignment_matrix(lm, SPEC)
+    face = cv2.GaussianBlur(rng.uniform(0.3, 0.7, (64, 64, 3)).astype(np.float32), (0, 0), 4)
+    mask = build_mask("hull", transform_points(lm, m), 64, blur=5)
+    alpha = _frame_mask(mask, m, grainy.shape[:2])
+    core = alpha > 0.99
+    outs = {}
+    for grain in (0.0, 1.0):
+        out = grainy.copy()
+        paste_face(out, face, mask, m, grain=grain, seed=(7, 0))
+        outs[grain] = out
+        np.testing.assert_array_equal(out[alpha == 0], grainy[alpha == 0])  # plate untouched
+    measured = noise_sigma(outs[1.0].astype(np.float32), core)
+    np.testing.assert_allclose(measured, 8.0, rtol=0.2)  # the plate's grain, back on the face
+    assert noise_sigma(outs[0.0].astype(np.float32), core).max() < 2.0  # the clean swap
+    again = grainy.copy()
+    paste_face(again, face, mask, m, grain=1.0, seed=(7, 0))
+    np.testing.assert_array_equal(again, outs[1.0])  # seeded: the same frame, the same grain

@@ -418,6 +418,21 @@ def test_motion_tracker_measures_crop_pixels_between_consecutive_frames() -> Non
     assert jumped.motion == (0.0, 0.0)
 
 
+def test_soften_and_grain_change_the_face_reproducibly(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    graded = {"sharpen": -1.0, "grain": 1.0}
+    runs = {}
+    for name, kw in (("plain", {}), ("graded", graded), ("again", graded)):
+        out = tmp_path / name
+        run_convert(_cfg(folder, model_dir, out, alignments=al, colour="none", **kw))
+        runs[name] = next(out.iterdir()).read_bytes()
+    assert runs["graded"] != runs["plain"] and runs["graded"] == runs["again"]
+    with pytest.raises(FaceswapError, match="--sharpen must be >= -1"):
+        _cfg(folder, model_dir, tmp_path / "x", sharpen=-2)
+    with pytest.raises(FaceswapError, match="--grain"):
+        _cfg(folder, model_dir, tmp_path / "x", grain=-0.1)
+
+
 def test_frame_ranges_swap_only_there(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 3)
     out = tmp_path / "out"

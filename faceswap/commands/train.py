@@ -11,6 +11,8 @@ from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
 from faceswap.nets.losses import LOSSES
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
+# Above this share of the time spent waiting for batches, the data pipeline is the limit.
+DATA_WAIT_HINT = 0.2
 
 
 @click.command(context_settings={"show_default": True})
@@ -237,8 +239,15 @@ def train(
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.losses.items()) if "loss" in k)
     click.echo(
         f"{state} at iteration {result.iteration} ({result.iteration - result.start_iteration} "
-        f"this run, {result.it_per_s:.2f} it/s); {losses}"
+        f"this run, {result.it_per_s:.2f} it/s, waiting for data {result.data_wait:.0%} of "
+        f"the time); {losses}"
     )
+    if result.data_wait > DATA_WAIT_HINT:
+        click.echo(
+            f"tip: the model waited for data {result.data_wait:.0%} of the time: raise "
+            f"--workers (this run had {result.workers} per side)",
+            err=True,
+        )
     click.echo(f"checkpoint: {result.checkpoint}")
     click.echo(f"model: {result.model_dir}")
     if hint := amp_hint(cfg.device, cfg.amp):

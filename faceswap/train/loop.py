@@ -236,6 +236,9 @@ class TrainResult:
         seconds: wall time of the training loop.
         it_per_s: mean iterations per second of the loop after warm-up (over the whole
             run when it was too short to leave warm-up).
+        data_wait: share of the last steps' time spent waiting for a batch (0: the model
+            was the bottleneck).
+        workers: DataLoader workers per side the run used.
     """
 
     model_dir: Path
@@ -246,6 +249,8 @@ class TrainResult:
     checkpoint: Path | None
     seconds: float
     it_per_s: float
+    data_wait: float = 0.0
+    workers: int = 0
 
 
 class _StopFlag:
@@ -1094,4 +1099,6 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         checkpoint=last_ckpt,
         seconds=seconds,
         it_per_s=throughput.it_per_s or ((iteration - start) / seconds if seconds > 0 else 0.0),
+        data_wait=throughput.data_wait,
+        workers=int(cfg.workers or 0),
     )

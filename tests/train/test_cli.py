@@ -190,3 +190,28 @@ def test_help_lists_every_loss_term() -> None:
         assert name in text
     for option in ("--freeze", "--lr-warmup", "--loss"):
         assert option in text
+
+
+def test_a_starved_run_says_to_raise_the_workers(
+    face_dirs: tuple[Path, Path],
+    tmp_path: Path,
+    preset_yaml: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faceswap.train import loop
+
+    def starved(cfg: loop.TrainConfig) -> loop.TrainResult:  # the report, not the training
+        return loop.TrainResult(
+            model_dir=cfg.model_dir, start_iteration=0, iteration=10, interrupted=False,
+            losses={"loss": 0.5}, checkpoint=cfg.model_dir / "c", seconds=1.0, it_per_s=10.0,
+            data_wait=0.45, workers=2,
+        )  # fmt: skip
+
+    monkeypatch.setattr(loop, "run_train", starved)
+    args = _args(face_dirs, tmp_path / "m", preset_yaml, "--iterations", "10")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "waiting for data 45% of the time" in result.output
+    assert "tip: the model waited for data 45% of the time: raise --workers (this run had 2 " in (
+        result.stderr
+    )

@@ -362,6 +362,15 @@ def test_worker_processes_give_the_same_run(face_dirs: tuple[Path, Path], tmp_pa
     a, b = _weights(inline.checkpoint), _weights(workers.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert multiprocessing.active_children() == []
+    assert (inline.workers, workers.workers) == (0, 1)
+
+
+def test_the_run_reports_how_long_it_waited_for_data(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # Inline loading (no workers) makes every step wait for its own augmentation.
+    result = run_train(_cfg(face_dirs, tmp_path / "m", iterations=8, save_every=8))
+    assert 0.0 < result.data_wait < 1.0
 
 
 def test_fused_adam_matches_the_stock_one_and_reads_its_checkpoints() -> None:

@@ -238,7 +238,7 @@ class TrainResult:
             run when it was too short to leave warm-up).
         data_wait: share of the last steps' time spent waiting for a batch (0: the model
             was the bottleneck).
-        workers: DataLoader workers per side the run used.
+        workers: DataLoader workers per side the run used (after `resolve_workers`).
     """
 
     model_dir: Path

@@ -157,22 +157,30 @@ def read_manifest(output: Path | str) -> dict[str, Any] | None:
 
 
 def read_provenance(path: Path | str) -> dict[str, str]:
-    """The provenance tags stored in a video's container metadata, or in a PNG frame's
-    text chunks.
+    """The provenance tags stored in a video's container metadata, a PNG frame's text
+    chunks or a TIFF frame's ImageDescription.
 
     Args:
-        path: a video or PNG frame written by ``faceswap convert``.
+        path: a video, PNG or TIFF frame written by ``faceswap convert``.
 
     Returns:
         The subset of :data:`TAG_KEYS` found (empty for a file without provenance).
     """
-    if Path(path).suffix.lower() == ".png":
-        from faceswap.io.images import png_text
+    suffix = Path(path).suffix.lower()
+    if suffix in (".png", ".tif", ".tiff"):
+        from faceswap.io.images import png_text, tiff_description
 
         try:
-            meta = png_text(Path(path).read_bytes())
+            data = Path(path).read_bytes()
+            if suffix == ".png":
+                meta = png_text(data)
+            else:
+                found = json.loads(tiff_description(data) or "{}")
+                meta = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        except json.JSONDecodeError:
+            meta = {}  # a description that is not ours
         except (OSError, ValueError):
-            raise FaceswapError(f"{path}: cannot read it as a PNG; check the file") from None
+            raise FaceswapError(f"{path}: cannot read it as an image; check the file") from None
     else:
         from faceswap.io.video import probe  # video I/O pulls ffmpeg helpers: on demand
 

@@ -5,6 +5,7 @@ cv2 works in BGR; the conversion to and from RGB happens here and nowhere else.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import zlib
@@ -155,6 +156,55 @@ def png_text(data: bytes) -> dict[str, str]:
     return out
 
 
+_TIFF_DESCRIPTION = 270  # the ImageDescription tag (ASCII)
+
+
+def _tiff_layout(data: bytes) -> tuple[str, int, list[bytes], int]:
+    """(byte order, first IFD offset, its 12-byte entries, next-IFD offset) of a TIFF."""
+    endian = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if endian is None or data[2:4] != struct.pack(endian + "H", 42):
+        raise ValueError("not a (classic) TIFF file")
+    (ifd,) = struct.unpack(endian + "I", data[4:8])
+    (count,) = struct.unpack(endian + "H", data[ifd : ifd + 2])
+    entries = [data[ifd + 2 + 12 * i : ifd + 14 + 12 * i] for i in range(count)]
+    (after,) = struct.unpack(endian + "I", data[ifd + 2 + 12 * count : ifd + 6 + 12 * count])
+    return endian, ifd, entries, after
+
+
+def tiff_with_description(data: bytes, description: str) -> bytes:
+    """TIFF bytes whose first image carries ``description`` as its ImageDescription.
+
+    The string and a copy of the first IFD with the tag added go at the end of the file and
+    the header points at that copy; the image data and the other tags stay where they are.
+    """
+    endian, _, entries, after = _tiff_layout(data)
+    text = description.encode("latin-1", "replace") + b"\0"
+    text = text.ljust(5, b"\0")  # over 4 bytes: stored by offset, not in the entry
+    out = bytearray(data)
+    out += b"\0" * (len(out) % 2)  # TIFF offsets are word-aligned
+    text_at = len(out)
+    out += text + b"\0" * (len(text) % 2)
+    tag = struct.Struct(endian + "H")
+    kept = [e for e in entries if tag.unpack(e[:2])[0] != _TIFF_DESCRIPTION]
+    kept.append(struct.pack(endian + "HHII", _TIFF_DESCRIPTION, 2, len(text), text_at))
+    kept.sort(key=lambda e: tag.unpack(e[:2])[0])
+    ifd_at = len(out)
+    out += tag.pack(len(kept)) + b"".join(kept) + struct.pack(endian + "I", after)
+    out[4:8] = struct.pack(endian + "I", ifd_at)
+    return bytes(out)
+
+
+def tiff_description(data: bytes) -> str | None:
+    """The ImageDescription of a TIFF's first image, or None."""
+    endian, _, entries, _ = _tiff_layout(data)
+    for entry in entries:
+        tag, kind, count, value = struct.unpack(endian + "HHII", entry)
+        if tag == _TIFF_DESCRIPTION and kind == 2:
+            raw = entry[8 : 8 + count] if count <= 4 else data[value : value + count]
+            return raw.split(b"\0", 1)[0].decode("latin-1")
+    return None
+
+
 def write_image(
     path: Path | str,
     rgb: np.ndarray,
@@ -164,7 +214,8 @@ def write_image(
 ) -> Path:
     """Write RGB uint8 HxWx3 atomically; the suffix picks the format (PNG: fast compression).
 
-    ``text``: metadata to embed in a PNG (``tEXt`` chunks); other formats ignore it.
+    ``text``: metadata to embed: a PNG's ``tEXt`` chunks, a TIFF's ImageDescription (as
+    JSON); other formats ignore it.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -176,6 +227,8 @@ def write_image(
     data = encode_image(rgb, path.suffix, jpeg_quality=jpeg_quality)
     if text and path.suffix.lower() == ".png":
         data = png_with_text(data, text)
+    elif text and path.suffix.lower() in (".tif", ".tiff"):
+        data = tiff_with_description(data, json.dumps(dict(text), sort_keys=True))
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

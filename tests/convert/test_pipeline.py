@@ -170,8 +170,8 @@ def test_video_to_an_image_sequence_and_back(
     assert sorted(p.name for p in out.iterdir()) == names
     assert sorted(p.name for p in matte.iterdir()) == [f"frame_{i:06d}.png" for i in range(16)]
     assert result.manifest == tmp_path / "shot_frames.json"
-    # Every frame carries the provenance tags itself (PNG text chunks), the source none.
-    for name in names[:3] if frame_format == "png" else ():
+    # Every frame carries the provenance tags itself (PNG text chunks, TIFF description).
+    for name in names[:3]:
         tags = read_provenance(out / name)
         assert tags["synthetic"] == "1" and tags["model_sha256"] == result.model_sha256
     swapped = 16 - len(short_clip.blank_frames)

@@ -96,3 +96,21 @@ def test_png_text_chunks_round_trip_and_leave_the_pixels(tmp_path: Path) -> None
         png_text(b"GIF89a")
     jpg = write_image(tmp_path / "f.jpg", rgb, text=tags)  # other formats ignore text
     assert jpg.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_tiff_description_round_trips_and_leaves_the_pixels(tmp_path: Path) -> None:
+    from faceswap.io.images import encode_image, tiff_description, tiff_with_description
+
+    rgb = np.random.default_rng(1).integers(0, 256, (13, 21, 3), dtype=np.uint8)
+    tags = {"synthetic": "1", "comment": "Synthetic media"}
+    path = write_image(tmp_path / "f.tif", rgb, text=tags)
+    data = path.read_bytes()
+    assert tiff_description(data) == '{"comment": "Synthetic media", "synthetic": "1"}'
+    np.testing.assert_array_equal(read_image(path), rgb)
+    plain = encode_image(rgb, ".tif")
+    assert tiff_description(plain) is None
+    again = tiff_with_description(data, "other")  # replaces, does not add a second one
+    assert tiff_description(again) == "other"
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(again, np.uint8), 1)[..., ::-1], rgb)
+    with pytest.raises(ValueError, match="not a"):
+        tiff_description(b"\x89PNG\r\n\x1a\n")

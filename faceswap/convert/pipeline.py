@@ -635,6 +635,16 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if cfg.matte is not None:
         if cfg.matte.resolve() == output.resolve():
             raise FaceswapError(f"{cfg.matte}: --matte must differ from the output; rename one")
+        if as_frames != writes_frames(source.is_video, cfg.matte):
+            kind = "a folder of frames" if as_frames else "a video"
+            raise FaceswapError(
+                f"{cfg.matte}: the output is {kind}, so --matte is {kind} too; "
+                + (
+                    "give a folder path (no video suffix)"
+                    if as_frames
+                    else "give it a video suffix"
+                )
+            )
         _check_output(cfg, as_frames, cfg.matte)
     mask_mode = MASK_MODES.get(cfg.mask)
     colour_mode = COLOUR_MODES.get(cfg.colour)

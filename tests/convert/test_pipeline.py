@@ -335,8 +335,10 @@ def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "take.v2"))
     with pytest.raises(FaceswapError, match="--frame-format: choose from png, tif"):
         _cfg(short_clip.path, model_dir, tmp_path / "o", frame_format="jpg")
-    with pytest.raises(FaceswapError, match="folder"):  # frames make a matte folder
+    with pytest.raises(FaceswapError, match="so --matte is a folder of frames too"):
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o", matte=tmp_path / "m.mp4"))
+    with pytest.raises(FaceswapError, match="so --matte is a video too; give it a video suffix"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o.mp4", matte=tmp_path / "m"))
     assert _leftovers(tmp_path, set()) == ["full"]
 
 

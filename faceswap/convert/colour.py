@@ -200,13 +200,8 @@ def monge_kantorovich(face: np.ndarray, target: np.ndarray, mask: np.ndarray) ->
     return _affine(face, f_root_inv @ middle @ f_root_inv, f_mean, t_mean)
 
 
-def _quantiles(values: np.ndarray, picks: np.ndarray) -> np.ndarray:
-    """Rows ``picks`` of each column of ``values`` sorted: (len(picks), columns) quantiles."""
-    return np.sort(values, axis=0)[picks]
-
-
 # Sliced optimal transport: rounds of random 3-D rotations, each a 1-D quantile match.
-_SOT_ROUNDS = 12
+_SOT_ROUNDS = 8
 _SOT_QUANTILES = 64
 
 
@@ -223,25 +218,23 @@ def sliced_transport(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> 
     if core is None:
         return face
     sel = core.reshape(-1).astype(bool)
-    out = face.reshape(-1, 3).astype(np.float64)
-    t_sel = target.reshape(-1, 3)[sel].astype(np.float64)
+    # Colours as rows (3, N): each projection is then a contiguous row for np.interp.
+    out = np.ascontiguousarray(face.reshape(-1, 3).T, dtype=np.float64)
+    t_sel = np.ascontiguousarray(target.reshape(-1, 3)[sel].T, dtype=np.float64)
     rng = np.random.default_rng(0)
     picks_f = np.linspace(0, int(sel.sum()) - 1, _SOT_QUANTILES).round().astype(int)
-    picks_t = np.linspace(0, len(t_sel) - 1, _SOT_QUANTILES).round().astype(int)
+    picks_t = np.linspace(0, t_sel.shape[1] - 1, _SOT_QUANTILES).round().astype(int)
     for _ in range(_SOT_ROUNDS):
         axes, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-        proj = out @ axes
-        t_proj = t_sel @ axes
-        f_q = _quantiles(proj[sel], picks_f)
-        t_q = _quantiles(t_proj, picks_t)
-        moved = np.empty_like(proj)
+        proj = axes.T @ out
+        f_q = np.sort(proj[:, sel], axis=1)[:, picks_f]
+        t_q = np.sort(axes.T @ t_sel, axis=1)[:, picks_t]
         for axis in range(3):
             # np.interp clamps beyond the end quantiles: outliers keep their offset instead.
-            xs, idx = np.unique(f_q[:, axis], return_index=True)
-            shift = t_q[idx, axis] - xs
-            moved[:, axis] = proj[:, axis] + np.interp(proj[:, axis], xs, shift)
-        out = moved @ axes.T
-    return out.reshape(face.shape).astype(np.float32)
+            xs, idx = np.unique(f_q[axis], return_index=True)
+            proj[axis] += np.interp(proj[axis], xs, t_q[axis, idx] - xs)
+        out = axes @ proj
+    return np.ascontiguousarray(out.T).reshape(face.shape).astype(np.float32)
 
 
 @register_colour(

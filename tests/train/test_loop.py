@@ -239,6 +239,20 @@ def test_lr_warmup_ramps_the_learning_rate_by_model_iteration(
     assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     with pytest.raises(FaceswapError, match="--lr-warmup"):
         _cfg(face_dirs, model, lr_warmup=-1)
+    # The optimiser really steps at that rate: Adam's first step moves each weight by about
+    # the learning rate, so a quarter of the rate moves the weights a quarter as far.
+    moves = []
+    for warmup in (0, 4):
+        torch.manual_seed(0)
+        cfg = _cfg(face_dirs, model, lr_warmup=warmup, lr=1e-3)
+        trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.step(0, *step_batches(face_dirs, cfg))
+        after = trainer.model.parameters()
+        moves.append(
+            sum(float((p.detach() - b).abs().sum()) for p, b in zip(after, before, strict=True))
+        )
+    assert moves[1] / moves[0] == pytest.approx(0.25, rel=0.05)
 
 
 def test_outputs_card_preview_and_inference_model(

@@ -12,6 +12,8 @@ from faceswap.errors import FaceswapError
 from faceswap.io.files import write_bytes_atomic
 
 COLUMNS = ("A", "A→A", "A→B", "B", "B→B", "B→A")
+#: With a learned mask each half ends in the mask its swap was drawn with.
+COLUMNS_MASKED = ("A", "A→A", "A→B", "mask A→B", "B", "B→B", "B→A", "mask B→A")
 
 
 def preview_grid(
@@ -22,21 +24,29 @@ def preview_grid(
     b2b: torch.Tensor,
     b2a: torch.Tensor,
     *,
+    masks: tuple[torch.Tensor, torch.Tensor] | None = None,
     gap: int = 2,
 ) -> np.ndarray:
-    """Tile faces into one RGB uint8 image: one row per sample, columns as :data:`COLUMNS`.
+    """Tile faces into one RGB uint8 image: one row per sample, columns as :data:`COLUMNS`
+    (:data:`COLUMNS_MASKED` with ``masks``).
 
     Args:
         a, a2a, a2b: ``(N, 3, S, S)`` floats in [0, 1]: A faces, A redrawn by decoder A, A
             swapped to B.
         b, b2b, b2a: the same for B (``N`` may differ from A's; the shorter side is padded).
+        masks: ``(N, 1, S, S)`` learned masks of the A→B and B→A swaps, shown in grey.
         gap: pixels of black between the A half and the B half.
 
     Returns:
-        ``(rows * S, 6 * S + gap, 3)`` uint8 RGB.
+        ``(rows * S, 6 * S + gap, 3)`` uint8 RGB (``8 * S + gap`` wide with ``masks``).
     """
     rows = max(a.shape[0], b.shape[0])
     size = a.shape[-1]
+    halves = ((a, a2a, a2b), (b, b2b, b2a))
+    if masks is not None:
+        halves = tuple(
+            (*half, m.expand(-1, 3, -1, -1)) for half, m in zip(halves, masks, strict=True)
+        )
 
     def strip(*tensors: torch.Tensor) -> np.ndarray:
         cols = []
@@ -48,7 +58,7 @@ def preview_grid(
         return np.concatenate(cols, axis=1)
 
     spacer = np.zeros((rows * size, gap, 3), dtype=np.uint8)
-    return np.concatenate([strip(a, a2a, a2b), spacer, strip(b, b2b, b2a)], axis=1)
+    return np.concatenate([strip(*halves[0]), spacer, strip(*halves[1])], axis=1)
 
 
 def write_preview(path: Path, grid: np.ndarray) -> None:

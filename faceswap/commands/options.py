@@ -19,7 +19,8 @@ _ENCODER_OPTIONS = [
         "--codec",
         default="libx264",
         help="ffmpeg video encoder: libx264, libx265, h264_nvenc..., or auto (the first hardware "
-        "H.264 encoder that works here). Lossless: ffv1 in .mkv, or libx264rgb --crf 0. "
+        "H.264 encoder that works here; HEVC for HDR). Lossless: ffv1 in .mkv, or libx264rgb "
+        "--crf 0. "
         "For the edit: prores_ks (ProRes 422 HQ) or dnxhd (DNxHR HQ) in .mov.",
     ),
     click.option(

@@ -611,7 +611,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     from faceswap.convert.swapper import Swapper
     from faceswap.device import is_out_of_memory, out_of_memory_error, resolve_device
     from faceswap.faces.align import CropSpec
-    from faceswap.io.video import VideoWriter, open_source, pick_encoder
+    from faceswap.io.video import VideoWriter, auto_encoder, open_source
     from faceswap.provenance import file_sha256, frame_marker, provenance_tags, write_manifest
     from faceswap.train.checkpoint import load_for_inference
 
@@ -670,7 +670,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             source.fps,
         )
     # auto: the first hardware H.264 encoder that works here (NVENC, QSV, VideoToolbox).
-    codec = pick_encoder() if source.is_video and cfg.codec == "auto" else cfg.codec
+    hdr = bool(source.info and source.info.output_colour and source.info.output_colour.hdr)
+    codec = auto_encoder(hdr) if source.is_video and cfg.codec == "auto" else cfg.codec
 
     def video_sink(path: Path, **options: Any) -> _VideoSink:
         return _VideoSink(

@@ -94,7 +94,7 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
     """
     from tqdm import tqdm
 
-    from faceswap.io.video import VideoWriter, open_source, pick_encoder, probe
+    from faceswap.io.video import VideoWriter, auto_encoder, open_source, probe
     from faceswap.provenance import provenance_tags, read_manifest, write_manifest
 
     started = time.perf_counter()
@@ -123,6 +123,8 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
                 original.duration,
             )
     assert isinstance(fps, Fraction)
+    colour = original.output_colour if cfg.like is not None else None
+    hdr = bool(colour and colour.hdr)
     manifest = read_manifest(folder)
     synthetic = bool(manifest and manifest.get("synthetic"))
     model = (manifest or {}).get("model") or {}
@@ -136,7 +138,7 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
         source.width,
         source.height,
         fps,
-        codec=pick_encoder() if cfg.codec == "auto" else cfg.codec,
+        codec=auto_encoder(hdr) if cfg.codec == "auto" else cfg.codec,
         crf=cfg.crf,
         preset=cfg.preset,
         pix_fmt=cfg.pix_fmt,

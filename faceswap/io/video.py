@@ -266,15 +266,23 @@ def encoder_works(codec: str) -> bool:
     return proc.returncode == 0
 
 
-def pick_encoder(
-    preferred: tuple[str, ...] = ("h264_nvenc", "h264_qsv", "h264_videotoolbox"),
-    fallback: str = "libx264",
-) -> str:
+#: What ``--codec auto`` tries, in order: hardware H.264, or for HDR hardware HEVC (10-bit).
+AUTO_H264 = ("h264_nvenc", "h264_qsv", "h264_videotoolbox")
+AUTO_HEVC = ("hevc_nvenc", "hevc_qsv", "hevc_videotoolbox")
+
+
+def pick_encoder(preferred: tuple[str, ...] = AUTO_H264, fallback: str = "libx264") -> str:
     """The first of ``preferred`` that works on this machine, else ``fallback``."""
     for codec in preferred:
         if encoder_works(codec):
             return codec
     return fallback
+
+
+def auto_encoder(hdr: bool = False) -> str:
+    """``--codec auto``: the first hardware H.264 encoder that works, else libx264; for HDR
+    the first hardware HEVC one (10-bit HDR plays back as HEVC Main 10), else libx265."""
+    return pick_encoder(AUTO_HEVC, "libx265") if hdr else pick_encoder(AUTO_H264, "libx264")
 
 
 def check_encoder(codec: str) -> None:

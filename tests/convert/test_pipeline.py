@@ -248,6 +248,10 @@ def test_hdr_stays_hdr_with_its_tags_in_ten_bits(
     for i in short_clip.blank_frames:  # passed through: the same code values, codec error
         mse = ((after[i].astype(float) - before[i].astype(float)) ** 2).mean()
         assert 10 * np.log10(255.0**2 / max(mse, 1e-9)) > 40, i
+    # --codec auto picks HEVC for HDR (a hardware encoder where one works, else x265).
+    auto = tmp_path / "auto.mkv"
+    run_convert(_cfg(hlg, model_dir, auto, alignments=short_alignments, codec="auto"))
+    assert probe(auto).codec == "hevc" and probe(auto).color_transfer == "arib-std-b67"
     # Frames of it, encoded back like the source, are HDR again too.
     frames = tmp_path / "frames"
     run_convert(_cfg(hlg, model_dir, frames, alignments=short_alignments))

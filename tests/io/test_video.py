@@ -590,6 +590,10 @@ def test_encoder_checks() -> None:
     assert not encoder_works("no_such_encoder")
     assert pick_encoder(("no_such_encoder", "libx264"), fallback="mpeg4") == "libx264"
     assert pick_encoder(("no_such_encoder",)) == "libx264"
+    from faceswap.io.video import AUTO_H264, AUTO_HEVC, auto_encoder
+
+    assert auto_encoder() in (*AUTO_H264, "libx264")
+    assert auto_encoder(hdr=True) in (*AUTO_HEVC, "libx265")  # 10-bit HDR: HEVC
 
 
 @pytest.mark.parametrize("suffix", [".mov", ".mkv"])

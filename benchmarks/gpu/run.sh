@@ -3,7 +3,8 @@
 #   1. faceswap doctor, 2. tests/test_cuda.py (AMP bf16/fp16 steps, checkpoint + resume,
 #   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
 #   data pipeline with 8 workers), 4. bench_convert on CUDA (libx264, then --codec auto:
-#   NVENC when it works), 5. a real `faceswap train` on CUDA with the default (auto)
+#   NVENC when it works), an HDR convert with --codec auto (HEVC NVENC, 10-bit),
+#   5. a real `faceswap train` on CUDA with the default (auto)
 #   workers, reporting data_wait (the share of each step spent waiting for a batch).
 # Prepare .gpu/ first (bash benchmarks/gpu/prepare.sh), then with the device tool:
 #   run(command="bash benchmarks/gpu/run.sh", carry=[".gpu"], timeout_s=540)
@@ -41,6 +42,31 @@ step() { echo; echo "== $* ($(date +%T))"; }
       --batch-size 32 --codec "$codec" --clip .gpu/clip.mp4 --alignments .gpu/alignments.json \
       --repeat 2
   done
+  step "convert an HLG (HDR) clip with --codec auto: HEVC NVENC in 10 bits"
+  timeout 120 python3 - <<'PY'
+import subprocess
+import tempfile
+from pathlib import Path
+
+from faceswap.convert import ConvertConfig, run_convert
+from faceswap.io.ffmpeg_bin import find_ffmpeg
+from faceswap.io.video import probe
+from tests.convert.conftest import make_model_dir
+
+tmp = Path(tempfile.mkdtemp())
+hlg = tmp / "hlg.mp4"
+tags = "colorspace=bt2020nc:color_primaries=bt2020:color_trc=arib-std-b67:range=tv"
+subprocess.run([find_ffmpeg(), "-v", "error", "-i", ".gpu/clip.mp4", "-c:a", "copy", "-vf",
+                f"format=yuv420p10le,setparams={tags}", "-c:v", "libx264", "-preset",
+                "ultrafast", str(hlg)], check=True)
+out = tmp / "out.mp4"
+result = run_convert(ConvertConfig(input=hlg, model_dir=make_model_dir(tmp / "model"),
+                                   output=out, alignments=Path(".gpu/alignments.json"),
+                                   codec="auto", device="cuda", amp=True, progress=False))
+info = probe(out)
+print(f"{info.codec} {info.pix_fmt} {info.color_primaries}/{info.color_transfer}, "
+      f"{info.frame_count} frames, {result.fps:.1f} frames/s end to end")
+PY
   step "faceswap train on CUDA, dfl-h128, --amp, default workers"
   timeout 240 python3 - <<'PY'
 import json

@@ -20,15 +20,18 @@ DATA_WAIT_HINT = 0.2
     "--a",
     "faces_a",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="Faces of A: a `faceswap extract` output folder (crops + alignments.json).",
+    help="Faces of A: a `faceswap extract` output folder (crops + alignments.json); "
+    "repeat it to train on several as one set.",
 )
 @click.option(
     "--b",
     "faces_b",
     required=True,
+    multiple=True,
     type=click.Path(path_type=Path),
-    help="Faces of B: a `faceswap extract` output folder.",
+    help="Faces of B: a `faceswap extract` output folder; repeatable, as --a.",
 )
 @click.option(
     "-m",
@@ -187,8 +190,8 @@ DATA_WAIT_HINT = 0.2
     "--tensorboard/--no-tensorboard", default=True, help="Also log to TensorBoard (when installed)."
 )
 def train(
-    faces_a: Path,
-    faces_b: Path,
+    faces_a: tuple[Path, ...],
+    faces_b: tuple[Path, ...],
     model_dir: Path,
     preset: str | None,
     learned_mask: bool | None,

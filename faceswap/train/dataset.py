@@ -11,11 +11,12 @@ see a reproducible stream.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,8 @@ class FaceSet:
         crop_size: side of the square crops in pixels.
         digest: sha256 over the file names and sizes and the alignments file (identifies the
             data in the model card without hashing every image).
+        sources: the folders given when several were merged into one set (``folder`` is
+            then the first, where the decoded-face cache goes).
     """
 
     folder: Path
@@ -60,12 +63,16 @@ class FaceSet:
     crop: CropSpec
     crop_size: int
     digest: str
+    sources: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
 
     def summary(self) -> dict[str, Any]:
-        return {"folder": str(self.folder), "faces": len(self.files), "sha256": self.digest}
+        out: dict[str, Any] = {"folder": str(self.folder), "faces": len(self.files)}
+        if self.sources:
+            out["folders"] = [str(path) for path in self.sources]
+        return {**out, "sha256": self.digest}
 
 
 def yaw_proxy(landmarks: np.ndarray) -> float:
@@ -98,18 +105,33 @@ def uniform_yaw_weights(faces: FaceSet, sigma: float = 0.04) -> np.ndarray:
     return weights / weights.sum()
 
 
-def load_face_set(folder: Path | str, side: str) -> FaceSet:
+def load_face_set(folder: Path | str | Sequence[Path | str], side: str) -> FaceSet:
     """Index an extract output folder; refuse it with a clear message when it is unusable.
 
     A folder that ``faceswap extract`` wrote for a folder of videos holds a subfolder of
-    faces per video: those are read together as one set (they must share the crop).
+    faces per video: those are read together as one set (they must share the crop), and so
+    are several folders given together (extract sessions of one person).
 
     Args:
-        folder: folder holding face crops and ``alignments.json``, or subfolders that do.
+        folder: folder holding face crops and ``alignments.json``, or subfolders that do;
+            or several such folders.
         side: "A" or "B" (named in error messages).
     """
     from faceswap.io.images import list_images
 
+    if not isinstance(folder, (str, Path)):
+        folders = [Path(f) for f in folder]
+        if len(folders) != 1:
+            if not folders:
+                raise FaceswapError(f"--{side.lower()}: no faces folder given")
+            if len({f.resolve() for f in folders}) < len(folders):
+                raise FaceswapError(
+                    f"--{side.lower()}: a folder is given twice; give each faces folder once"
+                )
+            sets = [load_face_set(f, side) for f in folders]
+            merged = _merged_face_sets(folders[0], sets, f"--{side.lower()}")
+            return dataclasses.replace(merged, sources=tuple(folders))
+        folder = folders[0]
     folder = Path(folder)
     opt = f"--{side.lower()}"
     if not folder.is_dir():

@@ -64,7 +64,8 @@ class TrainConfig:
     """Everything one training run needs.
 
     Attributes:
-        faces_a, faces_b: extract output folders (crops + ``alignments.json``).
+        faces_a, faces_b: extract output folders (crops + ``alignments.json``), or for a
+            side several of them (a tuple), read as one set.
         model_dir: where weights, checkpoints, previews and metrics go.
         preset: model preset name or YAML path; None means the model dir's own config on
             resume, else ``original``.
@@ -135,8 +136,8 @@ class TrainConfig:
         tensorboard: also log to TensorBoard when it is installed.
     """
 
-    faces_a: Path
-    faces_b: Path
+    faces_a: Path | tuple[Path, ...]
+    faces_b: Path | tuple[Path, ...]
     model_dir: Path
     preset: str | None = None
     model_config: Any = None
@@ -183,6 +184,14 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("faces_a", "faces_b"):
+            value = getattr(self, name)
+            # One folder stays a Path; several (a list from YAML or JSON) a tuple of Paths.
+            if isinstance(value, (str, Path)):
+                object.__setattr__(self, name, Path(value))
+            else:
+                paths = tuple(Path(v) for v in value)
+                object.__setattr__(self, name, paths[0] if len(paths) == 1 else paths)
         freeze = self.freeze
         if isinstance(freeze, str):
             freeze = [part.strip() for part in freeze.split(",")]

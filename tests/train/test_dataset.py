@@ -85,6 +85,25 @@ def test_the_faces_of_a_folder_of_videos_are_one_set(
         load_face_set(parent, "A")
 
 
+def test_several_faces_folders_are_one_set(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from tests.train.synthetic_faces import write_synthetic_faces
+
+    first, second = _copy(face_dirs[0], tmp_path / "s1"), _copy(face_dirs[1], tmp_path / "s2")
+    one, two = load_face_set(first, "A"), load_face_set(second, "A")
+    both = load_face_set([first, second], "A")
+    assert len(both) == len(one) + len(two) and both.files == one.files + two.files
+    assert both.folder == first and both.sources == (first, second)
+    assert both.summary()["folders"] == [str(first), str(second)]
+    assert "folders" not in one.summary() and both.digest not in (one.digest, two.digest)
+    single = load_face_set([first], "A")  # one folder in a list is just that folder
+    assert (single.files, single.digest, single.sources) == (one.files, one.digest, ())
+    with pytest.raises(FaceswapError, match="--b: a folder is given twice"):
+        load_face_set([first, tmp_path / "s1"], "B")
+    write_synthetic_faces(tmp_path / "odd", 2, 96)  # another crop size
+    with pytest.raises(FaceswapError, match="were extracted with different crops"):
+        load_face_set([first, tmp_path / "odd"], "A")
+
+
 def test_refuses_unusable_folders(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match=r"--a .*no such folder"):
         load_face_set(tmp_path / "missing", "A")

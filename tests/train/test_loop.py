@@ -545,3 +545,10 @@ def test_a_full_disk_is_one_clear_line_and_the_last_checkpoint_survives(
     assert [it for it, _ in ckpt.list_checkpoints(m)] == [3]
     assert sorted(p.name for p in (m / "checkpoints").iterdir()) == ["ckpt_000000003"]
     assert run_train(_cfg(face_dirs, m, iterations=6, save_every=3, resume=True)).iteration == 6
+
+
+def test_faces_folders_normalise_to_a_path_or_a_tuple(face_dirs: tuple[Path, Path]) -> None:
+    one = _cfg(face_dirs, Path("m"), faces_a=[str(face_dirs[0])])
+    assert one.faces_a == face_dirs[0]
+    many = _cfg(face_dirs, Path("m"), faces_a=[str(face_dirs[0]), str(face_dirs[1])])
+    assert many.faces_a == face_dirs

@@ -92,6 +92,16 @@ def test_checkpoint_and_resume_on_cuda(
         assert state["scaler"]["scale"] > 0
 
 
+def test_lr_dropout_masks_on_cuda() -> None:
+    """The mask's bytes come from 64-bit random words; CUDA's must hold 63 random bits too."""
+    from faceswap.train.loop import keep_mask
+
+    mask = keep_mask(1_000_003, 0.3, torch.Generator(device="cuda").manual_seed(0))
+    assert mask.device.type == "cuda" and mask.shape == (1_000_003,)
+    by_byte = mask[: 1_000_003 // 7 * 7].view(-1, 7).float().mean(0)
+    assert torch.allclose(by_byte, torch.full_like(by_byte, 77 / 256), atol=0.005), by_byte
+
+
 def test_fp16_inference_matches_float32() -> None:
     from faceswap.convert.swapper import Swapper
     from faceswap.nets import build_model

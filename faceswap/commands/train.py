@@ -61,6 +61,12 @@ DATA_WAIT_HINT = 0.2
     help="Ramp the learning rate up to --lr over the model's first N iterations (0: off): "
     "steadies the start, above all of fresh decoders on an --init-from encoder.",
 )
+@click.option(
+    "--lr-dropout",
+    default=0.0,
+    help="Share of the weight updates dropped at each step, drawn anew per weight (0: off; "
+    "DeepFaceLab's lr_dropout is 0.7), as DFL users run the last stage, with --no-warp.",
+)
 @click.option("--seed", default=0, help="Seed for weights, sampling and augmentation.")
 @click.option(
     "--device", default="auto", type=click.Choice(DEVICE_CHOICES), help="Training device."

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class TrainConfig:
         lr_warmup: ramp the autoencoder's learning rate linearly up to ``lr`` over the
             model's first this many iterations (0: off). Counted from the model's first
             iteration, not each session's, so a resumed run stays the uninterrupted one.
+        lr_dropout: share of the autoencoder's weight updates dropped at each step, drawn
+            anew for every weight and step (DeepFaceLab's learning-rate dropout, whose
+            ``lr_dropout`` keeps 30 %: 0.7 here); 0: off. See :class:`LrDropout`.
         betas: Adam betas.
         clip_grad: clip the autoencoder's gradients to this global L2 norm before each step
             (0: off), against the loss spikes that can wreck a long run; the norm before
@@ -146,6 +150,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 5e-5
     lr_warmup: int = 0
+    lr_dropout: float = 0.0
     betas: tuple[float, float] = (0.5, 0.999)
     clip_grad: float = 0.0
     seed: int = 0
@@ -199,6 +204,11 @@ class TrainConfig:
         object.__setattr__(self, "freeze", tuple(part for part in freeze if part))
         if self.lr_warmup < 0:
             raise FaceswapError(f"--lr-warmup must be >= 0 (0: off), got {self.lr_warmup}")
+        if not 0 <= self.lr_dropout < 1:
+            raise FaceswapError(
+                f"--lr-dropout is the share of updates dropped, in [0, 1) (0: off; "
+                f"DeepFaceLab's is 0.7), got {self.lr_dropout}"
+            )
         for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
@@ -301,8 +311,8 @@ def resolve_workers(workers: int | None, device: torch.device) -> int:
     return max(2, min(8, ((cores or 2) - 2) // (2 * local)))
 
 
-def _step_seed(seed: int, iteration: int) -> int:
-    return int(np.random.default_rng([seed, iteration, 11]).integers(2**62))
+def _step_seed(seed: int, iteration: int, salt: int = 11) -> int:
+    return int(np.random.default_rng([seed, iteration, salt]).integers(2**62))
 
 
 def _flat_alias(tensor: torch.Tensor) -> torch.Tensor | None:
@@ -313,6 +323,14 @@ def _flat_alias(tensor: torch.Tensor) -> torch.Tensor | None:
     order = sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d))
     permuted = tensor.permute(order)
     return permuted.view(-1) if permuted.is_contiguous() else None
+
+
+def _flat_view(tensor: torch.Tensor) -> torch.Tensor:
+    """A 1-D view of a dense tensor's memory, in its own memory order."""
+    flat = tensor.view(-1) if tensor.is_contiguous() else _flat_alias(tensor)
+    if flat is None:
+        raise ValueError(f"tensor of strides {tensor.stride()} is not dense")
+    return flat
 
 
 def _unflatten_like(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -403,6 +421,58 @@ def make_adam(
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
+def keep_mask(numel: int, keep: float, gen: torch.Generator) -> torch.Tensor:
+    """A flat bool tensor of ``numel`` independent draws, each True with probability
+    ``keep`` rounded to a multiple of 1/256 (1/256 to 255/256), on ``gen``'s device.
+
+    On the CPU ``torch.rand`` makes 82M floats in 320 ms on 2 cores; one random byte per draw,
+    cut from 64-bit random words, takes a fifth of that. The words hold 63 random bits (the
+    sign bit is 0), so each gives its 7 low bytes.
+    """
+    threshold = min(255, max(1, round(keep * 256)))
+    words = torch.empty((numel + 6) // 7, dtype=torch.int64, device=gen.device)
+    words.random_(generator=gen)
+    as_bytes = words.view(torch.uint8).view(-1, 8)
+    low = as_bytes[:, :7] if sys.byteorder == "little" else as_bytes[:, 1:]
+    return low.reshape(-1)[:numel] < threshold
+
+
+class LrDropout:
+    """Learning-rate dropout (as DeepFaceLab's ``lr_dropout``): after each optimiser step,
+    each weight keeps its update with probability ``1 - drop`` and returns to its value
+    before the step otherwise; Adam's moments still see every gradient.
+
+    DeepFaceLab's users turn it on for the last stage of training, with the warp off, to
+    settle the model into finer detail. The draws come from ``(seed, iteration)`` alone:
+    every DDP rank drops the same weights, and a resumed run repeats the uninterrupted one.
+    It keeps one copy of the weights (the model's size again in memory).
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], drop: float) -> None:
+        self.keep = 1.0 - drop
+        self.params = [p for p in params if p.requires_grad]
+        self._before = [torch.empty_like(_flat_view(p.data)) for p in self.params]
+
+    @torch.no_grad()
+    def remember(self) -> None:
+        """Copy the weights that are about to be stepped (call before ``optimizer.step``)."""
+        for param, before in zip(self.params, self._before, strict=True):
+            if param.grad is not None:
+                before.copy_(_flat_view(param.data))
+
+    @torch.no_grad()
+    def drop(self, seed: int, iteration: int) -> None:
+        """Return the dropped share of the stepped weights to their remembered values."""
+        if not self.params:
+            return
+        gen = torch.Generator(device=self.params[0].device)
+        gen.manual_seed(_step_seed(seed, iteration, salt=12))
+        for param, before in zip(self.params, self._before, strict=True):
+            if param.grad is not None:
+                flat = _flat_view(param.data)
+                torch.where(keep_mask(flat.numel(), self.keep, gen), flat, before, out=flat)
+
+
 def warmup_factor(iteration: int, warmup: int) -> float:
     """The fraction of the learning rate for 0-based step ``iteration`` of a ``warmup``-step
     linear warm-up: 1/warmup at the first step, 1 from step ``warmup - 1`` on."""
@@ -480,6 +550,9 @@ class Trainer:
             )
         )
         self.opt_g = make_adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.lr_dropout = (
+            LrDropout(self.model.parameters(), cfg.lr_dropout) if cfg.lr_dropout > 0 else None
+        )
         self.opt_d = (
             make_adam(self.disc.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
             if self.disc is not None
@@ -622,7 +695,11 @@ class Trainer:
             for group in self.opt_g.param_groups:
                 group["lr"] = lr
             parts["lr"] = torch.tensor(lr)
+        if self.lr_dropout is not None:
+            self.lr_dropout.remember()
         self.scaler.step(self.opt_g)
+        if self.lr_dropout is not None:
+            self.lr_dropout.drop(cfg.seed, iteration)
         parts["loss"] = total.detach()
         if use_gan:
             parts.update(self._disc_step(fakes.detach(), torch.cat([a["target"], b["target"]])))
@@ -951,6 +1028,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "world_size": info.world,
             "lr": cfg.lr,
             "lr_warmup": cfg.lr_warmup,
+            "lr_dropout": cfg.lr_dropout,
             "freeze": list(cfg.freeze),
             "loss": cfg.loss,
             "gan": cfg.gan,

@@ -76,6 +76,9 @@ def test_two_process_gloo_ddp(face_dirs: tuple[Path, Path], tmp_path: Path) -> N
         "decoder_a",
         "--lr-warmup",
         "3",
+        # Learning-rate dropout must drop the same weights on both ranks.
+        "--lr-dropout",
+        "0.7",
         "--no-progress",
         "--no-tensorboard",
     ]

@@ -82,11 +82,15 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("gan", "amp"), [("off", False), ("wgan-gp", False), ("off", True)])
+@pytest.mark.parametrize(
+    ("gan", "amp", "lr_dropout"),
+    [("off", False, 0.0), ("wgan-gp", False, 0.0), ("off", True, 0.0), ("off", False, 0.7)],
+)
 def test_resume_reproduces_the_uninterrupted_run(
-    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str, amp: bool
+    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str, amp: bool, lr_dropout: float
 ) -> None:
-    extra = {"gan": gan, "amp": amp, "amp_dtype": "bf16"}  # bf16 forced: runs on every CPU
+    # bf16 forced: runs on every CPU
+    extra = {"gan": gan, "amp": amp, "amp_dtype": "bf16", "lr_dropout": lr_dropout}
     straight = run_train(_cfg(face_dirs, tmp_path / "straight", **extra))
     run_train(_cfg(face_dirs, tmp_path / "split", iterations=3, **extra))
     resumed = run_train(_cfg(face_dirs, tmp_path / "split", resume=True, **extra))
@@ -253,6 +257,49 @@ def test_lr_warmup_ramps_the_learning_rate_by_model_iteration(
             sum(float((p.detach() - b).abs().sum()) for p, b in zip(after, before, strict=True))
         )
     assert moves[1] / moves[0] == pytest.approx(0.25, rel=0.05)
+
+
+def test_lr_dropout_keeps_a_share_of_each_update(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train.loop import keep_mask
+
+    def draw(seed: int) -> torch.Tensor:
+        return keep_mask(200_003, 0.3, torch.Generator().manual_seed(seed))
+
+    mask = draw(0)
+    assert mask.shape == (200_003,) and mask.dtype == torch.bool
+    assert float(mask.float().mean()) == pytest.approx(77 / 256, abs=0.005)
+    assert torch.equal(mask, draw(0)) and not torch.equal(mask, draw(1))
+    # Each of the 7 bytes cut from a random word is uniform (the word's 8th is not).
+    by_byte = mask[: 200_003 // 7 * 7].view(-1, 7).float().mean(0)
+    assert torch.allclose(by_byte, torch.full_like(by_byte, 77 / 256), atol=0.01), by_byte
+    # Neighbouring draws are independent: a byte's pair with the next one is kept as often
+    # as two independent draws would be.
+    both = float((mask[:-1] & mask[1:]).float().mean())
+    assert both == pytest.approx((77 / 256) ** 2, abs=0.005)
+
+    # One step with and without dropout from the same weights and batches: each weight
+    # either took the full step's value or kept its old one, about 70 % the old one.
+    steps = []
+    for drop in (0.0, 0.7):
+        torch.manual_seed(0)
+        cfg = _cfg(face_dirs, tmp_path, lr_dropout=drop)
+        trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+        before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.step(0, *step_batches(face_dirs, cfg))
+        steps.append(trainer.model.state_dict())
+    full, dropped = steps
+    moved = kept_old = 0
+    for key, old in before.items():
+        changed = full[key] != old
+        assert torch.equal(dropped[key], torch.where(dropped[key] == old, old, full[key])), key
+        moved += int(changed.sum())
+        kept_old += int((changed & (dropped[key] == old)).sum())
+    assert moved > 10_000 and kept_old / moved == pytest.approx(179 / 256, abs=0.01)
+    for bad in (1.0, -0.1):
+        with pytest.raises(FaceswapError, match="--lr-dropout"):
+            _cfg(face_dirs, tmp_path, lr_dropout=bad)
 
 
 def test_outputs_card_preview_and_inference_model(

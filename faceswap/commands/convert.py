@@ -10,6 +10,7 @@ from faceswap.commands.options import encoder_options
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import (
+    BIT_DEPTHS,
     DIRECTIONS,
     FRAME_FORMATS,
     SMOOTH_CHOICES,
@@ -174,7 +175,16 @@ def _modes_help(registry: object, lead: str) -> str:
     "--frame-format",
     type=click.Choice(FRAME_FORMATS),
     default="png",
-    help="Format of frames written to a folder (both lossless, 8 bits per channel).",
+    help="Format of frames written to a folder (both lossless; 16 bits per channel from "
+    "a source of more than 8, else 8).",
+)
+@click.option(
+    "--bit-depth",
+    type=click.Choice(BIT_DEPTHS),
+    default="auto",
+    show_default=True,
+    help="auto: a source of more than 8 bits (10-bit video, 16-bit PNG/TIFF) is processed "
+    "in 16 bits and written in 10 bits (16-bit frames); 8: everything in 8 bits (faster).",
 )
 @click.option(
     "--matte",

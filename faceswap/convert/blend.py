@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from faceswap.faces.align import invert_affine
+from faceswap.io.images import as_8bit, peak_value
 
 # Margin (px) added around the region before cv2.seamlessClone: its Poisson solve needs a
 # border of known pixels around the mask, which a face touching the frame edge lacks.
@@ -183,7 +184,9 @@ def paste_face(
     """Warp a crop and its mask back into ``frame`` (in place) and alpha-blend them.
 
     Args:
-        frame: uint8 (H, W, 3) RGB, modified in place.
+        frame: uint8 (H, W, 3) RGB, modified in place; or uint16 (0-65535), a frame of
+            more than 8 bits, which keeps its depth (a Poisson clone runs in 8 bits: only
+            the face is drawn at that precision).
         face: float32 (S, S, 3) RGB in [0, 1], the swapped (colour-corrected) crop.
         mask: float32 (S, S) in [0, 1], the refined blend mask in crop space.
         matrix: (2, 3) affine frame -> crop that produced the crop.
@@ -201,9 +204,10 @@ def paste_face(
     w, h = x1 - x0, y1 - y0
     to_region = invert_affine(matrix)
     to_region[:, 2] -= (x0, y0)
-    face255 = np.ascontiguousarray(face, dtype=np.float32) * 255.0
+    peak = peak_value(frame)
+    face_scaled = np.ascontiguousarray(face, dtype=np.float32) * peak
     warped = cv2.warpAffine(
-        face255, to_region, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
+        face_scaled, to_region, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
     )
     alpha = cv2.warpAffine(
         np.ascontiguousarray(mask, dtype=np.float32),
@@ -217,8 +221,10 @@ def paste_face(
     alpha[alpha <= _MASK_EPS] = 0.0
     region = frame[y0:y1, x0:x1]
     if seamless:
-        face_u8 = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
-        warped = seamless_clone(face_u8, region, alpha).astype(np.float32)
+        scale = 255.0 / peak
+        face_u8 = np.clip(np.rint(warped * scale), 0, 255).astype(np.uint8)
+        cloned = seamless_clone(face_u8, as_8bit(region), alpha)
+        warped = cloned.astype(np.float32) / scale
     base = region.astype(np.float32)
     if grain > 0:
         core = alpha > 0.5
@@ -230,7 +236,7 @@ def paste_face(
         warped = warped + rng.standard_normal(warped.shape, np.float32) * (grain * missing)
     # base + (face - base) * a is exactly base wherever a == 0: untouched pixels stay equal.
     out = base + (warped - base) * alpha[..., None]
-    frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    frame[y0:y1, x0:x1] = np.clip(np.rint(out), 0, peak).astype(frame.dtype)
     if matte is not None:
         patch = matte[y0:y1, x0:x1]
         np.maximum(patch, np.rint(alpha * 255).astype(np.uint8), out=patch)

@@ -38,6 +38,7 @@ from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, make_temp_dir
+from faceswap.io.images import as_8bit, peak_value
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ FRAME_FORMATS = ("png", "tif")
 #: ``smooth`` values: ``auto`` smooths faces detected on the fly (one-euro) and trusts the
 #: alignments file, whose landmarks extract already smoothed.
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
+#: ``bit_depth`` values: ``auto`` keeps a source's depth above 8 bits (frames in 16 bits),
+#: ``8`` works in 8 bits whatever the source has.
+BIT_DEPTHS = ("auto", "8")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
 #: (first, last) frame indices, inclusive; ``last`` None runs to the end.
@@ -147,6 +151,10 @@ class ConvertConfig:
         ranges_only: write only the frames of ``frame_ranges`` (a frames folder only):
             quick looks at a few frames while tuning the blend settings; decoding stops
             after the last range.
+        bit_depth: ``auto``: a source of more than 8 bits a component (10-bit video, 16-bit
+            PNG/TIFF frames) is decoded, blended and written in 16 bits, so what passes
+            through keeps its precision and the output its depth (10-bit video, 16-bit
+            frames); ``8``: every source in 8 bits (faster).
     """
 
     input: Path
@@ -181,6 +189,7 @@ class ConvertConfig:
     matte: Path | None = None
     frame_ranges: tuple[FrameRange, ...] | str = ()
     ranges_only: bool = False
+    bit_depth: str = "auto"
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
@@ -223,6 +232,7 @@ class ConvertConfig:
                 self.frame_format in FRAME_FORMATS,
                 f"--frame-format: choose from {', '.join(FRAME_FORMATS)}",
             ),
+            (self.bit_depth in BIT_DEPTHS, f"--bit-depth: choose from {', '.join(BIT_DEPTHS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -279,7 +289,7 @@ class ConvertResult:
 class _Face:
     matrix: np.ndarray  # (2, 3) frame -> crop
     crop_landmarks: np.ndarray  # (68, 2) crop pixels
-    crop: np.ndarray  # uint8 (R, R, 3), the original face
+    crop: np.ndarray  # uint8 (R, R, 3), the original face (uint16 from a deep frame)
     swapped: np.ndarray | None = None  # float32 (R, R, 3) in [0, 1]
     learned: np.ndarray | None = None  # float32 (R, R) in [0, 1]
     motion: tuple[float, float] = (0.0, 0.0)  # crop px moved since the previous frame
@@ -580,7 +590,8 @@ class _Locator:
                 self.smoother.reset()
         self._last_index = frame.index
         if self.finder is not None:
-            return [f.landmarks for f in self.finder.find(frame.image, frame.timestamp)]
+            image = as_8bit(frame.image)  # the detectors and landmark models take 8 bits
+            return [f.landmarks for f in self.finder.find(image, frame.timestamp)]
         assert self.by_index is not None
         record = self.by_index.get(frame.index)
         if record is None:
@@ -618,7 +629,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     started = time.perf_counter()
     if not Path(cfg.input).exists():
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
-    source = open_source(cfg.input)
+    source = open_source(cfg.input, deep=cfg.bit_depth == "auto")
     as_frames = writes_frames(source.is_video, cfg.output)
     if cfg.ranges_only and not as_frames:
         raise FaceswapError(
@@ -679,6 +690,9 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                         crf=cfg.crf, preset=cfg.preset, **options)
         )  # fmt: skip
 
+    if source.deep:
+        log.info("%s has more than 8 bits a component: working in 16 bits", Path(cfg.input).name)
+
     tags = provenance_tags(loaded.weights_sha256, preset=preset)
     if not as_frames:
         sink: _VideoSink | _FolderSink = video_sink(
@@ -687,6 +701,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             # The source also lends its timecode and pixel aspect ratio (anamorphic video).
             audio_from=Path(cfg.input),
             metadata=tags,
+            deep=source.deep,
         )
     else:
         sink = _FolderSink(output, f".{cfg.frame_format}", text=tags)
@@ -714,7 +729,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     q_batches, q_swapped = threads.queue(_QUEUE_BATCHES), threads.queue(_QUEUE_BATCHES)
     # A batch closes at batch_size faces, or earlier after this many frames (faceless
     # stretches, huge frames) so frames keep flowing to the encoder.
-    frame_bytes = max(source.width * source.height * 3, 1)
+    frame_bytes = max(source.width * source.height * 3 * (2 if source.deep else 1), 1)
     max_frames = max(1, min(2 * cfg.batch_size + 8, _BATCH_BYTES // frame_bytes))
 
     last_wanted = max(
@@ -773,7 +788,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             for lo in range(0, len(faces), cfg.batch_size):
                 part = faces[lo : lo + cfg.batch_size]
                 try:
-                    rgb, masks = swapper(np.stack([f.crop for f in part]))
+                    rgb, masks = swapper(_stack_crops([f.crop for f in part]))
                 except (RuntimeError, torch.OutOfMemoryError) as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -975,6 +990,14 @@ def run_convert_folder(cfg: ConvertConfig) -> ConvertFolderResult:
     return ConvertFolderResult(output=out_root, results=tuple(results), failed=tuple(failed))
 
 
+def _stack_crops(crops: list[np.ndarray]) -> np.ndarray:
+    """One (N, R, R, 3) batch of crops; 8-bit ones widened to 16 bits when the batch mixes
+    them (an image folder of 8- and 16-bit frames)."""
+    if all(c.dtype == crops[0].dtype for c in crops):
+        return np.stack(crops)
+    return np.stack([c if c.dtype == np.uint16 else c.astype(np.uint16) * 257 for c in crops])
+
+
 def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """``warp_to_crop`` on just the part of the frame the crop covers.
 
@@ -1050,7 +1073,7 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
             reach = min(1.0, res / 4.0 / max(float(np.hypot(dx, dy)), 1e-9))
             swapped = motion_blur(swapped, dx * reach, dy * reach)
         raw = mask_mode.build(face.crop_landmarks, res, face.learned)
-        original = face.crop.astype(np.float32) / 255.0
+        original = face.crop.astype(np.float32) / peak_value(face.crop)
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
         matrix = face.matrix

@@ -70,7 +70,8 @@ class Swapper:
         """Swap a batch of faces.
 
         Args:
-            crops: uint8 (N, R, R, 3) RGB aligned crops at the model's resolution R.
+            crops: uint8 (N, R, R, 3) RGB aligned crops at the model's resolution R (or
+                uint16, 0-65535, from frames of more than 8 bits).
 
         Returns:
             ``(faces, masks)``: float32 (N, R, R, 3) RGB in [0, 1], and float32 (N, R, R) in
@@ -80,8 +81,12 @@ class Swapper:
             raise ValueError(
                 f"expected (N, {self.resolution}, {self.resolution}, 3) crops, got {crops.shape}"
             )
-        x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        if crops.dtype == np.uint16:  # few torch ops take uint16: convert on the host
+            x = torch.from_numpy(crops.astype(np.float32)).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).div_(65535.0)
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(crops)).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
         x = x.to(self.input_dtype, memory_format=self.memory_format)
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)

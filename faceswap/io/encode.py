@@ -101,7 +101,7 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
     folder = cfg.input
     if not folder.is_dir():
         raise FaceswapError(f"{folder}: no such folder of frames; check the path")
-    source = open_source(folder)
+    source = open_source(folder, deep=True)  # 16-bit frames make a 10-bit video
     if source.is_video:
         raise FaceswapError(f"{folder}: a video, not a folder of frames; nothing to encode")
     if cfg.output.resolve().parent == folder.resolve():
@@ -144,6 +144,7 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
         pix_fmt=cfg.pix_fmt,
         audio_from=cfg.like,
         metadata=metadata,
+        deep=source.deep,
     )
     progress = tqdm(total=source.frame_count, unit="frame", desc=f"encode {folder.name}",
                     leave=False, disable=not cfg.progress)  # fmt: skip

@@ -11,6 +11,7 @@ starting with it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -116,7 +117,15 @@ def frame_select_filter(every_nth: int = 1, start: int = 0) -> str | None:
     return f"select='gte(n\\,{start})*not(mod(n-{start}\\,{every_nth}))'"
 
 
-def rgb_filters(every_nth: int = 1, start: int = 0, in_matrix: str | None = None) -> str | None:
+def rgb_pix_fmt(deep: bool = False) -> str:
+    """The raw RGB format frames travel through pipes in: 8 bits, or 16 (``deep``, native
+    little-endian: what numpy's uint16 is on the machines we run on)."""
+    return "rgb48le" if deep else "rgb24"
+
+
+def rgb_filters(
+    every_nth: int = 1, start: int = 0, in_matrix: str | None = None, *, deep: bool = False
+) -> str | None:
     """Filter chain for decoding to RGB: frame selection, then the YUV matrix if forced.
 
     ``in_matrix`` (``bt709``, ``bt601``...) is for sources without colour tags: ffmpeg then
@@ -125,8 +134,24 @@ def rgb_filters(every_nth: int = 1, start: int = 0, in_matrix: str | None = None
     """
     parts = [f for f in [frame_select_filter(every_nth, start)] if f]
     if in_matrix:
-        parts += [f"scale=in_color_matrix={in_matrix}:flags={SWS_FLAGS}", "format=rgb24"]
+        parts += [
+            f"scale=in_color_matrix={in_matrix}:flags={SWS_FLAGS}",
+            f"format={rgb_pix_fmt(deep)}",
+        ]
     return ",".join(parts) or None
+
+
+def pix_fmt_bits(pix_fmt: str) -> int:
+    """Bits per component of an ffmpeg pixel format: 10 for ``yuv420p10le`` and ``p010le``,
+    16 for ``rgb48le`` and float formats, 8 for ``yuv420p``, ``nv12`` and the rest."""
+    name = pix_fmt.lower()
+    if name.startswith(("rgb48", "bgr48", "rgba64", "bgra64")) or re.search(
+        r"f(16|32)(le|be)$", name
+    ):
+        return 16
+    match = re.search(r"(\d{2})(?:le|be)$", name)  # yuv420p10le, p010le, gray16le, x2rgb10le
+    bits = int(match.group(1)) if match else 8
+    return bits if 9 <= bits <= 16 else 8
 
 
 @dataclass(frozen=True)
@@ -198,8 +223,10 @@ def decode_args(
     seek: float | None = None,
     stream: int = 0,
     in_matrix: str | None = None,
+    deep: bool = False,
 ) -> list[str]:
-    """Decode video stream ``stream`` to raw RGB24 frames on stdout.
+    """Decode video stream ``stream`` to raw RGB24 frames on stdout (RGB48, 16 bits a
+    component, with ``deep``: for sources of more than 8 bits).
 
     Display rotation is applied (ffmpeg's default autorotate), so frames come out upright at
     the displayed size. Audio, subtitles and data streams are ignored.
@@ -215,12 +242,12 @@ def decode_args(
     if seek is not None:
         args += ["-ss", f"{seek:.6f}"]
     args += ["-i", str(path), "-map", f"0:v:{stream}"]
-    filters = rgb_filters(every_nth, start, in_matrix)
+    filters = rgb_filters(every_nth, start, in_matrix, deep=deep)
     if filters:
         args += ["-vf", filters]
     args += passthrough_flags(version)
     args += ["-sws_flags", SWS_FLAGS]
-    args += ["-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    args += ["-an", "-sn", "-dn", "-f", "rawvideo", "-pix_fmt", rgb_pix_fmt(deep), "pipe:1"]
     return args
 
 
@@ -256,18 +283,18 @@ def resolve_pix_fmt(
     ``auto`` keeps what the encoder can hold without loss where the codec is lossless
     (``rgb24`` for libx264rgb, ``bgr0`` for ffv1), takes the editing codecs' own 4:2:2
     (ProRes ``yuv422p10le``, DNxHR HQ ``yuv422p``, 10-bit HQX for HDR; 4:4:4 10-bit for odd
-    widths), else ``yuv420p``, which plays
-    everywhere, or ``yuv444p`` when the frame has an odd width or height, which 4:2:0
-    chroma cannot represent. With ``ten_bit`` (HDR output) an encoder that writes 10-bit
-    video gets its 10-bit format (:data:`TEN_BIT_420`, ``yuv444p10le`` for odd sizes where
-    the encoder has it); others stay 8-bit. Any other name is returned as it is.
+    widths), else ``yuv420p``, which plays everywhere, or ``yuv444p`` when the frame has an
+    odd width or height, which 4:2:0 chroma cannot represent. With ``ten_bit`` (HDR
+    output, or frames of more than 8 bits) ffv1 gets 16-bit RGB and an encoder that writes
+    10-bit video its 10-bit format (:data:`TEN_BIT_420`, ``yuv444p10le`` for odd sizes
+    where the encoder has it); others stay 8-bit. Any other name is returned as it is.
     """
     if pix_fmt != "auto":
         return pix_fmt
     if codec == "libx264rgb":
         return "rgb24"
     if codec == "ffv1":
-        return "bgr0"
+        return "gbrp16le" if ten_bit else "bgr0"
     if codec in INTERMEDIATE:
         # 4:2:2 halves the chroma's width only: odd widths need 4:4:4.
         if width % 2:
@@ -362,8 +389,10 @@ def encode_args(
     timecode: str | None = None,
     sar: Fraction | None = None,
     colour: ColourTags = BT709,
+    deep: bool = False,
 ) -> list[str]:
-    """Encode raw RGB24 frames from stdin, muxing the audio of ``audio_from`` in sync.
+    """Encode raw RGB24 frames from stdin (RGB48 with ``deep``), muxing the audio of
+    ``audio_from`` in sync.
 
     Args:
         ffmpeg: Executable.
@@ -389,7 +418,7 @@ def encode_args(
     """
     suffix = (container_suffix or Path(output).suffix).lower()
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
-    args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+    args += ["-f", "rawvideo", "-pix_fmt", rgb_pix_fmt(deep), "-s", f"{width}x{height}"]
     args += ["-framerate", fps_str(fps), "-i", "pipe:0"]
     subtitles = [
         (i, target)

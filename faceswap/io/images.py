@@ -60,11 +60,11 @@ def list_images(folder: Path | str) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def read_image(path: Path | str) -> np.ndarray:
+def read_image(path: Path | str, *, keep_16bit: bool = False) -> np.ndarray:
     """Read an image file as RGB uint8 HxWx3.
 
     Grey images are expanded to 3 channels, alpha is dropped, 16-bit images are scaled to
-    8 bits.
+    8 bits, or with ``keep_16bit`` come as uint16 (0-65535), as do float images (0-1).
 
     Raises:
         FaceswapError: the file is missing, empty or not a readable image.
@@ -81,14 +81,31 @@ def read_image(path: Path | str) -> np.ndarray:
             "re-export it or remove it from the folder"
         )
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        if not keep_16bit:
+            image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
-        image = np.clip(image * 255.0 if image.max() <= 1.0 else image, 0, 255).astype(np.uint8)
+        # Float images hold 0-1 (or, from some writers, 0-255).
+        peak = 65535.0 if keep_16bit else 255.0
+        scale = peak if image.max() <= 1.0 else peak / 255.0
+        image = np.clip(np.rint(image * scale), 0, peak)
+        image = image.astype(np.uint16 if keep_16bit else np.uint8)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def peak_value(image: np.ndarray) -> float:
+    """The white level of an image's dtype: 255 for uint8, 65535 for uint16."""
+    return 65535.0 if image.dtype == np.uint16 else 255.0
+
+
+def as_8bit(image: np.ndarray) -> np.ndarray:
+    """``image`` as uint8: a uint16 one scaled (65535 -> 255, rounded), a uint8 one as is."""
+    if image.dtype == np.uint8:
+        return image
+    return cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
 
 
 def image_size(path: Path | str) -> tuple[int, int]:
@@ -98,11 +115,14 @@ def image_size(path: Path | str) -> tuple[int, int]:
 
 
 def encode_image(rgb: np.ndarray, suffix: str, *, jpeg_quality: int = JPEG_QUALITY) -> bytes:
-    """Encode RGB uint8 HxWx3 (or HxW grey) to the bytes of a ``suffix`` file (``.png``...)."""
-    if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
-        raise ValueError(f"expected uint8 HxWx3 or HxW, got {rgb.dtype} {rgb.shape}")
-    image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    """Encode RGB uint8 HxWx3 (or HxW grey) to the bytes of a ``suffix`` file (``.png``...);
+    uint16 (16 bits a component) to PNG or TIFF."""
     suffix = suffix.lower()
+    if rgb.ndim not in (2, 3) or rgb.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 HxWx3 or HxW, got {rgb.dtype} {rgb.shape}")
+    if rgb.dtype == np.uint16 and suffix not in SIXTEEN_BIT_SUFFIXES:
+        raise FaceswapError(f"{suffix} holds 8 bits; write 16-bit frames as .png or .tif")
+    image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     params: list[int] = []
     if suffix == ".png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
@@ -115,6 +135,9 @@ def encode_image(rgb: np.ndarray, suffix: str, *, jpeg_quality: int = JPEG_QUALI
         raise FaceswapError(f"cannot encode an image as {suffix}; use .png or .jpg")
     return buf.tobytes()
 
+
+#: Image formats written with 16 bits a component.
+SIXTEEN_BIT_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -212,7 +235,8 @@ def write_image(
     jpeg_quality: int = JPEG_QUALITY,
     text: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write RGB uint8 HxWx3 atomically; the suffix picks the format (PNG: fast compression).
+    """Write RGB uint8 HxWx3 (uint16 for PNG, TIFF) atomically; the suffix picks the format
+    (PNG: fast compression).
 
     ``text``: metadata to embed: a PNG's ``tEXt`` chunks, a TIFF's ImageDescription (as
     JSON); other formats ignore it.

@@ -138,6 +138,11 @@ class VideoInfo:
         return bool(self.audio)
 
     @property
+    def bit_depth(self) -> int:
+        """Bits per component of the coded frames (10 for ``yuv420p10le``; 8 when unknown)."""
+        return ffmpeg_args.pix_fmt_bits(self.pix_fmt)
+
+    @property
     def decode_matrix(self) -> str | None:
         """The YUV matrix to force when decoding, or None to let ffmpeg follow the tags.
 
@@ -180,7 +185,8 @@ class Frame:
             are skipped with ``every_nth``/``start``.
         timestamp: Seconds from the first frame of the video; for image folders, which have
             no clock, the index.
-        image: RGB uint8 HxWx3 (writable, owned by this frame).
+        image: RGB uint8 HxWx3 (writable, owned by this frame); uint16 (0-65535) from a
+            :attr:`FrameSource.deep` source.
         name: Stem for files made from this frame (``frame_000012`` or the image's stem).
     """
 
@@ -690,6 +696,9 @@ class FrameSource(ABC):
         fps: Exact frame rate, or None for images.
         width, height: Frame size in pixels (of the first image for folders).
         info: The :class:`VideoInfo`, or None for images.
+        deep: Frames of more than 8 bits a component come as uint16 (0-65535) rather than
+            uint8: a video of over 8 bits (a 10-bit HDR or ProRes source) when opened with
+            ``deep``, or 16-bit images of a folder opened so.
     """
 
     path: Path
@@ -699,6 +708,7 @@ class FrameSource(ABC):
     width: int
     height: int
     info: VideoInfo | None
+    deep: bool = False
 
     @abstractmethod
     def iter_frames(self, every_nth: int = 1, start: int = 0) -> Iterator[Frame]:
@@ -732,14 +742,16 @@ class VideoSource(FrameSource):
 
     is_video = True
 
-    def __init__(self, info: VideoInfo) -> None:
+    def __init__(self, info: VideoInfo, *, deep: bool = False) -> None:
+        self.deep = deep and info.bit_depth > 8
         if info.hdr:
             log.warning(
-                "%s is HDR (%s): its frames are processed as 8-bit code values without tone "
+                "%s is HDR (%s): its frames are processed as %s code values without tone "
                 "mapping (crops and previews look flat); videos written from them keep its "
                 "HDR tags, in 10 bits where the encoder has them",
                 info.path,
                 info.color_transfer,
+                "16-bit" if self.deep else "8-bit",
             )
         self.info = info
         self.path = info.path
@@ -783,8 +795,10 @@ class VideoSource(FrameSource):
             seek=seek,
             stream=self.info.video_stream if self.info else 0,
             in_matrix=self.info.decode_matrix if self.info else None,
+            deep=self.deep,
         )
-        size = self.width * self.height * 3
+        dtype = np.dtype(np.uint16 if self.deep else np.uint8)
+        size = self.width * self.height * 3 * dtype.itemsize
         proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -804,7 +818,7 @@ class VideoSource(FrameSource):
                     got += n
                 if got < size:
                     break
-                image = np.frombuffer(buf, np.uint8).reshape(self.height, self.width, 3)
+                image = np.frombuffer(buf, dtype).reshape(self.height, self.width, 3)
                 yield Frame(index, self._timestamp(index), image, f"frame_{index:06d}")
                 yielded += 1
                 index += every_nth
@@ -833,7 +847,7 @@ class ImageFolderSource(FrameSource):
     fps = None
     info = None
 
-    def __init__(self, path: Path, files: list[Path]) -> None:
+    def __init__(self, path: Path, files: list[Path], *, deep: bool = False) -> None:
         if not files:
             raise FaceswapError(
                 f"{path}: no images found ({', '.join(sorted(_IMAGE_HINT))}); "
@@ -842,14 +856,16 @@ class ImageFolderSource(FrameSource):
         self.path = path
         self.files = files
         self.frame_count = len(files)
-        first = read_image(files[0])
+        first = read_image(files[0], keep_16bit=deep)
         self.height, self.width = first.shape[:2]
+        self.deep = first.dtype == np.uint16
 
     def iter_frames(self, every_nth: int = 1, start: int = 0) -> Iterator[Frame]:
         _check_selection(every_nth, start)
         for index in range(start, self.frame_count, every_nth):
             file = self.files[index]
-            yield Frame(index, float(index), read_image(file), file.stem)
+            image = read_image(file, keep_16bit=self.deep)
+            yield Frame(index, float(index), image, file.stem)
 
 
 _IMAGE_HINT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".webp"}
@@ -864,8 +880,11 @@ def _videos_in(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def open_source(path: Path | str) -> FrameSource:
+def open_source(path: Path | str, *, deep: bool = False) -> FrameSource:
     """Open a video file, an image folder or a single image as a :class:`FrameSource`.
+
+    ``deep``: keep more than 8 bits where the source has them (frames come as uint16, see
+    :attr:`FrameSource.deep`); else every frame is 8-bit.
 
     Raises:
         FaceswapError: missing path, unreadable video, empty folder, a folder of videos.
@@ -875,10 +894,10 @@ def open_source(path: Path | str) -> FrameSource:
         images = list_images(path)
         if not images and _videos_in(path):
             raise FaceswapError(f"{path}: holds videos, not images; pass one video file at a time")
-        return ImageFolderSource(path, images)
+        return ImageFolderSource(path, images, deep=deep)
     if path.is_file() and is_image_file(path):
-        return ImageFolderSource(path, [path])
-    return VideoSource(probe(path))
+        return ImageFolderSource(path, [path], deep=deep)
+    return VideoSource(probe(path), deep=deep)
 
 
 def list_inputs(path: Path | str) -> list[Path]:
@@ -946,6 +965,8 @@ class VideoWriter:
         colour: The colour tags the frames' code values are meant in; by default those of
             an HDR ``audio_from`` (:attr:`VideoInfo.output_colour`: HDR stays HDR, in 10-bit
             where the encoder has it), else BT.709.
+        deep: frames are uint16 RGB (0-65535), from a source of more than 8 bits; ``auto``
+            then picks the encoder's 10-bit format (16-bit RGB for ffv1), as for HDR.
     """
 
     def __init__(
@@ -964,8 +985,10 @@ class VideoWriter:
         timecode: str | None = None,
         sar: Fraction | None = None,
         colour: ffmpeg_args.ColourTags | None = None,
+        deep: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.deep = deep
         self.width, self.height = int(width), int(height)
         self.fps = Fraction(fps)
         self.codec = codec
@@ -1016,7 +1039,7 @@ class VideoWriter:
             sar = sar if sar is not None else (source.sar if same_size else None)
             colour = colour if colour is not None else source.output_colour
         self.colour = colour or ffmpeg_args.BT709
-        ten_bit = self.colour.hdr
+        ten_bit = self.colour.hdr or deep
         resolved = ffmpeg_args.resolve_pix_fmt(
             pix_fmt, codec, self.width, self.height, ten_bit=ten_bit
         )
@@ -1029,11 +1052,12 @@ class VideoWriter:
                 self.height,
                 resolved,
             )
-        if ten_bit and "10" not in resolved and "p010" not in resolved:
+        if ten_bit and ffmpeg_args.pix_fmt_bits(resolved) <= 8:
             log.warning(
-                "%s: HDR written with %s in %s, 8 bits: gradients may band; libx265 or "
+                "%s: %s written with %s in %s, 8 bits: gradients may band; libx265 or "
                 "libx264 write 10 bits",
                 self.path,
+                "HDR" if self.colour.hdr else "a source of more than 8 bits",
                 codec,
                 resolved,
             )
@@ -1060,6 +1084,7 @@ class VideoWriter:
             colour=self.colour,
             version=ffmpeg_version(find_ffmpeg()),
             container_suffix=self.path.suffix,
+            deep=deep,
         )
         try:
             self._proc = subprocess.Popen(
@@ -1083,12 +1108,16 @@ class VideoWriter:
         return FaceswapError(f"{self.path}: {what} ({tail or 'ffmpeg stopped'}); {hint}")
 
     def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame of shape (height, width, 3)."""
+        """Append one RGB frame of shape (height, width, 3): uint8, or uint16 when ``deep``
+        (a uint8 frame is then widened: 255 to 65535)."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+        wanted = np.uint16 if self.deep else np.uint8
+        if self.deep and frame.dtype == np.uint8:
+            frame = frame.astype(np.uint16) * 257
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != wanted:
             raise ValueError(
-                f"expected a uint8 frame of shape {(self.height, self.width, 3)}, "
+                f"expected a {np.dtype(wanted)} frame of shape {(self.height, self.width, 3)}, "
                 f"got {frame.dtype} {frame.shape}"
             )
         assert self._proc.stdin is not None

@@ -255,6 +255,8 @@ def test_hdr_stays_hdr_with_its_tags_in_ten_bits(
     # Frames of it, encoded back like the source, are HDR again too.
     frames = tmp_path / "frames"
     run_convert(_cfg(hlg, model_dir, frames, alignments=short_alignments))
+    frame = cv2.imread(str(frames / "frame_000000.png"), cv2.IMREAD_UNCHANGED)
+    assert frame.dtype == np.uint16  # a 10-bit source gives 16-bit frames
     video = tmp_path / "back.mp4"
     run_encode_frames(
         EncodeFramesConfig(input=frames, output=video, like=hlg, preset="ultrafast",
@@ -769,3 +771,108 @@ def test_video_without_audio(
     src, dst = probe(clip_with_blank_frames.path), probe(out)
     assert not dst.has_audio and dst.frame_count == src.frame_count
     assert dst.fps == src.fps
+
+
+def _deep_frames(path: Path) -> list[np.ndarray]:
+    return [np.array(f.image) for f in open_source(path, deep=True).iter_frames()]
+
+
+def _with_low_bits(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The clip's 8-bit frames at 16 bits, with a horizontal ramp below the 8-bit step: a
+    source whose low bits carry detail an 8-bit pipeline cannot keep."""
+    ramp = np.linspace(0, 256, frames[0].shape[1], endpoint=False).astype(np.uint16)
+    return [np.minimum(f.astype(np.uint32) * 257 + ramp[None, :, None], 65535).astype(np.uint16)
+            for f in frames]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_16_bit_source_keeps_its_depth_where_frames_pass_through(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """FFV1 in 16-bit RGB: lossless both ways, so faceless frames come back bit for bit."""
+    frames = _with_low_bits(_frames(short_clip.path))
+    h, w = frames[0].shape[:2]
+    deep = tmp_path / "deep.mkv"
+    args = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le"]
+    args += ["-s", f"{w}x{h}", "-framerate", "30000/1001", "-i", "-", "-c:v", "ffv1"]
+    subprocess.run([*args, "-pix_fmt", "gbrp16le", str(deep)], input=b"".join(
+        f.tobytes() for f in frames), check=True)  # fmt: skip
+    assert probe(deep).bit_depth == 16
+    out = tmp_path / "out.mkv"
+    run_convert(_cfg(deep, model_dir, out, alignments=short_alignments, codec="ffv1"))
+    assert probe(out).pix_fmt == "gbrp16le"
+    before, after = _deep_frames(deep), _deep_frames(out)
+    assert before[0].dtype == np.uint16 and np.array_equal(before[0], frames[0])
+    for i in range(16):
+        if i in short_clip.blank_frames:
+            assert np.array_equal(after[i], before[i]), i  # every one of the 16 bits
+        else:
+            assert not np.array_equal(after[i], before[i]), i  # a face was swapped
+    # In 8 bits the low bits are lost, also where nothing was swapped.
+    flat = tmp_path / "flat.mkv"
+    run_convert(_cfg(deep, model_dir, flat, alignments=short_alignments, codec="ffv1",
+                     bit_depth="8"))  # fmt: skip
+    assert probe(flat).pix_fmt == "bgr0"
+    lost = np.abs(_frames(flat)[0].astype(int) * 257 - before[0].astype(int))
+    assert 64 < lost.mean() < 257  # about half an 8-bit step
+
+
+@pytest.mark.slow
+def test_a_10_bit_video_converts_to_10_bits_with_its_low_bits(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """A 10-bit SDR master (ProRes, a camera's 10-bit H.264/HEVC) is written in 10 bits."""
+    frames = _with_low_bits(_frames(short_clip.path))
+    h, w = frames[0].shape[:2]
+    src = tmp_path / "ten.mov"
+    args = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le"]
+    args += ["-s", f"{w}x{h}", "-framerate", "30000/1001", "-i", "-", "-i", str(short_clip.path)]
+    args += ["-map", "0:v", "-map", "1:a", "-c:a", "copy", "-c:v", "libx264", "-crf", "0"]
+    args += ["-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv444p10le"]
+    subprocess.run([*args, "-colorspace", "bt709", str(src)], input=b"".join(
+        f.tobytes() for f in frames), check=True)  # fmt: skip
+    assert probe(src).bit_depth == 10 and not probe(src).hdr
+    errors = {}
+    for depth in ("auto", "8"):
+        out = tmp_path / f"out_{depth}.mov"
+        run_convert(_cfg(src, model_dir, out, alignments=short_alignments, crf=0,
+                         pix_fmt="yuv444p10le" if depth == "auto" else "yuv444p",
+                         bit_depth=depth))  # fmt: skip
+        written = probe(out)
+        assert written.bit_depth == (10 if depth == "auto" else 8) and written.has_audio
+        before, after = _deep_frames(src), _deep_frames(out)
+        blank = short_clip.blank_frames[0]
+        scale = 257 if after[blank].dtype == np.uint8 else 1
+        errors[depth] = np.abs(after[blank].astype(int) * scale - before[blank]).mean()
+    # Through 10-bit YUV the faceless frames keep well under half the error of 8 bits.
+    assert errors["auto"] < 0.5 * errors["8"], errors
+    # auto picks the encoder's 10-bit format for such a source.
+    auto = tmp_path / "auto.mp4"
+    run_convert(_cfg(src, model_dir, auto, alignments=short_alignments))
+    assert probe(auto).pix_fmt == "yuv420p10le"
+
+
+def test_16_bit_frames_in_16_bit_frames_out(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from faceswap.io.images import read_image, write_image
+
+    frames = _with_low_bits(_frames(short_clip.path))[:4]
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    for i, frame in enumerate(frames[:3]):
+        write_image(folder / f"plate_{i:04d}.tif", frame)
+    # An 8-bit frame in the same folder is widened, not refused.
+    write_image(folder / "plate_0003.png", (frames[3] >> 8).astype(np.uint8))
+    al = truth_alignments(short_clip, tmp_path / "al.json", frame_count=4)
+    out = tmp_path / "out"
+    run_convert(_cfg(folder, model_dir, out, alignments=al, frame_format="tif"))
+    written = sorted(out.iterdir())
+    assert [p.name for p in written][:3] == ["plate_0000.tif", "plate_0001.tif", "plate_0002.tif"]
+    back = [read_image(p, keep_16bit=True) for p in written]
+    assert all(b.dtype == np.uint16 for b in back[:3]) and back[3].dtype == np.uint8
+    assert np.array_equal(back[0], frames[0]) and np.array_equal(back[1], frames[1])  # blank
+    assert not np.array_equal(back[2], frames[2])  # swapped, in 16 bits
+    assert read_provenance(written[2])["synthetic"] == "1"
+    with pytest.raises(FaceswapError, match="--bit-depth: choose from auto, 8"):
+        _cfg(folder, model_dir, out, bit_depth="10")

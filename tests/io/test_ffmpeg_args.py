@@ -297,7 +297,7 @@ def test_hdr_colour_tags_and_ten_bit_formats() -> None:
         (("hevc_nvenc", 640, 360), "p010le"),
         (("hevc_nvenc", 641, 360), "yuv444p"),  # no 10-bit 4:4:4 there: 8 bits
         (("h264_nvenc", 640, 360), "yuv420p"),  # NVENC's H.264 has no 10-bit
-        (("ffv1", 640, 360), "bgr0"),
+        (("ffv1", 640, 360), "gbrp16le"),  # lossless: 16-bit RGB
     ]
     for (codec, width, height), expected in ten:
         assert fa.resolve_pix_fmt("auto", codec, width, height, ten_bit=True) == expected
@@ -317,3 +317,28 @@ def test_editing_codecs_get_their_own_formats_and_profiles() -> None:
     dnx = {f: _after(fa.video_codec_args("dnxhd", 18, "", f), "-profile:v") for f in
            ("yuv422p", "yuv422p10le", "yuv444p10le")}  # fmt: skip
     assert dnx == {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx", "yuv444p10le": "dnxhr_444"}
+
+
+def test_deep_frames_travel_as_16_bit_rgb() -> None:
+    decode = fa.decode_args("ff", "in.mov", deep=True)
+    assert decode[-3:] == ["-pix_fmt", "rgb48le", "pipe:1"]
+    assert _after(fa.decode_args("ff", "in.mov"), "-pix_fmt") == "rgb24"
+    assert fa.rgb_filters(1, 0, "bt709", deep=True).endswith("format=rgb48le")
+    encode = fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(25), deep=True)
+    assert _after(encode, "-pix_fmt") == "rgb48le"  # the raw input's format comes first
+    assert _after(fa.encode_args("ff", "o.mov", width=4, height=4, fps=Fraction(25)),
+                  "-pix_fmt") == "rgb24"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "bits"),
+    [
+        ("yuv420p", 8), ("yuvj420p", 8), ("nv12", 8), ("rgb24", 8), ("bgr0", 8),
+        ("rgb565le", 8), ("yuv420p10le", 10), ("p010le", 10), ("yuv422p10le", 10),
+        ("y210le", 10), ("x2rgb10le", 10), ("gbrp12le", 12), ("yuv444p16le", 16),
+        ("p016le", 16), ("gray16le", 16), ("rgb48le", 16), ("rgba64be", 16),
+        ("gbrpf32le", 16),
+    ],
+)  # fmt: skip
+def test_pix_fmt_bits(pix_fmt: str, bits: int) -> None:
+    assert fa.pix_fmt_bits(pix_fmt) == bits

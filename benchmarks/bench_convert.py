@@ -12,6 +12,10 @@ alignments file so no detector time is counted unless ``--detect``), it prints:
 * ffmpeg-only frames/s: decode then encode with the same codec and preset, no processing;
 * the efficiency: end to end / the slower ceiling (target >= 0.8).
 
+``--ten-bit`` re-encodes the clip as 10-bit H.264 first, so convert works in 16 bits (its
+default ``--bit-depth auto``; ``--bit-depth 8`` for the 8-bit path on the same clip), and the
+ffmpeg-only run moves 16-bit frames too.
+
 The model is untrained (timings do not depend on the weights).
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,6 +68,16 @@ def face_crops(clip: Path, alignments: Path, model_dir: Path, count: int) -> np.
     return np.stack(out[:count])
 
 
+def ten_bit_copy(clip: Path, out: Path) -> Path:
+    """``clip`` re-encoded as 10-bit 4:2:0 H.264 (near-lossless), its audio copied."""
+    from faceswap.io.ffmpeg_bin import find_ffmpeg
+
+    args = [find_ffmpeg(), "-v", "error", "-i", str(clip), "-map", "0", "-c:a", "copy"]
+    args += ["-c:v", "libx264", "-crf", "10", "-preset", "veryfast", "-pix_fmt", "yuv420p10le"]
+    subprocess.run([*args, str(out)], check=True)
+    return out
+
+
 def model_only(
     model_dir: Path, device: torch.device, crops: np.ndarray, n: int, amp: bool
 ) -> float:
@@ -82,12 +97,13 @@ def model_only(
     return done / (time.perf_counter() - start)
 
 
-def ffmpeg_only(clip: Path, out: Path, codec: str, preset: str, crf: int) -> float:
-    src = open_source(clip)
+def ffmpeg_only(clip: Path, out: Path, codec: str, preset: str, crf: int, deep: bool) -> float:
+    src = open_source(clip, deep=deep)
     start = time.perf_counter()
     with VideoWriter(
-        out, src.width, src.height, src.fps, codec=codec, crf=crf, preset=preset, audio_from=clip
-    ) as writer:
+        out, src.width, src.height, src.fps, codec=codec, crf=crf, preset=preset,
+        audio_from=clip, deep=src.deep,
+    ) as writer:  # fmt: skip
         n = 0
         for frame in src.iter_frames():
             writer.write(frame.image)
@@ -107,6 +123,10 @@ def main() -> None:
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--colour", default="rct")
     parser.add_argument("--detect", action="store_true", help="detect faces on the fly")
+    parser.add_argument(
+        "--ten-bit", action="store_true", help="convert a 10-bit copy of the generated clip"
+    )
+    parser.add_argument("--bit-depth", default="auto", choices=["auto", "8"])
     parser.add_argument(
         "--clip",
         type=Path,
@@ -133,6 +153,8 @@ def main() -> None:
                 tmp / "clip.mp4", frames=args.frames, width=640, height=360, audio=True
             )
             clip_path, alignments = clip.path, truth_alignments(clip, tmp / "alignments.json")
+            if args.ten_bit:
+                clip_path = ten_bit_copy(clip.path, tmp / "clip10.mp4")
         info = open_source(clip_path)
         cfg = load_preset(args.preset)
         torch.manual_seed(0)
@@ -153,6 +175,7 @@ def main() -> None:
             preset=args.encoder_preset,
             crf=args.crf,
             progress=False,
+            bit_depth=args.bit_depth,
         )
         # Rounds interleave the three measurements so a burst of load elsewhere on a shared
         # machine hits all of them alike; the best of each is reported.
@@ -163,7 +186,14 @@ def main() -> None:
         for _ in range(args.repeat):
             io_fps = max(
                 io_fps,
-                ffmpeg_only(clip_path, tmp / "io.mp4", args.codec, args.encoder_preset, args.crf),
+                ffmpeg_only(
+                    clip_path,
+                    tmp / "io.mp4",
+                    args.codec,
+                    args.encoder_preset,
+                    args.crf,
+                    deep=args.bit_depth == "auto",
+                ),
             )
             # From a worker thread, as the pipeline calls it: on a loaded CPU the main
             # thread's OpenMP team measured up to several times slower.
@@ -176,7 +206,8 @@ def main() -> None:
         assert result is not None
     threads = torch.get_num_threads()
     ceiling = min(io_fps, model_fps)  # one face per frame: faces/s = frames/s
-    print(f"device {device}, torch threads {threads}, codec {args.codec} "
+    depth = f"{info.info.bit_depth}-bit clip, --bit-depth {args.bit_depth}" if info.info else ""
+    print(f"device {device}, torch threads {threads}, {depth}, codec {args.codec} "
           f"-preset {args.encoder_preset} -crf {args.crf}, colour {args.colour}, "
           f"batch {args.batch_size}{', amp' if args.amp else ''}"
           f"{', on-the-fly detection' if args.detect else ', faces from alignments'}")  # fmt: skip

@@ -32,6 +32,14 @@ import click
     is_flag=True,
     help="Rewrite every frame (default: keep frames from an earlier run, add the missing).",
 )
+@click.option(
+    "--bit-depth",
+    type=click.Choice(["auto", "8"]),
+    default="auto",
+    show_default=True,
+    help="auto: PNGs of a video of more than 8 bits (10-bit HDR, ProRes) keep 16 bits; 8: "
+    "8-bit PNGs.",
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def extract_frames(
     input_path: Path,
@@ -41,6 +49,7 @@ def extract_frames(
     fmt: str,
     jpeg_quality: int,
     overwrite: bool,
+    bit_depth: str,
     no_progress: bool,
 ) -> None:
     """Write the frames of INPUT (a video, an image folder or a folder of videos) as images.
@@ -61,6 +70,7 @@ def extract_frames(
         format=fmt,
         jpeg_quality=jpeg_quality,
         resume=not overwrite,
+        bit_depth=bit_depth,
     )
     bar = tqdm(unit="frame", disable=no_progress, leave=False)
 

@@ -492,25 +492,29 @@ def dump_frames_args(
     seek: float | None = None,
     stream: int = 0,
     in_matrix: str | None = None,
+    deep: bool = False,
 ) -> list[str]:
     """Write selected frames straight to image files numbered 0, 1, 2... (``pattern`` %06d).
 
     The k-th file written is source frame ``start + k * every_nth``; the caller renames.
     PNG uses a fast compression level (files ~30% larger than level 9, several times faster);
     JPEG uses ``-q:v jpeg_qscale`` (2 is near-lossless; see :func:`jpeg_qscale`).
-    ``seek``, ``stream`` and ``in_matrix`` as in :func:`decode_args`.
+    ``seek``, ``stream`` and ``in_matrix`` as in :func:`decode_args`; ``deep`` writes
+    PNGs of 16 bits a component (for sources of more than 8).
     """
     args = [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y"]
     if seek is not None:
         args += ["-ss", f"{seek:.6f}"]
     args += ["-i", str(path), "-map", f"0:v:{stream}"]
-    filters = rgb_filters(every_nth, start, in_matrix)
+    png = str(pattern).lower().endswith(".png")
+    filters = rgb_filters(every_nth, start, in_matrix, deep=deep and png)
     if filters:
         args += ["-vf", filters]
     args += passthrough_flags(version)
     args += ["-sws_flags", SWS_FLAGS]
-    if str(pattern).lower().endswith(".png"):
-        args += ["-c:v", "png", "-compression_level", str(png_compression), "-pix_fmt", "rgb24"]
+    if png:
+        rgb = "rgb48be" if deep else "rgb24"  # PNG stores 16-bit samples big-endian
+        args += ["-c:v", "png", "-compression_level", str(png_compression), "-pix_fmt", rgb]
     else:
         args += ["-c:v", "mjpeg", "-q:v", str(jpeg_qscale), "-pix_fmt", "yuvj444p"]
     # atomic_writing: each file is written under a temporary name and renamed when complete,

@@ -58,6 +58,8 @@ class ExtractFramesConfig:
         jpeg_quality: 0-100, for ``jpg``.
         resume: Keep frames already in ``output`` (files are only ever written whole) and
             continue from the first missing one; False rewrites them all.
+        bit_depth: ``auto``: PNGs of a source of more than 8 bits (10-bit HDR, ProRes,
+            16-bit images) keep 16 bits a component; ``8``: 8-bit PNGs whatever the source.
     """
 
     input: Path
@@ -67,6 +69,7 @@ class ExtractFramesConfig:
     format: str = "png"
     jpeg_quality: int = 95
     resume: bool = True
+    bit_depth: str = "auto"
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -77,6 +80,8 @@ class ExtractFramesConfig:
             raise FaceswapError(f"--start must be 0 or more, got {self.start}")
         if not 0 <= self.jpeg_quality <= 100:
             raise FaceswapError(f"jpeg quality must be 0-100, got {self.jpeg_quality}")
+        if self.bit_depth not in ("auto", "8"):
+            raise FaceswapError(f"--bit-depth: choose from auto, 8; got '{self.bit_depth}'")
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,11 @@ def run_extract_frames(
     """
     t0 = time.perf_counter()
     inputs = list_inputs(cfg.input)
+    deep = cfg.bit_depth == "auto" and cfg.format == "png"  # JPEG holds 8 bits
     if inputs == [Path(cfg.input)]:
-        jobs = [(open_source(cfg.input), Path(cfg.output))]
+        jobs = [(open_source(cfg.input, deep=deep), Path(cfg.output))]
     else:
-        jobs = [(open_source(video), Path(cfg.output) / video.stem) for video in inputs]
+        jobs = [(open_source(video, deep=deep), Path(cfg.output) / video.stem) for video in inputs]
         stems = [video.stem for video in inputs]
         if len(set(stems)) != len(stems):
             raise FaceswapError(
@@ -262,6 +268,7 @@ def _dump_video(
         seek=seek,
         stream=source.info.video_stream if source.info else 0,
         in_matrix=source.info.decode_matrix if source.info else None,
+        deep=source.deep,
     )
     first: Path | None = None
     last: Path | None = None
@@ -313,11 +320,13 @@ def _check_same_input(cfg: ExtractFramesConfig) -> None:
     except (OSError, ValueError):
         return  # unreadable: nothing to compare with
     same = str(previous.get("input")) == str(cfg.input) and all(
-        previous.get(key) == getattr(cfg, key) for key in ("every_nth", "format")
+        previous.get(key, default) == getattr(cfg, key)
+        for key, default in (("every_nth", None), ("format", None), ("bit_depth", "auto"))
     )
     if not same:
         raise FaceswapError(
             f"{cfg.output}: holds frames from another run ({previous.get('input')}, "
-            f"every {previous.get('every_nth')}, {previous.get('format')}); choose another "
-            "output folder, or pass --overwrite to rewrite it"
+            f"every {previous.get('every_nth')}, {previous.get('format')}, bit depth "
+            f"{previous.get('bit_depth', 'auto')}); choose another output folder, or pass "
+            "--overwrite to rewrite it"
         )

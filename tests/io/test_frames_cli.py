@@ -210,3 +210,33 @@ def test_resume_refuses_another_input(tmp_path: Path, clip_with_blank_frames: Cl
         ExtractFramesConfig(clip_with_blank_frames.path, out, every_nth=5, resume=False)
     )
     assert again.frames_written == 6
+
+
+@pytest.mark.parametrize("path", ["ffmpeg", "python"])
+def test_a_10_bit_video_gives_16_bit_pngs(
+    tmp_path: Path, clip_one_face: ClipInfo, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    import subprocess
+
+    import faceswap.io.frames as frames_module
+    from faceswap.io.ffmpeg_bin import find_ffmpeg
+    from faceswap.io.video import open_source
+
+    if path == "python":
+        monkeypatch.setattr(frames_module, "muxer_options", lambda muxer: "")
+    ten = tmp_path / "ten.mkv"
+    args = [find_ffmpeg(), "-v", "error", "-i", str(clip_one_face.path), "-frames:v", "3"]
+    args += ["-c:v", "libx264", "-crf", "12", "-pix_fmt", "yuv420p10le", "-an", str(ten)]
+    subprocess.run(args, check=True)
+    decoded = [f.image for f in open_source(ten, deep=True).iter_frames()]
+    assert decoded[0].dtype == np.uint16
+    run_extract_frames(ExtractFramesConfig(ten, tmp_path / "deep"))
+    image = read_image(tmp_path / "deep" / "frame_000001.png", keep_16bit=True)
+    assert image.dtype == np.uint16
+    # What convert decodes, to within a 10-bit level (ffmpeg's PNG path converts itself).
+    assert np.abs(image.astype(int) - decoded[1]).max() <= 64
+    assert len(np.unique(image % 257)) > 16  # the low bits are there, not 8 bits widened
+    run_extract_frames(ExtractFramesConfig(ten, tmp_path / "flat", bit_depth="8"))
+    assert read_image(tmp_path / "flat" / "frame_000001.png", keep_16bit=True).dtype == np.uint8
+    with pytest.raises(FaceswapError, match="another run"):  # one folder, one depth
+        run_extract_frames(ExtractFramesConfig(ten, tmp_path / "deep", bit_depth="8"))

@@ -109,10 +109,10 @@ def test_fp16_inference_matches_float32() -> None:
     torch.manual_seed(0)
     model = build_model(tiny_model_config(learned_mask=True))
     crops = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
-    exact, _ = Swapper(model, torch.device("cuda"))(crops)
+    exact, _, _ = Swapper(model, torch.device("cuda"))(crops)
     swapper = Swapper(model, torch.device("cuda"), amp=True)
     assert swapper.amp_dtype == torch.float16
-    faces, masks = swapper(crops)
+    faces, masks, _ = swapper(crops)
     assert faces.dtype == np.float32 and masks is not None
     np.testing.assert_allclose(faces, exact, atol=0.01)
 

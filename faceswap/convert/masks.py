@@ -1,7 +1,10 @@
-"""Face masks for blending: landmark hull, the model's learned mask, or their product.
+"""Face masks for blending: landmark hull, the model's learned masks, or products of them.
 
 A mask mode builds a float32 ``(S, S)`` mask in [0, 1] in aligned-crop space from the face's
-landmarks in crop pixels and, when the model learns one, the decoder's mask. The mask is
+landmarks in crop pixels and, when the model learns one, the decoders' masks: the one the
+swap is drawn with (``learned``, DeepFaceLab's learned-prd) and the one the face's own
+decoder draws for it (``learned-dst``), which follows what covers the face in the
+destination footage when the model was trained on masks that leave such things out. The mask is
 then eroded or dilated and feathered by amounts given as a percentage of the crop side, so
 the same settings suit small and large faces alike (:func:`refine_mask`).
 """
@@ -18,8 +21,9 @@ from faceswap.errors import FaceswapError
 from faceswap.faces.align import hull_mask
 from faceswap.registry import Registry
 
-# crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None -> (S,S) f32 in [0,1]
-MaskFn = Callable[[np.ndarray, int, "np.ndarray | None"], np.ndarray]
+# crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None, learned_dst=(S,S) f32 | None
+# -> (S,S) f32 in [0,1]
+MaskFn = Callable[..., np.ndarray]
 
 #: Share of the brow-to-chin height the hull is raised by to cover the forehead.
 FOREHEAD = 0.2
@@ -34,22 +38,27 @@ class MaskMode:
         help: one line for ``--help``.
         build: the mask function.
         needs_learned: the model must have a learned mask for this mode.
+        needs_dst: the mode uses the mask the face's own decoder draws (one more decoder
+            pass per face).
     """
 
     name: str
     help: str
     build: MaskFn
     needs_learned: bool = False
+    needs_dst: bool = False
 
 
 MASK_MODES: Registry[MaskMode] = Registry("mask mode")
 
 
-def register_mask(name: str, help: str, *, needs_learned: bool = False) -> Callable:
+def register_mask(
+    name: str, help: str, *, needs_learned: bool = False, needs_dst: bool = False
+) -> Callable:
     """Decorator registering a :data:`MaskFn` under ``name`` in :data:`MASK_MODES`."""
 
     def decorator(fn: MaskFn) -> MaskFn:
-        MASK_MODES.add(name, MaskMode(name, help, fn, needs_learned))
+        MASK_MODES.add(name, MaskMode(name, help, fn, needs_learned or needs_dst, needs_dst))
         return fn
 
     return decorator
@@ -57,7 +66,10 @@ def register_mask(name: str, help: str, *, needs_learned: bool = False) -> Calla
 
 @register_mask("hull", "convex hull of the 68 landmarks, raised to cover the forehead")
 def landmark_hull(
-    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
 ) -> np.ndarray:
     return hull_mask(crop_landmarks, size, forehead=FOREHEAD)
 
@@ -78,7 +90,10 @@ def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
     "learned", "the mask the decoder draws (models with learned_mask)", needs_learned=True
 )
 def learned_mask(
-    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
 ) -> np.ndarray:
     return _learned(learned, size)
 
@@ -89,9 +104,41 @@ def learned_mask(
     needs_learned=True,
 )
 def product_mask(
-    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
 ) -> np.ndarray:
     return landmark_hull(crop_landmarks, size) * _learned(learned, size)
+
+
+@register_mask(
+    "learned-dst",
+    "the mask the face's own decoder draws for it: follows hands, hair or glasses over the "
+    "face when trained on masks that leave them out (models with learned_mask)",
+    needs_dst=True,
+)
+def learned_dst_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
+) -> np.ndarray:
+    return _learned(learned_dst, size)
+
+
+@register_mask(
+    "learned-both",
+    "learned times learned-dst: only what the swap and the original both call face",
+    needs_dst=True,
+)
+def learned_both_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
+) -> np.ndarray:
+    return _learned(learned, size) * _learned(learned_dst, size)
 
 
 def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:
@@ -149,9 +196,10 @@ def build_mask(
     size: int,
     learned: np.ndarray | None = None,
     *,
+    learned_dst: np.ndarray | None = None,
     erode: float = 0.0,
     blur: float = 0.0,
 ) -> np.ndarray:
     """The refined (S, S) float32 blend mask for ``mode`` (a :data:`MASK_MODES` name)."""
-    raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned)
+    raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned, learned_dst=learned_dst)
     return refine_mask(raw, erode=erode, blur=blur)

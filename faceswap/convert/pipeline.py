@@ -292,6 +292,7 @@ class _Face:
     crop: np.ndarray  # uint8 (R, R, 3), the original face (uint16 from a deep frame)
     swapped: np.ndarray | None = None  # float32 (R, R, 3) in [0, 1]
     learned: np.ndarray | None = None  # float32 (R, R) in [0, 1]
+    learned_dst: np.ndarray | None = None  # float32 (R, R), the face's own decoder's mask
     motion: tuple[float, float] = (0.0, 0.0)  # crop px moved since the previous frame
 
 
@@ -669,7 +670,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     res = int(loaded.config.resolution)
     crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
     locator = _Locator(cfg, source, crop)
-    swapper = Swapper(loaded.model, device, cfg.direction, amp=cfg.amp)
+    swapper = Swapper(loaded.model, device, cfg.direction, amp=cfg.amp,
+                      dst_mask=mask_mode.needs_dst)  # fmt: skip
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
@@ -788,15 +790,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             for lo in range(0, len(faces), cfg.batch_size):
                 part = faces[lo : lo + cfg.batch_size]
                 try:
-                    rgb, masks = swapper(_stack_crops([f.crop for f in part]))
+                    swapped = swapper(_stack_crops([f.crop for f in part]))
                 except (RuntimeError, torch.OutOfMemoryError) as exc:
                     if not is_out_of_memory(exc):
                         raise
                     fixes = "" if cfg.amp else " or add --amp"
                     raise out_of_memory_error(device, cfg.batch_size, fixes) from None
                 for i, face in enumerate(part):
-                    face.swapped = rgb[i]
-                    face.learned = None if masks is None else masks[i]
+                    face.swapped = swapped.faces[i]
+                    face.learned = None if swapped.masks is None else swapped.masks[i]
+                    if swapped.dst_masks is not None:
+                        face.learned_dst = swapped.dst_masks[i]
             if not threads.put(q_swapped, batch):
                 return
         threads.put(q_swapped, _END)
@@ -1072,7 +1076,7 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
             # A streak past a quarter of the face is a tracking slip, not motion.
             reach = min(1.0, res / 4.0 / max(float(np.hypot(dx, dy)), 1e-9))
             swapped = motion_blur(swapped, dx * reach, dy * reach)
-        raw = mask_mode.build(face.crop_landmarks, res, face.learned)
+        raw = mask_mode.build(face.crop_landmarks, res, face.learned, learned_dst=face.learned_dst)
         original = face.crop.astype(np.float32) / peak_value(face.crop)
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,6 +14,22 @@ from faceswap.device import cpu_gemm_library, resolve_amp
 from faceswap.errors import FaceswapError
 
 log = logging.getLogger(__name__)
+
+
+class Swapped(NamedTuple):
+    """What :class:`Swapper` returns for a batch of N faces at resolution R.
+
+    Attributes:
+        faces: float32 (N, R, R, 3) RGB in [0, 1], drawn by the other side's decoder.
+        masks: float32 (N, R, R) in [0, 1], the mask that decoder draws with them (models
+            with a learned mask), else None.
+        dst_masks: float32 (N, R, R), the mask the faces' own decoder draws for them (with
+            ``dst_mask``), else None.
+    """
+
+    faces: np.ndarray
+    masks: np.ndarray | None
+    dst_masks: np.ndarray | None = None
 
 
 class Swapper:
@@ -28,6 +45,9 @@ class Swapper:
             elsewhere, with a warning (see :func:`faceswap.device.resolve_amp`). A float32
             model runs channels-last on CPUs whose BLAS is the faster GEMM library
             (:func:`faceswap.device.cpu_gemm_library`).
+        dst_mask: also decode each face with its own side's decoder for that decoder's
+            mask (:attr:`Swapped.dst_masks`; models with a learned mask): one more decoder
+            pass per batch.
     """
 
     def __init__(
@@ -37,6 +57,7 @@ class Swapper:
         direction: str = "a2b",
         *,
         amp: bool = False,
+        dst_mask: bool = False,
     ) -> None:
         if direction not in DIRECTIONS:
             raise FaceswapError(
@@ -65,8 +86,11 @@ class Swapper:
         self.direction = direction
         self.resolution = int(model.config.resolution)
         self.has_mask = bool(model.config.learned_mask)
+        if dst_mask and not self.has_mask:
+            raise FaceswapError("dst_mask needs a model with a learned mask")
+        self.dst_mask = dst_mask
 
-    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, crops: np.ndarray) -> Swapped:
         """Swap a batch of faces.
 
         Args:
@@ -74,8 +98,7 @@ class Swapper:
                 uint16, 0-65535, from frames of more than 8 bits).
 
         Returns:
-            ``(faces, masks)``: float32 (N, R, R, 3) RGB in [0, 1], and float32 (N, R, R) in
-            [0, 1] when the model learns a mask, else None.
+            :class:`Swapped` ``(faces, masks, dst_masks)``.
         """
         if crops.ndim != 4 or crops.shape[1:] != (self.resolution, self.resolution, 3):
             raise ValueError(
@@ -95,9 +118,16 @@ class Swapper:
         )
         with torch.inference_mode():
             with autocast:
-                out = self.model.swap(x, self.direction)
+                own, other = ("a", "b") if self.direction == "a2b" else ("b", "a")
+                z = self.model.encode(x)
+                out = self.model.decode(z, other)
+                dst = self.model.decode(z, own).mask if self.dst_mask else None
             faces = out.rgb.float().clamp_(0, 1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-            masks = None
-            if out.mask is not None:
-                masks = out.mask.float().clamp_(0, 1)[:, 0].contiguous().cpu().numpy()
-        return faces, masks
+            masks = None if out.mask is None else _mask_array(out.mask)
+            dst_masks = None if dst is None else _mask_array(dst)
+        return Swapped(faces, masks, dst_masks)
+
+
+def _mask_array(mask: torch.Tensor) -> np.ndarray:
+    """(N, 1, R, R) decoder mask -> float32 (N, R, R) numpy in [0, 1]."""
+    return mask.float().clamp_(0, 1)[:, 0].contiguous().cpu().numpy()

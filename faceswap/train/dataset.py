@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALIGNMENTS_FILE = "alignments.json"
+#: Subfolder of a faces folder with masks painted or made elsewhere, one per crop, named
+#: like it (``masks/frame_000012_0.png``): white is face, black is not (hands, hair,
+#: glasses over the face; the background), grey is in between.
+MASKS_DIR = "masks"
 # iBUG 68-point indices of the regions that get extra loss weight.
 EYES = (tuple(range(36, 42)), tuple(range(42, 48)))
 MOUTH = (tuple(range(48, 60)),)
@@ -55,6 +59,8 @@ class FaceSet:
             data in the model card without hashing every image).
         sources: the folders given when several were merged into one set (``folder`` is
             then the first, where the decoded-face cache goes).
+        user_masks: per file, its mask in the faces folder's :data:`MASKS_DIR`, or None
+            (the landmark hull is used); empty when the set has none.
     """
 
     folder: Path
@@ -64,14 +70,21 @@ class FaceSet:
     crop_size: int
     digest: str
     sources: tuple[Path, ...] = ()
+    user_masks: tuple[Path | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def user_mask(self, index: int) -> Path | None:
+        """The mask file of face ``index``, or None."""
+        return self.user_masks[index] if self.user_masks else None
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"folder": str(self.folder), "faces": len(self.files)}
         if self.sources:
             out["folders"] = [str(path) for path in self.sources]
+        if self.user_masks:
+            out["user_masks"] = sum(m is not None for m in self.user_masks)
         return {**out, "sha256": self.digest}
 
 
@@ -167,6 +180,9 @@ def _merged_face_sets(folder: Path, sets: list[FaceSet], opt: str) -> FaceSet:
     digest = hashlib.sha256()
     for part in sets:
         digest.update(f"{part.folder.name}:{part.digest}\n".encode())
+    user_masks: tuple[Path | None, ...] = ()
+    if any(part.user_masks for part in sets):
+        user_masks = tuple(part.user_mask(i) for part in sets for i in range(len(part)))
     return FaceSet(
         folder=folder,
         files=tuple(f for part in sets for f in part.files),
@@ -174,6 +190,7 @@ def _merged_face_sets(folder: Path, sets: list[FaceSet], opt: str) -> FaceSet:
         crop=first.crop,
         crop_size=first.crop_size,
         digest=digest.hexdigest(),
+        user_masks=user_masks,
     )
 
 
@@ -232,6 +249,10 @@ def _load_one_face_set(folder: Path, opt: str) -> FaceSet:
     digest = hashlib.sha256(align_path.read_bytes())
     for path in files:
         digest.update(f"{path.name}:{path.stat().st_size}\n".encode())
+    user_masks = _user_masks(folder, files)
+    for mask in user_masks:
+        if mask is not None:  # painting more masks makes other training data
+            digest.update(f"{MASKS_DIR}/{mask.name}:{mask.stat().st_size}\n".encode())
     return FaceSet(
         folder=folder,
         files=tuple(files),
@@ -239,7 +260,33 @@ def _load_one_face_set(folder: Path, opt: str) -> FaceSet:
         crop=alignments.crop,
         crop_size=width,
         digest=digest.hexdigest(),
+        user_masks=user_masks,
     )
+
+
+def _user_masks(folder: Path, files: list[Path]) -> tuple[Path | None, ...]:
+    """Each crop's mask in ``folder/masks`` (matched by file stem), or () when none is."""
+    from faceswap.io.images import list_images
+
+    masks_dir = folder / MASKS_DIR
+    if not masks_dir.is_dir():
+        return ()
+    by_stem = {path.stem: path for path in list_images(masks_dir)}
+    masks = tuple(by_stem.get(path.stem) for path in files)
+    matched = sum(m is not None for m in masks)
+    if matched < len(by_stem):
+        log.warning(
+            "%s: %d of the %d masks match no face crop and are not used; name each mask like "
+            "its crop (%s/%s.png)",
+            masks_dir,
+            len(by_stem) - matched,
+            len(by_stem),
+            MASKS_DIR,
+            files[0].stem,
+        )
+    if matched:
+        log.info("%s: %d of %d faces have their own mask", folder, matched, len(files))
+    return masks if matched else ()
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -284,6 +331,22 @@ def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.nd
     mouth = _polygon_mask(points[list(MOUTH[0])], size)
     # Eye and mouth outlines are thin; dilate so the brows and lips around them count too.
     return np.stack([face, cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)])
+
+
+def read_user_mask(path: Path, size: int) -> np.ndarray:
+    """A mask file as uint8 (size, size), 255 = face: its grey level (colour images are
+    converted to grey, 16-bit ones scaled)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
+    if mask is None:
+        raise FaceswapError(
+            f"{path}: unreadable mask; save it as a greyscale PNG (white = face) or delete it"
+        )
+    if mask.dtype == np.uint16:
+        mask = (mask >> 8).astype(np.uint8)
+    if mask.shape != (size, size):
+        interp = cv2.INTER_AREA if mask.shape[0] > size else cv2.INTER_LINEAR
+        mask = cv2.resize(mask, (size, size), interpolation=interp)
+    return mask
 
 
 def read_face(path: Path, size: int) -> np.ndarray:
@@ -366,7 +429,9 @@ class FaceDataset(Dataset):
     host-to-device copies 4x smaller):
         ``source`` (3, S, S): the input before the random warp (re-lit, maybe blurred);
         ``target`` (3, S, S): what the decoder must draw (re-lit alike, sharp);
-        ``masks`` (3, S, S): face hull, eyes, mouth in {0, 255}.
+        ``masks`` (3, S, S): face hull, eyes, mouth in {0, 255}; where the face has its own
+        mask (:data:`MASKS_DIR`) that mask in place of the hull (0-255), and the eyes and
+        mouth only inside it.
 
     With ``augment.colour_transfer`` on and a ``colour_ref`` (the A side's dataset, for B),
     each face first takes the colours of a random reference face (drawn from the sample's
@@ -409,6 +474,11 @@ class FaceDataset(Dataset):
         face = self._read(index)
         # Recomputed per sample: cheaper than caching 3xSxS bytes per face in every worker.
         masks = face_masks(self.faces.landmarks[index], self.faces.crop_size, self.size)
+        user_mask = self.faces.user_mask(index)
+        if user_mask is not None:
+            masks[0] = read_user_mask(user_mask, self.size)
+            # An eye behind a hand is not the eye to weigh.
+            np.minimum(masks[1:], masks[0], out=masks[1:])
         if self.colour_ref is not None:
             reference = self.colour_ref._read(int(rng.integers(len(self.colour_ref))))
             face = _colour_transferred(self.augment.colour_transfer, face, reference, masks[0])

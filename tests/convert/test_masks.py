@@ -17,9 +17,23 @@ def _crop_landmarks(size: int) -> np.ndarray:
 
 
 def test_names() -> None:
-    assert set(MASK_MODES.names()) == {"hull", "learned", "product"}
+    names = {"hull", "learned", "product", "learned-dst", "learned-both"}
+    assert set(MASK_MODES.names()) == names
     assert MASK_MODES.get("product").needs_learned
     assert not MASK_MODES.get("hull").needs_learned
+    assert {n for n in names if MASK_MODES.get(n).needs_dst} == {"learned-dst", "learned-both"}
+    assert all(MASK_MODES.get(n).needs_learned for n in ("learned-dst", "learned-both"))
+
+
+def test_dst_modes_use_the_faces_own_decoders_mask() -> None:
+    lm = _crop_landmarks(64)
+    rng = np.random.default_rng(1)
+    prd, dst = (rng.uniform(0, 1, (64, 64)).astype(np.float32) for _ in range(2))
+    np.testing.assert_allclose(build_mask("learned-dst", lm, 64, prd, learned_dst=dst), dst)
+    both = build_mask("learned-both", lm, 64, prd, learned_dst=dst)
+    np.testing.assert_allclose(both, prd * dst, rtol=1e-6)
+    with pytest.raises(FaceswapError, match="learned mask"):
+        build_mask("learned-dst", lm, 64, prd)
 
 
 def test_hull_covers_face_not_corners() -> None:

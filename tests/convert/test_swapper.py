@@ -26,7 +26,7 @@ def _model(learned_mask: bool = False) -> torch.nn.Module:
 def test_swap_shapes_and_range() -> None:
     swapper = Swapper(_model(), torch.device("cpu"))
     crops = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    faces, masks = swapper(crops)
+    faces, masks, _ = swapper(crops)
     assert faces.shape == (5, 32, 32, 3) and faces.dtype == np.float32
     assert faces.min() >= 0 and faces.max() <= 1 and masks is None
     with pytest.raises(ValueError, match="crops"):
@@ -36,18 +36,35 @@ def test_swap_shapes_and_range() -> None:
 def test_directions_use_different_decoders_and_masks_come_back() -> None:
     model = _model(learned_mask=True)
     crops = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    a2b, mask = Swapper(model, torch.device("cpu"), "a2b")(crops)
-    b2a, _ = Swapper(model, torch.device("cpu"), "b2a")(crops)
+    a2b, mask, _ = Swapper(model, torch.device("cpu"), "a2b")(crops)
+    b2a, _, _ = Swapper(model, torch.device("cpu"), "b2a")(crops)
     assert not np.allclose(a2b, b2a)
     assert mask is not None and mask.shape == (2, 32, 32)
     with pytest.raises(FaceswapError, match="a2b"):
         Swapper(model, torch.device("cpu"), "sideways")
 
 
+@pytest.mark.parametrize("direction", ["a2b", "b2a"])
+def test_dst_masks_come_from_the_faces_own_decoder(direction: str) -> None:
+    model = _model(learned_mask=True)
+    crops = np.random.default_rng(4).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    out = Swapper(model, torch.device("cpu"), direction, dst_mask=True)(crops)
+    plain = Swapper(model, torch.device("cpu"), direction)(crops)
+    assert plain.dst_masks is None and out.dst_masks is not None
+    np.testing.assert_allclose(out.faces, plain.faces, atol=1e-6)  # the swap is unchanged
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        own = model.decode(model.encode(x), direction[0]).mask[:, 0].numpy()
+    np.testing.assert_allclose(out.dst_masks, own, atol=1e-5)
+    assert not np.allclose(out.dst_masks, out.masks, atol=1e-3)
+    with pytest.raises(FaceswapError, match="learned mask"):
+        Swapper(_model(), torch.device("cpu"), dst_mask=True)
+
+
 def test_batched_equals_one_by_one() -> None:
     swapper = Swapper(_model(), torch.device("cpu"))
     crops = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    together, _ = swapper(crops)
+    together, _, _ = swapper(crops)
     alone = np.concatenate([swapper(crops[i : i + 1])[0] for i in range(4)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
@@ -113,12 +130,12 @@ def test_cpu_amp_runs_bf16_channels_last_close_to_float32(
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
     crops = np.random.default_rng(4).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    exact, exact_mask = Swapper(_model(learned_mask=True), torch.device("cpu"))(crops)
+    exact, exact_mask, _ = Swapper(_model(learned_mask=True), torch.device("cpu"))(crops)
     swapper = Swapper(_model(learned_mask=True), torch.device("cpu"), amp=True)
     assert swapper.amp_dtype == torch.bfloat16
     conv = next(m for m in swapper.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    faces, mask = swapper(crops)
+    faces, mask, _ = swapper(crops)
     assert faces.dtype == np.float32 and faces.shape == exact.shape
     assert mask is not None and exact_mask is not None
     assert not np.array_equal(faces, exact)  # really ran in bf16...
@@ -135,7 +152,7 @@ def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
 
     crops = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
     monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", False)  # stock layers, NCHW
-    reference, _ = Swapper(_model(), torch.device("cpu"))(crops)
+    reference, _, _ = Swapper(_model(), torch.device("cpu"))(crops)
     monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", True)
     monkeypatch.setattr(swapper_module, "cpu_gemm_library", lambda: library)
     monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
@@ -143,5 +160,5 @@ def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
     assert swapper.amp_dtype is None
     conv = next(m for m in swapper.model.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
-    faces, _ = swapper(crops)
+    faces, _, _ = swapper(crops)
     np.testing.assert_allclose(faces, reference, atol=1e-5)

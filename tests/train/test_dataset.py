@@ -321,3 +321,42 @@ def test_face_cache_is_skipped_where_the_folder_is_read_only(
 
     monkeypatch.setattr(np.lib.format, "open_memmap", refuse)
     assert face_cache(faces, 48) is None
+
+
+def _occluded_mask(size: int) -> np.ndarray:
+    """A painted mask: the whole crop is face but for a 'hand' over the left eye."""
+    mask = np.full((size, size), 255, np.uint8)
+    mask[size * 5 // 16 : size * 9 // 16, size // 8 : size // 2] = 0
+    return mask
+
+
+def test_painted_masks_replace_the_hull_where_given(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from faceswap.train.dataset import MASKS_DIR, read_user_mask
+
+    folder = _copy(face_dirs[0], tmp_path / "a")
+    (folder / MASKS_DIR).mkdir()
+    names = sorted(p.stem for p in folder.glob("*.png"))
+    for stem in names[:4]:
+        cv2.imwrite(str(folder / MASKS_DIR / f"{stem}.png"), _occluded_mask(64))
+    cv2.imwrite(str(folder / MASKS_DIR / "stray.png"), _occluded_mask(64))
+    with caplog.at_level("WARNING"):
+        faces = load_face_set(folder, "A")
+    assert "1 of the 5 masks match no face" in caplog.text
+    assert faces.summary()["user_masks"] == 4
+    assert faces.digest != load_face_set(face_dirs[0], "A").digest
+    ds = FaceDataset(faces, 32, NO_AUG)
+    masked = ds[(0, 0)]["masks"].numpy()
+    np.testing.assert_array_equal(masked[0], read_user_mask(faces.user_masks[0], 32))
+    hole = masked[0] == 0
+    assert hole.sum() > 50 and not masked[1][hole].any()  # no eye weight behind the hand
+    assert masked[1].any()  # the other eye keeps it
+    plain = ds[(5, 0)]["masks"].numpy()
+    np.testing.assert_array_equal(plain, face_masks(faces.landmarks[5], 64, 32))
+    # One folder with masks and one without make one set; a bad mask is one clear line.
+    both = load_face_set([folder, face_dirs[1]], "A")
+    assert len(both.user_masks) == 20 and sum(m is not None for m in both.user_masks) == 4
+    (folder / MASKS_DIR / f"{names[0]}.png").write_bytes(b"not a png")
+    with pytest.raises(FaceswapError, match="unreadable mask"):
+        FaceDataset(load_face_set(folder, "A"), 32, NO_AUG)[(0, 0)]

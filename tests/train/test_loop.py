@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -599,3 +600,37 @@ def test_faces_folders_normalise_to_a_path_or_a_tuple(face_dirs: tuple[Path, Pat
     assert one.faces_a == face_dirs[0]
     many = _cfg(face_dirs, Path("m"), faces_a=[str(face_dirs[0]), str(face_dirs[1])])
     assert many.faces_a == face_dirs
+
+
+@pytest.mark.slow
+def test_painted_masks_teach_the_learned_mask_what_covers_the_face(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A's faces come with masks painted around a hand over the left eye: A's decoder learns
+    to leave it out (convert's learned-dst), B's decoder, taught by B's hulls, does not."""
+    from faceswap.convert.swapper import Swapper
+    from faceswap.train.dataset import MASKS_DIR, face_masks, load_face_set, read_face
+
+    from .test_dataset import _occluded_mask
+
+    faces_a = tmp_path / "a"
+    shutil.copytree(face_dirs[0], faces_a)
+    (faces_a / MASKS_DIR).mkdir()
+    faces = load_face_set(faces_a, "A")
+    for file, landmarks in zip(faces.files, faces.landmarks, strict=True):
+        painted = np.minimum(face_masks(landmarks, 64, 64)[0], _occluded_mask(64))
+        cv2.imwrite(str(faces_a / MASKS_DIR / file.name), painted)
+    model_config = tiny_model_config(learned_mask=True)
+    cfg = _cfg((faces_a, face_dirs[1]), tmp_path / "m", iterations=200, save_every=200,
+               log_every=50, lr=2e-3, model_config=model_config)  # fmt: skip
+    run_train(cfg)
+    assert ckpt.read_card(tmp_path / "m")["data"]["a"]["user_masks"] == 10
+    model = ckpt.load_for_inference(tmp_path / "m", "cpu").model
+    crops = np.stack([read_face(f, 32) for f in faces.files[:4]])
+    out = Swapper(model, torch.device("cpu"), "a2b", dst_mask=True)(crops)
+    assert out.masks is not None and out.dst_masks is not None
+    hull = face_masks(faces.landmarks[0], 64, 32)[0] > 127
+    hand = hull & (_occluded_mask(32) == 0)
+    rest = hull & ~hand
+    assert out.dst_masks[:, hand].mean() < 0.5 < 0.7 < out.dst_masks[:, rest].mean()
+    assert out.masks[:, hand].mean() > 0.8  # the swap's own mask knows no hand

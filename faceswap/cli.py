@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dump the frames of a video to PNG files.",
     ),
     "extract": ("faceswap.commands.extract:extract", "Detect, landmark, align and crop faces."),
+    "masks": ("faceswap.commands.masks:masks", "Write the faces' hull masks to paint over."),
     "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
     "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
     "encode-frames": (

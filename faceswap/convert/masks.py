@@ -87,7 +87,9 @@ def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
 
 
 @register_mask(
-    "learned", "the mask the decoder draws (models with learned_mask)", needs_learned=True
+    "learned",
+    "the mask the swap is drawn with (models with learned_mask)",
+    needs_learned=True,
 )
 def learned_mask(
     crop_landmarks: np.ndarray,

@@ -118,7 +118,9 @@ def uniform_yaw_weights(faces: FaceSet, sigma: float = 0.04) -> np.ndarray:
     return weights / weights.sum()
 
 
-def load_face_set(folder: Path | str | Sequence[Path | str], side: str) -> FaceSet:
+def load_face_set(
+    folder: Path | str | Sequence[Path | str], side: str, *, label: str | None = None
+) -> FaceSet:
     """Index an extract output folder; refuse it with a clear message when it is unusable.
 
     A folder that ``faceswap extract`` wrote for a folder of videos holds a subfolder of
@@ -128,7 +130,8 @@ def load_face_set(folder: Path | str | Sequence[Path | str], side: str) -> FaceS
     Args:
         folder: folder holding face crops and ``alignments.json``, or subfolders that do;
             or several such folders.
-        side: "A" or "B" (named in error messages).
+        side: "A" or "B" (named in error messages as ``--a``/``--b``).
+        label: what error messages call the folder instead (``faces folder``).
     """
     from faceswap.io.images import list_images
 
@@ -141,12 +144,12 @@ def load_face_set(folder: Path | str | Sequence[Path | str], side: str) -> FaceS
                 raise FaceswapError(
                     f"--{side.lower()}: a folder is given twice; give each faces folder once"
                 )
-            sets = [load_face_set(f, side) for f in folders]
+            sets = [load_face_set(f, side, label=label) for f in folders]
             merged = _merged_face_sets(folders[0], sets, f"--{side.lower()}")
             return dataclasses.replace(merged, sources=tuple(folders))
         folder = folders[0]
     folder = Path(folder)
-    opt = f"--{side.lower()}"
+    opt = label if label is not None else f"--{side.lower()}"
     if not folder.is_dir():
         raise FaceswapError(
             f"{opt} {folder}: no such folder; pass the output folder of `faceswap extract`"
@@ -331,6 +334,31 @@ def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.nd
     mouth = _polygon_mask(points[list(MOUTH[0])], size)
     # Eye and mouth outlines are thin; dilate so the brows and lips around them count too.
     return np.stack([face, cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)])
+
+
+def write_hull_masks(folder: Path | str, *, overwrite: bool = False) -> tuple[int, int]:
+    """Write each crop's landmark-hull mask (as training uses it) to the :data:`MASKS_DIR`
+    beside it, as a greyscale PNG of the crop's size to paint over: a start for masks that
+    leave out what covers a face. Crops that have a mask keep it unless ``overwrite``.
+
+    Returns:
+        ``(written, kept)``.
+    """
+    from faceswap.io.images import write_image
+
+    faces = load_face_set(folder, "A", label="faces folder")
+    written = kept = 0
+    for index, crop in enumerate(faces.files):
+        masks_dir = crop.parent / MASKS_DIR
+        existing = faces.user_mask(index)
+        if existing is not None and not overwrite:
+            kept += 1
+            continue
+        hull = face_masks(faces.landmarks[index], faces.crop_size, faces.crop_size)[0]
+        masks_dir.mkdir(exist_ok=True)
+        write_image(existing or masks_dir / f"{crop.stem}.png", hull)
+        written += 1
+    return written, kept
 
 
 def read_user_mask(path: Path, size: int) -> np.ndarray:

@@ -215,3 +215,33 @@ def test_a_starved_run_says_to_raise_the_workers(
     assert "tip: the model waited for data 45% of the time: raise --workers (this run had 2 " in (
         result.stderr
     )
+
+
+def test_masks_command_writes_the_hulls_to_paint_over(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    from faceswap.train.dataset import MASKS_DIR, face_masks, load_face_set
+
+    folder = tmp_path / "faces"
+    shutil.copytree(face_dirs[0], folder)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["masks", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 masks" in result.output
+    faces = load_face_set(folder, "A")
+    assert sum(m is not None for m in faces.user_masks) == 10
+    first = cv2.imread(str(faces.user_masks[0]), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(first, face_masks(faces.landmarks[0], 64, 64)[0])
+    painted = np.zeros_like(first)  # a painted mask survives a second run
+    cv2.imwrite(str(folder / MASKS_DIR / faces.files[0].name), painted)
+    again = runner.invoke(cli, ["masks", str(folder)])
+    assert "wrote 0 masks" in again.output and "kept 10" in again.output
+    assert not cv2.imread(str(faces.user_masks[0]), cv2.IMREAD_UNCHANGED).any()
+    missing = runner.invoke(cli, ["masks", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "faces folder" in missing.output
+    assert "Traceback" not in missing.output

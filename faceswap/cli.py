@@ -24,7 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dump the frames of a video to PNG files.",
     ),
     "extract": ("faceswap.commands.extract:extract", "Detect, landmark, align and crop faces."),
-    "masks": ("faceswap.commands.masks:masks", "Write the faces' hull masks to paint over."),
+    "masks": ("faceswap.commands.masks:masks", "Write face masks to paint over, or a model's."),
+    "train-masks": (
+        "faceswap.commands.train_masks:train_masks",
+        "Train a mask model on painted face masks.",
+    ),
     "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
     "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
     "encode-frames": (

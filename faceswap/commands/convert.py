@@ -67,6 +67,12 @@ def _modes_help(registry: object, lead: str) -> str:
     help=_modes_help(MASK_MODES, "Blend mask"),
 )
 @click.option(
+    "--mask-model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A mask model (`faceswap train-masks -m` folder) for --mask segment and segment-both.",
+)
+@click.option(
     "--colour",
     "--color",
     "colour",

@@ -9,20 +9,30 @@ import click
 
 @click.command("masks")
 @click.argument("faces", metavar="FACES", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A mask model (`faceswap train-masks -m`): write the masks it draws, not the hulls.",
+)
+@click.option("--device", default="auto", help="Torch device for --model: auto, cpu, cuda...")
 @click.option("--overwrite", is_flag=True, help="Also replace masks that are there already.")
-def masks(faces: Path, overwrite: bool) -> None:
-    """Write each face crop's landmark-hull mask to FACES/masks/<crop name>.png.
+def masks(faces: Path, model_dir: Path | None, device: str, overwrite: bool) -> None:
+    """Write a mask for each face crop to FACES/masks/<crop name>.png.
 
-    FACES is a `faceswap extract` output folder. Paint over the masks of faces that
-    something covers (a hand, hair, glasses: black where it is not face) and train: each
-    face then trains on its mask instead of the hull, and `convert --mask learned-dst`
-    leaves what covers the face in place. Masks already there are kept.
+    FACES is a `faceswap extract` output folder. Without --model each mask is the crop's
+    landmark hull: paint black what is not face (a hand, hair, glasses) on the faces that
+    something covers, then train on them (`faceswap train` uses a face's mask instead of
+    its hull) or train a mask model on them (`faceswap train-masks`) and write its masks
+    for all the other faces with --model. Masks already there are kept.
     """
-    from faceswap.train.dataset import MASKS_DIR, write_hull_masks
+    from faceswap.train.dataset import MASKS_DIR, write_masks
 
-    written, kept = write_hull_masks(faces, overwrite=overwrite)
+    written, kept = write_masks(faces, model_dir=model_dir, device=device, overwrite=overwrite)
+    what = f"masks drawn by {model_dir.name}" if model_dir is not None else "hull masks"
     click.echo(
-        f"wrote {written} masks to {MASKS_DIR}/ in {faces}"
+        f"wrote {written} {what} to {MASKS_DIR}/ in {faces}"
         + (f", kept {kept} already there" if kept else "")
-        + "; paint black what is not face, then train"
+        + ("" if model_dir is not None else "; paint black what is not face, then train")
     )

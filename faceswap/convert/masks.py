@@ -4,7 +4,9 @@ A mask mode builds a float32 ``(S, S)`` mask in [0, 1] in aligned-crop space fro
 landmarks in crop pixels and, when the model learns one, the decoders' masks: the one the
 swap is drawn with (``learned``, DeepFaceLab's learned-prd) and the one the face's own
 decoder draws for it (``learned-dst``), which follows what covers the face in the
-destination footage when the model was trained on masks that leave such things out. The mask is
+destination footage when the model was trained on masks that leave such things out; and
+the masks a trained segmenter (``faceswap train-masks``) draws for the face (``segment``)
+and for the swap (``segment-both``). The mask is
 then eroded or dilated and feathered by amounts given as a percentage of the crop side, so
 the same settings suit small and large faces alike (:func:`refine_mask`).
 """
@@ -21,8 +23,8 @@ from faceswap.errors import FaceswapError
 from faceswap.faces.align import hull_mask
 from faceswap.registry import Registry
 
-# crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None, learned_dst=(S,S) f32 | None
-# -> (S,S) f32 in [0,1]
+# crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None, and keywords learned_dst,
+# segment, segment_swap: (S,S) f32 | None -> (S,S) f32 in [0,1]
 MaskFn = Callable[..., np.ndarray]
 
 #: Share of the brow-to-chin height the hull is raised by to cover the forehead.
@@ -40,6 +42,8 @@ class MaskMode:
         needs_learned: the model must have a learned mask for this mode.
         needs_dst: the mode uses the mask the face's own decoder draws (one more decoder
             pass per face).
+        needs_segment: the mode uses a segmenter's masks (``--mask-model``): of the face,
+            and with ``needs_segment_swap`` of the swapped face too.
     """
 
     name: str
@@ -47,18 +51,35 @@ class MaskMode:
     build: MaskFn
     needs_learned: bool = False
     needs_dst: bool = False
+    needs_segment: bool = False
+    needs_segment_swap: bool = False
 
 
 MASK_MODES: Registry[MaskMode] = Registry("mask mode")
 
 
 def register_mask(
-    name: str, help: str, *, needs_learned: bool = False, needs_dst: bool = False
+    name: str,
+    help: str,
+    *,
+    needs_learned: bool = False,
+    needs_dst: bool = False,
+    needs_segment: bool = False,
+    needs_segment_swap: bool = False,
 ) -> Callable:
     """Decorator registering a :data:`MaskFn` under ``name`` in :data:`MASK_MODES`."""
 
     def decorator(fn: MaskFn) -> MaskFn:
-        MASK_MODES.add(name, MaskMode(name, help, fn, needs_learned or needs_dst, needs_dst))
+        mode = MaskMode(
+            name,
+            help,
+            fn,
+            needs_learned=needs_learned or needs_dst,
+            needs_dst=needs_dst,
+            needs_segment=needs_segment or needs_segment_swap,
+            needs_segment_swap=needs_segment_swap,
+        )
+        MASK_MODES.add(name, mode)
         return fn
 
     return decorator
@@ -70,6 +91,7 @@ def landmark_hull(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
+    **_: np.ndarray | None,
 ) -> np.ndarray:
     return hull_mask(crop_landmarks, size, forehead=FOREHEAD)
 
@@ -96,6 +118,7 @@ def learned_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
+    **_: np.ndarray | None,
 ) -> np.ndarray:
     return _learned(learned, size)
 
@@ -110,6 +133,7 @@ def product_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
+    **_: np.ndarray | None,
 ) -> np.ndarray:
     return landmark_hull(crop_landmarks, size) * _learned(learned, size)
 
@@ -125,6 +149,7 @@ def learned_dst_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
+    **_: np.ndarray | None,
 ) -> np.ndarray:
     return _learned(learned_dst, size)
 
@@ -139,8 +164,50 @@ def learned_both_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
+    **_: np.ndarray | None,
 ) -> np.ndarray:
     return _learned(learned, size) * _learned(learned_dst, size)
+
+
+def _segmented(mask: np.ndarray | None, size: int) -> np.ndarray:
+    if mask is None:
+        raise FaceswapError(
+            "this mask mode needs a mask model: add --mask-model (a `faceswap train-masks` "
+            "folder) or use --mask hull"
+        )
+    return _learned(mask, size)
+
+
+@register_mask(
+    "segment",
+    "the mask a trained mask model (--mask-model) draws for the face: leaves out hands, "
+    "hair or glasses over it, as DeepFaceLab's XSeg-dst",
+    needs_segment=True,
+)
+def segment_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    segment: np.ndarray | None = None,
+    **_: np.ndarray | None,
+) -> np.ndarray:
+    return _segmented(segment, size)
+
+
+@register_mask(
+    "segment-both",
+    "segment times the mask model's mask of the swapped face (XSeg-prd*dst)",
+    needs_segment_swap=True,
+)
+def segment_both_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    segment: np.ndarray | None = None,
+    segment_swap: np.ndarray | None = None,
+    **_: np.ndarray | None,
+) -> np.ndarray:
+    return _segmented(segment, size) * _segmented(segment_swap, size)
 
 
 def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:
@@ -198,10 +265,11 @@ def build_mask(
     size: int,
     learned: np.ndarray | None = None,
     *,
-    learned_dst: np.ndarray | None = None,
     erode: float = 0.0,
     blur: float = 0.0,
+    **inputs: np.ndarray | None,
 ) -> np.ndarray:
-    """The refined (S, S) float32 blend mask for ``mode`` (a :data:`MASK_MODES` name)."""
-    raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned, learned_dst=learned_dst)
+    """The refined (S, S) float32 blend mask for ``mode`` (a :data:`MASK_MODES` name);
+    ``inputs``: ``learned_dst``, ``segment``, ``segment_swap`` as the mode needs them."""
+    raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned, **inputs)
     return refine_mask(raw, erode=erode, blur=blur)

@@ -151,6 +151,8 @@ class ConvertConfig:
         ranges_only: write only the frames of ``frame_ranges`` (a frames folder only):
             quick looks at a few frames while tuning the blend settings; decoding stops
             after the last range.
+        mask_model: a mask model folder (``faceswap train-masks``) for the ``segment`` mask
+            modes.
         bit_depth: ``auto``: a source of more than 8 bits a component (10-bit video, 16-bit
             PNG/TIFF frames) is decoded, blended and written in 16 bits, so what passes
             through keeps its precision and the output its depth (10-bit video, 16-bit
@@ -190,12 +192,13 @@ class ConvertConfig:
     frame_ranges: tuple[FrameRange, ...] | str = ()
     ranges_only: bool = False
     bit_depth: str = "auto"
+    mask_model: Path | None = None
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
         for name in ("input", "model_dir", "output"):
             object.__setattr__(self, name, Path(getattr(self, name)))
-        for name in ("alignments", "matte"):
+        for name in ("alignments", "matte", "mask_model"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
@@ -293,6 +296,8 @@ class _Face:
     swapped: np.ndarray | None = None  # float32 (R, R, 3) in [0, 1]
     learned: np.ndarray | None = None  # float32 (R, R) in [0, 1]
     learned_dst: np.ndarray | None = None  # float32 (R, R), the face's own decoder's mask
+    segment: np.ndarray | None = None  # float32 (R, R), the mask model's mask of the face
+    segment_swap: np.ndarray | None = None  # float32 (R, R), and of the swapped face
     motion: tuple[float, float] = (0.0, 0.0)  # crop px moved since the previous frame
 
 
@@ -667,6 +672,16 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             f"--mask {cfg.mask} needs a model with a learned mask, and {cfg.model_dir} has "
             "none; use --mask hull or train a preset with learned_mask: true"
         )
+    predictor = None
+    if mask_mode.needs_segment:
+        if cfg.mask_model is None:
+            raise FaceswapError(
+                f"--mask {cfg.mask} needs --mask-model FOLDER (a `faceswap train-masks` -m "
+                "folder); or use --mask hull"
+            )
+        from faceswap.train.segment import MaskPredictor
+
+        predictor = MaskPredictor(cfg.mask_model, device)
     res = int(loaded.config.resolution)
     crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
     locator = _Locator(cfg, source, crop)
@@ -789,8 +804,15 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             # Split at batch_size: frames with many faces can overfill one batch.
             for lo in range(0, len(faces), cfg.batch_size):
                 part = faces[lo : lo + cfg.batch_size]
+                crops = _stack_crops([f.crop for f in part])
                 try:
-                    swapped = swapper(_stack_crops([f.crop for f in part]))
+                    swapped = swapper(crops)
+                    segment = None if predictor is None else predictor(crops)
+                    segment_swap = (
+                        predictor(swapped.faces)
+                        if predictor is not None and mask_mode.needs_segment_swap
+                        else None
+                    )
                 except (RuntimeError, torch.OutOfMemoryError) as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -801,6 +823,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                     face.learned = None if swapped.masks is None else swapped.masks[i]
                     if swapped.dst_masks is not None:
                         face.learned_dst = swapped.dst_masks[i]
+                    if segment is not None:
+                        face.segment = segment[i]
+                    if segment_swap is not None:
+                        face.segment_swap = segment_swap[i]
             if not threads.put(q_swapped, batch):
                 return
         threads.put(q_swapped, _END)
@@ -863,7 +889,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         hasher.shutdown(wait=False)
     settings = config_to_dict(cfg)
     # Names only: the manifest travels with the video and should not leak local paths.
-    for key in ("input", "model_dir", "output", "alignments", "matte"):
+    for key in ("input", "model_dir", "output", "alignments", "matte", "mask_model"):
         if settings.get(key):
             settings[key] = Path(settings[key]).name
     settings["refs"] = [Path(p).name for p in cfg.refs]
@@ -1076,7 +1102,14 @@ def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, 
             # A streak past a quarter of the face is a tracking slip, not motion.
             reach = min(1.0, res / 4.0 / max(float(np.hypot(dx, dy)), 1e-9))
             swapped = motion_blur(swapped, dx * reach, dy * reach)
-        raw = mask_mode.build(face.crop_landmarks, res, face.learned, learned_dst=face.learned_dst)
+        raw = mask_mode.build(
+            face.crop_landmarks,
+            res,
+            face.learned,
+            learned_dst=face.learned_dst,
+            segment=face.segment,
+            segment_swap=face.segment_swap,
+        )
         original = face.crop.astype(np.float32) / peak_value(face.crop)
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)

@@ -336,10 +336,17 @@ def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.nd
     return np.stack([face, cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)])
 
 
-def write_hull_masks(folder: Path | str, *, overwrite: bool = False) -> tuple[int, int]:
-    """Write each crop's landmark-hull mask (as training uses it) to the :data:`MASKS_DIR`
-    beside it, as a greyscale PNG of the crop's size to paint over: a start for masks that
-    leave out what covers a face. Crops that have a mask keep it unless ``overwrite``.
+def write_masks(
+    folder: Path | str,
+    *,
+    model_dir: Path | str | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+) -> tuple[int, int]:
+    """Write a mask for each crop of a faces folder to the :data:`MASKS_DIR` beside it, as
+    a greyscale PNG of the crop's size: its landmark hull (as training uses it), a start to
+    paint over; or with ``model_dir`` the mask a trained segmenter draws for it
+    (``faceswap train-masks``). Crops that have a mask keep it unless ``overwrite``.
 
     Returns:
         ``(written, kept)``.
@@ -347,18 +354,26 @@ def write_hull_masks(folder: Path | str, *, overwrite: bool = False) -> tuple[in
     from faceswap.io.images import write_image
 
     faces = load_face_set(folder, "A", label="faces folder")
-    written = kept = 0
-    for index, crop in enumerate(faces.files):
-        masks_dir = crop.parent / MASKS_DIR
-        existing = faces.user_mask(index)
-        if existing is not None and not overwrite:
-            kept += 1
-            continue
-        hull = face_masks(faces.landmarks[index], faces.crop_size, faces.crop_size)[0]
-        masks_dir.mkdir(exist_ok=True)
-        write_image(existing or masks_dir / f"{crop.stem}.png", hull)
-        written += 1
-    return written, kept
+    predictor = None
+    if model_dir is not None:
+        from faceswap.device import resolve_device
+        from faceswap.train.segment import MaskPredictor
+
+        predictor = MaskPredictor(model_dir, resolve_device(device))
+    todo = [i for i in range(len(faces)) if overwrite or faces.user_mask(i) is None]
+    for lo in range(0, len(todo), 32):
+        part = todo[lo : lo + 32]
+        if predictor is not None:
+            crops = np.stack([read_face(faces.files[i], faces.crop_size) for i in part])
+            masks = np.rint(predictor(crops) * 255).astype(np.uint8)
+        else:
+            size = faces.crop_size
+            masks = np.stack([face_masks(faces.landmarks[i], size, size)[0] for i in part])
+        for i, mask in zip(part, masks, strict=True):
+            crop = faces.files[i]
+            (crop.parent / MASKS_DIR).mkdir(exist_ok=True)
+            write_image(faces.user_mask(i) or crop.parent / MASKS_DIR / f"{crop.stem}.png", mask)
+    return len(todo), len(faces) - len(todo)
 
 
 def read_user_mask(path: Path, size: int) -> np.ndarray:

@@ -63,6 +63,18 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def segmenter_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained mask model folder as `faceswap train-masks` writes it (seeded)."""
+    from faceswap.nets.segmenter import Segmenter, SegmenterConfig
+    from faceswap.train.segment import save_segmenter
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("segmenter")
+    save_segmenter(folder, Segmenter(SegmenterConfig(32, (4, 8))), None, {"iteration": 0})
+    return folder
+
+
+@pytest.fixture(scope="module")
 def masked_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_model_dir(tmp_path_factory.mktemp("model_mask"), learned_mask=True)
 

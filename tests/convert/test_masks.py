@@ -17,8 +17,8 @@ def _crop_landmarks(size: int) -> np.ndarray:
 
 
 def test_names() -> None:
-    names = {"hull", "learned", "product", "learned-dst", "learned-both"}
-    assert set(MASK_MODES.names()) == names
+    names = {"hull", "learned", "product", "learned-dst", "learned-both", "segment"}
+    assert set(MASK_MODES.names()) == names | {"segment-both"}
     assert MASK_MODES.get("product").needs_learned
     assert not MASK_MODES.get("hull").needs_learned
     assert {n for n in names if MASK_MODES.get(n).needs_dst} == {"learned-dst", "learned-both"}
@@ -103,3 +103,16 @@ def test_mask_cut_by_the_crop_fades_before_its_edge() -> None:
     assert soft[32, 32] == pytest.approx(1.0, abs=1e-3)
     eroded = refine_mask(full, erode=5)
     assert eroded[0].max() == 0.0 and eroded[32, 32] == 1.0
+
+
+def test_segment_modes_use_the_mask_models_masks() -> None:
+    lm = _crop_landmarks(64)
+    rng = np.random.default_rng(2)
+    face, swap = (rng.uniform(0, 1, (64, 64)).astype(np.float32) for _ in range(2))
+    np.testing.assert_allclose(build_mask("segment", lm, 64, segment=face), face)
+    both = build_mask("segment-both", lm, 64, segment=face, segment_swap=swap)
+    np.testing.assert_allclose(both, face * swap, rtol=1e-6)
+    assert MASK_MODES.get("segment").needs_segment and not MASK_MODES.get("segment").needs_learned
+    assert MASK_MODES.get("segment-both").needs_segment_swap
+    with pytest.raises(FaceswapError, match="--mask-model"):
+        build_mask("segment", lm, 64)

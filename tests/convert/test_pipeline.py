@@ -527,11 +527,26 @@ def test_more_faces_than_batch_size(model_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mask", MASK_MODES.names())
-def test_every_mask_mode_runs(mask: str, masked_model_dir: Path, tmp_path: Path) -> None:
+def test_every_mask_mode_runs(
+    mask: str, masked_model_dir: Path, segmenter_dir: Path, tmp_path: Path
+) -> None:
     folder, al = _image_inputs(tmp_path, 1)
     out = tmp_path / "out"
-    result = run_convert(_cfg(folder, masked_model_dir, out, alignments=al, mask=mask))
+    mask_model = segmenter_dir if MASK_MODES.get(mask).needs_segment else None
+    result = run_convert(
+        _cfg(folder, masked_model_dir, out, alignments=al, mask=mask, mask_model=mask_model)
+    )
     assert result.faces_swapped == 1 and len(list(out.iterdir())) == 1
+
+
+def test_segment_masks_need_a_mask_model(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    with pytest.raises(FaceswapError, match="--mask segment needs --mask-model"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=al, mask="segment"))
+    with pytest.raises(FaceswapError, match="not a mask model folder"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=al, mask="segment",
+                         mask_model=model_dir))  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 def test_learned_mask_needs_a_model_with_one(model_dir: Path, tmp_path: Path) -> None:

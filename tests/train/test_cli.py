@@ -232,7 +232,7 @@ def test_masks_command_writes_the_hulls_to_paint_over(
     runner = CliRunner()
     result = runner.invoke(cli, ["masks", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "wrote 10 masks" in result.output
+    assert "wrote 10 hull masks" in result.output
     faces = load_face_set(folder, "A")
     assert sum(m is not None for m in faces.user_masks) == 10
     first = cv2.imread(str(faces.user_masks[0]), cv2.IMREAD_UNCHANGED)
@@ -240,7 +240,7 @@ def test_masks_command_writes_the_hulls_to_paint_over(
     painted = np.zeros_like(first)  # a painted mask survives a second run
     cv2.imwrite(str(folder / MASKS_DIR / faces.files[0].name), painted)
     again = runner.invoke(cli, ["masks", str(folder)])
-    assert "wrote 0 masks" in again.output and "kept 10" in again.output
+    assert "wrote 0 hull masks" in again.output and "kept 10" in again.output
     assert not cv2.imread(str(faces.user_masks[0]), cv2.IMREAD_UNCHANGED).any()
     missing = runner.invoke(cli, ["masks", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "faces folder" in missing.output

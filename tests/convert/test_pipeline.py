@@ -800,18 +800,23 @@ def _with_low_bits(frames: list[np.ndarray]) -> list[np.ndarray]:
             for f in frames]  # fmt: skip
 
 
+def _encode_rgb48(frames: list[np.ndarray], path: Path, *args: str) -> Path:
+    """Encode uint16 RGB frames (30000/1001 fps) with ffmpeg output ``args`` to ``path``."""
+    h, w = frames[0].shape[:2]
+    head = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le"]
+    head += ["-s", f"{w}x{h}", "-framerate", "30000/1001", "-i", "-"]
+    data = b"".join(f.tobytes() for f in frames)
+    subprocess.run([*head, *args, str(path)], input=data, check=True)
+    return path
+
+
 @pytest.mark.slow
 def test_a_16_bit_source_keeps_its_depth_where_frames_pass_through(
     short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
 ) -> None:
     """FFV1 in 16-bit RGB: lossless both ways, so faceless frames come back bit for bit."""
     frames = _with_low_bits(_frames(short_clip.path))
-    h, w = frames[0].shape[:2]
-    deep = tmp_path / "deep.mkv"
-    args = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le"]
-    args += ["-s", f"{w}x{h}", "-framerate", "30000/1001", "-i", "-", "-c:v", "ffv1"]
-    subprocess.run([*args, "-pix_fmt", "gbrp16le", str(deep)], input=b"".join(
-        f.tobytes() for f in frames), check=True)  # fmt: skip
+    deep = _encode_rgb48(frames, tmp_path / "deep.mkv", "-c:v", "ffv1", "-pix_fmt", "gbrp16le")
     assert probe(deep).bit_depth == 16
     out = tmp_path / "out.mkv"
     run_convert(_cfg(deep, model_dir, out, alignments=short_alignments, codec="ffv1"))
@@ -838,14 +843,10 @@ def test_a_10_bit_video_converts_to_10_bits_with_its_low_bits(
 ) -> None:
     """A 10-bit SDR master (ProRes, a camera's 10-bit H.264/HEVC) is written in 10 bits."""
     frames = _with_low_bits(_frames(short_clip.path))
-    h, w = frames[0].shape[:2]
-    src = tmp_path / "ten.mov"
-    args = [find_ffmpeg(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le"]
-    args += ["-s", f"{w}x{h}", "-framerate", "30000/1001", "-i", "-", "-i", str(short_clip.path)]
-    args += ["-map", "0:v", "-map", "1:a", "-c:a", "copy", "-c:v", "libx264", "-crf", "0"]
+    args = ["-i", str(short_clip.path), "-map", "0:v", "-map", "1:a", "-c:a", "copy"]
+    args += ["-c:v", "libx264", "-crf", "0", "-colorspace", "bt709"]
     args += ["-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv444p10le"]
-    subprocess.run([*args, "-colorspace", "bt709", str(src)], input=b"".join(
-        f.tobytes() for f in frames), check=True)  # fmt: skip
+    src = _encode_rgb48(frames, tmp_path / "ten.mov", *args)
     assert probe(src).bit_depth == 10 and not probe(src).hdr
     errors = {}
     for depth in ("auto", "8"):

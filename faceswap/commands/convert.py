@@ -185,6 +185,12 @@ def _modes_help(registry: object, lead: str) -> str:
     "a source of more than 8, else 8).",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Go on with the frames a stopped run (Ctrl-C, SIGTERM, a crash) of the same "
+    "command wrote to an -o frames folder.",
+)
+@click.option(
     "--bit-depth",
     type=click.Choice(BIT_DEPTHS),
     default="auto",
@@ -245,9 +251,11 @@ def convert(input: Path, **options: object) -> None:
 
 
 def _report(result: ConvertResult) -> None:
+    resumed = f" (and {result.resumed} from the stopped run)" if result.resumed else ""
     click.echo(
-        f"wrote {result.output}: {result.frames} frames, {result.faces_swapped} faces swapped "
-        f"in {result.frames_swapped} frames, {result.fps:.1f} frames/s on {result.device}"
+        f"wrote {result.output}: {result.frames} frames{resumed}, {result.faces_swapped} faces "
+        f"swapped in {result.frames_swapped} frames, {result.fps:.1f} frames/s on "
+        f"{result.device}"
     )
     click.echo(f"provenance manifest: {result.manifest}")
     if result.matte is not None:

@@ -6,17 +6,20 @@ Five threads joined by bounded queues keep every part busy at once::
 
 Frames keep their order end to end. An error in any thread stops all of them and is raised
 from :func:`run_convert`; the output is written under a temporary name and renamed only
-when every frame is in, so a failed run leaves nothing behind.
+when every frame is in, so a failed run leaves nothing half-written (a frames folder keeps
+the frames done so far in a hidden partial folder, for ``resume``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import logging
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from faceswap.config import config_to_dict
+from faceswap.config import config_to_dict, dump_json
 from faceswap.convert.blend import (
     motion_blur,
     paste_face,
@@ -37,7 +40,7 @@ from faceswap.convert.blend import (
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
-from faceswap.io.files import ensure_writable_dir, make_temp_dir
+from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import as_8bit, peak_value
 
 log = logging.getLogger(__name__)
@@ -153,6 +156,8 @@ class ConvertConfig:
             after the last range.
         mask_model: a mask model folder (``faceswap train-masks``) for the ``segment`` mask
             modes.
+        resume: go on with the frames an earlier run of the same settings wrote before it
+            stopped (a frames folder output; see ``_FolderSink``).
         bit_depth: ``auto``: a source of more than 8 bits a component (10-bit video, 16-bit
             PNG/TIFF frames) is decoded, blended and written in 16 bits, so what passes
             through keeps its precision and the output its depth (10-bit video, 16-bit
@@ -193,6 +198,7 @@ class ConvertConfig:
     ranges_only: bool = False
     bit_depth: str = "auto"
     mask_model: Path | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
@@ -266,6 +272,7 @@ class ConvertResult:
             spent working rather than waiting on its neighbours: the largest is the
             bottleneck. ``encode`` includes the writer's pipe and ffmpeg back-pressure.
         matte: the ``--matte`` video or folder, when asked for.
+        resumed: frames an earlier, stopped run had written (``resume``), not in ``frames``.
     """
 
     output: Path
@@ -278,6 +285,7 @@ class ConvertResult:
     device: str
     stage_seconds: dict[str, float] = field(default_factory=dict)
     matte: Path | None = None
+    resumed: int = 0
 
     @property
     def fps(self) -> float:
@@ -391,17 +399,73 @@ class _Threads:
 # -- output sinks -------------------------------------------------------------------------------
 
 
+def partial_folder(folder: Path) -> Path:
+    """Where the frames of ``folder`` are assembled until the run completes (hidden)."""
+    return folder.parent / f".{folder.name}.partial"
+
+
+# Hidden files in a partial folder: the settings it was made with and the counts so far.
+_PARTIAL_SETTINGS = ".convert_settings.json"
+_PARTIAL_PROGRESS = ".convert_progress.json"
+
+
 class _FolderSink:
-    """Frames into a new folder, assembled under a temporary name and renamed at the end."""
+    """Frames into a new folder, assembled in a hidden partial folder beside it
+    (:func:`partial_folder`) and renamed when the run completes.
+
+    A run that stops after writing frames (Ctrl-C, SIGTERM, a full disk, a crash) leaves the
+    partial folder, each frame in it whole (written atomically), so that ``resume`` goes on
+    from there; one that wrote nothing leaves nothing. ``settings`` (what decides the
+    pixels) are kept in it, and a resume with other settings is refused.
+    """
 
     def __init__(
-        self, folder: Path, suffix: str = ".png", text: Mapping[str, str] | None = None
+        self,
+        folder: Path,
+        suffix: str = ".png",
+        text: Mapping[str, str] | None = None,
+        *,
+        resume: bool = False,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.folder = folder
         self.suffix = suffix
         self.text = text  # embedded in each PNG: provenance that travels with every frame
         self.frames_written = 0
-        self._tmp = make_temp_dir(folder.parent, f".{folder.name}.")
+        self.partial = partial_folder(folder)
+        self.done: frozenset[str] = frozenset()
+        self.progress: dict[str, int] = {}
+        settings_json = dump_json(dict(settings or {}))
+        if resume:
+            if not self.partial.is_dir():
+                raise FaceswapError(
+                    f"{folder}: nothing to resume (no {self.partial.name} beside it); drop "
+                    "--resume to convert from the start"
+                )
+            saved = self.partial / _PARTIAL_SETTINGS
+            if not saved.is_file() or saved.read_text(encoding="utf-8") != settings_json:
+                raise FaceswapError(
+                    f"{folder}: the frames so far were made with other settings or another "
+                    "model; rerun the same command to resume, or drop --resume to start over"
+                )
+            self.done = frozenset(p.stem for p in self.partial.glob(f"*{suffix}"))
+            with contextlib.suppress(OSError, ValueError):
+                progress = self.partial / _PARTIAL_PROGRESS
+                self.progress = json.loads(progress.read_text(encoding="utf-8"))
+        else:
+            if self.partial.exists():
+                # Hours of frames may be in there: never thrown away unasked.
+                raise FaceswapError(
+                    f"{folder}: {self.partial} holds the frames of a run that stopped; add "
+                    "--resume to go on with them, or delete that folder to start over"
+                )
+            self.partial.mkdir()
+            try:
+                write_text_atomic(self.partial / _PARTIAL_SETTINGS, settings_json)
+            except FaceswapError as exc:  # a full disk: name the folder asked for
+                shutil.rmtree(self.partial, ignore_errors=True)
+                hidden = str(self.partial / _PARTIAL_SETTINGS)
+                raise FaceswapError(str(exc).replace(hidden, str(folder))) from None
 
     def __enter__(self) -> _FolderSink:
         return self
@@ -410,18 +474,25 @@ class _FolderSink:
         from faceswap.io.images import write_image
 
         try:
-            write_image(self._tmp / f"{name}{self.suffix}", image, text=self.text)
+            write_image(self.partial / f"{name}{self.suffix}", image, text=self.text)
         except FaceswapError as exc:  # name the folder the user asked for, not ours
-            raise FaceswapError(str(exc).replace(str(self._tmp), str(self.folder))) from None
+            raise FaceswapError(str(exc).replace(str(self.partial), str(self.folder))) from None
         self.frames_written += 1
+
+    def save_progress(self, counts: Mapping[str, int]) -> None:
+        """Record counts (frames and faces swapped so far) for a later resume."""
+        if self.partial.is_dir():
+            write_text_atomic(self.partial / _PARTIAL_PROGRESS, dump_json(dict(counts)))
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
+            for hidden in (_PARTIAL_SETTINGS, _PARTIAL_PROGRESS):
+                (self.partial / hidden).unlink(missing_ok=True)
             if self.folder.exists():
                 self.folder.rmdir()  # checked empty up front
-            os.replace(self._tmp, self.folder)
-        else:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            os.replace(self.partial, self.folder)
+        elif not any(self.partial.glob(f"*{self.suffix}")):
+            shutil.rmtree(self.partial, ignore_errors=True)
 
 
 class _VideoSink:
@@ -642,6 +713,11 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             f"{cfg.output}: --ranges-only writes just some frames, which a video cannot "
             "hold; give a folder (no suffix) for frames"
         )
+    if cfg.resume and not as_frames:
+        raise FaceswapError(
+            f"{cfg.output}: --resume goes on with a folder of frames; a video is written "
+            "whole: drop --resume (or write frames: an -o folder)"
+        )
     output = _check_output(cfg, as_frames)
     total = source.frame_count
     if cfg.frame_ranges and total and min(lo for lo, _ in cfg.frame_ranges) >= total:
@@ -711,6 +787,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         log.info("%s has more than 8 bits a component: working in 16 bits", Path(cfg.input).name)
 
     tags = provenance_tags(loaded.weights_sha256, preset=preset)
+    # What decides the pixels: a resumed run must go on with the same.
+    volatile = ("progress", "resume", "device", "batch_size")
+    pixel_settings = {k: v for k, v in config_to_dict(cfg).items() if k not in volatile}
+    pixel_settings["model_sha256"] = loaded.weights_sha256
     if not as_frames:
         sink: _VideoSink | _FolderSink = video_sink(
             output,
@@ -721,14 +801,15 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             deep=source.deep,
         )
     else:
-        sink = _FolderSink(output, f".{cfg.frame_format}", text=tags)
+        sink = _FolderSink(output, f".{cfg.frame_format}", text=tags, resume=cfg.resume,
+                           settings=pixel_settings)  # fmt: skip
 
     def open_matte() -> Any:
         """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""
         if cfg.matte is None:
             return contextlib.nullcontext()
         if as_frames:
-            return _FolderSink(cfg.matte)
+            return _FolderSink(cfg.matte, resume=cfg.resume, settings=pixel_settings)
         info = source.info
         return video_sink(
             cfg.matte,
@@ -753,10 +834,22 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         (hi if hi is not None else 1 << 62 for _, hi in cfg.frame_ranges), default=1 << 62
     )
 
+    done: frozenset[str] = frozenset()  # frames a stopped run wrote (resume)
+
     def decode() -> None:
-        frames = source.iter_frames()
+        first = 0
+        if done:  # start at the first frame still to write (a seek for video)
+            names = (
+                [f"frame_{i:06d}" for i in range(total)]
+                if source.is_video
+                else [f.stem for f in source.files]  # type: ignore[attr-defined]
+            )
+            first = next((i for i, name in enumerate(names) if name not in done), len(names))
+        frames = source.iter_frames(start=first)
         try:
             for frame in frames:
+                if frame.name in done:
+                    continue
                 if cfg.ranges_only and not in_frame_ranges(frame.index, cfg.frame_ranges):
                     if frame.index > last_wanted:
                         break  # nothing more to write: stop decoding
@@ -852,29 +945,49 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     to_write = source.frame_count
     if cfg.ranges_only and to_write:
         to_write = sum(in_frame_ranges(i, cfg.frame_ranges) for i in range(to_write))
-    progress = _progress(cfg.progress, to_write, Path(cfg.input).name)
     encode_start = time.perf_counter()
+    progress: Any = _NoProgress()
     try:
         # The matte opens inside the output's block: if it fails, the output is removed too.
-        with sink, open_matte() as matte_sink:
-            for name, fn in (("decode", decode), ("prepare", prepare)):
-                threads.start(name, fn)
-            threads.start("infer", infer)
-            threads.start("blend", blend)
-            for item in threads.items(q_out):
-                sink.write(item.image, item.frame.name)
-                if matte_sink is not None:
-                    matte_sink.write(item.matte, item.frame.name)
-                if item.faces:
-                    frames_swapped += 1
-                    faces_swapped += len(item.faces)
-                progress.update(1)
-            # Join first: a failing thread records its error after passing the end marker on.
-            threads.close()
+        with _sigterm_as_interrupt(), sink, open_matte() as matte_sink:
+            if isinstance(sink, _FolderSink):
+                done = sink.done & matte_sink.done if matte_sink is not None else sink.done
+                frames_swapped = sink.progress.get("frames_swapped", 0)
+                faces_swapped = sink.progress.get("faces_swapped", 0)
+                if done:
+                    log.info("%s: resuming after %d frames", output, len(done))
+            progress = _progress(cfg.progress, max(to_write - len(done), 0), Path(cfg.input).name)
+            try:
+                for name, fn in (("decode", decode), ("prepare", prepare)):
+                    threads.start(name, fn)
+                threads.start("infer", infer)
+                threads.start("blend", blend)
+                for item in threads.items(q_out):
+                    sink.write(item.image, item.frame.name)
+                    if matte_sink is not None:
+                        matte_sink.write(item.matte, item.frame.name)
+                    if item.faces:
+                        frames_swapped += 1
+                        faces_swapped += len(item.faces)
+                    progress.update(1)
+                # Join first: a failing thread records its error after passing the end on.
+                threads.close()
+            except BaseException as exc:
+                if isinstance(sink, _FolderSink) and sink.frames_written + len(done):
+                    counts = {"frames_swapped": frames_swapped, "faces_swapped": faces_swapped}
+                    sink.save_progress(counts)
+                    if isinstance(exc, KeyboardInterrupt):
+                        log.warning(
+                            "%s: stopped with %d frames written; the same command with "
+                            "--resume goes on from there",
+                            output,
+                            sink.frames_written + len(done),
+                        )
+                raise
             threads.alive["convert-encode"] = time.perf_counter() - encode_start
             if threads.errors:
                 raise threads.errors[0]
-            if sink.frames_written == 0:
+            if sink.frames_written == 0 and not done:
                 raise FaceswapError(f"{cfg.input}: no frames could be decoded; check the file")
             if faces_swapped == 0:
                 log.warning(
@@ -903,7 +1016,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         input_path=Path(cfg.input),
         input_sha256=input_hash.result() if input_hash else None,
         settings=settings,
-        frames_total=sink.frames_written,
+        frames_total=sink.frames_written + len(done),
         frames_swapped=frames_swapped,
         faces_swapped=faces_swapped,
     )
@@ -925,6 +1038,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         device=str(device),
         stage_seconds=threads.busy(),
         matte=cfg.matte,
+        resumed=len(done),
     )
 
 
@@ -1026,6 +1140,25 @@ def _stack_crops(crops: list[np.ndarray]) -> np.ndarray:
     if all(c.dtype == crops[0].dtype for c in crops):
         return np.stack(crops)
     return np.stack([c if c.dtype == np.uint16 else c.astype(np.uint16) * 257 for c in crops])
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a render farm or ``kill`` stopping the job) unwinds like Ctrl-C, so outputs
+    are cleaned up and a frames folder is kept to resume; in the main thread only."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:

@@ -187,8 +187,8 @@ def _modes_help(registry: object, lead: str) -> str:
 @click.option(
     "--resume",
     is_flag=True,
-    help="Go on with the frames a stopped run (Ctrl-C, SIGTERM, a crash) of the same "
-    "command wrote to an -o frames folder.",
+    help="Go on where a stopped run (Ctrl-C, SIGTERM, a crash) of the same command left "
+    "off: the frames of an -o frames folder, or the videos of a folder of videos.",
 )
 @click.option(
     "--bit-depth",
@@ -232,6 +232,8 @@ def convert(input: Path, **options: object) -> None:
         batch = run_convert_folder(cfg)
         for result in batch.results:
             _report(result)
+        if batch.skipped:
+            click.echo(f"skipped {len(batch.skipped)} videos converted by the stopped run")
         if batch.failed:
             names = ", ".join(video.name for video, _ in batch.failed)
             raise FaceswapError(

@@ -1050,11 +1050,13 @@ class ConvertFolderResult:
         output: the folder the videos were written to.
         results: one :class:`ConvertResult` per video converted, in name order.
         failed: ``(video, reason)`` for each video that could not be converted.
+        skipped: videos converted by an earlier run with the same model (``resume``).
     """
 
     output: Path
     results: tuple[ConvertResult, ...]
     failed: tuple[tuple[Path, str], ...] = ()
+    skipped: tuple[Path, ...] = ()
 
 
 def is_video_folder(path: Path | str) -> bool:
@@ -1090,7 +1092,9 @@ def run_convert_folder(cfg: ConvertConfig) -> ConvertFolderResult:
     ``cfg.alignments`` is then the folder ``faceswap extract`` wrote for the input folder
     (a subfolder per video) and ``cfg.matte`` a folder for the mattes. A video that fails
     (unreadable, no alignments) is reported in ``failed`` and the others still convert;
-    each output is written atomically, so nothing is left half-written.
+    each output is written atomically, so nothing is left half-written. With ``resume`` the
+    videos an earlier, stopped run converted with the same model (output and manifest
+    there) are skipped, and the others converted.
 
     Raises:
         FaceswapError: not a folder of videos, or an output or alignments path that cannot
@@ -1118,20 +1122,48 @@ def run_convert_folder(cfg: ConvertConfig) -> ConvertFolderResult:
     ensure_writable_dir(out_root)
     results: list[ConvertResult] = []
     failed: list[tuple[Path, str]] = []
+    skipped: list[Path] = []
+    model_sha256 = _weights_sha256(cfg.model_dir) if cfg.resume else None
     for video in videos:
+        output = out_root / video.name
+        if model_sha256 is not None and _converted_with(output, model_sha256):
+            skipped.append(video)
+            continue
         try:
             per_video = dataclasses.replace(
                 cfg,
                 input=video,
-                output=out_root / video.name,
+                output=output,
                 alignments=_alignments_for(cfg.alignments, video, len(videos)),
                 matte=None if cfg.matte is None else Path(cfg.matte) / video.name,
+                resume=False,  # a video is written whole
             )
             results.append(run_convert(per_video))
         except FaceswapError as exc:
             log.error("%s: not converted: %s", video.name, exc)
             failed.append((video, str(exc)))
-    return ConvertFolderResult(output=out_root, results=tuple(results), failed=tuple(failed))
+    if skipped:
+        log.info("%d videos were converted by an earlier run and are skipped", len(skipped))
+    return ConvertFolderResult(
+        output=out_root, results=tuple(results), failed=tuple(failed), skipped=tuple(skipped)
+    )
+
+
+def _weights_sha256(model_dir: Path) -> str:
+    from faceswap.provenance import file_sha256
+    from faceswap.train.checkpoint import WEIGHTS
+
+    if not (Path(model_dir) / WEIGHTS).is_file():
+        raise FaceswapError(f"{model_dir}: no such model folder (no {WEIGHTS}); check -m")
+    return file_sha256(Path(model_dir) / WEIGHTS)
+
+
+def _converted_with(output: Path, model_sha256: str) -> bool:
+    """Whether ``output`` is whole and was converted with the model of that hash."""
+    from faceswap.provenance import read_manifest
+
+    manifest = read_manifest(output) if output.is_file() else None
+    return bool(manifest) and (manifest or {}).get("model", {}).get("sha256") == model_sha256
 
 
 def _stack_crops(crops: list[np.ndarray]) -> np.ndarray:

@@ -106,6 +106,15 @@ def test_a_folder_of_videos_converts_into_a_folder(model_dir: Path, tmp_path: Pa
         "faceswap: error: 1 of 2 videos were not converted (two.mkv); see the errors above, "
         "fix them and rerun"
     )
+    # Fixed, the same command with --resume converts only what is missing.
+    truth_alignments(clips[1], faces / "two" / "alignments.json")
+    done = (tmp_path / "again" / "one.mp4").stat().st_mtime_ns
+    flags = ["-a", str(faces), "--device", "cpu", "--no-progress", "--resume"]
+    result = CliRunner().invoke(cli, [*again, *flags])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert "skipped 1 videos converted by the stopped run" in result.output
+    assert (tmp_path / "again" / "one.mp4").stat().st_mtime_ns == done
+    assert probe(tmp_path / "again" / "two.mkv").frame_count == 5
     result = CliRunner().invoke(cli, ["convert", str(takes), "-m", str(model_dir), "-o", "x.mp4"])
     assert result.exit_code != 0 and "converts into a folder" in result.stderr
 

@@ -117,6 +117,39 @@ def test_fp16_inference_matches_float32() -> None:
     np.testing.assert_allclose(faces, exact, atol=0.01)
 
 
+def test_dst_masks_and_16_bit_crops_on_cuda() -> None:
+    """learned-dst's second decoder pass and uint16 crops (deep frames) on the GPU match
+    the CPU."""
+    from faceswap.convert.swapper import Swapper
+    from faceswap.nets import build_model
+
+    torch.manual_seed(0)
+    model = build_model(tiny_model_config(learned_mask=True))
+    crops = np.random.default_rng(1).integers(0, 65536, (4, 32, 32, 3), dtype=np.uint16)
+    cpu = Swapper(model, torch.device("cpu"), dst_mask=True)(crops)
+    gpu = Swapper(model, torch.device("cuda"), dst_mask=True)(crops)
+    assert gpu.dst_masks is not None and cpu.dst_masks is not None
+    np.testing.assert_allclose(gpu.faces, cpu.faces, atol=2e-3)
+    np.testing.assert_allclose(gpu.dst_masks, cpu.dst_masks, atol=2e-3)
+
+
+def test_mask_model_trains_and_predicts_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.nets.segmenter import SegmenterConfig
+    from faceswap.train.dataset import write_masks
+    from faceswap.train.segment import MaskPredictor, SegmenterTrainConfig, run_train_segmenter
+
+    write_masks(synthetic_dirs[0])  # hull masks as painted ones
+    cfg = SegmenterTrainConfig(faces=synthetic_dirs[0], model_dir=tmp_path / "seg",
+                               network=SegmenterConfig(32, (8, 16)), iterations=20,
+                               device="cuda", progress=False)  # fmt: skip
+    assert run_train_segmenter(cfg).iteration == 20
+    crops = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    masks = MaskPredictor(tmp_path / "seg", "cuda")(crops)
+    assert masks.shape == (3, 64, 64) and np.isfinite(masks).all()
+
+
 def test_fused_adam_resumes_across_layouts_on_cuda() -> None:
     """Training defaults to channels-last on CUDA: a checkpoint of an NCHW run (or a CPU
     one) must resume there, and the reverse, with the fused CUDA kernel."""

@@ -6,9 +6,9 @@ swap is drawn with (``learned``, DeepFaceLab's learned-prd) and the one the face
 decoder draws for it (``learned-dst``), which follows what covers the face in the
 destination footage when the model was trained on masks that leave such things out; and
 the masks a trained segmenter (``faceswap train-masks``) draws for the face (``segment``)
-and for the swap (``segment-both``). The mask is
-then eroded or dilated and feathered by amounts given as a percentage of the crop side, so
-the same settings suit small and large faces alike (:func:`refine_mask`).
+and for the swap (``segment-both``). The mask is then eroded or dilated and feathered by
+amounts given as a percentage of the crop side, so the same settings suit small and large
+faces alike (:func:`refine_mask`).
 """
 
 from __future__ import annotations
@@ -87,11 +87,7 @@ def register_mask(
 
 @register_mask("hull", "convex hull of the 68 landmarks, raised to cover the forehead")
 def landmark_hull(
-    crop_landmarks: np.ndarray,
-    size: int,
-    learned: np.ndarray | None = None,
-    learned_dst: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None, **_: object
 ) -> np.ndarray:
     return hull_mask(crop_landmarks, size, forehead=FOREHEAD)
 
@@ -114,11 +110,7 @@ def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
     needs_learned=True,
 )
 def learned_mask(
-    crop_landmarks: np.ndarray,
-    size: int,
-    learned: np.ndarray | None = None,
-    learned_dst: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None, **_: object
 ) -> np.ndarray:
     return _learned(learned, size)
 
@@ -129,11 +121,7 @@ def learned_mask(
     needs_learned=True,
 )
 def product_mask(
-    crop_landmarks: np.ndarray,
-    size: int,
-    learned: np.ndarray | None = None,
-    learned_dst: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None, **_: object
 ) -> np.ndarray:
     return landmark_hull(crop_landmarks, size) * _learned(learned, size)
 
@@ -149,7 +137,7 @@ def learned_dst_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    **_: object,
 ) -> np.ndarray:
     return _learned(learned_dst, size)
 
@@ -164,7 +152,7 @@ def learned_both_mask(
     size: int,
     learned: np.ndarray | None = None,
     learned_dst: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    **_: object,
 ) -> np.ndarray:
     return _learned(learned, size) * _learned(learned_dst, size)
 
@@ -189,7 +177,7 @@ def segment_mask(
     size: int,
     learned: np.ndarray | None = None,
     segment: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    **_: object,
 ) -> np.ndarray:
     return _segmented(segment, size)
 
@@ -205,7 +193,7 @@ def segment_both_mask(
     learned: np.ndarray | None = None,
     segment: np.ndarray | None = None,
     segment_swap: np.ndarray | None = None,
-    **_: np.ndarray | None,
+    **_: object,
 ) -> np.ndarray:
     return _segmented(segment, size) * _segmented(segment_swap, size)
 

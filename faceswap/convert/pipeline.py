@@ -972,17 +972,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                     progress.update(1)
                 # Join first: a failing thread records its error after passing the end on.
                 threads.close()
-            except BaseException as exc:
+            except BaseException:
                 if isinstance(sink, _FolderSink) and sink.frames_written + len(done):
                     counts = {"frames_swapped": frames_swapped, "faces_swapped": faces_swapped}
-                    sink.save_progress(counts)
-                    if isinstance(exc, KeyboardInterrupt):
-                        log.warning(
-                            "%s: stopped with %d frames written; the same command with "
-                            "--resume goes on from there",
-                            output,
-                            sink.frames_written + len(done),
-                        )
+                    with contextlib.suppress(FaceswapError):  # a full disk: keep the cause
+                        sink.save_progress(counts)
+                    log.warning(
+                        "%s: stopped with %d frames written; the same command with --resume "
+                        "goes on from there",
+                        output,
+                        sink.frames_written + len(done),
+                    )
                 raise
             threads.alive["convert-encode"] = time.perf_counter() - encode_start
             if threads.errors:

@@ -755,9 +755,22 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 f"--mask {cfg.mask} needs --mask-model FOLDER (a `faceswap train-masks` -m "
                 "folder); or use --mask hull"
             )
-        from faceswap.train.segment import MaskPredictor
+        from faceswap.train.segment import MaskPredictor, read_segmenter_card
 
         predictor = MaskPredictor(cfg.mask_model, device)
+        framing = read_segmenter_card(cfg.mask_model).get("crop") or {}
+        ours = {"coverage": loaded.crop.coverage, "centering": loaded.crop.centering}
+        if framing and {k: framing.get(k) for k in ours} != ours:
+            log.warning(
+                "%s learned masks of faces framed with centering '%s', coverage %s, but the "
+                "model's faces are framed with '%s', %s: its masks may miss; train it on "
+                "faces extracted like the model's",
+                cfg.mask_model,
+                framing.get("centering"),
+                framing.get("coverage"),
+                ours["centering"],
+                ours["coverage"],
+            )
     res = int(loaded.config.resolution)
     crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
     locator = _Locator(cfg, source, crop)

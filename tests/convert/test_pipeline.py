@@ -536,6 +536,25 @@ def test_every_mask_mode_runs(
     assert result.faces_swapped == 1 and len(list(out.iterdir())) == 1
 
 
+def test_a_mask_model_of_other_framing_is_named(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    from faceswap.nets.segmenter import Segmenter, SegmenterConfig
+    from faceswap.train.segment import save_segmenter
+
+    folder, al = _image_inputs(tmp_path, 1)
+    seg = tmp_path / "seg"
+    crop = {"size": 256, "coverage": 0.6, "centering": "head"}
+    torch.manual_seed(0)
+    save_segmenter(seg, Segmenter(SegmenterConfig(32, (4, 8))), None, {"crop": crop})
+    with caplog.at_level("WARNING"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=al, mask="segment",
+                         mask_model=seg))  # fmt: skip
+    assert "framed with centering 'head', coverage 0.6" in caplog.text
+
+
 def test_segment_masks_need_a_mask_model(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 1)
     with pytest.raises(FaceswapError, match="--mask segment needs --mask-model"):

@@ -8,9 +8,22 @@ import click
 
 from faceswap.convert.colour import crop_colour_modes
 from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
+from faceswap.nets.discriminator import NORMS
 from faceswap.nets.losses import LOSSES
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected channel counts like 64,128,256, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise click.BadParameter(f"channel counts must be positive, got {text!r}")
+    return widths
+
+
 # Above this share of the time spent waiting for batches, the data pipeline is the limit.
 DATA_WAIT_HINT = 0.2
 
@@ -124,6 +137,23 @@ DATA_WAIT_HINT = 0.2
 @click.option("--gan-lr", default=1e-4, help="Learning rate of the discriminator.")
 @click.option("--gp-lambda", default=10.0, help="Gradient-penalty weight (wgan-gp).")
 @click.option("--gan-start", default=0, help="Iteration at which the adversarial term starts.")
+@click.option(
+    "--gan-widths",
+    "disc_widths",
+    default="64,128,256",
+    show_default=True,
+    callback=lambda ctx, param, value: _widths(value),
+    help="Channels of the PatchGAN's stride-2 convs: k of them judge patches of about "
+    "4x2^k px (3: 34 px; DeepFaceLab's GAN patch size). One more doubles the patch.",
+)
+@click.option(
+    "--gan-norm",
+    "disc_norm",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", *NORMS]),
+    help="Discriminator normalisation; auto: instance for wgan-gp, spectral otherwise.",
+)
 @click.option(
     "--clip-grad",
     default=0.0,

@@ -81,6 +81,12 @@ def test_cli_trains_with_gpu_flags_on_cpu(
         "--colour-transfer",
         "rct",
         "--uniform-yaw",
+        "--gan",
+        "hinge",
+        "--gan-widths",
+        "4,8",
+        "--gan-norm",
+        "instance",
     )
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -88,6 +94,9 @@ def test_cli_trains_with_gpu_flags_on_cpu(
     saved = json.loads((tmp_path / "m" / "train_config.json").read_text())
     assert saved["augment"]["colour_transfer"] == "rct"
     assert saved["uniform_yaw"] is True
+    assert (saved["disc_widths"], saved["disc_norm"]) == ([4, 8], "instance")
+    disc = ckpt.list_checkpoints(tmp_path / "m")[-1][1] / "disc.safetensors"
+    assert disc.is_file()  # a 2-conv PatchGAN was trained and saved
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["training"]["amp"] == amp
     assert card["training"]["batch_size"] == 2
@@ -103,6 +112,9 @@ def test_cli_errors_are_one_line(
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, _args(face_dirs, tmp_path / "m", Path("no-such-preset")))
     assert result.exit_code == 2 and "choose from" in result.output
+    bad = _args(face_dirs, tmp_path / "m", preset_yaml, "--gan-widths", "64,x")
+    result = CliRunner().invoke(cli, bad)
+    assert result.exit_code == 2 and "expected channel counts like 64,128,256" in result.output
 
 
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:

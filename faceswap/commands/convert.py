@@ -11,6 +11,7 @@ from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import (
     BIT_DEPTHS,
+    BLEND_KEYS,
     DIRECTIONS,
     FRAME_FORMATS,
     SMOOTH_CHOICES,
@@ -185,6 +186,17 @@ def _modes_help(registry: object, lead: str) -> str:
     "a source of more than 8, else 8).",
 )
 @click.option(
+    "--blend-ranges",
+    "blend_ranges",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="YAML list of blend settings for some frames (as DeepFaceLab's merger keeps per "
+    "frame): '- {frames: 0-119, colour: sot, erode: 4}'; keys: frames and "
+    + ", ".join(BLEND_KEYS)
+    + ". The last entry holding a frame wins; the options here apply elsewhere.",
+    callback=lambda ctx, param, value: _blend_ranges(value),
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Go on where a stopped run (Ctrl-C, SIGTERM, a crash) of the same command left "
@@ -250,6 +262,28 @@ def convert(input: Path, **options: object) -> None:
             )
     if hint := amp_hint(cfg.device, cfg.amp):
         click.echo(hint, err=True)
+
+
+def _blend_ranges(path: Path | None) -> tuple[object, ...]:
+    """The entries of a --blend-ranges YAML file."""
+    if path is None:
+        return ()
+    import yaml
+
+    try:
+        entries = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FaceswapError(f"--blend-ranges {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "unreadable"
+        raise FaceswapError(f"--blend-ranges {path}: not valid YAML ({where}{problem})") from None
+    if not isinstance(entries, list):
+        raise FaceswapError(
+            f"--blend-ranges {path}: expected a list of entries like '- frames: 0-119'"
+        )
+    return tuple(entries)
 
 
 def _report(result: ConvertResult) -> None:

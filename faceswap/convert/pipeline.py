@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -55,6 +56,8 @@ SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``bit_depth`` values: ``auto`` keeps a source's depth above 8 bits (frames in 16 bits),
 #: ``8`` works in 8 bits whatever the source has.
 BIT_DEPTHS = ("auto", "8")
+#: Settings a ``blend_ranges`` entry may set for its frames.
+BLEND_KEYS = ("mask", "colour", "erode", "blur", "sharpen", "grain", "face_scale", "motion_blur")
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
 #: (first, last) frame indices, inclusive; ``last`` None runs to the end.
@@ -158,6 +161,10 @@ class ConvertConfig:
             modes.
         resume: go on with the frames an earlier run of the same settings wrote before it
             stopped (a frames folder output; see ``_FolderSink``).
+        blend_ranges: blend settings for some frames, as DeepFaceLab's merger keeps them per
+            frame: each entry a mapping with ``frames`` (``"0-119"``, as ``frame_ranges``)
+            and any of :data:`BLEND_KEYS`; for a frame, the last entry whose frames hold it
+            replaces those settings of the config, the others keep the config's.
         bit_depth: ``auto``: a source of more than 8 bits a component (10-bit video, 16-bit
             PNG/TIFF frames) is decoded, blended and written in 16 bits, so what passes
             through keeps its precision and the output its depth (10-bit video, 16-bit
@@ -199,6 +206,7 @@ class ConvertConfig:
     bit_depth: str = "auto"
     mask_model: Path | None = None
     resume: bool = False
+    blend_ranges: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         # Configs built from YAML carry strings: make the paths Paths (frozen, hence setattr).
@@ -246,6 +254,7 @@ class ConvertConfig:
         for ok, message in checks:
             if not ok:
                 raise FaceswapError(message)
+        object.__setattr__(self, "blend_ranges", tuple(map(self._checked_blend, self.blend_ranges)))
         if self.ranges_only and not self.frame_ranges:
             raise FaceswapError("--ranges-only writes the frames of --frame-ranges; give those")
         if self.refs and self.alignments is not None:
@@ -253,6 +262,38 @@ class ConvertConfig:
                 "--ref filters faces found on the fly and cannot apply to --alignments; "
                 "drop one (extract with --ref to filter an alignments file)"
             )
+
+    def _checked_blend(self, entry: Mapping[str, Any]) -> dict[str, Any]:
+        """A ``blend_ranges`` entry with its frames normalised, its settings checked."""
+        if isinstance(entry, Mapping) and "color" in entry:  # the spelling of --color
+            entry = {("colour" if k == "color" else k): v for k, v in entry.items()}
+        if not isinstance(entry, Mapping) or "frames" not in entry:
+            raise FaceswapError(
+                f"blend ranges: each entry needs frames (e.g. frames: 0-119), got {entry!r}"
+            )
+        unknown = sorted(set(entry) - {"frames", *BLEND_KEYS})
+        if unknown:
+            raise FaceswapError(
+                f"blend ranges: unknown setting {', '.join(unknown)}; an entry may set "
+                f"{', '.join(BLEND_KEYS)}"
+            )
+        frames = entry["frames"]
+        text = str(frames) if not isinstance(frames, (list, tuple)) else ",".join(map(str, frames))
+        settings = {k: v for k, v in entry.items() if k != "frames"}
+        try:
+            dataclasses.replace(self, blend_ranges=(), **settings)  # the same checks
+        except FaceswapError as exc:
+            raise FaceswapError(f"blend ranges, frames {text}: {exc}") from None
+        return {"frames": format_frame_ranges(parse_frame_ranges(text)), **settings}
+
+    def blend_variants(self) -> list[tuple[tuple[FrameRange, ...], ConvertConfig]]:
+        """``(frames, config with that entry's settings)`` of each ``blend_ranges`` entry."""
+        out = []
+        for entry in self.blend_ranges:
+            settings = {k: v for k, v in entry.items() if k != "frames"}
+            variant = dataclasses.replace(self, blend_ranges=(), **settings)
+            out.append((parse_frame_ranges(entry["frames"]), variant))
+        return out
 
 
 @dataclass(frozen=True)
@@ -739,20 +780,24 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 )
             )
         _check_output(cfg, as_frames, cfg.matte)
-    mask_mode = MASK_MODES.get(cfg.mask)
-    colour_mode = COLOUR_MODES.get(cfg.colour)
+    variants = cfg.blend_variants()  # per-range blend settings
+    every = [cfg, *(variant for _, variant in variants)]
+    modes = {MASK_MODES.get(c.mask) for c in every}
     device = resolve_device(cfg.device)
     loaded = load_for_inference(cfg.model_dir, device)
-    if mask_mode.needs_learned and not loaded.config.learned_mask:
-        raise FaceswapError(
-            f"--mask {cfg.mask} needs a model with a learned mask, and {cfg.model_dir} has "
-            "none; use --mask hull or train a preset with learned_mask: true"
-        )
-    predictor = None
-    if mask_mode.needs_segment:
-        if cfg.mask_model is None:
+    for mode in modes:
+        if mode.needs_learned and not loaded.config.learned_mask:
             raise FaceswapError(
-                f"--mask {cfg.mask} needs --mask-model FOLDER (a `faceswap train-masks` -m "
+                f"--mask {mode.name} needs a model with a learned mask, and {cfg.model_dir} "
+                "has none; use --mask hull or train a preset with learned_mask: true"
+            )
+    predictor = None
+    needs_segment_swap = any(mode.needs_segment_swap for mode in modes)
+    if any(mode.needs_segment for mode in modes):
+        if cfg.mask_model is None:
+            name = next(mode.name for mode in modes if mode.needs_segment)
+            raise FaceswapError(
+                f"--mask {name} needs --mask-model FOLDER (a `faceswap train-masks` -m "
                 "folder); or use --mask hull"
             )
         from faceswap.train.segment import MaskPredictor, read_segmenter_card
@@ -775,7 +820,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
     locator = _Locator(cfg, source, crop)
     swapper = Swapper(loaded.model, device, cfg.direction, amp=cfg.amp,
-                      dst_mask=mask_mode.needs_dst)  # fmt: skip
+                      dst_mask=any(mode.needs_dst for mode in modes))  # fmt: skip
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 
@@ -879,7 +924,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
 
         batch: list[_Item] = []
         n_faces = 0
-        tracker = _MotionTracker(res) if cfg.motion_blur > 0 and source.is_video else None
+        blurred = any(c.motion_blur > 0 for c in every)
+        tracker = _MotionTracker(res) if blurred and source.is_video else None
         for frame in threads.items(q_frames):
             item = _Item(frame)
             wanted = in_frame_ranges(frame.index, cfg.frame_ranges)
@@ -916,7 +962,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                     segment = None if predictor is None else predictor(crops)
                     segment_swap = (
                         predictor(swapped.faces)
-                        if predictor is not None and mask_mode.needs_segment_swap
+                        if predictor is not None and needs_segment_swap
                         else None
                     )
                 except (RuntimeError, torch.OutOfMemoryError) as exc:
@@ -938,7 +984,11 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         threads.put(q_swapped, _END)
 
     def finish(item: _Item) -> _Item:
-        item.image = _compose(item, cfg, mask_mode, colour_mode, res)
+        index = item.frame.index
+        frame_cfg = next(
+            (v for frames, v in reversed(variants) if in_frame_ranges(index, frames)), cfg
+        )
+        item.image = _compose(item, frame_cfg, res)
         if marker is not None:
             item.image = marker(item.image, item.frame.index)
         return item
@@ -1259,10 +1309,12 @@ class _MotionTracker:
         self._last_index, self._centres = index, here
 
 
-def _compose(item: _Item, cfg: ConvertConfig, mask_mode: Any, colour_mode: Any, res: int) -> Any:
+def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
     """The output frame of ``item``: its decoded image with each swapped face pasted in.
 
-    With ``cfg.matte`` it also sets ``item.matte``: where the faces were blended in."""
+    ``cfg`` holds the frame's blend settings (``blend_ranges`` applied). With ``cfg.matte``
+    it also sets ``item.matte``: where the faces were blended in."""
+    mask_mode, colour_mode = MASK_MODES.get(cfg.mask), COLOUR_MODES.get(cfg.colour)
     if cfg.matte is not None:
         item.matte = np.zeros(item.frame.image.shape[:2], np.uint8)
     if not item.faces:

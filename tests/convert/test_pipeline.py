@@ -962,3 +962,61 @@ def test_sigterm_stops_a_convert_like_ctrl_c() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler interrupts this at once
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_blend_ranges_set_the_blend_of_their_frames(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    def frames(out: str, **kw: object) -> dict[str, bytes]:
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / out,
+                         alignments=short_alignments, **kw))  # fmt: skip
+        return {p.name: p.read_bytes() for p in sorted((tmp_path / out).iterdir())}
+
+    base = frames("base")
+    other = frames("other", colour="none", erode=20.0)
+    ranges = [{"frames": "3-5", "color": "none", "erode": 20}, {"frames": 12, "colour": "none"}]
+    ranges[1]["erode"] = 20
+    mixed = frames("mixed", blend_ranges=ranges)
+    for i in range(16):
+        name = f"frame_{i:06d}.png"
+        expected = other if i in (3, 4, 5, 12) else base
+        assert mixed[name] == expected[name], i
+    assert base["frame_000004.png"] != other["frame_000004.png"]  # the settings matter
+    manifest = read_manifest(tmp_path / "mixed")
+    assert manifest is not None
+    assert manifest["settings"]["blend_ranges"][0] == {"frames": "3-5", "colour": "none",
+                                                      "erode": 20}  # fmt: skip
+
+
+def test_blend_ranges_are_checked(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    def cfg(*entries: object) -> ConvertConfig:
+        return _cfg(short_clip.path, model_dir, tmp_path / "o", blend_ranges=entries)
+
+    with pytest.raises(FaceswapError, match="unknown setting dilate; an entry may set mask"):
+        cfg({"frames": "1-2", "dilate": 3})
+    with pytest.raises(FaceswapError, match="each entry needs frames"):
+        cfg({"erode": 3})
+    with pytest.raises(FaceswapError, match=r"frames 1-2: --erode must be in \[-50, 50\]"):
+        cfg({"frames": "1-2", "erode": 99})
+    with pytest.raises(FaceswapError, match="unknown mask mode 'hul'"):
+        cfg({"frames": "1-", "mask": "hul"})
+    with pytest.raises(FaceswapError, match="needs a model with a learned mask"):
+        run_convert(cfg({"frames": "1-", "mask": "learned"}))
+    assert not (tmp_path / "o").exists()
+    from click.testing import CliRunner
+
+    from faceswap.cli import cli
+
+    yaml_file = tmp_path / "ranges.yaml"
+    yaml_file.write_text("- {frames: 0-3, colour: sot}\n- frames: 10-\n  erode: 5\n")
+    args = ["convert", str(short_clip.path), "-m", str(model_dir), "-o", str(tmp_path / "x")]
+    args += ["-a", str(short_alignments), "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--blend-ranges", str(yaml_file)])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(tmp_path / "x")["settings"]["blend_ranges"][1] == {  # type: ignore[index]
+        "frames": "10-", "erode": 5}  # fmt: skip
+    yaml_file.write_text("- frames: [0-3\n")
+    result = CliRunner().invoke(cli, [*args, "--blend-ranges", str(yaml_file)])
+    assert result.exit_code == 2 and "not valid YAML" in result.output

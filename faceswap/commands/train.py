@@ -160,6 +160,18 @@ DATA_WAIT_HINT = 0.2
     help="Clip the autoencoder's gradient norm to this (0: off); guards long or GAN runs "
     "against loss spikes. metrics.csv logs grad_norm.",
 )
+@click.option(
+    "--autoclip",
+    is_flag=True,
+    help="Clip gradients adaptively (faceswap's AutoClip): to the --autoclip-percentile of "
+    "the model's recent gradient norms; no threshold to guess. metrics.csv logs clip.",
+)
+@click.option(
+    "--autoclip-percentile",
+    default=10.0,
+    show_default=True,
+    help="Percentile of the recent gradient norms that --autoclip clips to.",
+)
 @click.option("--warp/--no-warp", default=True, help="Classic random warp of the input.")
 @click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")

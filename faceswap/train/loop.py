@@ -83,6 +83,10 @@ class TrainConfig:
             anew for every weight and step (DeepFaceLab's learning-rate dropout, whose
             ``lr_dropout`` keeps 30 %: 0.7 here); 0: off. See :class:`LrDropout`.
         betas: Adam betas.
+        autoclip: clip the gradients adaptively instead (faceswap's AutoClip): to the
+            ``autoclip_percentile``-th percentile of the gradient norms of the model's last
+            ``AUTOCLIP_HISTORY`` steps (:class:`AutoClip`); logged as ``clip``.
+        autoclip_percentile: that percentile (0-100).
         clip_grad: clip the autoencoder's gradients to this global L2 norm before each step
             (0: off), against the loss spikes that can wreck a long run; the norm before
             clipping is logged as ``grad_norm``.
@@ -153,6 +157,8 @@ class TrainConfig:
     lr_dropout: float = 0.0
     betas: tuple[float, float] = (0.5, 0.999)
     clip_grad: float = 0.0
+    autoclip: bool = False
+    autoclip_percentile: float = 10.0
     seed: int = 0
     device: str = "auto"
     amp: bool = False
@@ -228,6 +234,12 @@ class TrainConfig:
             )
         if self.clip_grad < 0:
             raise FaceswapError(f"--clip-grad must be >= 0 (0: off), got {self.clip_grad}")
+        if self.autoclip and self.clip_grad > 0:
+            raise FaceswapError("--autoclip and --clip-grad both clip: give one of them")
+        if not 0 < self.autoclip_percentile <= 100:
+            raise FaceswapError(
+                f"--autoclip-percentile must be in (0, 100], got {self.autoclip_percentile}"
+            )
         if self.eye_weight < 1 or self.mouth_weight < 1:
             raise FaceswapError("--eye-weight and --mouth-weight must be >= 1 (1 turns it off)")
         if self.amp_dtype not in AMP_DTYPES:
@@ -473,6 +485,48 @@ class LrDropout:
                 torch.where(keep_mask(flat.numel(), self.keep, gen), flat, before, out=flat)
 
 
+#: Gradient norms :class:`AutoClip` remembers.
+AUTOCLIP_HISTORY = 10_000
+
+
+class AutoClip:
+    """Adaptive gradient clipping (Seetharaman et al. 2020, as faceswap's AutoClip): each
+    step's gradients are clipped to a percentile of the global gradient norms seen so far
+    (the last :data:`AUTOCLIP_HISTORY`), so a loss spike is cut to what is usual for this
+    model at this point of training, with no threshold to guess.
+
+    The norms stay on the training device (no host sync per step) and travel with the
+    checkpoint (:meth:`state`), so a resumed run clips as the uninterrupted one. A step
+    whose norm is not finite (fp16 overflow, which the loss scaler skips) does not count.
+    """
+
+    def __init__(self, percentile: float, device: torch.device) -> None:
+        self.quantile = percentile / 100.0
+        self.norms = torch.zeros(AUTOCLIP_HISTORY, device=device)
+        self.count = 0
+
+    def __call__(self, params: list[torch.nn.Parameter]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip ``params``' gradients in place; returns ``(norm before, clip threshold)``."""
+        stepped = [p for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in stepped], foreach=True)
+        # Not finite (an fp16 overflow the scaler skips): kept as NaN, which the percentile
+        # leaves out.
+        kept = torch.where(torch.isfinite(norm), norm, torch.full_like(norm, math.nan))
+        self.norms[self.count % AUTOCLIP_HISTORY] = kept
+        self.count += 1
+        seen = self.norms[: min(self.count, AUTOCLIP_HISTORY)]
+        threshold = torch.nanquantile(seen, self.quantile)
+        torch.nn.utils.clip_grads_with_norm_(stepped, threshold, norm, foreach=True)
+        return norm, threshold
+
+    def state(self) -> dict[str, Any]:
+        return {"norms": self.norms.detach().cpu(), "count": self.count}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.norms.copy_(state["norms"].to(self.norms.device))
+        self.count = int(state["count"])
+
+
 def warmup_factor(iteration: int, warmup: int) -> float:
     """The fraction of the learning rate for 0-based step ``iteration`` of a ``warmup``-step
     linear warm-up: 1/warmup at the first step, 1 from step ``warmup - 1`` on."""
@@ -553,6 +607,7 @@ class Trainer:
         self.lr_dropout = (
             LrDropout(self.model.parameters(), cfg.lr_dropout) if cfg.lr_dropout > 0 else None
         )
+        self.autoclip = AutoClip(cfg.autoclip_percentile, device) if cfg.autoclip else None
         self.opt_d = (
             make_adam(self.disc.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
             if self.disc is not None
@@ -581,6 +636,8 @@ class Trainer:
         }
         if self.opt_d is not None:
             state["opt_d"] = self.opt_d.state_dict()
+        if self.autoclip is not None:
+            state["autoclip"] = self.autoclip.state()
         return state
 
     def load(self, folder: Path) -> int:
@@ -596,6 +653,8 @@ class Trainer:
                 log.warning("%s has no discriminator: the GAN starts from scratch", folder)
         self.opt_g.load_state_dict(state["opt_g"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.autoclip is not None and "autoclip" in state:
+            self.autoclip.load(state["autoclip"])
         ckpt.restore_rng(state["rng"])
         return int(state["iteration"])
 
@@ -685,10 +744,14 @@ class Trainer:
             self.disc.requires_grad_(True)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        if cfg.clip_grad > 0:
+        if cfg.clip_grad > 0 or self.autoclip is not None:
             self.scaler.unscale_(self.opt_g)  # clip true gradients, not fp16-scaled ones
             params = [p for group in self.opt_g.param_groups for p in group["params"]]
-            norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad, foreach=True)
+            if self.autoclip is not None:
+                norm, threshold = self.autoclip(params)
+                parts["clip"] = threshold.detach().float()
+            else:
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad, foreach=True)
             parts["grad_norm"] = norm.detach().float()
         if cfg.lr_warmup:
             lr = cfg.lr * warmup_factor(iteration, cfg.lr_warmup)

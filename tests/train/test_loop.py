@@ -84,14 +84,20 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("gan", "amp", "lr_dropout"),
-    [("off", False, 0.0), ("wgan-gp", False, 0.0), ("off", True, 0.0), ("off", False, 0.7)],
+    ("gan", "amp", "extra"),
+    [
+        ("off", False, {}),
+        ("wgan-gp", False, {}),
+        ("off", True, {}),
+        ("off", False, {"lr_dropout": 0.7}),
+        ("off", False, {"autoclip": True, "autoclip_percentile": 50.0}),
+    ],
 )
 def test_resume_reproduces_the_uninterrupted_run(
-    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str, amp: bool, lr_dropout: float
+    face_dirs: tuple[Path, Path], tmp_path: Path, gan: str, amp: bool, extra: dict
 ) -> None:
     # bf16 forced: runs on every CPU
-    extra = {"gan": gan, "amp": amp, "amp_dtype": "bf16", "lr_dropout": lr_dropout}
+    extra = {"gan": gan, "amp": amp, "amp_dtype": "bf16", **extra}
     straight = run_train(_cfg(face_dirs, tmp_path / "straight", **extra))
     run_train(_cfg(face_dirs, tmp_path / "split", iterations=3, **extra))
     resumed = run_train(_cfg(face_dirs, tmp_path / "split", resume=True, **extra))
@@ -202,6 +208,39 @@ def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_pa
     assert grad_norm(clipped) == pytest.approx(unclipped / 10, rel=1e-3)
     with pytest.raises(FaceswapError, match="--clip-grad"):
         _cfg(face_dirs, tmp_path, clip_grad=-1.0)
+
+
+def test_autoclip_cuts_a_spike_to_the_usual_norm(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train.loop import AutoClip
+
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.zeros(50)) for _ in range(2)]
+    clip = AutoClip(10.0, torch.device("cpu"))
+    norms = []
+    for scale in [1.0] * 20 + [100.0]:
+        for p in params:
+            p.grad = torch.randn(50) * scale
+        norm, threshold = clip(params)
+        norms.append(float(norm))
+    after = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    assert norms[-1] > 50 * max(norms[:-1])  # the spike
+    assert after == pytest.approx(float(threshold), rel=1e-4)
+    assert after == pytest.approx(float(np.quantile(norms, 0.1)), rel=1e-4)  # 10th percentile
+    restored = AutoClip(10.0, torch.device("cpu"))
+    restored.load(clip.state())
+    assert restored.count == 21 and torch.equal(restored.norms, clip.norms)
+    # In training: logged, and refused together with a fixed clip.
+    result = run_train(_cfg(face_dirs, tmp_path / "m", iterations=3, autoclip=True))
+    rows = read_metrics(tmp_path / "m" / "metrics.csv")
+    assert all(r["clip"] > 0 for r in rows)
+    assert rows[0]["clip"] == pytest.approx(rows[0]["grad_norm"], rel=1e-5)  # one norm seen
+    assert result.iteration == 3
+    with pytest.raises(FaceswapError, match="--autoclip and --clip-grad both clip"):
+        _cfg(face_dirs, tmp_path, autoclip=True, clip_grad=1.0)
+    with pytest.raises(FaceswapError, match="--autoclip-percentile"):
+        _cfg(face_dirs, tmp_path, autoclip=True, autoclip_percentile=0)
 
 
 def test_freeze_keeps_a_part_fixed_and_resumes_either_way(

@@ -10,6 +10,7 @@ from faceswap.convert.colour import crop_colour_modes
 from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
 from faceswap.nets.discriminator import NORMS
 from faceswap.nets.losses import LOSSES
+from faceswap.train.loop import OPTIMIZERS
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 
@@ -67,7 +68,14 @@ DATA_WAIT_HINT = 0.2
 )
 @click.option("--iterations", default=100_000, help="Total iterations (counting resumed ones).")
 @click.option("--batch-size", default=16, help="Faces per side per step (per process).")
-@click.option("--lr", default=5e-5, help="Adam learning rate of the autoencoder.")
+@click.option("--lr", default=5e-5, help="Learning rate of the autoencoder.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(OPTIMIZERS.names()),
+    default=None,
+    help="The autoencoder's optimiser: adam (default for a new model) or adabelief "
+    "(DeepFaceLab's default). A resumed model keeps its own.",
+)
 @click.option(
     "--lr-warmup",
     default=0,

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from faceswap.device import (
 )
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, is_disk_full, write_text_atomic
+from faceswap.registry import Registry
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
 from faceswap.train.augment import AugmentConfig, random_warp
@@ -75,7 +77,10 @@ class TrainConfig:
             on the landmark hull mask, which convert can blend with); None keeps the preset's.
         iterations: stop after this many iterations in total (a resumed run counts from 0).
         batch_size: faces per side per step and per process (a step sees 2x this).
-        lr: Adam learning rate of the autoencoder.
+        lr: learning rate of the autoencoder.
+        optimizer: the autoencoder's optimiser, a name in :data:`OPTIMIZERS` (``adam``;
+            ``adabelief``, DeepFaceLab's default); None: the checkpoint's on resume (a model
+            keeps the one it started with), else ``adam``.
         lr_warmup: ramp the autoencoder's learning rate linearly up to ``lr`` over the
             model's first this many iterations (0: off). Counted from the model's first
             iteration, not each session's, so a resumed run stays the uninterrupted one.
@@ -153,6 +158,7 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16
     lr: float = 5e-5
+    optimizer: str | None = None
     lr_warmup: int = 0
     lr_dropout: float = 0.0
     betas: tuple[float, float] = (0.5, 0.999)
@@ -242,6 +248,8 @@ class TrainConfig:
             )
         if self.eye_weight < 1 or self.mouth_weight < 1:
             raise FaceswapError("--eye-weight and --mouth-weight must be >= 1 (1 turns it off)")
+        if self.optimizer is not None:
+            OPTIMIZERS.get(self.optimizer)  # unknown names fail listing the valid ones
         if self.amp_dtype not in AMP_DTYPES:
             raise FaceswapError(
                 f"unknown AMP dtype '{self.amp_dtype}'; choose from {', '.join(AMP_DTYPES)}"
@@ -527,6 +535,20 @@ class AutoClip:
         self.count = int(state["count"])
 
 
+def make_adabelief(
+    params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
+    from faceswap.train.optim import AdaBelief
+
+    return AdaBelief(params, lr=lr, betas=betas)
+
+
+#: The autoencoder's optimisers by name: ``(params, lr, betas) -> Optimizer``.
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.add("adam", make_adam)
+OPTIMIZERS.add("adabelief", make_adabelief)
+
+
 def warmup_factor(iteration: int, warmup: int) -> float:
     """The fraction of the learning rate for 0-based step ``iteration`` of a ``warmup``-step
     linear warm-up: 1/warmup at the first step, 1 from step ``warmup - 1`` on."""
@@ -603,7 +625,9 @@ class Trainer:
                 mask_weight=cfg.mask_weight,
             )
         )
-        self.opt_g = make_adam(self.model.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_g = OPTIMIZERS.get(cfg.optimizer or "adam")(
+            self.model.parameters(), lr=cfg.lr, betas=cfg.betas
+        )
         self.lr_dropout = (
             LrDropout(self.model.parameters(), cfg.lr_dropout) if cfg.lr_dropout > 0 else None
         )
@@ -631,6 +655,7 @@ class Trainer:
         state: dict[str, Any] = {
             "iteration": iteration,
             "opt_g": self.opt_g.state_dict(),
+            "optimizer": self.cfg.optimizer or "adam",
             "scaler": self.scaler.state_dict(),
             "rng": ckpt.capture_rng(),
         }
@@ -651,6 +676,12 @@ class Trainer:
                 self.opt_d.load_state_dict(state["opt_d"])  # type: ignore[union-attr]
             else:
                 log.warning("%s has no discriminator: the GAN starts from scratch", folder)
+        trained_with = state.get("optimizer", "adam")  # older checkpoints: Adam
+        if trained_with != (self.cfg.optimizer or "adam"):
+            raise FaceswapError(
+                f"{folder}: this model trains with --optimizer {trained_with}, not "
+                f"{self.cfg.optimizer}; resume with --optimizer {trained_with}"
+            )
         self.opt_g.load_state_dict(state["opt_g"])
         self.scaler.load_state_dict(state["scaler"])
         if self.autoclip is not None and "autoclip" in state:
@@ -909,6 +940,24 @@ def _resolve_model_config(cfg: TrainConfig, model_dir: Path) -> Any:
     return wanted
 
 
+def _resolve_optimizer(cfg: TrainConfig, resume_from: Path | None) -> str:
+    """The optimiser of this run: the checkpoint's when resuming (a different one asked
+    for is refused: its moments would be another optimiser's), else ``cfg.optimizer``."""
+    if resume_from is None:
+        return cfg.optimizer or "adam"
+    try:
+        meta = json.loads((resume_from / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    trained_with = str(meta.get("optimizer") or "adam")  # checkpoints before it: Adam
+    if cfg.optimizer is not None and cfg.optimizer != trained_with:
+        raise FaceswapError(
+            f"{resume_from}: this model trains with --optimizer {trained_with}, not "
+            f"{cfg.optimizer}; resume with --optimizer {trained_with} (or none)"
+        )
+    return trained_with
+
+
 def _never_trained(model_dir: Path) -> bool:
     """Whether the model folder's card says it is at iteration 0 (a run that never saved)."""
     return ckpt.read_card(model_dir).get("iteration") == 0
@@ -1076,6 +1125,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 size,
                 size,
             )
+    cfg = dataclasses.replace(cfg, optimizer=_resolve_optimizer(cfg, resume_from))
     trainer = Trainer(cfg, model_config, device, info)
     start = trainer.load(resume_from) if resume_from is not None else 0
     initialised = _init_from(trainer.model, cfg, model_config, faces_a.crop)
@@ -1090,6 +1140,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "batch_size": cfg.batch_size,
             "world_size": info.world,
             "lr": cfg.lr,
+            "optimizer": cfg.optimizer,
             "lr_warmup": cfg.lr_warmup,
             "lr_dropout": cfg.lr_dropout,
             "freeze": list(cfg.freeze),
@@ -1152,7 +1203,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             ddp.assert_in_sync(trainer.disc, info, "discriminator")
         if not info.is_main:
             return None
-        meta = {"losses": last, "time": time.time()}
+        meta = {"losses": last, "time": time.time(), "optimizer": cfg.optimizer}
         folder = ckpt.save_checkpoint(
             model_dir,
             it,

@@ -91,6 +91,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
         ("off", True, {}),
         ("off", False, {"lr_dropout": 0.7}),
         ("off", False, {"autoclip": True, "autoclip_percentile": 50.0}),
+        ("off", False, {"optimizer": "adabelief"}),
     ],
 )
 def test_resume_reproduces_the_uninterrupted_run(

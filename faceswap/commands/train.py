@@ -299,7 +299,7 @@ def train(
     click.echo(
         f"{state} at iteration {result.iteration} ({result.iteration - result.start_iteration} "
         f"this run, {result.it_per_s:.2f} it/s, waiting for data {result.data_wait:.0%} of "
-        f"the time); {losses}"
+        f"the time)" + (f"; {losses}" if losses else "")
     )
     if result.data_wait > DATA_WAIT_HINT:
         click.echo(

@@ -141,6 +141,9 @@ def make_step(
         compile=args.compile,
         workers=0,
         freeze=args.freeze,
+        optimizer=args.optimizer,
+        lr_dropout=args.lr_dropout,
+        autoclip=args.autoclip,
     )
     trainer = Trainer(cfg, model_config, device, DistInfo())
     iteration = 0
@@ -313,6 +316,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--freeze", default="", help="model parts kept fixed, as `train --freeze`")
+    p.add_argument("--optimizer", default="adam", help="as `train --optimizer` (adam, adabelief)")
+    p.add_argument("--lr-dropout", type=float, default=0.0, help="as `train --lr-dropout`")
+    p.add_argument("--autoclip", action="store_true", help="as `train --autoclip`")
     p.add_argument(
         "--amp",
         action="store_true",
@@ -359,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  options: batch {args.batch_size}/side ({2 * args.batch_size} faces/step), "
             f"{args.iters} timed steps, channels_last {channels_last}{gemm}, compile "
             f"{args.compile}, amp {str(amp_dtype).replace('torch.', '') if amp_dtype else 'off'}, "
-            "random warp on" + (f", frozen {args.freeze}" if args.freeze else "")
+            f"random warp on, optimizer {args.optimizer}"
+            + (f", frozen {args.freeze}" if args.freeze else "")
+            + (f", lr dropout {args.lr_dropout}" if args.lr_dropout else "")
+            + (", autoclip" if args.autoclip else "")
         )
         results = []
         print(

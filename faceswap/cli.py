@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
     "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
+    "tune": (
+        "faceswap.commands.tune:tune",
+        "A contact sheet of one frame under each value of a blend setting.",
+    ),
     "encode-frames": (
         "faceswap.commands.encode:encode_frames",
         "Encode a folder of frames into a video, with a source's audio.",

@@ -1,0 +1,89 @@
+"""`faceswap tune`: one frame converted with each value of a blend setting, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faceswap.convert.pipeline import BLEND_KEYS, DIRECTIONS
+from faceswap.device import DEVICE_CHOICES
+
+
+@click.command("tune")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option(
+    "-m",
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model folder written by `faceswap train`.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The contact sheet to write (.png).",
+)
+@click.option("--frame", required=True, type=int, help="Frame to convert (counted from 0).")
+@click.option(
+    "--vary",
+    default="colour",
+    show_default=True,
+    type=click.Choice(BLEND_KEYS),
+    help="The setting that changes from tile to tile.",
+)
+@click.option(
+    "--values",
+    default="",
+    help="Its values, comma-separated (default: every colour "
+    "or mask mode; numbers for the others: --vary erode --values 0,4,8).",
+)
+@click.option(
+    "-a",
+    "--alignments",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="alignments.json (or extract folder) of INPUT; else faces are detected.",
+)
+@click.option("--direction", default="a2b", type=click.Choice(DIRECTIONS))
+@click.option("--mask", default="hull", help="Mask mode of the tiles (unless --vary mask).")
+@click.option(
+    "--mask-model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A mask model for the segment masks.",
+)
+@click.option(
+    "--colour",
+    "--color",
+    "colour",
+    default="rct",
+    help="Colour mode of the tiles (unless --vary colour).",
+)
+@click.option("--erode", default=0.0, help="As convert --erode.")
+@click.option("--blur", default=6.0, help="As convert --blur.")
+@click.option("--sharpen", default=0.0, help="As convert --sharpen.")
+@click.option("--grain", default=0.0, help="As convert --grain.")
+@click.option("--device", default="auto", type=click.Choice(DEVICE_CHOICES), help="Device.")
+def tune(input: Path, output: Path, frame: int, vary: str, values: str, **options: object) -> None:
+    """Write a contact sheet: frame FRAME of INPUT as it is, then converted once per value of
+    the --vary setting, labelled, to choose the blend for a shot (then use it in convert,
+    or per shot with --blend-ranges). The sheet carries the provenance tags."""
+    from faceswap.convert.pipeline import ConvertConfig
+    from faceswap.convert.tune import TuneConfig, run_tune
+
+    parsed: tuple[object, ...] = tuple(v.strip() for v in values.split(",") if v.strip())
+    if parsed and vary not in ("colour", "mask"):
+        try:
+            parsed = tuple(float(v) for v in parsed)  # type: ignore[arg-type]
+        except ValueError:
+            raise click.BadParameter(f"--vary {vary} takes numbers, got {values!r}") from None
+    convert = ConvertConfig(input=input, output=output, **options)  # type: ignore[arg-type]
+    result = run_tune(
+        TuneConfig(convert=convert, frame=frame, vary=vary, output=output, values=parsed)
+    )
+    shown = ", ".join(str(v) for v in result.values)
+    click.echo(f"wrote {result.output}: frame {frame}, then {vary} {shown}")

@@ -197,6 +197,13 @@ def _modes_help(registry: object, lead: str) -> str:
     callback=lambda ctx, param, value: _blend_ranges(value),
 )
 @click.option(
+    "--output-scale",
+    default=100.0,
+    show_default=True,
+    help="Write the frames at this percent of their size (50: a quick preview render); the "
+    "faces are swapped at full size first.",
+)
+@click.option(
     "--resume",
     is_flag=True,
     help="Go on where a stopped run (Ctrl-C, SIGTERM, a crash) of the same command left "

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from faceswap.config import config_to_dict, dump_json
@@ -161,6 +162,8 @@ class ConvertConfig:
             modes.
         resume: go on with the frames an earlier run of the same settings wrote before it
             stopped (a frames folder output; see ``_FolderSink``).
+        output_scale: write the frames at this percent of their size (a quick preview
+            render of long footage: 50); the faces are swapped at full size first.
         blend_ranges: blend settings for some frames, as DeepFaceLab's merger keeps them per
             frame: each entry a mapping with ``frames`` (``"0-119"``, as ``frame_ranges``)
             and any of :data:`BLEND_KEYS`; for a frame, the last entry whose frames hold it
@@ -206,6 +209,7 @@ class ConvertConfig:
     bit_depth: str = "auto"
     mask_model: Path | None = None
     resume: bool = False
+    output_scale: float = 100.0
     blend_ranges: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -250,6 +254,10 @@ class ConvertConfig:
                 f"--frame-format: choose from {', '.join(FRAME_FORMATS)}",
             ),
             (self.bit_depth in BIT_DEPTHS, f"--bit-depth: choose from {', '.join(BIT_DEPTHS)}"),
+            (
+                1 <= self.output_scale <= 100,
+                f"--output-scale must be in [1, 100] percent, got {self.output_scale}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -835,10 +843,12 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     hdr = bool(source.info and source.info.output_colour and source.info.output_colour.hdr)
     codec = auto_encoder(hdr) if source.is_video and cfg.codec == "auto" else cfg.codec
 
+    out_size = _scaled_size(source.width, source.height, cfg.output_scale)
+
     def video_sink(path: Path, **options: Any) -> _VideoSink:
         return _VideoSink(
-            VideoWriter(path, source.width, source.height, source.fps, codec=codec,
-                        crf=cfg.crf, preset=cfg.preset, **options)
+            VideoWriter(path, *out_size, source.fps, codec=codec, crf=cfg.crf,
+                        preset=cfg.preset, **options)
         )  # fmt: skip
 
     if source.deep:
@@ -1026,9 +1036,9 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 threads.start("infer", infer)
                 threads.start("blend", blend)
                 for item in threads.items(q_out):
-                    sink.write(item.image, item.frame.name)
+                    sink.write(_resized(item.image, out_size), item.frame.name)
                     if matte_sink is not None:
-                        matte_sink.write(item.matte, item.frame.name)
+                        matte_sink.write(_resized(item.matte, out_size), item.frame.name)
                     if item.faces:
                         frames_swapped += 1
                         faces_swapped += len(item.faces)
@@ -1227,6 +1237,23 @@ def _converted_with(output: Path, model_sha256: str) -> bool:
 
     manifest = read_manifest(output) if output.is_file() else None
     return bool(manifest) and (manifest or {}).get("model", {}).get("sha256") == model_sha256
+
+
+def _scaled_size(width: int, height: int, percent: float) -> tuple[int, int]:
+    """The frame size at ``percent``, each side even (4:2:0 video) unless it is the source's."""
+    if percent >= 100:
+        return width, height
+    return (
+        max(2, 2 * round(width * percent / 200.0)),
+        max(2, 2 * round(height * percent / 200.0)),
+    )
+
+
+def _resized(image: Any, size: tuple[int, int]) -> Any:
+    """``image`` at ``size`` (area filtering); as it is when it has that size."""
+    if image is None or (image.shape[1], image.shape[0]) == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _stack_crops(crops: list[np.ndarray]) -> np.ndarray:

@@ -1020,3 +1020,27 @@ def test_blend_ranges_are_checked(
     yaml_file.write_text("- frames: [0-3\n")
     result = CliRunner().invoke(cli, [*args, "--blend-ranges", str(yaml_file)])
     assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_output_scale_writes_smaller_frames_of_the_same_video(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    out, matte = tmp_path / "half.mp4", tmp_path / "half_matte.mp4"
+    run_convert(_cfg(short_clip.path, model_dir, out, alignments=short_alignments, matte=matte,
+                     output_scale=50))  # fmt: skip
+    src, written = probe(short_clip.path), probe(out)
+    assert (written.width, written.height) == (src.width // 2, src.height // 2)
+    assert (probe(matte).width, probe(matte).height) == (src.width // 2, src.height // 2)
+    assert written.frame_count == src.frame_count and written.fps == src.fps
+    assert written.has_audio
+    full = _frames(short_clip.path)[0]  # a faceless frame, as the source shrinks it
+    half = _frames(out)[0].astype(float)
+    small = cv2.resize(full, (src.width // 2, src.height // 2), interpolation=cv2.INTER_AREA)
+    assert np.abs(half - small).mean() < 3
+    frames = tmp_path / "frames"
+    run_convert(_cfg(short_clip.path, model_dir, frames, alignments=short_alignments,
+                     output_scale=25, frame_ranges="0", ranges_only=True))  # fmt: skip
+    shot = cv2.imread(str(frames / "frame_000000.png"))
+    assert shot.shape[:2] == (2 * round(src.height / 8), 2 * round(src.width / 8))
+    with pytest.raises(FaceswapError, match="--output-scale must be in"):
+        _cfg(short_clip.path, model_dir, out, output_scale=0)

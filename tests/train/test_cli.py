@@ -254,6 +254,12 @@ def test_masks_command_writes_the_hulls_to_paint_over(
     again = runner.invoke(cli, ["masks", str(folder)])
     assert "wrote 0 hull masks" in again.output and "kept 10" in again.output
     assert not cv2.imread(str(faces.user_masks[0]), cv2.IMREAD_UNCHANGED).any()
+    # A folder-of-videos extract: each video's subfolder gets its own masks.
+    takes = tmp_path / "takes"
+    for name in ("one", "two"):
+        shutil.copytree(face_dirs[1], takes / name)
+    assert "wrote 20 hull masks" in runner.invoke(cli, ["masks", str(takes)]).output
+    assert all(len(list((takes / n / MASKS_DIR).glob("*.png"))) == 10 for n in ("one", "two"))
     missing = runner.invoke(cli, ["masks", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "faces folder" in missing.output
     assert "Traceback" not in missing.output

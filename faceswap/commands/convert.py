@@ -215,7 +215,8 @@ def _modes_help(registry: object, lead: str) -> str:
     default="auto",
     show_default=True,
     help="auto: a source of more than 8 bits (10-bit video, 16-bit PNG/TIFF) is processed "
-    "in 16 bits and written in 10 bits (16-bit frames); 8: everything in 8 bits (faster).",
+    "in 16 bits and written in 10 bits (SDR H.264: 8 unless --pix-fmt says; frames: 16); 8: "
+    "everything in 8 bits (faster).",
 )
 @click.option(
     "--matte",

@@ -266,6 +266,9 @@ TEN_BIT_420 = {
     "hevc_vaapi": "p010le",
     "hevc_videotoolbox": "p010le",
 }
+#: H.264 encoders: 10-bit H.264 (High 10) plays in few players, so SDR output stays 8-bit.
+H264_ENCODERS = frozenset({"libx264", "h264_nvenc", "h264_qsv", "h264_vaapi",
+                           "h264_videotoolbox", "h264_amf"})  # fmt: skip
 #: ProRes encoders; with DNxHR (``dnxhd``) the editing codecs: every frame intra-coded, 4:2:2
 #: 10-bit, which editors and compositors cut and grade without generation loss.
 PRORES = frozenset({"prores_ks", "prores", "prores_aw"})

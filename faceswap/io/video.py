@@ -1039,7 +1039,16 @@ class VideoWriter:
             sar = sar if sar is not None else (source.sar if same_size else None)
             colour = colour if colour is not None else source.output_colour
         self.colour = colour or ffmpeg_args.BT709
-        ten_bit = self.colour.hdr or deep
+        # H.264 High 10 plays in few players (no browser, no phone decoder): an SDR source
+        # of more than 8 bits still gets 8-bit H.264 unless asked (HDR needs its 10 bits).
+        sdr_h264 = deep and not self.colour.hdr and codec in ffmpeg_args.H264_ENCODERS
+        ten_bit = self.colour.hdr or (deep and not sdr_h264)
+        if sdr_h264 and pix_fmt == "auto":
+            log.info(
+                "%s: a source of more than 8 bits, written as 8-bit H.264 (what players "
+                "take); --pix-fmt yuv420p10le keeps 10 bits, or use libx265 or prores_ks",
+                self.path,
+            )
         resolved = ffmpeg_args.resolve_pix_fmt(
             pix_fmt, codec, self.width, self.height, ten_bit=ten_bit
         )

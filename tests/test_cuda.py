@@ -150,11 +150,17 @@ def test_dst_masks_and_16_bit_crops_on_cuda() -> None:
 def test_mask_model_trains_and_predicts_on_cuda(
     synthetic_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    import cv2
+
     from faceswap.nets.segmenter import SegmenterConfig
     from faceswap.train.dataset import write_masks
     from faceswap.train.segment import MaskPredictor, SegmenterTrainConfig, run_train_segmenter
 
-    write_masks(synthetic_dirs[0])  # hull masks as painted ones
+    write_masks(synthetic_dirs[0])  # hull masks, then one painted over
+    first = sorted((synthetic_dirs[0] / "masks").glob("*.png"))[0]
+    painted = cv2.imread(str(first), cv2.IMREAD_UNCHANGED)
+    painted[:8] = 0
+    cv2.imwrite(str(first), painted)
     cfg = SegmenterTrainConfig(faces=synthetic_dirs[0], model_dir=tmp_path / "seg",
                                network=SegmenterConfig(32, (8, 16)), iterations=20,
                                device="cuda", progress=False)  # fmt: skip

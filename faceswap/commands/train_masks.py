@@ -36,10 +36,12 @@ from faceswap.device import DEVICE_CHOICES
 def train_masks(faces: tuple[Path, ...], resolution: int, **options: object) -> None:
     """Train a mask model on the painted masks of the FACES folders.
 
-    Only crops with a mask in FACES/masks/ are used (`faceswap masks FACES` writes hulls
-    to paint over). Then `faceswap masks FACES --model DIR` writes the masks it draws for
-    the other crops, and `faceswap convert --mask segment --mask-model DIR` masks the
-    destination faces with it, so hands, hair or glasses over a face stay in front.
+    It learns from the crops whose mask in FACES/masks/ was painted (by hand or elsewhere),
+    and from the hull masks `faceswap masks FACES` wrote and nobody changed, taken as faces
+    with nothing in front (half of each batch is painted). Then `faceswap masks FACES
+    --model DIR` replaces the unpainted masks with the ones it draws, and `faceswap convert
+    --mask segment --mask-model DIR` masks the destination faces with it, so hands, hair or
+    glasses over a face stay in front.
     """
     from faceswap.nets.segmenter import SegmenterConfig
     from faceswap.train.segment import SegmenterTrainConfig, run_train_segmenter
@@ -52,6 +54,7 @@ def train_masks(faces: tuple[Path, ...], resolution: int, **options: object) -> 
     result = run_train_segmenter(cfg)
     state = "stopped" if result.interrupted else "finished"
     click.echo(
-        f"{state} at iteration {result.iteration} on {result.faces} painted faces, loss "
-        f"{result.loss:.4f}, in {result.seconds:.0f} s; mask model in {result.model_dir}"
+        f"{state} at iteration {result.iteration} on {result.faces} painted faces and "
+        f"{result.hulls} hull masks, loss {result.loss:.4f}, in {result.seconds:.0f} s; mask "
+        f"model in {result.model_dir}"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import struct
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from faceswap.errors import FaceswapError
+from faceswap.io.files import write_text_atomic
 from faceswap.train.augment import AugmentConfig, ColourAugment, random_transform
 
 if TYPE_CHECKING:
@@ -336,6 +338,32 @@ def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.nd
     return np.stack([face, cv2.dilate(eyes, kernel), cv2.dilate(mouth, kernel)])
 
 
+#: In a :data:`MASKS_DIR`: the masks ``faceswap masks`` wrote (hulls, a mask model's), with
+#: their hashes; one changed since (painted over) counts as painted.
+GENERATED_MASKS = ".generated.json"
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def generated_masks(masks_dir: Path) -> dict[str, dict[str, str]]:
+    """The masks ``faceswap masks`` wrote in ``masks_dir``: name -> ``{"by": "hull" or
+    "model NAME", "sha256": ...}`` (as written; see :func:`is_painted`)."""
+    try:
+        data = json.loads((masks_dir / GENERATED_MASKS).read_text(encoding="utf-8"))
+        return dict(data.get("masks", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def is_painted(mask: Path) -> bool:
+    """Whether ``mask`` was made by hand (or elsewhere): not one ``faceswap masks`` wrote,
+    or one it wrote that was changed since."""
+    entry = generated_masks(mask.parent).get(mask.name)
+    return entry is None or not mask.is_file() or entry.get("sha256") != _file_sha256(mask)
+
+
 def write_masks(
     folder: Path | str,
     *,
@@ -346,7 +374,11 @@ def write_masks(
     """Write a mask for each crop of a faces folder to the :data:`MASKS_DIR` beside it, as
     a greyscale PNG of the crop's size: its landmark hull (as training uses it), a start to
     paint over; or with ``model_dir`` the mask a trained segmenter draws for it
-    (``faceswap train-masks``). Crops that have a mask keep it unless ``overwrite``.
+    (``faceswap train-masks``).
+
+    Without ``model_dir`` only crops without a mask get one; with it, also those whose mask
+    this function wrote and nobody changed since (:func:`is_painted`), so painted masks are
+    kept and the mask model's replace the hulls. ``overwrite`` replaces every mask.
 
     Returns:
         ``(written, kept)``.
@@ -360,7 +392,14 @@ def write_masks(
         from faceswap.train.segment import MaskPredictor
 
         predictor = MaskPredictor(model_dir, resolve_device(device))
-    todo = [i for i in range(len(faces)) if overwrite or faces.user_mask(i) is None]
+
+    def replaceable(i: int) -> bool:
+        mask = faces.user_mask(i)
+        return overwrite or mask is None or (predictor is not None and not is_painted(mask))
+
+    todo = [i for i in range(len(faces)) if replaceable(i)]
+    by = "hull" if model_dir is None else f"model {Path(model_dir).name}"
+    records: dict[Path, dict[str, dict[str, str]]] = {}
     for lo in range(0, len(todo), 32):
         part = todo[lo : lo + 32]
         if predictor is not None:
@@ -371,8 +410,15 @@ def write_masks(
             masks = np.stack([face_masks(faces.landmarks[i], size, size)[0] for i in part])
         for i, mask in zip(part, masks, strict=True):
             crop = faces.files[i]
-            (crop.parent / MASKS_DIR).mkdir(exist_ok=True)
-            write_image(faces.user_mask(i) or crop.parent / MASKS_DIR / f"{crop.stem}.png", mask)
+            masks_dir = crop.parent / MASKS_DIR
+            masks_dir.mkdir(exist_ok=True)
+            target = write_image(faces.user_mask(i) or masks_dir / f"{crop.stem}.png", mask)
+            if masks_dir not in records:
+                records[masks_dir] = generated_masks(masks_dir)
+            records[masks_dir][target.name] = {"by": by, "sha256": _file_sha256(target)}
+    for masks_dir, record in records.items():
+        data = {"schema_version": 1, "masks": dict(sorted(record.items()))}
+        write_text_atomic(masks_dir / GENERATED_MASKS, json.dumps(data, indent=1))
     return len(todo), len(faces) - len(todo)
 
 

@@ -93,7 +93,8 @@ class SegmenterTrainConfig:
 
 @dataclass(frozen=True)
 class SegmenterTrainResult:
-    """What a mask-training run did: the folder, iterations, last loss and time."""
+    """What a mask-training run did: the folder, iterations, last loss, the painted faces
+    and the hull masks it learned from, and the time."""
 
     model_dir: Path
     start_iteration: int
@@ -101,25 +102,60 @@ class SegmenterTrainResult:
     loss: float
     faces: int
     seconds: float
+    hulls: int = 0
     interrupted: bool = False
 
 
-def painted_faces(folders: tuple[Path, ...]) -> FaceSet:
-    """The crops of ``folders`` that have a mask, as one FaceSet."""
+@dataclass(frozen=True)
+class MaskExamples:
+    """What a mask model learns from.
+
+    Attributes:
+        faces: the crops with a painted mask, then those with the hull mask ``faceswap
+            masks`` wrote and nobody changed (faces with nothing in front, as far as the
+            painter is concerned); masks a mask model wrote are not examples.
+        painted: how many of them (the first) are painted.
+        weights: sampling probabilities: the painted half of every batch when both kinds
+            are there, so a few hundred painted faces are not drowned by thousands of hulls.
+    """
+
+    faces: FaceSet
+    painted: int
+    weights: np.ndarray | None
+
+
+def mask_examples(folders: tuple[Path, ...]) -> MaskExamples:
+    """The crops of ``folders`` a mask model trains on (:class:`MaskExamples`)."""
+    from faceswap.train.dataset import generated_masks, is_painted
+
     faces = load_face_set(list(folders), "A", label="faces folder")
-    keep = [i for i in range(len(faces)) if faces.user_mask(i) is not None]
-    if not keep:
+    painted, hulls = [], []
+    for i in range(len(faces)):
+        mask = faces.user_mask(i)
+        if mask is None:
+            continue
+        if is_painted(mask):
+            painted.append(i)
+        elif generated_masks(mask.parent).get(mask.name, {}).get("by") == "hull":
+            hulls.append(i)
+    if not painted:
         names = ", ".join(str(f) for f in folders)
         raise FaceswapError(
-            f"{names}: no masks to learn from (none in masks/); run `faceswap masks "
-            f"{folders[0]}`, paint black what is not face on some of them, then rerun"
+            f"{names}: no painted masks to learn from (masks/ holds none, or only ones "
+            f"`faceswap masks` wrote); run `faceswap masks {folders[0]}`, paint black what "
+            "is not face on some of them, then rerun"
         )
-    return dataclasses.replace(
+    keep = painted + hulls
+    weights = None
+    if hulls:
+        weights = np.array([0.5 / len(painted)] * len(painted) + [0.5 / len(hulls)] * len(hulls))
+    subset = dataclasses.replace(
         faces,
         files=tuple(faces.files[i] for i in keep),
         landmarks=tuple(faces.landmarks[i] for i in keep),
         user_masks=tuple(faces.user_masks[i] for i in keep),
     )
+    return MaskExamples(faces=subset, painted=len(painted), weights=weights)
 
 
 def read_segmenter_card(model_dir: Path) -> dict[str, Any]:
@@ -155,11 +191,11 @@ def _check_folder(cfg: SegmenterTrainConfig) -> None:
 
 
 def _batches(
-    dataset: FaceDataset, cfg: SegmenterTrainConfig, start: int
+    dataset: FaceDataset, cfg: SegmenterTrainConfig, start: int, weights: np.ndarray | None
 ) -> Iterator[dict[str, torch.Tensor]]:
     from torch.utils.data import DataLoader
 
-    sampler = StreamSampler(len(dataset), cfg.batch_size, cfg.seed, 2, start)
+    sampler = StreamSampler(len(dataset), cfg.batch_size, cfg.seed, 2, start, weights=weights)
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -223,7 +259,8 @@ def run_train_segmenter(cfg: SegmenterTrainConfig) -> SegmenterTrainResult:
     started = time.perf_counter()
     device = resolve_device(cfg.device)
     _check_folder(cfg)
-    faces = painted_faces(cfg.faces)  # type: ignore[arg-type]
+    examples = mask_examples(cfg.faces)  # type: ignore[arg-type]
+    faces = examples.faces
     start = 0
     if cfg.resume:
         model = load_segmenter(cfg.model_dir)
@@ -238,10 +275,15 @@ def run_train_segmenter(cfg: SegmenterTrainConfig) -> SegmenterTrainResult:
     if cfg.resume and state.is_file():
         optimizer.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
     dataset = FaceDataset(faces, network.resolution, cfg.augment)
-    log.info("training a mask model on %d painted faces", len(faces))
+    log.info(
+        "training a mask model on %d painted faces and %d hull masks",
+        examples.painted,
+        len(faces) - examples.painted,
+    )
     card_base = {
         "faces": [str(f) for f in cfg.faces],
-        "painted": len(faces),
+        "painted": examples.painted,
+        "hulls": len(faces) - examples.painted,
         "crop": config_to_dict(faces.crop),
     }
     bar = None
@@ -250,7 +292,7 @@ def run_train_segmenter(cfg: SegmenterTrainConfig) -> SegmenterTrainResult:
 
         bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
     iteration, loss_value, interrupted = start, math.nan, False
-    batches = _batches(dataset, cfg, start)
+    batches = _batches(dataset, cfg, start, examples.weights)
     with _StopFlag() as stop:
         while iteration < cfg.iterations:
             batch = next(batches)
@@ -282,7 +324,8 @@ def run_train_segmenter(cfg: SegmenterTrainConfig) -> SegmenterTrainResult:
         start_iteration=start,
         iteration=iteration,
         loss=loss_value,
-        faces=len(faces),
+        faces=examples.painted,
+        hulls=len(faces) - examples.painted,
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
     )

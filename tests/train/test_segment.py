@@ -87,7 +87,7 @@ def test_resume_continues_and_wrong_folders_are_refused(
         run_train_segmenter(_cfg(folder, model))
     with pytest.raises(FaceswapError, match="no mask model to resume"):
         run_train_segmenter(_cfg(folder, tmp_path / "new", resume=True))
-    with pytest.raises(FaceswapError, match="no masks to learn from"):
+    with pytest.raises(FaceswapError, match="no painted masks to learn from"):
         run_train_segmenter(_cfg(face_dirs[1], tmp_path / "other"))
     swap_model = tmp_path / "swap"
     swap_model.mkdir()
@@ -96,5 +96,38 @@ def test_resume_continues_and_wrong_folders_are_refused(
         run_train_segmenter(_cfg(folder, swap_model))
     # From the command line: one line and exit 2 for a folder without masks.
     run = CliRunner().invoke(cli, ["train-masks", str(face_dirs[1]), "-m", str(tmp_path / "x")])
-    assert run.exit_code == 2 and "no masks to learn from" in run.output
+    assert run.exit_code == 2 and "no painted masks to learn from" in run.output
     assert "Traceback" not in run.output
+
+
+def test_painted_masks_are_told_from_the_ones_faceswap_wrote(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train.dataset import generated_masks, is_painted, write_masks
+    from faceswap.train.segment import mask_examples
+
+    folder = tmp_path / "faces"
+    shutil.copytree(face_dirs[0], folder)
+    assert write_masks(folder) == (10, 0)  # hulls to paint over
+    masks = sorted((folder / MASKS_DIR).glob("*.png"))
+    assert not any(is_painted(m) for m in masks)
+    for mask in masks[:3]:  # paint three of them
+        image = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
+        image[10:30, 5:30] = 0
+        cv2.imwrite(str(mask), image)
+    assert [is_painted(m) for m in masks] == [True] * 3 + [False] * 7
+    examples = mask_examples((folder,))
+    assert examples.painted == 3 and len(examples.faces) == 10
+    assert examples.weights is not None
+    assert examples.weights[:3].sum() == pytest.approx(0.5)  # half of every batch painted
+    model = tmp_path / "seg"
+    run_train_segmenter(_cfg(folder, model, iterations=2))
+    # The model's masks replace the untouched hulls, never the painted ones.
+    painted = [m.read_bytes() for m in masks[:3]]
+    assert write_masks(folder, model_dir=model) == (7, 3)
+    assert [m.read_bytes() for m in masks[:3]] == painted
+    assert {e["by"] for e in generated_masks(folder / MASKS_DIR).values()} == {"hull", "model seg"}
+    # A model's masks are no examples for the next one; the painted ones still are.
+    again = mask_examples((folder,))
+    assert again.painted == 3 and len(again.faces) == 3 and again.weights is None
+    assert write_masks(folder) == (0, 10)  # hulls only where a mask is missing

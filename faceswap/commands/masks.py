@@ -33,6 +33,10 @@ def masks(faces: Path, model_dir: Path | None, device: str, overwrite: bool) -> 
     what = f"masks drawn by {model_dir.name}" if model_dir is not None else "hull masks"
     click.echo(
         f"wrote {written} {what} to {MASKS_DIR}/ in {faces}"
-        + (f", kept {kept} already there" if kept else "")
+        + (
+            f", kept {kept} {'painted' if model_dir is not None else 'already there'}"
+            if kept
+            else ""
+        )
         + ("" if model_dir is not None else "; paint black what is not face, then train")
     )

@@ -25,7 +25,8 @@ def masks(faces: Path, model_dir: Path | None, device: str, overwrite: bool) -> 
     landmark hull: paint black what is not face (a hand, hair, glasses) on the faces that
     something covers, then train on them (`faceswap train` uses a face's mask instead of
     its hull) or train a mask model on them (`faceswap train-masks`) and write its masks
-    for all the other faces with --model. Masks already there are kept.
+    for all the other faces with --model. Masks already there are kept; with --model only
+    the painted ones (the hulls this command wrote are replaced).
     """
     from faceswap.train.dataset import MASKS_DIR, write_masks
 

@@ -111,7 +111,11 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             f"{cfg.convert.input}: --frame {cfg.frame} is past its {source.frame_count} "
             f"frames (0-{source.frame_count - 1})"
         )
-    original = next(iter(source.iter_frames(start=cfg.frame))).image
+    frames = source.iter_frames(start=cfg.frame)
+    try:
+        original = next(iter(frames)).image
+    finally:
+        frames.close()  # type: ignore[attr-defined]  # stop the decoder now
     tiles = [_labelled(as_8bit(original), f"frame {cfg.frame}")]
     tags: dict[str, str] = {}
     work = Path(tempfile.mkdtemp(prefix=".faceswap-tune-", dir=cfg.output.parent))

@@ -1035,18 +1035,22 @@ def _preview_faces(faces: FaceSet, size: int, count: int) -> torch.Tensor:
 @torch.no_grad()
 def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> np.ndarray:
     """Preview grid of ``model`` on fixed faces: A, A→A, A→B, B, B→B, B→A, and with a
-    learned mask the swaps' masks too (:data:`~faceswap.train.preview.COLUMNS_MASKED`)."""
+    learned mask each drawing's mask too (:data:`~faceswap.train.preview.COLUMNS_MASKED`)."""
     model.eval()
     za, zb = model.encode(faces_a), model.encode(faces_b)
-    a2b, b2a = model.decode(za, "b"), model.decode(zb, "a")
+    a2a, a2b = model.decode(za, "a"), model.decode(za, "b")
+    b2b, b2a = model.decode(zb, "b"), model.decode(zb, "a")
+    masks = None
+    if a2b.mask is not None:
+        masks = ((a2a.mask, a2b.mask), (b2b.mask, b2a.mask))
     grid = preview_grid(
         faces_a,
-        model.decode(za, "a").rgb,
+        a2a.rgb,
         a2b.rgb,
         faces_b,
-        model.decode(zb, "b").rgb,
+        b2b.rgb,
         b2a.rgb,
-        masks=None if a2b.mask is None else (a2b.mask, b2a.mask),
+        masks=masks,  # type: ignore[arg-type]
     )
     model.train()
     return grid

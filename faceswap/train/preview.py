@@ -12,8 +12,12 @@ from faceswap.errors import FaceswapError
 from faceswap.io.files import write_bytes_atomic
 
 COLUMNS = ("A", "A→A", "A→B", "B", "B→B", "B→A")
-#: With a learned mask each half ends in the mask its swap was drawn with.
-COLUMNS_MASKED = ("A", "A→A", "A→B", "mask A→B", "B", "B→B", "B→A", "mask B→A")
+#: With a learned mask each drawing is followed by its mask: the face's own (what
+#: ``--mask learned-dst`` blends with; with painted masks it leaves out what covers the
+#: face) and the swap's.
+COLUMNS_MASKED = (
+    "A", "A→A", "mask A→A", "A→B", "mask A→B", "B", "B→B", "mask B→B", "B→A", "mask B→A"
+)  # fmt: skip
 
 
 def preview_grid(
@@ -24,7 +28,8 @@ def preview_grid(
     b2b: torch.Tensor,
     b2a: torch.Tensor,
     *,
-    masks: tuple[torch.Tensor, torch.Tensor] | None = None,
+    masks: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
     gap: int = 2,
 ) -> np.ndarray:
     """Tile faces into one RGB uint8 image: one row per sample, columns as :data:`COLUMNS`
@@ -34,18 +39,24 @@ def preview_grid(
         a, a2a, a2b: ``(N, 3, S, S)`` floats in [0, 1]: A faces, A redrawn by decoder A, A
             swapped to B.
         b, b2b, b2a: the same for B (``N`` may differ from A's; the shorter side is padded).
-        masks: ``(N, 1, S, S)`` learned masks of the A→B and B→A swaps, shown in grey.
+        masks: ``((A→A, A→B), (B→B, B→A))`` learned masks ``(N, 1, S, S)``, each shown in
+            grey after its drawing.
         gap: pixels of black between the A half and the B half.
 
     Returns:
-        ``(rows * S, 6 * S + gap, 3)`` uint8 RGB (``8 * S + gap`` wide with ``masks``).
+        ``(rows * S, 6 * S + gap, 3)`` uint8 RGB (``10 * S + gap`` wide with ``masks``).
     """
     rows = max(a.shape[0], b.shape[0])
     size = a.shape[-1]
-    halves = ((a, a2a, a2b), (b, b2b, b2a))
+    halves: tuple[tuple[torch.Tensor, ...], ...] = ((a, a2a, a2b), (b, b2b, b2a))
     if masks is not None:
+
+        def grey(m: torch.Tensor) -> torch.Tensor:
+            return m.expand(-1, 3, -1, -1)
+
         halves = tuple(
-            (*half, m.expand(-1, 3, -1, -1)) for half, m in zip(halves, masks, strict=True)
+            (face, own, grey(own_mask), swap, grey(swap_mask))
+            for (face, own, swap), (own_mask, swap_mask) in zip(halves, masks, strict=True)
         )
 
     def strip(*tensors: torch.Tensor) -> np.ndarray:

@@ -364,9 +364,10 @@ def test_outputs_card_preview_and_inference_model(
     assert card["crop"]["size"] == 64 and "torch" in card["versions"]
     assert "mask_a" in result.losses  # the learned mask is trained on the hull mask
     preview = cv2.imread(str(m / "previews" / "preview_000000002.png"))
-    assert preview.shape == (4 * 32, 8 * 32 + 2, 3)  # a learned mask adds its columns
-    mask_column = preview[:, 3 * 32 : 4 * 32]  # mask A→B: grey
-    assert (mask_column[..., 0] == mask_column[..., 1]).all()
+    assert preview.shape == (4 * 32, 10 * 32 + 2, 3)  # a learned mask adds its columns
+    for column in (2, 4):  # mask A→A and mask A→B: grey
+        mask_column = preview[:, column * 32 : (column + 1) * 32]
+        assert (mask_column[..., 0] == mask_column[..., 1]).all()
     loaded = ckpt.load_for_inference(m, "cpu")
     assert loaded.config.learned_mask and loaded.crop.size == 64
     out = loaded.model.swap(torch.rand(1, 3, 32, 32))

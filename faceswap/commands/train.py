@@ -206,6 +206,7 @@ DATA_WAIT_HINT = 0.2
 @click.option("--save-every", default=1000, help="Checkpoint interval in iterations.")
 @click.option("--keep", default=3, help="Checkpoints to keep.")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
+@click.option("--preview-faces", default=4, help="Faces of each side in the preview (rows).")
 @click.option("--log-every", default=10, help="Metrics interval in iterations.")
 @click.option(
     "--init-from",

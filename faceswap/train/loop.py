@@ -126,6 +126,7 @@ class TrainConfig:
         save_every: checkpoint interval in iterations.
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
+        preview_faces: faces of each side in the preview (rows), spread over the set.
         log_every: metrics interval in iterations.
         uniform_yaw: sample faces so that every head turn (yaw, from the landmarks) comes up
             equally often (:func:`faceswap.train.dataset.uniform_yaw_weights`).
@@ -189,6 +190,7 @@ class TrainConfig:
     save_every: int = 1000
     keep: int = 3
     preview_every: int = 500
+    preview_faces: int = 4
     log_every: int = 10
     uniform_yaw: bool = False
     resume: bool = False
@@ -224,6 +226,8 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 1 <= self.preview_faces <= 64:
+            raise FaceswapError(f"--preview-faces must be in [1, 64], got {self.preview_faces}")
         if (self.workers or 0) < 0 or self.preview_every < 0 or self.gan_start < 0:
             raise FaceswapError("--workers, --preview-every and --gan-start must be >= 0")
         if self.snapshot_every < 0 or (self.resume_from is not None and self.resume_from < 0):
@@ -1178,8 +1182,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             resume_from=start,
             tensorboard_dir=model_dir / "tensorboard" if cfg.tensorboard else None,
         )
-        preview_a = _preview_faces(faces_a, size, 4).to(device)
-        preview_b = _preview_faces(faces_b, size, 4).to(device)
+        preview_a = _preview_faces(faces_a, size, cfg.preview_faces).to(device)
+        preview_b = _preview_faces(faces_b, size, cfg.preview_faces).to(device)
         if resume_from is None:
             ckpt.save_model(
                 model_dir, trainer.model, crop=faces_a.crop, card={**card_base, "iteration": 0}

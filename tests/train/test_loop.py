@@ -353,6 +353,7 @@ def test_outputs_card_preview_and_inference_model(
         save_every=2,
         keep=1,
         preview_every=2,
+        preview_faces=3,
         model_config=tiny_model_config(learned_mask=True),
     )
     result = run_train(cfg)
@@ -364,7 +365,7 @@ def test_outputs_card_preview_and_inference_model(
     assert card["crop"]["size"] == 64 and "torch" in card["versions"]
     assert "mask_a" in result.losses  # the learned mask is trained on the hull mask
     preview = cv2.imread(str(m / "previews" / "preview_000000002.png"))
-    assert preview.shape == (4 * 32, 10 * 32 + 2, 3)  # a learned mask adds its columns
+    assert preview.shape == (3 * 32, 10 * 32 + 2, 3)  # a learned mask adds its columns
     for column in (2, 4):  # mask A→A and mask A→B: grey
         mask_column = preview[:, column * 32 : (column + 1) * 32]
         assert (mask_column[..., 0] == mask_column[..., 1]).all()

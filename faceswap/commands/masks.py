@@ -18,7 +18,16 @@ import click
 )
 @click.option("--device", default="auto", help="Torch device for --model: auto, cpu, cuda...")
 @click.option("--overwrite", is_flag=True, help="Also replace masks that are there already.")
-def masks(faces: Path, model_dir: Path | None, device: str, overwrite: bool) -> None:
+@click.option(
+    "--sheet",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a PNG of 48 crops with their masks (not-face tinted red, painted ones "
+    "framed green), to check them before training.",
+)
+def masks(
+    faces: Path, model_dir: Path | None, device: str, overwrite: bool, sheet: Path | None
+) -> None:
     """Write a mask for each face crop to FACES/masks/<crop name>.png.
 
     FACES is a `faceswap extract` output folder. Without --model each mask is the crop's
@@ -41,3 +50,8 @@ def masks(faces: Path, model_dir: Path | None, device: str, overwrite: bool) -> 
         )
         + ("" if model_dir is not None else "; paint black what is not face, then train")
     )
+    if sheet is not None:
+        from faceswap.train.dataset import mask_sheet
+
+        shown = mask_sheet(faces, sheet)
+        click.echo(f"wrote {sheet}: {shown} crops with their masks")

@@ -422,6 +422,46 @@ def write_masks(
     return len(todo), len(faces) - len(todo)
 
 
+def mask_sheet(folder: Path | str, output: Path | str, *, count: int = 48, size: int = 96) -> int:
+    """A PNG of up to ``count`` crops of a faces folder (spread over it) with their masks:
+    what is not face tinted red, painted masks framed in green. For checking a mask model's
+    masks before training on them. Returns the number of crops shown.
+
+    Raises:
+        FaceswapError: no crop has a mask, or ``output`` is not a PNG.
+    """
+    from faceswap.io.images import write_image
+
+    output = Path(output)
+    if output.suffix.lower() != ".png":
+        raise FaceswapError(f"{output}: the sheet is a PNG; end the name with .png")
+    faces = load_face_set(folder, "A", label="faces folder")
+    masked = [i for i in range(len(faces)) if faces.user_mask(i) is not None]
+    if not masked:
+        raise FaceswapError(f"{folder}: no masks to show; run `faceswap masks {folder}` first")
+    picks = [masked[int(k)] for k in np.linspace(0, len(masked) - 1, min(count, len(masked)))]
+    tiles = []
+    for i in dict.fromkeys(picks):  # in order, once each
+        mask_path = faces.user_mask(i)
+        assert mask_path is not None
+        face = read_face(faces.files[i], size).astype(np.float32)
+        alpha = read_user_mask(mask_path, size).astype(np.float32)[..., None] / 255.0
+        red = np.array([255.0, 0.0, 0.0], np.float32)
+        tile = face * alpha + (0.5 * face + 0.5 * red) * (1 - alpha)
+        tile = np.clip(tile, 0, 255).astype(np.uint8)
+        if is_painted(mask_path):
+            cv2.rectangle(tile, (0, 0), (size - 1, size - 1), (0, 255, 0), 2)
+        tiles.append(tile)
+    columns = 8
+    rows = -(-len(tiles) // columns)
+    sheet = np.zeros((rows * size, min(columns, len(tiles)) * size, 3), np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        sheet[r * size : (r + 1) * size, c * size : (c + 1) * size] = tile
+    write_image(output, sheet)
+    return len(tiles)
+
+
 def read_user_mask(path: Path, size: int) -> np.ndarray:
     """A mask file as uint8 (size, size), 255 = face: its grey level (colour images are
     converted to grey, 16-bit ones scaled)."""

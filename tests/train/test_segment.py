@@ -131,3 +131,13 @@ def test_painted_masks_are_told_from_the_ones_faceswap_wrote(
     again = mask_examples((folder,))
     assert again.painted == 3 and len(again.faces) == 3 and again.weights is None
     assert write_masks(folder) == (0, 10)  # hulls only where a mask is missing
+    # The sheet to check them: painted ones framed green, what is not face tinted red.
+    from faceswap.io.images import read_image
+    from faceswap.train.dataset import mask_sheet
+
+    assert mask_sheet(folder, tmp_path / "sheet.png", size=32) == 10
+    sheet = read_image(tmp_path / "sheet.png")
+    assert sheet.shape == (2 * 32, 8 * 32, 3)
+    assert tuple(sheet[0, 5]) == (0, 255, 0) and tuple(sheet[0, 3 * 32 + 5]) != (0, 255, 0)
+    with pytest.raises(FaceswapError, match="no masks to show"):
+        mask_sheet(face_dirs[1], tmp_path / "other.png")

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from faceswap.commands.options import encoder_options
+from faceswap.commands.options import (
+    alignments_option,
+    encoder_options,
+    mask_model_option,
+    model_dir_option,
+)
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
 from faceswap.convert.pipeline import (
@@ -32,14 +37,7 @@ def _modes_help(registry: object, lead: str) -> str:
 
 @click.command(context_settings={"show_default": True})
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option(
-    "-m",
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Model folder written by `faceswap train`.",
-)
+@model_dir_option
 @click.option(
     "-o",
     "--output",
@@ -48,13 +46,7 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Output video (suffix picks the container: .mp4, .mkv, .mov...), or a new folder "
     "(no suffix) for the frames as an image sequence (always for an image-folder INPUT).",
 )
-@click.option(
-    "-a",
-    "--alignments",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="alignments.json (or extract folder) of INPUT; without it faces are detected on the fly.",
-)
+@alignments_option
 @click.option(
     "--direction",
     type=click.Choice(DIRECTIONS),
@@ -67,12 +59,7 @@ def _modes_help(registry: object, lead: str) -> str:
     default="hull",
     help=_modes_help(MASK_MODES, "Blend mask"),
 )
-@click.option(
-    "--mask-model",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A mask model (`faceswap train-masks -m` folder) for --mask segment and segment-both.",
-)
+@mask_model_option
 @click.option(
     "--colour",
     "--color",

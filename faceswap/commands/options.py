@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
+
+#: ``-m MODEL``: the face-swap model of convert and tune.
+model_dir_option = click.option(
+    "-m",
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model folder written by `faceswap train`.",
+)
+#: ``-a ALIGNMENTS``: the faces of INPUT that extract found, for convert and tune.
+alignments_option = click.option(
+    "-a",
+    "--alignments",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="alignments.json (or extract folder) of INPUT; without it faces are detected on the fly.",
+)
+#: ``--mask-model``: the mask model of the segment masks, for convert and tune.
+mask_model_option = click.option(
+    "--mask-model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A mask model (`faceswap train-masks -m` folder) for --mask segment and segment-both.",
+)
 
 
 def encoder_options(command: Any) -> Any:

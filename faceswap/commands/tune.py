@@ -6,20 +6,14 @@ from pathlib import Path
 
 import click
 
+from faceswap.commands.options import alignments_option, mask_model_option, model_dir_option
 from faceswap.convert.pipeline import BLEND_KEYS, DIRECTIONS
 from faceswap.device import DEVICE_CHOICES
 
 
 @click.command("tune")
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option(
-    "-m",
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Model folder written by `faceswap train`.",
-)
+@model_dir_option
 @click.option(
     "-o",
     "--output",
@@ -41,21 +35,10 @@ from faceswap.device import DEVICE_CHOICES
     help="Its values, comma-separated (default: every colour "
     "or mask mode; numbers for the others: --vary erode --values 0,4,8).",
 )
-@click.option(
-    "-a",
-    "--alignments",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="alignments.json (or extract folder) of INPUT; else faces are detected.",
-)
+@alignments_option
 @click.option("--direction", default="a2b", type=click.Choice(DIRECTIONS))
 @click.option("--mask", default="hull", help="Mask mode of the tiles (unless --vary mask).")
-@click.option(
-    "--mask-model",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A mask model for the segment masks.",
-)
+@mask_model_option
 @click.option(
     "--colour",
     "--color",

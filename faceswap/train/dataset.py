@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -347,14 +349,25 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def generated_masks(masks_dir: Path) -> dict[str, dict[str, str]]:
+def generated_masks(masks_dir: Path) -> Mapping[str, Mapping[str, str]]:
     """The masks ``faceswap masks`` wrote in ``masks_dir``: name -> ``{"by": "hull" or
-    "model NAME", "sha256": ...}`` (as written; see :func:`is_painted`)."""
+    "model NAME", "sha256": ...}`` (as written; see :func:`is_painted`). Read once while
+    the file is unchanged: asking for each of 10,000 masks parses it once."""
+    path = masks_dir / GENERATED_MASKS
     try:
-        data = json.loads((masks_dir / GENERATED_MASKS).read_text(encoding="utf-8"))
-        return dict(data.get("masks", {}))
+        info = path.stat()
+    except OSError:
+        return MappingProxyType({})
+    return _read_generated(str(path), (info.st_mtime_ns, info.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _read_generated(path: str, stamp: tuple[int, int]) -> Mapping[str, Mapping[str, str]]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return MappingProxyType(dict(data.get("masks", {})))
     except (OSError, ValueError, AttributeError):
-        return {}
+        return MappingProxyType({})
 
 
 def is_painted(mask: Path) -> bool:
@@ -414,7 +427,7 @@ def write_masks(
             masks_dir.mkdir(exist_ok=True)
             target = write_image(faces.user_mask(i) or masks_dir / f"{crop.stem}.png", mask)
             if masks_dir not in records:
-                records[masks_dir] = generated_masks(masks_dir)
+                records[masks_dir] = {k: dict(v) for k, v in generated_masks(masks_dir).items()}
             records[masks_dir][target.name] = {"by": by, "sha256": _file_sha256(target)}
     for masks_dir, record in records.items():
         data = {"schema_version": 1, "masks": dict(sorted(record.items()))}

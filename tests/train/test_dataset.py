@@ -309,6 +309,24 @@ def test_cached_samples_equal_uncached_ones(face_dirs: tuple[Path, Path], tmp_pa
         for name in a:
             assert torch.equal(a[name], b[name])
     assert pickle.loads(pickle.dumps(cached))._cached is None  # workers map it themselves
+    # Faces with masks of their own: the masks ride in the cache, samples still the same.
+    from faceswap.train.dataset import MASKS_DIR
+
+    (tmp_path / "b" / MASKS_DIR).mkdir()
+    for crop in sorted((tmp_path / "b").glob("*.png"))[:4]:
+        cv2.imwrite(str(tmp_path / "b" / MASKS_DIR / crop.name), _occluded_mask(64))
+    masked = load_face_set(tmp_path / "b", "B")
+    cache = face_cache(masked, 32)
+    assert cache is not None and np.load(cache, mmap_mode="r").shape == (10, 32, 32, 4)
+    plain = FaceDataset(masked, 32, AugmentConfig())
+    cached = FaceDataset(masked, 32, AugmentConfig(), cache)
+    for key in [(0, 5), (2, 9), (7, 3)]:  # painted and hull faces
+        a, b = plain[key], cached[key]
+        assert all(torch.equal(a[name], b[name]) for name in a), key
+    first = plain[(0, 5)]["masks"]
+    assert masked.user_masks[0] is not None
+    masked.user_masks[0].unlink()  # read from the cache, not the file
+    assert torch.equal(cached[(0, 5)]["masks"], first)
 
 
 def test_face_cache_is_skipped_where_the_folder_is_read_only(

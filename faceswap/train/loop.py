@@ -840,28 +840,44 @@ def _loader(
     info: ddp.DistInfo,
     pin: bool,
 ) -> Generator[dict[str, torch.Tensor], None, None]:
-    from torch.utils.data import DataLoader
-
     weights = uniform_yaw_weights(dataset.faces) if cfg.uniform_yaw else None
     sampler = StreamSampler(
         len(dataset), cfg.batch_size, cfg.seed, side, start, info.rank, info.world, weights
     )
+    yield from stream_batches(
+        dataset, sampler, cfg.batch_size, cfg.workers, seed=cfg.seed * 2 + side, pin=pin
+    )
+
+
+def stream_batches(
+    dataset: FaceDataset,
+    sampler: StreamSampler,
+    batch_size: int,
+    workers: int,
+    *,
+    seed: int,
+    pin: bool = False,
+) -> Generator[dict[str, torch.Tensor], None, None]:
+    """Batches of ``dataset`` in ``sampler``'s order, from ``workers`` spawned processes
+    (0: this one), which are shut down when the generator closes."""
+    from torch.utils.data import DataLoader
+
     loader = DataLoader(
         dataset,
-        batch_size=cfg.batch_size,
+        batch_size=batch_size,
         sampler=sampler,
-        num_workers=cfg.workers,
+        num_workers=workers,
         pin_memory=pin,
         drop_last=True,
-        persistent_workers=cfg.workers > 0,
-        prefetch_factor=4 if cfg.workers > 0 else None,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
         worker_init_fn=_worker_init,
         # Forked workers inherit cv2's and OpenMP's thread pools mid-state and can deadlock
         # on their first parallel call (seen on Linux); spawned ones start clean.
-        multiprocessing_context="spawn" if cfg.workers > 0 else None,
+        multiprocessing_context="spawn" if workers > 0 else None,
         # Its own generator: creating the iterator would otherwise draw a worker base seed
         # from the global RNG, which a resumed run has just restored (and must not shift).
-        generator=torch.Generator().manual_seed(cfg.seed * 2 + side),
+        generator=torch.Generator().manual_seed(seed),
     )
     batches = iter(loader)
     try:

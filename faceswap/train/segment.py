@@ -193,20 +193,10 @@ def _check_folder(cfg: SegmenterTrainConfig) -> None:
 def _batches(
     dataset: FaceDataset, cfg: SegmenterTrainConfig, start: int, weights: np.ndarray | None
 ) -> Iterator[dict[str, torch.Tensor]]:
-    from torch.utils.data import DataLoader
+    from faceswap.train.loop import stream_batches
 
     sampler = StreamSampler(len(dataset), cfg.batch_size, cfg.seed, 2, start, weights=weights)
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        drop_last=True,
-        persistent_workers=cfg.workers > 0,
-        multiprocessing_context="spawn" if cfg.workers > 0 else None,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-    return iter(loader)
+    return stream_batches(dataset, sampler, cfg.batch_size, cfg.workers, seed=cfg.seed)
 
 
 def save_segmenter(
@@ -293,30 +283,33 @@ def run_train_segmenter(cfg: SegmenterTrainConfig) -> SegmenterTrainResult:
         bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
     iteration, loss_value, interrupted = start, math.nan, False
     batches = _batches(dataset, cfg, start, examples.weights)
-    with _StopFlag() as stop:
-        while iteration < cfg.iterations:
-            batch = next(batches)
-            x = batch["source"].to(device).float().div_(255.0)
-            target = batch["masks"][:, 0:1].to(device).float().div_(255.0)
-            loss = segmenter_loss(model(x), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            iteration += 1
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FaceswapError(
-                    f"mask training diverged at iteration {iteration}; rerun with a lower --lr"
-                )
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}")
-            if iteration % cfg.save_every == 0 or iteration == cfg.iterations or stop.requested:
-                card = {**card_base, "iteration": iteration, "loss": loss_value}
-                save_segmenter(cfg.model_dir, model, optimizer, card)
-            if stop.requested:
-                interrupted = iteration < cfg.iterations
-                break
+    try:
+        with _StopFlag() as stop:
+            while iteration < cfg.iterations:
+                batch = next(batches)
+                x = batch["source"].to(device).float().div_(255.0)
+                target = batch["masks"][:, 0:1].to(device).float().div_(255.0)
+                loss = segmenter_loss(model(x), target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                iteration += 1
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise FaceswapError(
+                        f"mask training diverged at iteration {iteration}; rerun with a lower --lr"
+                    )
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_value:.4f}")
+                if iteration % cfg.save_every == 0 or iteration == cfg.iterations or stop.requested:
+                    card = {**card_base, "iteration": iteration, "loss": loss_value}
+                    save_segmenter(cfg.model_dir, model, optimizer, card)
+                if stop.requested:
+                    interrupted = iteration < cfg.iterations
+                    break
+    finally:
+        batches.close()  # type: ignore[attr-defined]  # shut the workers down
     if bar is not None:
         bar.close()
     return SegmenterTrainResult(

@@ -346,19 +346,46 @@ def test_dense_layer_equals_the_stock_linear(
         torch.testing.assert_close(dense.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-5)
 
 
-def test_output_conv_equals_the_stock_conv() -> None:
+@pytest.mark.parametrize("library", ["blas", "onednn"])
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(
+    ("c_out", "kernel", "height", "width", "bias"),
+    [(3, 5, 12, 12, True), (4, 3, 7, 10, False), (3, 5, 3, 4, True), (1, 1, 5, 5, True)],
+)
+def test_output_conv_equals_the_stock_conv(
+    monkeypatch: pytest.MonkeyPatch,
+    library: str,
+    channels_last: bool,
+    c_out: int,
+    kernel: int,
+    height: int,
+    width: int,
+    bias: bool,
+) -> None:
     from faceswap.nets import blocks
 
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
     torch.manual_seed(0)
-    conv = blocks.OutputConv(16, 3, 5, padding=2)
-    ref = torch.nn.Conv2d(16, 3, 5, padding=2)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    conv = blocks.OutputConv(16, c_out, kernel, padding=kernel // 2, bias=bias)
+    conv = conv.to(memory_format=layout)
+    ref = torch.nn.Conv2d(16, c_out, kernel, padding=kernel // 2, bias=bias)
     ref.load_state_dict(conv.state_dict())
-    x = torch.rand(2, 16, 12, 12, requires_grad=True)
+    x = torch.rand(2, 16, height, width).contiguous(memory_format=layout).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     y, y_ref = conv(x), ref(x_ref)
-    assert y.is_contiguous()  # standard layout for the loss and the sigmoid split
+    # BLAS machines take the tap GEMM, the others the stock conv in channels-last
+    assert (type(y.grad_fn).__name__ == "_TapConvFnBackward") == (library == "blas")
+    if library == "blas" or not channels_last:  # oneDNN keeps a channels-last input's layout
+        assert y.is_contiguous()  # standard layout for the loss and the sigmoid split
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
-    y.sum().backward()
-    y_ref.sum().backward()
+    g = torch.rand_like(y)
+    y.backward(g)
+    y_ref.backward(g)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(conv.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-4)
+    assert conv.weight.grad.is_contiguous(memory_format=layout)  # no copy in the optimizer
+    if bias:
+        torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # inference (convert) takes the same route
+        torch.testing.assert_close(conv(x), y_ref, rtol=1e-4, atol=1e-5)

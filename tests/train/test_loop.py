@@ -596,8 +596,13 @@ def test_auto_workers_feed_a_gpu_from_the_hosts_cores(monkeypatch: pytest.Monkey
 
 @pytest.mark.slow
 def test_compiled_model_trains_like_the_eager_one(
-    face_dirs: tuple[Path, Path], tmp_path: Path
+    face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from faceswap.nets import blocks
+
+    # Compiled, the layers run as stock convolutions (the eager CPU GEMM routes round
+    # differently, which Adam's first, sign-like steps amplify): compare with those.
+    monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", False)
     eager = run_train(_cfg(face_dirs, tmp_path / "eager", iterations=2, save_every=2))
     compiled = run_train(
         _cfg(face_dirs, tmp_path / "compiled", iterations=2, save_every=2, compile=True)

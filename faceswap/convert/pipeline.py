@@ -801,6 +801,13 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             )
     predictor = None
     needs_segment_swap = any(mode.needs_segment_swap for mode in modes)
+    if cfg.mask_model is not None and not any(mode.needs_segment for mode in modes):
+        log.warning(
+            "--mask-model %s is not used: only --mask segment and segment-both (also in "
+            "--blend-ranges) use it; this run blends with --mask %s",
+            Path(cfg.mask_model).name,
+            cfg.mask,
+        )
     if any(mode.needs_segment for mode in modes):
         if cfg.mask_model is None:
             name = next(mode.name for mode in modes if mode.needs_segment)

@@ -565,6 +565,22 @@ def test_segment_masks_need_a_mask_model(model_dir: Path, tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
+def test_a_mask_model_no_mask_mode_uses_is_named(
+    model_dir: Path, segmenter_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    with caplog.at_level("WARNING"):
+        run_convert(_cfg(folder, model_dir, tmp_path / "out", alignments=al,
+                         mask_model=segmenter_dir))  # fmt: skip
+    assert "is not used: only --mask segment and segment-both" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # used by a range of frames: no warning
+        run_convert(_cfg(folder, model_dir, tmp_path / "out2", alignments=al,
+                         mask_model=segmenter_dir,
+                         blend_ranges=({"frames": "0-", "mask": "segment"},)))  # fmt: skip
+    assert "is not used" not in caplog.text
+
+
 def test_learned_mask_needs_a_model_with_one(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 1)
     with pytest.raises(FaceswapError, match="--mask hull"):

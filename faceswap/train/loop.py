@@ -983,6 +983,21 @@ def _never_trained(model_dir: Path) -> bool:
     return ckpt.read_card(model_dir).get("iteration") == 0
 
 
+def _load_checkpoint(trainer: Trainer, cfg: TrainConfig, model_dir: Path, folder: Path) -> int:
+    """``trainer.load(folder)``; a damaged newest checkpoint names the older ones to go
+    back to (``--resume-from``)."""
+    try:
+        return trainer.load(folder)
+    except FaceswapError as exc:
+        older = [it for it, path in ckpt.list_checkpoints(model_dir) if path != folder]
+        if cfg.resume_from is not None or not older:
+            raise
+        raise FaceswapError(
+            f"{exc}; or go back to an older checkpoint: --resume-from {older[-1]} (this folder "
+            f"has {', '.join(map(str, older))})"
+        ) from None
+
+
 def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
     """The checkpoint to resume from, or None; refuses to clobber an existing model."""
     found = ckpt.list_checkpoints(model_dir)
@@ -1151,7 +1166,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             )
     cfg = dataclasses.replace(cfg, optimizer=_resolve_optimizer(cfg, resume_from))
     trainer = Trainer(cfg, model_config, device, info)
-    start = trainer.load(resume_from) if resume_from is not None else 0
+    start = _load_checkpoint(trainer, cfg, model_dir, resume_from) if resume_from else 0
     initialised = _init_from(trainer.model, cfg, model_config, faces_a.crop)
     if resume_from is not None and info.is_main:
         log.info("resuming from %s (iteration %d)", resume_from, start)

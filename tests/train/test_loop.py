@@ -170,6 +170,17 @@ def test_resume_from_rolls_back_to_an_older_checkpoint(
     assert iters == [1, 2, 3, 4]
 
 
+def test_a_damaged_newest_checkpoint_names_the_older_ones(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run_train(_cfg(face_dirs, tmp_path / "m", iterations=4, save_every=2))
+    (tmp_path / "m" / "checkpoints" / "ckpt_000000004" / "model.safetensors").write_text("x")
+    with pytest.raises(FaceswapError, match=r"corrupt .* --resume-from 2 \(this folder has 2\)"):
+        run_train(_cfg(face_dirs, tmp_path / "m", resume=True, iterations=6, save_every=2))
+    again = run_train(_cfg(face_dirs, tmp_path / "m", resume_from=2, iterations=6, save_every=2))
+    assert again.start_iteration == 2 and again.iteration == 6
+
+
 @pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
 @pytest.mark.parametrize("mode", ["bce", "hinge", "wgan-gp"])
 def test_gan_modes_run_one_step(

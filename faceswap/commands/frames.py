@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -72,16 +73,19 @@ def extract_frames(
         resume=not overwrite,
         bit_depth=bit_depth,
     )
-    bar = tqdm(unit="frame", disable=no_progress, leave=False)
+    bars: list[Any] = []  # opened with the first frame: a bad input's error stands alone
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+        if not bars:
+            bars.append(tqdm(unit="frame", disable=no_progress, leave=False))
+        bars[0].total = total
+        bars[0].update(done - bars[0].n)
 
     try:
         result = run_extract_frames(cfg, progress=progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     rate = result.frames_written / result.seconds if result.seconds > 0 else 0.0
     fps = f" at {float(result.fps):.3f} fps" if result.fps else ""
     if result.videos > 1:

@@ -32,7 +32,7 @@ step() { echo; echo "== $* ($(date +%T))"; }
   timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
   step "bench_train, batch 16 per side"
   timeout 240 python3 benchmarks/bench_train.py --device cuda --amp \
-    --presets original,liae,dfl-h128 --batch-size 16 --iters 20 --data-seconds 4 --data-workers 8
+    --presets original,liae,dfl-h128,dfl-d256 --batch-size 16 --iters 20 --data-seconds 4 --data-workers 8
   step "bench_train, batch 64 per side"
   timeout 180 python3 benchmarks/bench_train.py --device cuda --amp \
     --presets original,dfl-h128 --batch-size 64 --iters 10 --data-seconds 0

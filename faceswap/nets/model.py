@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from faceswap.errors import FaceswapError
@@ -22,6 +23,7 @@ from faceswap.nets.blocks import (
     OutputConv,
     ResBlock,
     UpscaleBlock,
+    icnr_,
     init_conv,
 )
 from faceswap.nets.config import ModelConfig, config_fingerprint
@@ -100,14 +102,23 @@ class Decoder(nn.Module):
             )
             c_in = c_out
         self.blocks = nn.Sequential(*blocks)
+        self.subpixel = cfg.subpixel_output
         self.out = OutputConv(
-            c_in, cfg.out_channels, cfg.output_kernel, padding=cfg.output_kernel // 2
+            c_in,
+            cfg.out_channels * (4 if self.subpixel else 1),
+            cfg.output_kernel,
+            padding=cfg.output_kernel // 2,
         )
         init_conv(self.out, 1.0)  # linear output before the sigmoid
+        if self.subpixel and cfg.icnr_init:
+            icnr_(self.out.weight, 2, 1.0)  # the four sub-pixels start equal: no checkerboard
         self.learned_mask = cfg.learned_mask
 
     def forward(self, z: torch.Tensor) -> DecoderOutput:
-        y = torch.sigmoid(self.out(self.blocks(z)))
+        y = self.out(self.blocks(z))
+        if self.subpixel:
+            y = F.pixel_shuffle(y, 2)
+        y = torch.sigmoid(y)
         if self.learned_mask:
             return DecoderOutput(rgb=y[:, :3], mask=y[:, 3:4])
         return DecoderOutput(rgb=y)

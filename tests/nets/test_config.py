@@ -17,7 +17,8 @@ def test_every_expected_preset_is_registered_and_loads() -> None:
     for name in PRESETS:
         cfg = load_preset(name)
         assert cfg.name == name
-        assert cfg.latent_size * 2 ** (len(cfg.decoder_widths) + 1) == cfg.resolution
+        upscales = len(cfg.decoder_widths) + 1 + int(cfg.subpixel_output)
+        assert cfg.latent_size * 2**upscales == cfg.resolution
 
 
 def test_original_matches_the_classic_layout() -> None:

@@ -152,6 +152,49 @@ def test_icnr_upscale_starts_as_nearest_neighbour() -> None:
     torch.testing.assert_close(y[..., 0::2, 0::2], y[..., 0::2, 1::2])
 
 
+@pytest.mark.parametrize("arch", ["df", "liae"])
+def test_subpixel_output_draws_at_half_resolution(arch: str) -> None:
+    torch.manual_seed(0)
+    base = small("original", arch=arch, learned_mask=True)
+    cfg = dataclasses.replace(base, subpixel_output=True)
+    assert cfg.latent_size * 2 == base.latent_size  # the latent grid halves too
+    model = build_model(cfg)
+    decoder = model.decoder if arch == "liae" else model.decoder_a
+    seen: list[tuple[int, ...]] = []
+    decoder.blocks.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    out = model.decode(model.encode(torch.rand(2, 3, 32, 32)), "a")
+    assert seen[0][-2:] == (16, 16)  # the decoder's maps stop at half the output size
+    assert out.rgb.shape == (2, 3, 32, 32) and out.mask is not None
+    assert out.mask.shape == (2, 1, 32, 32)
+    # ICNR: at step 0 the four sub-pixels of each output pixel block are equal, so RGB and
+    # mask channels come out of the shuffle each from its own group of four
+    for y in (out.rgb, out.mask):
+        torch.testing.assert_close(y[..., 0::2, 0::2], y[..., 1::2, 1::2])
+        torch.testing.assert_close(y[..., 0::2, 0::2], y[..., 0::2, 1::2])
+    assert config_fingerprint(cfg) != config_fingerprint(base)  # another checkpoint shape
+    dataclasses.replace(base, resolution=48)  # 4 halvings, 4 doublings: fine
+    with pytest.raises(FaceswapError, match="must be divisible by 32"):
+        dataclasses.replace(cfg, resolution=48)  # a fifth doubling with the sub-pixels
+
+
+def test_subpixel_output_learns() -> None:
+    torch.manual_seed(0)
+    cfg = scaled(load_preset("original"), 1 / 32, resolution=32, subpixel_output=True)
+    model = build_model(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # smooth images, as faces are (uniform noise is no image to learn)
+    target = torch.nn.functional.interpolate(torch.rand(4, 3, 4, 4), size=32, mode="bilinear")
+    losses = []
+    for _ in range(40):
+        out_a, _ = model(target, target)
+        loss = (out_a.rgb - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.85 * losses[0]
+
+
 def test_channels_last_gives_the_same_output() -> None:
     torch.manual_seed(4)
     model = build_model(small("original")).eval()

@@ -518,7 +518,7 @@ class OutputConv(nn.Conv2d):
     speed; in channels-last its forward and backward together took 40% less time, more than
     the layout conversions cost. Where BLAS is the faster GEMM library
     (:func:`~faceswap.device.cpu_gemm_library`) a float32 'same' conv runs as
-    :class:`_TapConvFn` instead, 2.5x faster again. The output comes back in the standard
+    :class:`_TapConvFn` instead, 1.6x faster again. The output comes back in the standard
     layout.
     """
 

@@ -9,7 +9,7 @@ import pytest
 from faceswap.errors import FaceswapError
 from faceswap.nets import PRESETS, ModelConfig, load_preset, scaled
 
-EXPECTED = {"tiny", "original", "lightweight", "dfl-h128", "liae"}
+EXPECTED = {"tiny", "original", "lightweight", "quick96", "dfl-h128", "liae", "dfl-d256"}
 
 
 def test_every_expected_preset_is_registered_and_loads() -> None:

@@ -589,6 +589,14 @@ class ResBlock(nn.Module):
         return self.act(x + y)
 
 
+def pixel_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Each sample scaled to unit root-mean-square over all its features (DFL's ``-u``:
+    the encoder's output before the bottleneck), the statistic taken in float32."""
+    dims = tuple(range(1, x.ndim))
+    scale = torch.rsqrt(x.float().square().mean(dim=dims, keepdim=True) + eps)
+    return x * scale.to(x.dtype)
+
+
 class DenseToMap(nn.Module):
     """Flatten → dense ``bottleneck`` → dense → reshape (C, L, L) → upscale.
 

@@ -53,6 +53,9 @@ class ModelConfig:
         in_channels: input image channels (3 for RGB).
         encoder_widths: output channels of each stride-2 encoder conv.
         encoder_kernel: kernel size of the encoder convs (odd).
+        encoder_pixel_norm: scale each face's encoder output to unit root-mean-square before
+            the bottleneck (DeepFaceLab's ``-u`` archi, "more likeness"): the dense layers see
+            codes of one magnitude whatever the face's contrast. No weights of its own.
         bottleneck: width of the dense bottleneck (the face code).
         latent_channels: channels of the dense layer's output, reshaped to (C, L, L).
         encoder_upscale: channels after the upscale that follows the dense layers.
@@ -77,6 +80,7 @@ class ModelConfig:
     in_channels: int = 3
     encoder_widths: tuple[int, ...] = (128, 256, 512, 1024)
     encoder_kernel: int = 5
+    encoder_pixel_norm: bool = False
     bottleneck: int = 1024
     latent_channels: int = 1024
     encoder_upscale: int = 512
@@ -126,7 +130,7 @@ class ModelConfig:
                 raise FaceswapError(f"{where}: {key} must be an odd positive integer, got {k!r}")
         if self.decoder_res_blocks < 0:
             raise FaceswapError(f"{where}: decoder_res_blocks must be >= 0")
-        for key in ("learned_mask", "subpixel_output", "icnr_init"):
+        for key in ("learned_mask", "subpixel_output", "encoder_pixel_norm", "icnr_init"):
             if not isinstance(getattr(self, key), bool):
                 raise FaceswapError(
                     f"{where}: {key} must be true or false, got {getattr(self, key)!r}"
@@ -172,7 +176,8 @@ class ModelConfig:
 
 
 def config_fingerprint(cfg: ModelConfig) -> str:
-    """A short hex digest of every shape-relevant key of ``cfg``.
+    """A short hex digest of every key of ``cfg`` that changes the model (its shapes or what
+    it computes, e.g. ``encoder_pixel_norm``).
 
     Two configs with equal fingerprints build models with identical ``state_dict`` keys and
     shapes; store it beside the weights and compare before loading to tell "this model was

@@ -25,6 +25,7 @@ from faceswap.nets.blocks import (
     UpscaleBlock,
     icnr_,
     init_conv,
+    pixel_norm,
 )
 from faceswap.nets.config import ModelConfig, config_fingerprint
 from faceswap.registry import Registry
@@ -68,9 +69,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.convs = ConvEncoder(cfg)
         self.dense = _dense_to_map(cfg)
+        self.pixel_norm = cfg.encoder_pixel_norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.convs(x))
+        features = self.convs(x)
+        return self.dense(pixel_norm(features) if self.pixel_norm else features)
 
 
 def _dense_to_map(cfg: ModelConfig) -> DenseToMap:
@@ -214,7 +217,8 @@ class LIAEModel(FaceSwapModel):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        return self.encoder(x)
+        z = self.encoder(x)
+        return pixel_norm(z) if self.config.encoder_pixel_norm else z
 
     def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
         self._check_side(side)

@@ -177,6 +177,35 @@ def test_subpixel_output_draws_at_half_resolution(arch: str) -> None:
         dataclasses.replace(cfg, resolution=48)  # a fifth doubling with the sub-pixels
 
 
+@pytest.mark.parametrize("arch", ["df", "liae"])
+def test_encoder_pixel_norm_makes_the_code_scale_free(arch: str) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    for norm in (True, False):
+        cfg = small("original", arch=arch, encoder_pixel_norm=norm)
+        model = build_model(cfg).eval()
+        convs = model.encoder.convs if arch == "df" else model.encoder
+        seen: list[torch.Tensor] = []
+        # what the bottleneck reads: unit root-mean-square per face with the norm
+        dense = model.encoder.dense if arch == "df" else model.inter_ab
+        dense.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].detach()))
+        with torch.no_grad():
+            before = model.swap(x).rgb
+            rms = seen[-1].square().mean(dim=(1, 2, 3)).sqrt()
+            last = convs[-1][0]  # LeakyReLU is positively homogeneous: features scale by 3
+            last.weight.mul_(3)
+            last.bias.mul_(3)
+            after = model.swap(x).rgb
+        if norm:
+            torch.testing.assert_close(rms, torch.ones(2), rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+        else:
+            assert not torch.allclose(after, before, atol=1e-3)
+    plain = small("original", arch=arch)
+    normed = dataclasses.replace(plain, encoder_pixel_norm=True)
+    assert config_fingerprint(plain) != config_fingerprint(normed)  # other weights' meaning
+
+
 def test_subpixel_output_learns() -> None:
     torch.manual_seed(0)
     cfg = scaled(load_preset("original"), 1 / 32, resolution=32, subpixel_output=True)

@@ -163,6 +163,12 @@ DATA_WAIT_HINT = 0.2
     help="Discriminator normalisation; auto: instance for wgan-gp, spectral otherwise.",
 )
 @click.option(
+    "--true-face-power",
+    default=0.0,
+    help="Weight of DeepFaceLab's true-face term (0: off; DFL suggests 0.01): a critic on the "
+    "encoder's codes makes B's codes pass for A's, so swaps look more like B. df presets.",
+)
+@click.option(
     "--clip-grad",
     default=0.0,
     help="Clip the autoencoder's gradient norm to this (0: off); guards long or GAN runs "

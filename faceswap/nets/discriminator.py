@@ -91,6 +91,31 @@ class PatchDiscriminator(nn.Module):
         return self.net(x * 2 - 1)
 
 
+class CodeDiscriminator(nn.Module):
+    """Tells the encoder's codes of A's faces from B's: DeepFaceLab's true-face critic.
+
+    (N, C, S, S) codes → (N,) logits: 3x3 stride-2 convs (LeakyReLU 0.1) until the map is
+    2x2 or smaller, the mean over it, then a linear layer. Trained to call A's codes real
+    (1) and B's fake (0), while the encoder learns to make B's codes pass for A's; the
+    codes of the two faces then share one distribution, so B's decoder, fed A's codes at
+    convert time, gets the kind of input it was trained on and draws a face more like B.
+    """
+
+    def __init__(self, channels: int, size: int, width: int = 256) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, side, depth = channels, size, 0
+        while depth == 0 or side > 2:
+            c_out = width * min(2**depth, 4)
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.LeakyReLU(0.1)]
+            c_in, side, depth = c_out, (side + 1) // 2, depth + 1
+        self.net = nn.Sequential(*layers)
+        self.out = nn.Linear(c_in, 1)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(codes).mean(dim=(2, 3))).squeeze(1)
+
+
 @dataclass(frozen=True)
 class GanMode:
     """One adversarial objective: G and D losses from logits, and whether it wants a GP."""

@@ -122,6 +122,11 @@ class TrainConfig:
         disc_widths: channels of the PatchGAN's stride-2 convs.
         disc_norm: ``spectral``, ``instance``, ``none`` or ``auto`` (instance norm for
             wgan-gp, whose gradient penalty fights spectral norm; spectral otherwise).
+        true_face_power: weight of DeepFaceLab's true-face term (0: off; DFL suggests
+            0.01): a critic on the encoder's codes (:class:`~faceswap.nets.discriminator.
+            CodeDiscriminator`) learns to tell A's codes from B's, and the encoder to make
+            B's pass for A's, so the codes B's decoder sees at convert time look like those
+            it trained on. ``df`` presets.
         augment: augmentation switches.
         save_every: checkpoint interval in iterations.
         keep: checkpoints to keep.
@@ -186,6 +191,7 @@ class TrainConfig:
     gan_start: int = 0
     disc_widths: tuple[int, ...] = (64, 128, 256)
     disc_norm: str = "auto"
+    true_face_power: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     save_every: int = 1000
     keep: int = 3
@@ -244,6 +250,15 @@ class TrainConfig:
             )
         if self.clip_grad < 0:
             raise FaceswapError(f"--clip-grad must be >= 0 (0: off), got {self.clip_grad}")
+        if not self.true_face_power >= 0:
+            raise FaceswapError(
+                f"--true-face-power must be >= 0 (0: off; DFL suggests 0.01), got "
+                f"{self.true_face_power}"
+            )
+        if self.true_face_power > 0 and self.compile:
+            raise FaceswapError(
+                "--true-face-power reads the encoder's codes, which --compile hides; drop one"
+            )
         if self.autoclip and self.clip_grad > 0:
             raise FaceswapError("--autoclip and --clip-grad both clip: give one of them")
         if not 0 < self.autoclip_percentile <= 100:
@@ -597,6 +612,7 @@ class Trainer:
         from faceswap.nets import build_model
         from faceswap.nets.discriminator import (
             GAN_MODES,
+            CodeDiscriminator,
             DiscriminatorConfig,
             PatchDiscriminator,
         )
@@ -615,13 +631,28 @@ class Trainer:
             self.disc = PatchDiscriminator(
                 DiscriminatorConfig(widths=tuple(cfg.disc_widths), norm=norm)
             )
+        self.code_disc = None
+        self._codes: torch.Tensor | None = None
+        if cfg.true_face_power > 0:
+            if model_config.arch != "df":
+                raise FaceswapError(
+                    f"--true-face-power needs a df preset (a shared encoder whose codes both "
+                    f"decoders read); '{model_config.name}' is {model_config.arch}"
+                )
+            self.code_disc = CodeDiscriminator(
+                model_config.encoder_upscale, 2 * model_config.latent_size
+            )
+            # The codes both decoders read: the shared encoder's output, caught in the
+            # forward (under DDP too, whose forward must be the one that runs).
+            self.model.encoder.register_forward_hook(self._keep_codes)
         self.amp_dtype = resolve_amp(device, cfg.amp, cfg.amp_dtype)
         # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran up to 1.5x faster so.
         channels_last = resolve_channels_last(cfg.channels_last, device, self.amp_dtype)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
-        if self.disc is not None:
-            self.disc.to(device, memory_format=self.memory_format)
+        for critic in (self.disc, self.code_disc):
+            if critic is not None:
+                critic.to(device, memory_format=self.memory_format)
         self.recon = ReconstructionLoss(
             LossConfig(
                 terms=cfg.loss,
@@ -641,6 +672,11 @@ class Trainer:
             if self.disc is not None
             else None
         )
+        self.opt_code = (
+            make_adam(self.code_disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+            if self.code_disc is not None
+            else None
+        )
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.amp_dtype == torch.float16 and device.type == "cuda"
         )
@@ -652,6 +688,9 @@ class Trainer:
             self.forward = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:
             self.forward = torch.compile(self.forward)
+
+    def _keep_codes(self, module: torch.nn.Module, args: Any, codes: torch.Tensor) -> None:
+        self._codes = codes
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -667,6 +706,9 @@ class Trainer:
             state["opt_d"] = self.opt_d.state_dict()
         if self.autoclip is not None:
             state["autoclip"] = self.autoclip.state()
+        if self.code_disc is not None and self.opt_code is not None:
+            state["code_disc"] = self.code_disc.state_dict()
+            state["opt_code"] = self.opt_code.state_dict()
         return state
 
     def load(self, folder: Path) -> int:
@@ -690,6 +732,12 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         if self.autoclip is not None and "autoclip" in state:
             self.autoclip.load(state["autoclip"])
+        if self.code_disc is not None and self.opt_code is not None:
+            if "code_disc" in state and "opt_code" in state:
+                self.code_disc.load_state_dict(state["code_disc"])
+                self.opt_code.load_state_dict(state["opt_code"])
+            else:
+                log.warning("%s has no true-face critic: it starts from scratch", folder)
         ckpt.restore_rng(state["rng"])
         return int(state["iteration"])
 
@@ -768,6 +816,15 @@ class Trainer:
             for key, value in rec.items():
                 if key != "loss":
                     parts[f"{key}_{side}"] = value
+        codes, self._codes = self._codes, None
+        if self.code_disc is not None:
+            assert codes is not None
+            self.code_disc.requires_grad_(False)  # G's step must not leave gradients in it
+            with autocast:
+                true_face = generator_loss("bce", self.code_disc(codes[n:]).float())
+            parts["true_face"] = true_face.detach()
+            total = total + cfg.true_face_power * true_face
+            self.code_disc.requires_grad_(True)
         fakes = torch.cat([out_a.rgb, out_b.rgb])
         if use_gan:
             assert self.disc is not None
@@ -801,8 +858,29 @@ class Trainer:
         parts["loss"] = total.detach()
         if use_gan:
             parts.update(self._disc_step(fakes.detach(), torch.cat([a["target"], b["target"]])))
+        if self.code_disc is not None:
+            assert codes is not None
+            parts["code_d_loss"] = self._code_disc_step(codes.detach(), n)
         self.scaler.update()
         return parts
+
+    def _code_disc_step(self, codes: torch.Tensor, n: int) -> torch.Tensor:
+        """One step of the true-face critic: A's codes (the first ``n``) real, B's fake."""
+        from faceswap.nets.discriminator import discriminator_loss
+
+        assert self.code_disc is not None and self.opt_code is not None
+        with torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        ):
+            logits = self.code_disc(codes).float()
+        loss = discriminator_loss("bce", logits[:n], logits[n:])
+        self.opt_code.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        ddp.average_gradients(self.code_disc, self.info)
+        self.scaler.step(self.opt_code)
+        return loss.detach()
 
     def _disc_step(self, fakes: torch.Tensor, reals: torch.Tensor) -> dict[str, torch.Tensor]:
         from faceswap.nets.discriminator import discriminator_loss, gradient_penalty
@@ -1186,6 +1264,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "loss": cfg.loss,
             "gan": cfg.gan,
             "gan_weight": cfg.gan_weight,
+            "true_face_power": cfg.true_face_power,
             "seed": cfg.seed,
             "device": device.type,
             "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",
@@ -1240,6 +1319,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         ddp.assert_in_sync(trainer.model, info, "model")
         if trainer.disc is not None:
             ddp.assert_in_sync(trainer.disc, info, "discriminator")
+        if trainer.code_disc is not None:
+            ddp.assert_in_sync(trainer.code_disc, info, "true-face critic")
         if not info.is_main:
             return None
         meta = {"losses": last, "time": time.time(), "optimizer": cfg.optimizer}

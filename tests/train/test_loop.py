@@ -92,6 +92,7 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
         ("off", False, {"lr_dropout": 0.7}),
         ("off", False, {"autoclip": True, "autoclip_percentile": 50.0}),
         ("off", False, {"optimizer": "adabelief"}),
+        ("off", False, {"true_face_power": 0.5}),  # the critic and its Adam resume too
     ],
 )
 def test_resume_reproduces_the_uninterrupted_run(
@@ -199,6 +200,46 @@ def test_gan_modes_run_one_step(
         not torch.equal(a, b) for a, b in zip(disc_before, trainer.disc.parameters(), strict=True)
     ]
     assert any(changed)
+
+
+def test_true_face_trains_its_critic_and_pushes_only_the_encoder(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cpu, info = torch.device("cpu"), ddp.DistInfo()
+    plain = Trainer(_cfg(face_dirs, tmp_path), tiny_model_config(), cpu, info)
+    cfg = _cfg(face_dirs, tmp_path, true_face_power=5.0)
+    trainer = Trainer(cfg, tiny_model_config(), cpu, info)
+    assert plain.code_disc is None and trainer.code_disc is not None
+    batches = step_batches(face_dirs, cfg)
+    critic_before = [p.detach().clone() for p in trainer.code_disc.parameters()]
+    parts = trainer.step(0, *batches)
+    plain.step(0, *batches)
+    assert {"true_face", "code_d_loss"} <= set(parts)
+    assert all(torch.isfinite(v) for v in parts.values())
+    # the critic starts unsure: ln 2 for B's codes, 2 ln 2 for both sides' sum
+    assert abs(parts["true_face"].item() - 0.693) < 0.1
+    after = trainer.code_disc.parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, after, strict=True))
+    # The term reads only the codes: one step moves the encoder otherwise, the decoders not
+    # at all (the same seed, batch and reconstruction gradients).
+    moved, same = plain.model.state_dict(), trainer.model.state_dict()
+    assert any(not torch.equal(moved[k], same[k]) for k in moved if k.startswith("encoder."))
+    assert all(torch.equal(moved[k], same[k]) for k in moved if k.startswith("decoder_"))
+
+
+def test_true_face_needs_a_df_preset_and_eager_mode(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    liae = dataclasses.replace(tiny_model_config(), arch="liae")
+    with pytest.raises(FaceswapError, match="needs a df preset"):
+        Trainer(_cfg(face_dirs, tmp_path, true_face_power=0.01), liae, torch.device("cpu"),
+                ddp.DistInfo())  # fmt: skip
+    with pytest.raises(FaceswapError, match="drop one"):
+        _cfg(face_dirs, tmp_path, true_face_power=0.01, compile=True)
+    with pytest.raises(FaceswapError, match="must be >= 0"):
+        _cfg(face_dirs, tmp_path, true_face_power=-1.0)
 
 
 def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:

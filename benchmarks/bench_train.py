@@ -144,6 +144,7 @@ def make_step(
         optimizer=args.optimizer,
         lr_dropout=args.lr_dropout,
         autoclip=args.autoclip,
+        true_face_power=args.true_face_power,
     )
     trainer = Trainer(cfg, model_config, device, DistInfo())
     iteration = 0
@@ -320,6 +321,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-dropout", type=float, default=0.0, help="as `train --lr-dropout`")
     p.add_argument("--autoclip", action="store_true", help="as `train --autoclip`")
     p.add_argument(
+        "--true-face-power", type=float, default=0.0, help="as `train --true-face-power`"
+    )
+    p.add_argument(
         "--amp",
         action="store_true",
         help="mixed precision as `faceswap train --amp` (CUDA; bf16 on CPUs that have it)",
@@ -369,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             + (f", frozen {args.freeze}" if args.freeze else "")
             + (f", lr dropout {args.lr_dropout}" if args.lr_dropout else "")
             + (", autoclip" if args.autoclip else "")
+            + (f", true face {args.true_face_power}" if args.true_face_power else "")
         )
         results = []
         print(

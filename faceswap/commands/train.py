@@ -188,6 +188,12 @@ DATA_WAIT_HINT = 0.2
 )
 @click.option("--warp/--no-warp", default=True, help="Classic random warp of the input.")
 @click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
+@click.option(
+    "--flip-b/--no-flip-b",
+    default=True,
+    help="Flip B's faces too; --no-flip-b flips only A's (DeepFaceLab's src flip is off: a "
+    "parting or a mole of the face put in stays on its side).",
+)
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")
 @click.option("--blur/--no-blur", default=True, help="Blur and noise on the input.")
 @click.option(

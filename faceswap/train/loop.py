@@ -128,6 +128,9 @@ class TrainConfig:
             B's pass for A's, so the codes B's decoder sees at convert time look like those
             it trained on. ``df`` presets.
         augment: augmentation switches.
+        flip_b: with ``augment.flip``, flip B's faces too; off, only A's are flipped
+            (DeepFaceLab's src flip, off by default there: a parting or a mole of the face
+            put in stays on its side).
         save_every: checkpoint interval in iterations.
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
@@ -193,6 +196,7 @@ class TrainConfig:
     disc_norm: str = "auto"
     true_face_power: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    flip_b: bool = True
     save_every: int = 1000
     keep: int = 3
     preview_every: int = 500
@@ -273,6 +277,12 @@ class TrainConfig:
             raise FaceswapError(
                 f"unknown AMP dtype '{self.amp_dtype}'; choose from {', '.join(AMP_DTYPES)}"
             )
+
+    def side_augment(self, side: str) -> AugmentConfig:
+        """The augmentation of side ``side``'s faces ("a" or "b")."""
+        if side == "b" and not self.flip_b:
+            return dataclasses.replace(self.augment, flip=False)
+        return self.augment
 
     @property
     def resuming(self) -> bool:
@@ -1344,9 +1354,9 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
 
     pin = device.type == "cuda"
     caches = _face_caches((faces_a, faces_b), size, cfg, info)
-    data_a = FaceDataset(faces_a, size, cfg.augment, caches[0])
+    data_a = FaceDataset(faces_a, size, cfg.side_augment("a"), caches[0])
     # Colour transfer (when on) gives B's faces the colours of A's footage.
-    data_b = FaceDataset(faces_b, size, cfg.augment, caches[1], colour_ref=data_a)
+    data_b = FaceDataset(faces_b, size, cfg.side_augment("b"), caches[1], colour_ref=data_a)
     with (
         contextlib.closing(_loader(data_a, cfg, 0, start, info, pin)) as iter_a,
         contextlib.closing(_loader(data_b, cfg, 1, start, info, pin)) as iter_b,

@@ -227,6 +227,26 @@ def test_true_face_trains_its_critic_and_pushes_only_the_encoder(
     assert all(torch.equal(moved[k], same[k]) for k in moved if k.startswith("decoder_"))
 
 
+def test_no_flip_b_flips_only_a(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    from faceswap.train.augment import AugmentConfig
+    from faceswap.train.dataset import FaceDataset, load_face_set
+
+    still = AugmentConfig(flip=False, rotation=0, zoom=0, shift=0, warp=False, colour=False,
+                          blur=False)  # fmt: skip
+    cfg = _cfg(face_dirs, tmp_path, flip_b=False,
+               augment=dataclasses.replace(still, flip=True))  # fmt: skip
+    faces = load_face_set(face_dirs[1], "B")
+    plain = FaceDataset(faces, 32, still)
+    sides = {side: FaceDataset(faces, 32, cfg.side_augment(side)) for side in "ab"}
+    keys = [(i % len(faces), seed) for i, seed in enumerate(range(16))]
+    mirrored = {
+        side: sum(not torch.equal(ds[k]["target"], plain[k]["target"]) for k in keys)
+        for side, ds in sides.items()
+    }
+    assert mirrored["b"] == 0 and mirrored["a"] > 0
+    assert _cfg(face_dirs, tmp_path).side_augment("b").flip  # both sides by default
+
+
 def test_true_face_needs_a_df_preset_and_eager_mode(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -242,3 +242,15 @@ def sliced_transport(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> 
 )
 def _seamless(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return face
+
+
+COLOUR_MODES.add(
+    "seamless-hist",
+    ColourMode(
+        "seamless-hist",
+        "hist, then the Poisson clone: the face's own colours matched before the clone "
+        "blends its edge (DFL's seamless-hist-match)",
+        hist_match,
+        seamless=True,
+    ),
+)

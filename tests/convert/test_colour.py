@@ -34,10 +34,13 @@ def _masked(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def test_registry_names() -> None:
     assert set(COLOUR_MODES.names()) == {
-        "none", "avg", "hist", "rct", "lct", "mkl", "sot", "seamless"
+        "none", "avg", "hist", "rct", "lct", "mkl", "sot", "seamless", "seamless-hist"
     }  # fmt: skip
     assert COLOUR_MODES.get("seamless").seamless
     assert not COLOUR_MODES.get("rct").seamless
+    # DFL's seamless-hist-match: the histogram match in the crop, then the clone when pasting
+    combined = COLOUR_MODES.get("seamless-hist")
+    assert combined.seamless and combined.transfer is COLOUR_MODES.get("hist").transfer
 
 
 def test_unknown_mode_lists_choices() -> None:

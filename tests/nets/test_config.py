@@ -10,8 +10,16 @@ from faceswap.errors import FaceswapError
 from faceswap.nets import PRESETS, ModelConfig, load_preset, scaled
 
 # the presets the README lists
-EXPECTED = {"tiny", "original", "lightweight", "quick96", "dfl-h128", "liae", "dfl-d256"}
-EXPECTED |= {"liae-ud256"}
+EXPECTED = {
+    "tiny",
+    "original",
+    "lightweight",
+    "quick96",
+    "dfl-h128",
+    "liae",
+    "dfl-d256",
+    "liae-ud256",
+}
 
 
 def test_every_expected_preset_is_registered_and_loads() -> None:

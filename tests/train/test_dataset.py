@@ -56,6 +56,23 @@ def test_masks_cover_face_eyes_mouth(face_dirs: tuple[Path, Path]) -> None:
     assert (face_masks(None, 64, 32) == np.array([255, 0, 0])[:, None, None]).all()
 
 
+@pytest.mark.parametrize("size", [16, 64, 256])
+def test_eye_and_mouth_dilation_near_the_region_equals_the_full_one(size: int) -> None:
+    import cv2
+
+    from faceswap.train.dataset import _dilate_around
+
+    rng = np.random.default_rng(size)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, size // 16) | 1,) * 2)
+    for _ in range(20):  # small polygons anywhere, some on the border, and none at all
+        mask = np.zeros((size, size), np.uint8)
+        if rng.random() < 0.9:
+            centre = rng.integers(0, size, 2)
+            points = centre + rng.integers(-size // 8, size // 8 + 1, (5, 2))
+            cv2.fillConvexPoly(mask, cv2.convexHull(points.astype(np.int32)), 255)
+        np.testing.assert_array_equal(_dilate_around(mask, kernel), cv2.dilate(mask, kernel))
+
+
 def _copy(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

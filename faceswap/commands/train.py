@@ -194,6 +194,12 @@ DATA_WAIT_HINT = 0.2
     help="Flip B's faces too; --no-flip-b flips only A's (DeepFaceLab's src flip is off: a "
     "parting or a mole of the face put in stays on its side).",
 )
+@click.option(
+    "--blur-out-mask",
+    is_flag=True,
+    help="Blur the targets' background near the face (DeepFaceLab's blur out mask): it "
+    "shows less around the swapped face.",
+)
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")
 @click.option("--blur/--no-blur", default=True, help="Blur and noise on the input.")
 @click.option(

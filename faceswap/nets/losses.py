@@ -95,6 +95,13 @@ def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         return b_h.t() @ x @ b_w
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of (N, C, H, W) maps (reflect padding, float32), with :func:`_blur`'s
+    banded matmuls; the window spans 3 sigma each side (at most the map's size)."""
+    radius = min(math.ceil(3 * sigma), min(x.shape[-2:]) - 1)
+    return _blur(x, _gaussian_window(2 * max(radius, 0) + 1, sigma, x.float()))
+
+
 def ssim_maps(
     pred: torch.Tensor, target: torch.Tensor, window_size: int = 11, sigma: float = 1.5
 ) -> tuple[torch.Tensor, torch.Tensor]:

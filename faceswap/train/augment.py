@@ -155,6 +155,27 @@ class ColourAugment:
         return source, target
 
 
+def blur_out_background(images: torch.Tensor, masks: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Targets whose background is its own Gaussian blur (DeepFaceLab's blur out mask).
+
+    Outside the mask each pixel becomes the blur of the background alone, normalised by
+    the blurred background weight: the background near the face is smoothed without the
+    face's colours running into it, and the face (mask 1) is left exactly as it was.
+
+    Args:
+        images: (N, C, H, W) targets in [0, 1].
+        masks: (N, 1, H, W) face masks in [0, 1].
+        sigma: blur in pixels (DFL: resolution / 128).
+    """
+    from faceswap.nets.losses import gaussian_blur
+
+    background = 1.0 - masks.float()
+    spread = gaussian_blur(images.float() * background, sigma)
+    weight = gaussian_blur(background, sigma)
+    filled = spread / torch.where(weight > 1e-6, weight, torch.ones_like(weight))
+    return (images * masks + filled * background).to(images.dtype)
+
+
 def random_warp(
     images: torch.Tensor,
     generator: torch.Generator,

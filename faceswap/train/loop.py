@@ -42,7 +42,7 @@ from faceswap.io.files import ensure_writable_dir, is_disk_full, write_text_atom
 from faceswap.registry import Registry
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
-from faceswap.train.augment import AugmentConfig, random_warp
+from faceswap.train.augment import AugmentConfig, blur_out_background, random_warp
 from faceswap.train.dataset import (
     FaceDataset,
     FaceSet,
@@ -128,6 +128,10 @@ class TrainConfig:
             B's pass for A's, so the codes B's decoder sees at convert time look like those
             it trained on. ``df`` presets.
         augment: augmentation switches.
+        blur_out_mask: replace the targets' background by its own Gaussian blur (sigma
+            resolution / 128; DeepFaceLab's blur out mask): the decoders learn a smooth
+            background near the face, which shows less around the swapped face.
+            Inputs keep theirs (:func:`~faceswap.train.augment.blur_out_background`).
         flip_b: with ``augment.flip``, flip B's faces too; off, only A's are flipped
             (DeepFaceLab's src flip, off by default there: a parting or a mole of the face
             put in stays on its side).
@@ -197,6 +201,7 @@ class TrainConfig:
     true_face_power: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     flip_b: bool = True
+    blur_out_mask: bool = False
     save_every: int = 1000
     keep: int = 3
     preview_every: int = 500
@@ -763,9 +768,12 @@ class Trainer:
         priority = (
             1.0 + (cfg.eye_weight - 1.0) * masks[:, 1:2] + (cfg.mouth_weight - 1.0) * masks[:, 2:3]
         )
+        target = to(batch["target"])
+        if cfg.blur_out_mask:
+            target = blur_out_background(target, masks[:, 0:1], target.shape[-1] / 128)
         return {
             "source": to(batch["source"]),
-            "target": to(batch["target"]),
+            "target": target,
             "mask": masks[:, 0:1],
             "priority": priority,
         }

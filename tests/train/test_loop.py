@@ -227,6 +227,41 @@ def test_true_face_trains_its_critic_and_pushes_only_the_encoder(
     assert all(torch.equal(moved[k], same[k]) for k in moved if k.startswith("decoder_"))
 
 
+def test_blur_out_background_smooths_only_the_background() -> None:
+    from faceswap.train.augment import blur_out_background
+
+    gen = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    face = ((yy - 32) ** 2 + (xx - 32) ** 2 < 16**2).float()[None, None]
+    mask = face.expand(2, 1, 64, 64)
+    background = torch.rand(2, 3, 64, 64, generator=gen) * 0.5  # noise in [0, 0.5]
+    images = mask * 1.0 + (1 - mask) * background  # the face is white
+    out = blur_out_background(images, mask, sigma=2.0)
+    inside, outside = mask.expand_as(images) > 0.5, mask.expand_as(images) < 0.5
+    assert torch.equal(out[inside], images[inside])  # the face exactly as it was
+    assert out[outside].std() < 0.5 * images[outside].std()  # the noise smoothed
+    # no white runs out of the face: the background stays in its own range
+    assert out[outside].max() <= 0.5 + 1e-5
+    torch.testing.assert_close(out[outside].mean(), images[outside].mean(), atol=0.01, rtol=0)
+    flat = blur_out_background(torch.full((1, 3, 32, 32), 0.3), mask[:1, :, :32, :32], 1.0)
+    torch.testing.assert_close(flat, torch.full_like(flat, 0.3))  # nothing to smooth
+
+
+def test_blur_out_mask_changes_the_targets_only(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cpu, info = torch.device("cpu"), ddp.DistInfo()
+    plain = Trainer(_cfg(face_dirs, tmp_path), tiny_model_config(), cpu, info)
+    blurred = Trainer(_cfg(face_dirs, tmp_path, blur_out_mask=True), tiny_model_config(), cpu,
+                      info)  # fmt: skip
+    batch = step_batches(face_dirs, plain.cfg)[0]
+    a, b = plain._prepare(batch), blurred._prepare(batch)
+    assert torch.equal(a["source"], b["source"]) and torch.equal(a["mask"], b["mask"])
+    face = (a["mask"] > 0.999).expand_as(a["target"])
+    assert torch.equal(a["target"][face], b["target"][face])
+    assert not torch.equal(a["target"][~face], b["target"][~face])
+
+
 def test_no_flip_b_flips_only_a(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     from faceswap.train.augment import AugmentConfig
     from faceswap.train.dataset import FaceDataset, load_face_set

@@ -660,6 +660,11 @@ class Trainer:
             # The codes both decoders read: the shared encoder's output, caught in the
             # forward (under DDP too, whose forward must be the one that runs).
             self.model.encoder.register_forward_hook(self._keep_codes)
+            if "encoder" in cfg.freeze and info.is_main:
+                log.warning(
+                    "--true-face-power moves only the encoder, which --freeze keeps fixed: "
+                    "it changes nothing in this run"
+                )
         self.amp_dtype = resolve_amp(device, cfg.amp, cfg.amp_dtype)
         # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran up to 1.5x faster so.
         channels_last = resolve_channels_last(cfg.channels_last, device, self.amp_dtype)

@@ -297,6 +297,15 @@ def test_true_face_needs_a_df_preset_and_eager_mode(
         _cfg(face_dirs, tmp_path, true_face_power=-1.0)
 
 
+def test_true_face_on_a_frozen_encoder_is_named(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _cfg(face_dirs, tmp_path, true_face_power=0.01, freeze="encoder")
+    with caplog.at_level("WARNING"):
+        Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    assert "changes nothing in this run" in caplog.text
+
+
 def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     def grad_norm(trainer: Trainer) -> float:
         grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]

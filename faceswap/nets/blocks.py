@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -433,6 +435,15 @@ def _tap_windows(size: int, offset: int) -> tuple[slice, slice]:
     return slice(lo, hi), slice(lo + offset, hi + offset)
 
 
+def _taps(k: int, h: int, w: int) -> Iterator[tuple[int, tuple[slice, slice], tuple[slice, slice]]]:
+    """Each tap of a k x k 'same' kernel on an h x w map: ``(tap, out, in)``, the output
+    window (rows, cols) it adds to and the input window it reads."""
+    for tap in range(k * k):
+        rows_out, rows_in = _tap_windows(h, tap // k - k // 2)
+        cols_out, cols_in = _tap_windows(w, tap % k - k // 2)
+        yield tap, (rows_out, cols_out), (rows_in, cols_in)
+
+
 def _tap_rows(weight: torch.Tensor) -> torch.Tensor:
     """A conv weight (O, C, k, k) as (k*k*O, C): row ``t*O + o`` is tap ``t``'s weights of
     output channel ``o``, taps in (ky, kx) order."""
@@ -469,9 +480,7 @@ class _TapConvFn(torch.autograd.Function):
             y = x.new_zeros((n, out_ch, h, w))
         else:
             y = bias.view(1, out_ch, 1, 1).expand(n, out_ch, h, w).clone()
-        for tap in range(k * k):
-            rows_out, rows_in = _tap_windows(h, tap // k - k // 2)
-            cols_out, cols_in = _tap_windows(w, tap % k - k // 2)
+        for tap, (rows_out, cols_out), (rows_in, cols_in) in _taps(k, h, w):
             y[:, :, rows_out, cols_out] += planes[tap, :, :, rows_in, cols_in]
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None  # type: ignore[attr-defined]
@@ -486,9 +495,7 @@ class _TapConvFn(torch.autograd.Function):
         out_ch, _, k, _ = weight.shape
         grad_planes = grad_out.new_zeros((k * k, out_ch, n, h, w))
         grad_view = grad_planes.permute(0, 2, 1, 3, 4)  # (taps, N, O, H, W)
-        for tap in range(k * k):
-            rows_out, rows_in = _tap_windows(h, tap // k - k // 2)
-            cols_out, cols_in = _tap_windows(w, tap % k - k // 2)
+        for tap, (rows_out, cols_out), (rows_in, cols_in) in _taps(k, h, w):
             grad_view[tap, :, :, rows_in, cols_in] = grad_out[:, :, rows_out, cols_out]
         grad_planes = grad_planes.view(k * k * out_ch, n * h * w)
         grad_x = grad_w = grad_b = None

@@ -709,6 +709,14 @@ class Trainer:
         if cfg.compile:
             self.forward = torch.compile(self.forward)
 
+    def _autocast(self) -> torch.autocast:
+        """The run's mixed precision (off without ``--amp``), for the model and the critics."""
+        return torch.autocast(
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
+
     def _keep_codes(self, module: torch.nn.Module, args: Any, codes: torch.Tensor) -> None:
         self._codes = codes
 
@@ -816,11 +824,7 @@ class Trainer:
             ).contiguous(memory_format=self.memory_format)
         n = a["source"].shape[0]
         use_gan = self.disc is not None and iteration >= cfg.gan_start
-        autocast = torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        )
+        autocast = self._autocast()
         self.model.train()
         with autocast:
             out_a, out_b = self.forward(src[:n], src[n:])
@@ -892,11 +896,7 @@ class Trainer:
         from faceswap.nets.discriminator import discriminator_loss
 
         assert self.code_disc is not None and self.opt_code is not None
-        with torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        ):
+        with self._autocast():
             logits = self.code_disc(codes).float()
         loss = discriminator_loss("bce", logits[:n], logits[n:])
         self.opt_code.zero_grad(set_to_none=True)
@@ -911,11 +911,7 @@ class Trainer:
         assert self.disc is not None and self.opt_d is not None
         cfg = self.cfg
         n = reals.shape[0]
-        with torch.autocast(
-            self.device.type,
-            dtype=self.amp_dtype or torch.float32,
-            enabled=self.amp_dtype is not None,
-        ):
+        with self._autocast():
             # Reals and fakes in one pass: one set of activations and, under DDP, one reduce.
             logits = self.disc(torch.cat([reals, fakes.to(reals.dtype)]))
             d_loss = discriminator_loss(cfg.gan, logits[:n].float(), logits[n:].float())

@@ -145,6 +145,8 @@ def make_step(
         lr_dropout=args.lr_dropout,
         autoclip=args.autoclip,
         true_face_power=args.true_face_power,
+        face_style_power=args.face_style_power,
+        bg_style_power=args.bg_style_power,
     )
     trainer = Trainer(cfg, model_config, device, DistInfo())
     iteration = 0
@@ -320,9 +322,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--optimizer", default="adam", help="as `train --optimizer` (adam, adabelief)")
     p.add_argument("--lr-dropout", type=float, default=0.0, help="as `train --lr-dropout`")
     p.add_argument("--autoclip", action="store_true", help="as `train --autoclip`")
-    p.add_argument(
-        "--true-face-power", type=float, default=0.0, help="as `train --true-face-power`"
-    )
+    for power in ("true-face", "face-style", "bg-style"):
+        p.add_argument(
+            f"--{power}-power", type=float, default=0.0, help=f"as `train --{power}-power`"
+        )
     p.add_argument(
         "--amp",
         action="store_true",
@@ -374,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             + (f", lr dropout {args.lr_dropout}" if args.lr_dropout else "")
             + (", autoclip" if args.autoclip else "")
             + (f", true face {args.true_face_power}" if args.true_face_power else "")
+            + (f", face style {args.face_style_power}" if args.face_style_power else "")
+            + (f", background style {args.bg_style_power}" if args.bg_style_power else "")
         )
         results = []
         print(

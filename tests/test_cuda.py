@@ -40,18 +40,27 @@ def _cfg(dirs: tuple[Path, Path], model_dir: Path, **overrides: object) -> Train
 @pytest.mark.parametrize(
     ("amp_dtype", "dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)]
 )
-@pytest.mark.parametrize(("gan", "true_face"), [("off", 0.0), ("wgan-gp", 0.0), ("off", 0.5)])
+@pytest.mark.parametrize(
+    ("gan", "extra"),
+    [
+        ("off", {}),
+        ("wgan-gp", {}),
+        ("off", {"true_face_power": 0.5}),
+        ("off", {"face_style_power": 0.1, "bg_style_power": 1.0}),
+    ],
+    ids=["plain", "wgan-gp", "true-face", "style"],
+)
 def test_amp_steps_train_on_cuda(
     synthetic_dirs: tuple[Path, Path],
     tmp_path: Path,
     amp_dtype: str,
     dtype: torch.dtype,
     gan: str,
-    true_face: float,
+    extra: dict[str, float],
 ) -> None:
-    # the true-face critic steps through the same fp16 loss scaler as the model
-    cfg = _cfg(synthetic_dirs, tmp_path / "m", amp_dtype=amp_dtype, gan=gan,
-               true_face_power=true_face)  # fmt: skip
+    # the true-face critic steps through the same fp16 loss scaler as the model; the style
+    # terms' statistics stay float32 under autocast
+    cfg = _cfg(synthetic_dirs, tmp_path / "m", amp_dtype=amp_dtype, gan=gan, **extra)
     trainer = Trainer(cfg, tiny_model_config(), torch.device("cuda"), ddp.DistInfo())
     assert trainer.amp_dtype == dtype
     assert trainer.scaler.is_enabled() == (dtype == torch.float16)

@@ -169,6 +169,18 @@ DATA_WAIT_HINT = 0.2
     "encoder's codes makes B's codes pass for A's, so swaps look more like B. df presets.",
 )
 @click.option(
+    "--face-style-power",
+    default=0.0,
+    help="DeepFaceLab's face style power (0: off; its numbers, 0-100): the swap of A takes "
+    "the colour and lighting of A's face. DFL: only once faces are clear, from 0.001 up.",
+)
+@click.option(
+    "--bg-style-power",
+    default=0.0,
+    help="DeepFaceLab's background style power (0: off; 0-100): outside A's face the swap "
+    "learns A's background, so the swapped face's edge blends into it.",
+)
+@click.option(
     "--clip-grad",
     default=0.0,
     help="Clip the autoencoder's gradient norm to this (0: off); guards long or GAN runs "

@@ -135,6 +135,61 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window_size: int = 11) -> tor
     return ssim_maps(pred, target, window_size)[0].mean()
 
 
+def style_loss(pred: torch.Tensor, target: torch.Tensor, blur_sigma: float = 0.0) -> torch.Tensor:
+    """DeepFaceLab's style loss: how far two batches' colour statistics are apart.
+
+    Both (N, C, H, W) batches are blurred (sigma ``blur_sigma`` px, 0: not), then each
+    image's per-channel mean and standard deviation are compared: the squared gaps, summed
+    over channels and divided by C, averaged over the batch. Only the statistics count, not
+    where a colour is, so it pulls a face's lighting and tone, not its shape.
+    """
+    if blur_sigma > 0:
+        pred, target = gaussian_blur(pred, blur_sigma), gaussian_blur(target, blur_sigma)
+    with torch.autocast(pred.device.type, enabled=False):
+        p_var, p_mean = torch.var_mean(pred.float(), dim=(2, 3), correction=0)
+        t_var, t_mean = torch.var_mean(target.float(), dim=(2, 3), correction=0)
+        std_gap = (p_var + 1e-5).sqrt() - (t_var + 1e-5).sqrt()
+        gaps = (p_mean - t_mean).square() + std_gap.square()
+        return gaps.sum(dim=1).mean() / pred.shape[1]
+
+
+def feathered_mask(mask: torch.Tensor) -> torch.Tensor:
+    """DeepFaceLab's training mask: the (N, 1, R, R) face mask blurred by R / 32, then
+    doubled and clipped, so it stays 1 inside the face and fades out past its edge only."""
+    blurred = gaussian_blur(mask, max(1, mask.shape[-1] // 32))
+    return blurred.clamp(0, 0.5) * 2
+
+
+def face_style_term(
+    swap: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """DeepFaceLab's face style term, unweighted (DFL weighs it ``100 * face_style_power``).
+
+    :func:`style_loss` (blur R / 8) between faces drawn as the other identity (``swap``) and
+    the same faces drawn as themselves (``reference``, held fixed), both under the faces'
+    :func:`feathered_mask`: the swap takes on the colour and lighting of the face it
+    replaces. Comparing two drawings, not the photo, keeps the photo's finer detail
+    (a larger spread of values) out of the statistics.
+    """
+    m = feathered_mask(mask)
+    return style_loss(swap * m, reference.detach() * m, swap.shape[-1] // 8)
+
+
+def background_style_term(
+    swap: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """DeepFaceLab's background style term, unweighted (DFL weighs it
+    ``bg_style_power / 10``): DSSIM (window R / 11.6) + MSE between the swap and the
+    target outside the target's :func:`feathered_mask`, so what the swap draws past the
+    face's edge continues the target's background."""
+    outside = 1.0 - feathered_mask(mask)
+    pred, real = swap * outside, target * outside
+    window = max(1, int(swap.shape[-1] / 11.6))
+    window -= 1 - window % 2  # odd
+    dssim = (1 - ssim_maps(pred, real, window)[0].mean()) / 2
+    return dssim + (pred.float() - real.float()).square().mean()
+
+
 @LOSSES.register("ssim")
 def ssim_loss(
     pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None

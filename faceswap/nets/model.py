@@ -139,8 +139,12 @@ class FaceSwapModel(nn.Module):
         """Face code ``z`` of a batch of aligned faces (either identity)."""
         raise NotImplementedError
 
-    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
-        """Draw face ``side`` ("a" or "b") from the code ``z`` returned by :meth:`encode`."""
+    def decode(self, z: torch.Tensor, side: Side, hold_code: bool = False) -> DecoderOutput:
+        """Draw face ``side`` ("a" or "b") from the code ``z`` returned by :meth:`encode`.
+
+        ``hold_code`` detaches what the decoder reads (for LIAE, after the intermediate
+        blocks), so gradients reach the decoder alone: DeepFaceLab's "no code grad" pass.
+        """
         raise NotImplementedError
 
     def swap(self, x: torch.Tensor, direction: Direction = "a2b") -> DecoderOutput:
@@ -152,16 +156,30 @@ class FaceSwapModel(nn.Module):
             raise FaceswapError(f"unknown swap direction '{direction}'; choose from a2b, b2a")
         return self.decode(self.encode(x), "b" if direction == "a2b" else "a")
 
-    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[DecoderOutput, DecoderOutput]:
+    def forward(
+        self,
+        x_a: torch.Tensor,
+        x_b: torch.Tensor,
+        swap: bool = False,
+        swap_held: bool = False,
+    ) -> tuple[DecoderOutput, ...]:
         """Reconstruct both identities (the training pass): (A→A, B→B).
 
         The two batches go through the shared encoder together (one larger matmul per layer,
         better hardware use); nothing in the encoder mixes samples, so this equals encoding
-        them apart.
+        them apart. Then, for DeepFaceLab's style powers, A's faces drawn as B from the same
+        codes (what ``swap(x_a, "a2b")`` gives): with ``swap`` one output whose gradients
+        reach everything that drew it, with ``swap_held`` one whose gradients reach only
+        the decoder (``hold_code``), in that order after the two.
         """
         n_a = x_a.shape[0]
         z = self.encode(torch.cat([x_a, x_b], dim=0))
-        return self.decode(z[:n_a], "a"), self.decode(z[n_a:], "b")
+        outputs = (self.decode(z[:n_a], "a"), self.decode(z[n_a:], "b"))
+        if swap:
+            outputs += (self.decode(z[:n_a], "b"),)
+        if swap_held:
+            outputs += (self.decode(z[:n_a], "b", hold_code=True),)
+        return outputs
 
     def fingerprint(self) -> str:
         """:func:`config_fingerprint` of this model's config."""
@@ -194,9 +212,9 @@ class DFModel(FaceSwapModel):
         self._check_input(x)
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
+    def decode(self, z: torch.Tensor, side: Side, hold_code: bool = False) -> DecoderOutput:
         self._check_side(side)
-        return (self.decoder_a if side == "a" else self.decoder_b)(z)
+        return (self.decoder_a if side == "a" else self.decoder_b)(z.detach() if hold_code else z)
 
 
 class LIAEModel(FaceSwapModel):
@@ -220,11 +238,12 @@ class LIAEModel(FaceSwapModel):
         z = self.encoder(x)
         return pixel_norm(z) if self.config.encoder_pixel_norm else z
 
-    def decode(self, z: torch.Tensor, side: Side) -> DecoderOutput:
+    def decode(self, z: torch.Tensor, side: Side, hold_code: bool = False) -> DecoderOutput:
         self._check_side(side)
         ab = self.inter_ab(z)
         first = ab if side == "a" else self.inter_b(z)
-        return self.decoder(torch.cat([first, ab], dim=1))
+        code = torch.cat([first, ab], dim=1)
+        return self.decoder(code.detach() if hold_code else code)
 
 
 #: Architecture family name → model class.

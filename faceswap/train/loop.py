@@ -127,6 +127,14 @@ class TrainConfig:
             CodeDiscriminator`) learns to tell A's codes from B's, and the encoder to make
             B's pass for A's, so the codes B's decoder sees at convert time look like those
             it trained on. ``df`` presets.
+        face_style_power: DeepFaceLab's face style power (0: off; its numbers, 0-100, DFL
+            says start from 0.001): A's faces drawn as B are pulled toward the colour and
+            lighting of A's own reconstruction under A's face mask, through B's decoder
+            alone (:func:`~faceswap.nets.losses.face_style_term`, weighted ``100 * power``).
+        bg_style_power: DeepFaceLab's background style power (0: off; 0-100): outside A's
+            mask A's faces drawn as B are pulled toward A's target
+            (:func:`~faceswap.nets.losses.background_style_term`, weighted ``power / 10``),
+            so the swapped face's edge continues A's background.
         augment: augmentation switches.
         blur_out_mask: replace the targets' background by its own Gaussian blur (sigma
             resolution / 128; DeepFaceLab's blur out mask): the decoders learn a smooth
@@ -199,6 +207,8 @@ class TrainConfig:
     disc_widths: tuple[int, ...] = (64, 128, 256)
     disc_norm: str = "auto"
     true_face_power: float = 0.0
+    face_style_power: float = 0.0
+    bg_style_power: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     flip_b: bool = True
     blur_out_mask: bool = False
@@ -264,6 +274,12 @@ class TrainConfig:
                 f"--true-face-power must be >= 0 (0: off; DFL suggests 0.01), got "
                 f"{self.true_face_power}"
             )
+        for name in ("face_style_power", "bg_style_power"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise FaceswapError(
+                    f"--{name.replace('_', '-')} must be in [0, 100] (0: off; DeepFaceLab's "
+                    f"numbers), got {getattr(self, name)}"
+                )
         if self.true_face_power > 0 and self.compile:
             raise FaceswapError(
                 "--true-face-power reads the encoder's codes, which --compile hides; drop one"
@@ -805,9 +821,8 @@ class Trainer:
             ``loss_b``, ``<term>_a``/``<term>_b`` per reconstruction term, and with a GAN
             ``g_adv``, ``d_loss`` (and ``gp`` for wgan-gp).
         """
-        from faceswap.nets.discriminator import (
-            generator_loss,
-        )
+        from faceswap.nets.discriminator import generator_loss
+        from faceswap.nets.losses import background_style_term, face_style_term
 
         cfg = self.cfg
         a, b = self._prepare(batch_a), self._prepare(batch_b)
@@ -826,8 +841,11 @@ class Trainer:
         use_gan = self.disc is not None and iteration >= cfg.gan_start
         autocast = self._autocast()
         self.model.train()
+        bg_style, face_style = cfg.bg_style_power > 0, cfg.face_style_power > 0
         with autocast:
-            out_a, out_b = self.forward(src[:n], src[n:])
+            out_a, out_b, *swaps = self.forward(
+                src[:n], src[n:], swap=bg_style, swap_held=face_style
+            )
         parts: dict[str, torch.Tensor] = {}
         total = torch.zeros((), device=self.device)
         for side, out, data in (("a", out_a, a), ("b", out_b, b)):
@@ -843,6 +861,17 @@ class Trainer:
             for key, value in rec.items():
                 if key != "loss":
                     parts[f"{key}_{side}"] = value
+        # DeepFaceLab's style powers on A's faces drawn as B, with its weights: the
+        # background's through everything that drew the swap, the face's through B's
+        # decoder alone (its codes held), against A's own reconstruction.
+        if bg_style:
+            term = background_style_term(swaps.pop(0).rgb.float(), a["target"], a["mask"])
+            parts["bg_style"] = term.detach()
+            total = total + cfg.bg_style_power / 10 * term
+        if face_style:
+            term = face_style_term(swaps.pop(0).rgb.float(), out_a.rgb.float(), a["mask"])
+            parts["face_style"] = term.detach()
+            total = total + 100 * cfg.face_style_power * term
         codes, self._codes = self._codes, None
         if self.code_disc is not None:
             assert codes is not None
@@ -1284,6 +1313,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "gan": cfg.gan,
             "gan_weight": cfg.gan_weight,
             "true_face_power": cfg.true_face_power,
+            "face_style_power": cfg.face_style_power,
+            "bg_style_power": cfg.bg_style_power,
             "seed": cfg.seed,
             "device": device.type,
             "amp": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "off",

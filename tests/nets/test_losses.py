@@ -25,6 +25,7 @@ from faceswap.nets.losses import (
     parse_loss_spec,
     ssim,
     ssim_maps,
+    style_loss,
     weighted_mean,
 )
 
@@ -352,3 +353,32 @@ def test_new_terms_compose_in_the_masked_reconstruction_loss() -> None:
     expected = sum(out[n] for n in ("l1", "logcosh", "gmsd", "laplacian")) + 10 * out["ffl"]
     assert float(out["loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert float(loss(target, target.clone(), mask)["loss"]) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_style_loss_compares_colour_statistics_not_places() -> None:
+    x = images(7) * 0.8
+    assert style_loss(x, x).item() == 0.0
+    # the same pixels elsewhere: the same statistics (without the blur)
+    assert style_loss(x, x.flip(-1).roll(5, dims=-2)).item() < 1e-10
+    # a brightness shift of 0.1 on every channel: the squared mean gap, 0.01
+    torch.testing.assert_close(style_loss(x, x + 0.1), torch.tensor(0.01), rtol=1e-4, atol=0)
+    # a shift on one channel of three counts a third
+    shifted = x.clone()
+    shifted[:, 1] += 0.1
+    torch.testing.assert_close(style_loss(x, shifted), torch.tensor(0.01 / 3), rtol=1e-4, atol=0)
+    # contrast: the std gap; the blur shrinks what fine detail contributes
+    noise = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    flat = torch.full_like(noise, 0.5)
+    assert style_loss(flat, noise, blur_sigma=2.0) < 0.2 * style_loss(flat, noise)
+
+
+def test_style_loss_gradient_moves_the_statistics_toward_the_target() -> None:
+    pred = (images(8) * 0.5).requires_grad_()
+    target = images(9) * 0.5 + 0.3
+    loss = style_loss(pred, target, blur_sigma=1.0)
+    loss.backward()
+    with torch.no_grad():
+        stepped = pred - 0.5 * pred.grad
+    assert style_loss(stepped, target, blur_sigma=1.0) < loss
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert style_loss(pred.bfloat16(), target.bfloat16()).dtype == torch.float32

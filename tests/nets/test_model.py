@@ -74,6 +74,32 @@ def test_batched_forward_equals_separate_encode_decode(preset: str) -> None:
     torch.testing.assert_close(out_b.rgb, sep_b.rgb, atol=1e-5, rtol=1e-4)
 
 
+def test_forward_with_swap_adds_a_drawn_as_b(preset: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(small(preset, learned_mask=True)).eval()
+    x_a, x_b = torch.rand(2, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        plain = model(x_a, x_b)
+        out_a, out_b, a_as_b, held = model(x_a, x_b, swap=True, swap_held=True)
+        reference = model.swap(x_a, "a2b")
+    assert len(plain) == 2
+    torch.testing.assert_close(out_a.rgb, plain[0].rgb)
+    torch.testing.assert_close(out_b.rgb, plain[1].rgb)
+    for swapped in (a_as_b, held):
+        torch.testing.assert_close(swapped.rgb, reference.rgb, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(swapped.mask, reference.mask, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(a_as_b.rgb, out_a.rgb)
+
+
+@pytest.mark.parametrize("arch", ["df", "liae"])
+def test_a_held_code_sends_gradients_to_the_decoder_alone(arch: str) -> None:
+    model = build_model(small("original" if arch == "df" else "liae"))
+    *_, held = model(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), swap_held=True)
+    held.rgb.mean().backward()
+    reached = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None}
+    assert reached == ({"decoder_b"} if arch == "df" else {"decoder"})
+
+
 def test_swap_uses_the_other_decoder() -> None:
     torch.manual_seed(2)
     model = build_model(small("original")).eval()

@@ -82,6 +82,11 @@ def test_two_process_gloo_ddp(face_dirs: tuple[Path, Path], tmp_path: Path) -> N
         # The true-face critic is outside DDP: its gradients are averaged by hand.
         "--true-face-power",
         "0.1",
+        # The style powers add a third output (A drawn as B) to DDP's forward.
+        "--face-style-power",
+        "0.5",
+        "--bg-style-power",
+        "1",
         "--no-progress",
         "--no-tensorboard",
     ]
@@ -95,7 +100,9 @@ def test_two_process_gloo_ddp(face_dirs: tuple[Path, Path], tmp_path: Path) -> N
     assert card["training"]["world_size"] == 2 and card["iteration"] == 4
     rows = read_metrics(model / "metrics.csv")
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
-    assert all(r["grad_norm"] > 0 for r in rows) and all("code_d_loss" in r for r in rows)
+    assert all(r["grad_norm"] > 0 for r in rows) and all(
+        "code_d_loss" in r and r["face_style"] > 0 and r["bg_style"] > 0 for r in rows
+    )
     # Each save checks that both ranks hold identical model and critics' weights (the
     # run fails otherwise); the weights moved between the checkpoints and load for inference.
     first = load_file(str(model / "checkpoints" / "ckpt_000000002" / "model.safetensors"))

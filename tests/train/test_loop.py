@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from faceswap.errors import FaceswapError
+from faceswap.nets.losses import background_style_term, face_style_term
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
 from faceswap.train.loop import TrainConfig, Trainer, make_adam, run_train
@@ -227,6 +228,78 @@ def test_true_face_trains_its_critic_and_pushes_only_the_encoder(
     assert all(torch.equal(moved[k], same[k]) for k in moved if k.startswith("decoder_"))
 
 
+@pytest.mark.parametrize(
+    ("arch", "option", "moves"),
+    [
+        # face style: the codes held, only the decoder that draws B moves
+        ("df", "face_style_power", {"decoder_b"}),
+        ("liae", "face_style_power", {"decoder"}),
+        # background style: everything that drew the swap, never A's own decoder
+        ("df", "bg_style_power", {"encoder", "decoder_b"}),
+        ("liae", "bg_style_power", {"encoder", "inter_ab", "inter_b", "decoder"}),
+    ],
+)
+def test_style_powers_move_only_what_draws_the_swap(
+    face_dirs: tuple[Path, Path], tmp_path: Path, arch: str, option: str, moves: set[str]
+) -> None:
+    cpu, info = torch.device("cpu"), ddp.DistInfo()
+    model_config = dataclasses.replace(tiny_model_config(), arch=arch)
+    plain = Trainer(_cfg(face_dirs, tmp_path), model_config, cpu, info)
+    styled = Trainer(_cfg(face_dirs, tmp_path, **{option: 5.0}), model_config, cpu, info)
+    batches = step_batches(face_dirs, plain.cfg)
+    parts = styled.step(0, *batches)
+    plain_parts = plain.step(0, *batches)
+    term = option.replace("_power", "")
+    assert term in parts and term not in plain_parts and parts[term] > 0
+    assert all(torch.isfinite(v) for v in parts.values())
+    weight = 500.0 if term == "face_style" else 0.5  # DFL's: 100 * power, power / 10
+    expected = plain_parts["loss"].item() + weight * parts[term].item()
+    assert parts["loss"].item() == pytest.approx(expected, rel=1e-5)
+    # the same seed, batch and reconstruction gradients: only the term's path differs
+    before, after = plain.model.state_dict(), styled.model.state_dict()
+    assert {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])} == moves
+
+
+def test_both_style_powers_in_one_step(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = _cfg(face_dirs, tmp_path, face_style_power=0.1, bg_style_power=1.0, amp=True,
+               amp_dtype="bf16")  # fmt: skip
+    trainer = Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    parts = trainer.step(0, *step_batches(face_dirs, cfg))
+    assert {"face_style", "bg_style"} <= set(parts)
+    assert all(torch.isfinite(v) for v in parts.values())
+
+
+@pytest.mark.parametrize(
+    ("option", "power", "ratio"),
+    # measured (a tiny model, 40 steps): face style 0.0051 -> 0.0003, background at DFL's
+    # highest power 0.117 -> 0.062
+    [("face_style_power", 1.0, 0.2), ("bg_style_power", 100.0, 0.7)],
+)
+def test_style_powers_pull_the_swap_toward_a(
+    face_dirs: tuple[Path, Path], tmp_path: Path, option: str, power: float, ratio: float
+) -> None:
+    # After the same steps, A's faces drawn as B are nearer A's colours (face style) or
+    # A's background (background style) than without the term.
+    cpu, info = torch.device("cpu"), ddp.DistInfo()
+    runs = {}
+    for value in (0.0, power):
+        trainer = Trainer(_cfg(face_dirs, tmp_path, **{option: value}), tiny_model_config(),
+                          cpu, info)  # fmt: skip
+        batches = step_batches(face_dirs, trainer.cfg)
+        for it in range(40):
+            trainer.step(it, *batches)
+        trainer.model.eval()
+        a = trainer._prepare(batches[0])
+        with torch.no_grad():
+            swap = trainer.model.swap(a["source"], "a2b").rgb
+            if option == "face_style_power":
+                own = trainer.model.decode(trainer.model.encode(a["source"]), "a").rgb
+                runs[value] = face_style_term(swap, own, a["mask"]).item()
+            else:
+                runs[value] = background_style_term(swap, a["target"], a["mask"]).item()
+    assert runs[power] < ratio * runs[0.0]
+
+
 def test_blur_out_background_smooths_only_the_background() -> None:
     from faceswap.train.augment import blur_out_background
 
@@ -295,6 +368,10 @@ def test_true_face_needs_a_df_preset_and_eager_mode(
         _cfg(face_dirs, tmp_path, true_face_power=0.01, compile=True)
     with pytest.raises(FaceswapError, match="must be >= 0"):
         _cfg(face_dirs, tmp_path, true_face_power=-1.0)
+    for name in ("face_style_power", "bg_style_power"):
+        for value in (-0.5, 101.0):
+            with pytest.raises(FaceswapError, match=f"--{name.replace('_', '-')} must be in"):
+                _cfg(face_dirs, tmp_path, **{name: value})
 
 
 def test_true_face_on_a_frozen_encoder_is_named(

@@ -92,6 +92,17 @@ def landmark_hull(
     return hull_mask(crop_landmarks, size, forehead=FOREHEAD)
 
 
+@register_mask(
+    "box",
+    "the whole aligned crop (DFL's raw-rgb, faceswap's none): the model's raw square, its "
+    "edge faded by --erode/--blur",
+)
+def box_mask(
+    crop_landmarks: np.ndarray, size: int, learned: np.ndarray | None = None, **_: object
+) -> np.ndarray:
+    return np.ones((size, size), dtype=np.float32)
+
+
 def _learned(learned: np.ndarray | None, size: int) -> np.ndarray:
     if learned is None:
         raise FaceswapError(

@@ -17,7 +17,7 @@ def _crop_landmarks(size: int) -> np.ndarray:
 
 
 def test_names() -> None:
-    names = {"hull", "learned", "product", "learned-dst", "learned-both", "segment"}
+    names = {"hull", "box", "learned", "product", "learned-dst", "learned-both", "segment"}
     assert set(MASK_MODES.names()) == names | {"segment-both"}
     assert MASK_MODES.get("product").needs_learned
     assert not MASK_MODES.get("hull").needs_learned
@@ -34,6 +34,15 @@ def test_dst_modes_use_the_faces_own_decoders_mask() -> None:
     np.testing.assert_allclose(both, prd * dst, rtol=1e-6)
     with pytest.raises(FaceswapError, match="learned mask"):
         build_mask("learned-dst", lm, 64, prd)
+
+
+def test_box_is_the_whole_crop_faded_at_its_edge() -> None:
+    lm = _crop_landmarks(64)
+    assert build_mask("box", lm, 64).min() == 1.0  # raw: every pixel of the square
+    soft = build_mask("box", lm, 64, erode=2, blur=10)
+    assert soft[32, 32] > 0.999 and soft[0].max() < 0.05 and soft[:, -1].max() < 0.05
+    assert soft[10:54, 10:54].min() > 0.99  # only the edge fades
+    assert not MASK_MODES.get("box").needs_learned
 
 
 def test_hull_covers_face_not_corners() -> None:

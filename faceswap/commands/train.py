@@ -11,6 +11,7 @@ from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
 from faceswap.nets.discriminator import NORMS
 from faceswap.nets.losses import LOSSES
 from faceswap.train.loop import OPTIMIZERS
+from faceswap.train.lr_finder import LR_FINDER_MODES
 
 GAN_CHOICES = ("off", "bce", "hinge", "wgan-gp")
 
@@ -69,6 +70,21 @@ DATA_WAIT_HINT = 0.2
 @click.option("--iterations", default=100_000, help="Total iterations (counting resumed ones).")
 @click.option("--batch-size", default=16, help="Faces per side per step (per process).")
 @click.option("--lr", default=5e-5, help="Learning rate of the autoencoder.")
+@click.option(
+    "--lr-finder",
+    type=click.Choice(LR_FINDER_MODES),
+    default="off",
+    show_default=True,
+    help="Find --lr for a new model first (faceswap's LR finder): a range test writes "
+    "lr_finder.png/.csv to -m; set: then train with it; exit: report it and stop.",
+)
+@click.option("--lr-finder-steps", default=300, show_default=True, help="Steps of the range test.")
+@click.option(
+    "--lr-finder-strength",
+    default=10.0,
+    show_default=True,
+    help="The rate at the lowest loss divided by this (5: aggressive, 2.5: extreme).",
+)
 @click.option(
     "--optimizer",
     type=click.Choice(OPTIMIZERS.names()),
@@ -323,7 +339,12 @@ def train(
         **options,  # type: ignore[arg-type]
     )
     result = run_train(cfg)
-    if result.checkpoint is None:  # not rank 0 under torchrun
+    if result.lr_found is not None:
+        click.echo(
+            f"lr finder: suggested --lr {result.lr_found:.3g} (the curve: "
+            f"{result.model_dir / 'lr_finder.png'})"
+        )
+    if result.checkpoint is None:  # not rank 0 under torchrun, or --lr-finder exit
         return
     state = "interrupted" if result.interrupted else "finished"
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.losses.items()) if "loss" in k)

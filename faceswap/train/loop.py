@@ -52,6 +52,16 @@ from faceswap.train.dataset import (
     read_face,
     uniform_yaw_weights,
 )
+from faceswap.train.lr_finder import (
+    LR_FINDER_MODES,
+    LrFinderResult,
+    diverged,
+    lr_schedule,
+    smooth,
+    smoothing,
+    suggest_lr,
+    write_lr_finder,
+)
 from faceswap.train.metrics import MetricsLog, Throughput
 from faceswap.train.preview import preview_grid, write_preview
 
@@ -78,6 +88,16 @@ class TrainConfig:
         iterations: stop after this many iterations in total (a resumed run counts from 0).
         batch_size: faces per side per step and per process (a step sees 2x this).
         lr: learning rate of the autoencoder.
+        lr_finder: ``off``, ``set`` or ``exit`` (:data:`~faceswap.train.lr_finder.
+            LR_FINDER_MODES`): before a new model trains, a copy of it runs the
+            learning-rate range test for ``lr_finder_steps`` steps
+            (:mod:`faceswap.train.lr_finder`), which writes ``lr_finder.csv`` and
+            ``lr_finder.png`` into the model folder; ``set`` then trains with the
+            suggestion (the run is the one ``lr`` = the suggestion would give), ``exit``
+            stops there.
+        lr_finder_steps: steps of the range test.
+        lr_finder_strength: the suggestion is the rate of the lowest smoothed loss divided
+            by this (faceswap's default 10, aggressive 5, extreme 2.5).
         optimizer: the autoencoder's optimiser, a name in :data:`OPTIMIZERS` (``adam``;
             ``adabelief``, DeepFaceLab's default); None: the checkpoint's on resume (a model
             keeps the one it started with), else ``adam``.
@@ -179,6 +199,9 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16
     lr: float = 5e-5
+    lr_finder: str = "off"
+    lr_finder_steps: int = 300
+    lr_finder_strength: float = 10.0
     optimizer: str | None = None
     lr_warmup: int = 0
     lr_dropout: float = 0.0
@@ -267,6 +290,20 @@ class TrainConfig:
             raise FaceswapError(
                 "--init-from starts a new model and --resume continues one; drop one of them"
             )
+        if self.lr_finder not in LR_FINDER_MODES:
+            raise FaceswapError(
+                f"unknown --lr-finder '{self.lr_finder}'; choose from {', '.join(LR_FINDER_MODES)}"
+            )
+        if self.lr_finder != "off":
+            if self.resuming:
+                raise FaceswapError(
+                    "--lr-finder picks the learning rate of a new model; drop --resume (a "
+                    "resumed model keeps its --lr)"
+                )
+            if self.lr_finder_steps < 20 or not self.lr_finder_strength >= 1:
+                raise FaceswapError(
+                    "--lr-finder-steps must be at least 20 and --lr-finder-strength at least 1"
+                )
         if self.clip_grad < 0:
             raise FaceswapError(f"--clip-grad must be >= 0 (0: off), got {self.clip_grad}")
         if not self.true_face_power >= 0:
@@ -328,6 +365,7 @@ class TrainResult:
         data_wait: share of the last steps' time spent waiting for a batch (0: the model
             was the bottleneck).
         workers: DataLoader workers per side the run used (after `resolve_workers`).
+        lr_found: the learning rate ``lr_finder`` suggested (None without it).
     """
 
     model_dir: Path
@@ -340,6 +378,7 @@ class TrainResult:
     it_per_s: float
     data_wait: float = 0.0
     workers: int = 0
+    lr_found: float | None = None
 
 
 class _StopFlag:
@@ -1217,6 +1256,60 @@ def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> 
     return grid
 
 
+def _find_lr(
+    cfg: TrainConfig,
+    trainer: Trainer,
+    model_config: Any,
+    device: torch.device,
+    info: ddp.DistInfo,
+    datasets: tuple[FaceDataset, FaceDataset],
+) -> LrFinderResult:
+    """The range test on a copy of ``trainer``'s model (its optimiser fresh, no GAN or
+    true-face critic: they learn at their own rates); ``trainer`` and the global RNGs are
+    left as they were, so the run that follows is the one its ``lr`` alone gives."""
+    rng = ckpt.capture_rng()
+    probe_cfg = dataclasses.replace(cfg, gan="off", true_face_power=0.0, lr_warmup=0, compile=False)
+    probe = Trainer(probe_cfg, model_config, device, info)
+    probe.model.load_state_dict(trainer.model.state_dict())
+    lrs = lr_schedule(cfg.lr_finder_steps)
+    beta = smoothing(lrs)
+    taken: list[float] = []
+    losses: list[float] = []
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(lrs), unit="step", desc="lr finder", dynamic_ncols=True)
+    pin = device.type == "cuda"
+    with (
+        contextlib.closing(_loader(datasets[0], probe_cfg, 0, 0, info, pin)) as iter_a,
+        contextlib.closing(_loader(datasets[1], probe_cfg, 1, 0, info, pin)) as iter_b,
+    ):
+        for step, lr in enumerate(lrs):
+            for group in probe.opt_g.param_groups:
+                group["lr"] = float(lr)
+            parts = probe.step(step, _next_batch(iter_a), _next_batch(iter_b))
+            loss = float(parts["loss"])
+            taken.append(float(lr))
+            losses.append(loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(lr=f"{lr:.2g}", loss=f"{loss:.4f}", refresh=False)
+            if diverged(smooth(losses, beta), loss):
+                break
+    if bar is not None:
+        bar.close()
+    del probe
+    ckpt.restore_rng(rng)
+    try:
+        return suggest_lr(taken, losses, cfg.lr_finder_strength)
+    except ValueError:
+        raise FaceswapError(
+            f"the learning-rate range test diverged at once (loss {losses[-1]}); check the "
+            "faces, or train with a given --lr" + (" without --amp" if cfg.amp else "")
+        ) from None
+
+
 def run_train(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) the model of ``cfg.model_dir`` on faces A and B.
 
@@ -1294,6 +1387,40 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     trainer = Trainer(cfg, model_config, device, info)
     start = _load_checkpoint(trainer, cfg, model_dir, resume_from) if resume_from else 0
     initialised = _init_from(trainer.model, cfg, model_config, faces_a.crop)
+    found: LrFinderResult | None = None
+    if cfg.lr_finder != "off":
+        if info.enabled:
+            raise FaceswapError(
+                "--lr-finder runs in one process: find the rate without torchrun (--lr-finder "
+                "exit), then train under torchrun with --lr set to it"
+            )
+        ensure_writable_dir(model_dir)
+        caches = _face_caches((faces_a, faces_b), size, cfg, info)
+        probe_a = FaceDataset(faces_a, size, cfg.side_augment("a"), caches[0])
+        probe_b = FaceDataset(faces_b, size, cfg.side_augment("b"), caches[1], colour_ref=probe_a)
+        found = _find_lr(cfg, trainer, model_config, device, info, (probe_a, probe_b))
+        csv_path, png_path = write_lr_finder(model_dir, found)
+        log.info(
+            "lr finder: lowest smoothed loss at lr %.3g over %d steps; suggested %.3g (curve: "
+            "%s, %s)", found.best_lr, len(found.lrs), found.suggested, png_path, csv_path
+        )  # fmt: skip
+        if cfg.lr_finder == "exit":
+            return TrainResult(
+                model_dir=model_dir,
+                start_iteration=0,
+                iteration=0,
+                interrupted=False,
+                losses={},
+                checkpoint=None,
+                seconds=0.0,
+                it_per_s=0.0,
+                workers=int(cfg.workers or 0),
+                lr_found=found.suggested,
+            )
+        cfg = dataclasses.replace(cfg, lr=found.suggested)
+        trainer.cfg = cfg
+        for group in trainer.opt_g.param_groups:
+            group["lr"] = cfg.lr
     if resume_from is not None and info.is_main:
         log.info("resuming from %s (iteration %d)", resume_from, start)
     # The CPU RNG is restored by trainer.load; nothing below may draw from it before step 1.
@@ -1306,6 +1433,17 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             "world_size": info.world,
             "lr": cfg.lr,
             "optimizer": cfg.optimizer,
+            **(
+                {
+                    "lr_finder": {
+                        "best_lr": found.best_lr,
+                        "strength": found.strength,
+                        "steps": len(found.lrs),
+                    }
+                }
+                if found is not None
+                else {}
+            ),
             "lr_warmup": cfg.lr_warmup,
             "lr_dropout": cfg.lr_dropout,
             "freeze": list(cfg.freeze),
@@ -1475,4 +1613,5 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         it_per_s=throughput.it_per_s or ((iteration - start) / seconds if seconds > 0 else 0.0),
         data_wait=throughput.data_wait,
         workers=int(cfg.workers or 0),
+        lr_found=None if found is None else found.suggested,
     )

@@ -228,7 +228,13 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
 
     try:
         from faceswap.train.augment import AugmentConfig
-        from faceswap.train.dataset import FaceDataset, StreamSampler, face_cache, load_face_set
+        from faceswap.train.dataset import (
+            FaceDataset,
+            LandmarkPartners,
+            StreamSampler,
+            face_cache,
+            load_face_set,
+        )
     except ImportError as exc:
         return f"skipped: the train data pipeline is not importable ({exc}); merge main"
     import cv2
@@ -240,11 +246,15 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
         # --colour-transfer rct: B's faces take the colours of A's (here the same set).
         reference = FaceDataset(faces, resolution, AugmentConfig(), cache)
         rct = AugmentConfig(colour_transfer="rct")
+        # --warp-to-landmarks: each face takes the shape of a near one (the set's own here).
+        landmarks = AugmentConfig(warp_to_landmarks=True)
+        partners = LandmarkPartners.between(faces, faces)
         rates = {}
         for name, dataset in (
             ("crops", FaceDataset(faces, resolution, AugmentConfig())),
             ("cached", FaceDataset(faces, resolution, AugmentConfig(), cache)),
             ("rct", FaceDataset(faces, resolution, rct, cache, colour_ref=reference)),
+            ("landmarks", FaceDataset(faces, resolution, landmarks, cache, partners=partners)),
         ):
             rates[name] = _samples_per_s(dataset, StreamSampler(len(faces), batch_size, 0, 0),
                                          batch_size, seconds, workers)  # fmt: skip
@@ -252,7 +262,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
     return (
         f"{rates['cached']:.0f} samples/s {where} from the face cache, {rates['crops']:.0f} "
         f"reading the PNG crops (256 px, augment defaults); {rates['rct']:.0f} from the cache "
-        "with --colour-transfer rct"
+        f"with --colour-transfer rct, {rates['landmarks']:.0f} with --warp-to-landmarks"
     )
 
 

@@ -214,7 +214,17 @@ DATA_WAIT_HINT = 0.2
     show_default=True,
     help="Percentile of the recent gradient norms that --autoclip clips to.",
 )
-@click.option("--warp/--no-warp", default=True, help="Classic random warp of the input.")
+@click.option(
+    "--warp/--no-warp",
+    default=True,
+    help="Warp the input: the classic random warp (or --warp-to-landmarks); off, neither.",
+)
+@click.option(
+    "--warp-to-landmarks",
+    is_flag=True,
+    help="In place of the random warp, warp each input onto the landmarks of a similar face "
+    "of the other side (faceswap's warp to landmarks).",
+)
 @click.option("--flip/--no-flip", default=True, help="Random horizontal flips.")
 @click.option(
     "--flip-b/--no-flip-b",
@@ -300,6 +310,7 @@ def train(
     learned_mask: bool | None,
     compile_: bool,
     warp: bool,
+    warp_to_landmarks: bool,
     flip: bool,
     colour: bool,
     blur: bool,
@@ -331,6 +342,7 @@ def train(
             zoom=zoom,
             shift=shift,
             warp=warp,
+            warp_to_landmarks=warp_to_landmarks,
             warp_strength=warp_strength,
             colour=colour,
             blur=blur,

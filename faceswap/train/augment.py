@@ -13,10 +13,14 @@ Split of the work:
     * :func:`random_warp` (training device, per batch): the grid-jitter warp of the input; the
       target stays unwarped, which is what forces the autoencoder to learn the face rather
       than copy pixels. Running it on the GPU keeps the workers from starving the model.
+    * :func:`warp_to_landmarks` (CPU, per sample; faceswap's warp to landmarks, in place of
+      the grid warp): the input is warped piecewise-linearly so its landmarks land on those
+      of a similar face of the other side (:func:`closest_faces`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -36,7 +40,11 @@ class AugmentConfig:
         rotation: maximum rotation in degrees (uniform in ±rotation).
         zoom: maximum relative scale change (uniform in ±zoom).
         shift: maximum shift as a fraction of the crop size.
-        warp: the classic random grid warp of the input.
+        warp: warp the input: the classic random grid warp, or with ``warp_to_landmarks``
+            the landmark warp.
+        warp_to_landmarks: in place of the grid warp, warp each input onto the landmarks
+            of one of the :data:`PARTNERS` faces of the other side nearest to it in shape
+            (faceswap's warp to landmarks).
         warp_strength: std-dev of the grid jitter as a fraction of the crop size.
         warp_grid: number of control points per side of the jitter grid.
         colour: albumentations brightness/contrast, hue/saturation, gamma (input and target).
@@ -52,6 +60,7 @@ class AugmentConfig:
     zoom: float = 0.05
     shift: float = 0.05
     warp: bool = True
+    warp_to_landmarks: bool = False
     warp_strength: float = 0.02
     warp_grid: int = 5
     colour: bool = True
@@ -67,6 +76,69 @@ class AugmentConfig:
                 f"{', '.join(crop_colour_modes())}"
             )
 
+    @property
+    def grid_warp(self) -> bool:
+        """Whether the trainer applies :func:`random_warp` to the input."""
+        return self.warp and not self.warp_to_landmarks
+
+    @property
+    def landmark_warp(self) -> bool:
+        """Whether the dataset applies :func:`warp_to_landmarks` to the input."""
+        return self.warp and self.warp_to_landmarks
+
+
+@dataclass(frozen=True)
+class SampleTransform:
+    """One sample's random similarity transform (``matrix`` 2x3, None: identity) and
+    horizontal flip, for its arrays (:meth:`apply`) and points (:meth:`apply_points`)."""
+
+    size: int
+    matrix: np.ndarray | None
+    flip: bool
+
+    def apply(self, *arrays: np.ndarray) -> list[np.ndarray]:
+        """The transformed arrays, same shapes and dtypes; images replicate their border,
+        masks (2-D) pad with 0."""
+        out = list(arrays)
+        if self.matrix is not None:
+            out = [
+                cv2.warpAffine(
+                    a,
+                    self.matrix,
+                    (self.size, self.size),
+                    flags=cv2.INTER_LINEAR,
+                    # The face replicates into the border; masks must not grow.
+                    borderMode=cv2.BORDER_REPLICATE if a.ndim == 3 else cv2.BORDER_CONSTANT,
+                )
+                for a in out
+            ]
+        if self.flip:
+            out = [np.ascontiguousarray(a[:, ::-1]) for a in out]
+        return out
+
+    def apply_points(self, points: np.ndarray) -> np.ndarray:
+        """(P, 2) pixel coordinates (pixel centres at integers) moved as :meth:`apply`
+        moves the image under them."""
+        out = np.asarray(points, dtype=np.float64)
+        if self.matrix is not None:
+            out = out @ self.matrix[:, :2].T + self.matrix[:, 2]
+        if self.flip:
+            out = np.column_stack([self.size - 1 - out[:, 0], out[:, 1]])
+        return out.astype(np.float32)
+
+
+def sample_transform(rng: np.random.Generator, cfg: AugmentConfig, size: int) -> SampleTransform:
+    """Draw one sample's random rotation, zoom, shift and flip."""
+    angle = rng.uniform(-cfg.rotation, cfg.rotation) if cfg.rotation > 0 else 0.0
+    scale = 1.0 + (rng.uniform(-cfg.zoom, cfg.zoom) if cfg.zoom > 0 else 0.0)
+    shift = rng.uniform(-cfg.shift, cfg.shift, size=2) * size if cfg.shift > 0 else np.zeros(2)
+    flip = bool(cfg.flip and rng.random() < 0.5)
+    matrix = None
+    if angle or scale != 1.0 or shift.any():
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+        matrix[:, 2] += shift
+    return SampleTransform(size, matrix, flip)
+
 
 def random_transform(
     rng: np.random.Generator, cfg: AugmentConfig, *arrays: np.ndarray
@@ -81,29 +153,94 @@ def random_transform(
     Returns:
         the transformed arrays, same shapes and dtypes; borders are replicated for images.
     """
-    size = arrays[0].shape[0]
-    angle = rng.uniform(-cfg.rotation, cfg.rotation) if cfg.rotation > 0 else 0.0
-    scale = 1.0 + (rng.uniform(-cfg.zoom, cfg.zoom) if cfg.zoom > 0 else 0.0)
-    shift = rng.uniform(-cfg.shift, cfg.shift, size=2) * size if cfg.shift > 0 else np.zeros(2)
-    flip = bool(cfg.flip and rng.random() < 0.5)
-    out = list(arrays)
-    if angle or scale != 1.0 or shift.any():
-        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
-        matrix[:, 2] += shift
-        out = [
-            cv2.warpAffine(
-                a,
-                matrix,
-                (size, size),
-                flags=cv2.INTER_LINEAR,
-                # The face replicates into the border; masks must not grow, so they pad with 0.
-                borderMode=cv2.BORDER_REPLICATE if a.ndim == 3 else cv2.BORDER_CONSTANT,
-            )
-            for a in out
+    return sample_transform(rng, cfg, arrays[0].shape[0]).apply(*arrays)
+
+
+#: How many of the other side's nearest faces a sample's landmark warp picks from.
+PARTNERS = 10
+
+
+def closest_faces(
+    landmarks: Sequence[np.ndarray | None],
+    other: Sequence[np.ndarray | None],
+    crop_sizes: tuple[int, int],
+    k: int = PARTNERS,
+) -> np.ndarray:
+    """For each face, the indices of the ``k`` faces of ``other`` nearest to it in shape.
+
+    Shapes are compared as the 68 landmarks in crop units (both sides are framed alike),
+    by the Euclidean distance of the flattened point sets. Faces without landmarks are
+    never picked, and get ``-1`` rows.
+
+    Args:
+        landmarks, other: per face, (68, 2) landmarks in crop pixels, or None.
+        crop_sizes: the crop side of each set's files.
+        k: neighbours per face (fewer when ``other`` has fewer faces with landmarks).
+
+    Returns:
+        (len(landmarks), k) int64.
+    """
+
+    def flat(points: Sequence[np.ndarray | None], size: int) -> tuple[np.ndarray, np.ndarray]:
+        known = np.array([i for i, p in enumerate(points) if p is not None], dtype=np.int64)
+        rows = np.stack([np.asarray(points[i], np.float32).reshape(-1) / size for i in known])
+        return known, rows
+
+    if not any(p is not None for p in other):
+        raise FaceswapError("warp to landmarks needs faces with landmarks on both sides")
+    theirs_index, theirs = flat(other, crop_sizes[1])
+    k = min(k, len(theirs_index))
+    out = np.full((len(landmarks), k), -1, dtype=np.int64)
+    if not any(p is not None for p in landmarks):
+        return out
+    mine_index, mine = flat(landmarks, crop_sizes[0])
+    their_norms = (theirs**2).sum(axis=1)
+    for start in range(0, len(mine), 1024):  # (1024, M) distances at a time
+        chunk = mine[start : start + 1024]
+        dist = (chunk**2).sum(axis=1)[:, None] + their_norms[None] - 2 * chunk @ theirs.T
+        nearest = np.argpartition(dist, k - 1, axis=1)[:, :k]
+        order = np.take_along_axis(dist, nearest, axis=1).argsort(axis=1)
+        out[mine_index[start : start + 1024]] = theirs_index[
+            np.take_along_axis(nearest, order, axis=1)
         ]
-    if flip:
-        out = [np.ascontiguousarray(a[:, ::-1]) for a in out]
     return out
+
+
+def warp_to_landmarks(image: np.ndarray, own: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """Warp ``image`` so the points ``own`` land on ``partner`` (faceswap's warp to landmarks).
+
+    The map is piecewise linear over a Delaunay triangulation of the partner's points and
+    the image's corners and edge midpoints (which stay put), so the warp reaches across the
+    whole face and fades to nothing at the border.
+
+    Args:
+        image: (S, S, C) or (S, S) array.
+        own, partner: (P, 2) matching points in pixels of ``image``.
+
+    Returns:
+        the warped image, same shape and dtype; the border replicated where a point moves
+        past it.
+    """
+    from scipy.interpolate import griddata
+
+    size = image.shape[0]
+    edge = size - 1
+    anchors = np.array(
+        [[0, 0], [edge / 2, 0], [edge, 0], [0, edge / 2], [edge, edge / 2], [0, edge],
+         [edge / 2, edge], [edge, edge]], dtype=np.float64
+    )  # fmt: skip
+    # Points outside the crop (a jaw past its edge) are clipped: the map stays inside it.
+    dst = np.clip(np.vstack([np.asarray(partner, np.float64), anchors]), 0, edge)
+    src = np.clip(np.vstack([np.asarray(own, np.float64), anchors]), 0, edge)
+    axis = np.arange(size, dtype=np.float64)
+    grid_x, grid_y = np.meshgrid(axis, axis)
+    # Where the output pixel sits among the partner's points, read the image at the same
+    # place among its own points.
+    mapped = griddata(dst, src, (grid_x, grid_y), method="linear")
+    mapped = np.where(np.isnan(mapped), np.stack([grid_x, grid_y], axis=-1), mapped)
+    map_x = mapped[..., 0].astype(np.float32)
+    map_y = mapped[..., 1].astype(np.float32)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 class ColourAugment:

@@ -31,7 +31,13 @@ from torch.utils.data import Dataset, Sampler
 
 from faceswap.errors import FaceswapError
 from faceswap.io.files import write_text_atomic
-from faceswap.train.augment import AugmentConfig, ColourAugment, random_transform
+from faceswap.train.augment import (
+    AugmentConfig,
+    ColourAugment,
+    SampleTransform,
+    sample_transform,
+    warp_to_landmarks,
+)
 
 if TYPE_CHECKING:
     from faceswap.faces.align import CropSpec
@@ -601,6 +607,10 @@ class FaceDataset(Dataset):
     With ``augment.colour_transfer`` on and a ``colour_ref`` (the A side's dataset, for B),
     each face first takes the colours of a random reference face (drawn from the sample's
     seed), measured inside its landmark hull.
+
+    With ``augment.landmark_warp`` and ``partners`` (:class:`LandmarkPartners`), the source
+    is warped onto the landmarks of one of the face's partners of the other side, drawn
+    from the sample's seed after everything else (the target is the one without it).
     """
 
     def __init__(
@@ -610,8 +620,10 @@ class FaceDataset(Dataset):
         augment: AugmentConfig,
         cache: Path | None = None,
         colour_ref: FaceDataset | None = None,
+        partners: LandmarkPartners | None = None,
     ) -> None:
         self.faces = faces
+        self.partners = partners if augment.landmark_warp else None
         self.size = size
         self.augment = augment
         self.cache = cache  # from :func:`face_cache`; mapped lazily, once per worker
@@ -656,17 +668,59 @@ class FaceDataset(Dataset):
         if self.colour_ref is not None:
             reference = self.colour_ref._read(int(rng.integers(len(self.colour_ref))))
             face = _colour_transferred(self.augment.colour_transfer, face, reference, masks[0])
-        face, masks_hwc = random_transform(
-            rng, self.augment, face, np.ascontiguousarray(masks.transpose(1, 2, 0))
-        )
+        transform = sample_transform(rng, self.augment, self.size)
+        face, masks_hwc = transform.apply(face, np.ascontiguousarray(masks.transpose(1, 2, 0)))
         if self._colour is None:  # built lazily: one per worker process
             self._colour = ColourAugment(self.augment)
         source, target = self._colour(rng, face)
+        if self.partners is not None:
+            source = self._landmark_warped(rng, index, source, transform)
         return {
             "source": torch.from_numpy(np.ascontiguousarray(source.transpose(2, 0, 1))),
             "target": torch.from_numpy(np.ascontiguousarray(target.transpose(2, 0, 1))),
             "masks": torch.from_numpy(np.ascontiguousarray(masks_hwc.transpose(2, 0, 1))),
         }
+
+    def _landmark_warped(
+        self, rng: np.random.Generator, index: int, source: np.ndarray, transform: SampleTransform
+    ) -> np.ndarray:
+        assert self.partners is not None
+        own = self.faces.landmarks[index]
+        choices = self.partners.indices[index]
+        if own is None or choices[0] < 0:
+            return source
+        partner = self.partners.landmarks[int(choices[rng.integers(len(choices))])]
+        own_px = transform.apply_points(own * (self.size / self.faces.crop_size))
+        partner_px = transform.apply_points(partner * self.size)
+        return warp_to_landmarks(source, own_px, partner_px)
+
+
+@dataclass(frozen=True)
+class LandmarkPartners:
+    """The other side's faces a face's landmark warp may take the shape of.
+
+    Attributes:
+        indices: (N, k) indices into ``landmarks`` per face of this side (-1: none).
+        landmarks: (M, 68, 2) float32 landmarks of the other side in crop units (0-1),
+            NaN for faces without landmarks (never among the indices).
+    """
+
+    indices: np.ndarray
+    landmarks: np.ndarray
+
+    @classmethod
+    def between(cls, faces: FaceSet, other: FaceSet) -> LandmarkPartners:
+        """Each face of ``faces``'s :func:`~faceswap.train.augment.closest_faces` in ``other``."""
+        from faceswap.train.augment import closest_faces
+
+        indices = closest_faces(
+            faces.landmarks, other.landmarks, (faces.crop_size, other.crop_size)
+        )
+        unit = np.full((len(other), 68, 2), np.nan, dtype=np.float32)
+        for i, points in enumerate(other.landmarks):
+            if points is not None:
+                unit[i] = np.asarray(points, np.float32) / other.crop_size
+        return cls(indices, unit)
 
 
 class StreamSampler(Sampler):

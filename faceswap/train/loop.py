@@ -46,6 +46,7 @@ from faceswap.train.augment import AugmentConfig, blur_out_background, random_wa
 from faceswap.train.dataset import (
     FaceDataset,
     FaceSet,
+    LandmarkPartners,
     StreamSampler,
     face_cache,
     load_face_set,
@@ -868,7 +869,7 @@ class Trainer:
         gen = torch.Generator(device=self.device)
         gen.manual_seed(_step_seed(cfg.seed, iteration))
         src = torch.cat([a["source"], b["source"]])
-        if cfg.augment.warp:
+        if cfg.augment.grid_warp:
             src = random_warp(
                 src,
                 gen,
@@ -1053,6 +1054,25 @@ def stream_batches(
         shutdown = getattr(batches, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
+
+
+def _datasets(
+    faces_a: FaceSet, faces_b: FaceSet, size: int, cfg: TrainConfig, info: ddp.DistInfo
+) -> tuple[FaceDataset, FaceDataset]:
+    """Both sides' datasets: from their face caches, B's colours transferred from A's faces
+    (with ``colour_transfer``), each side's landmark-warp partners on the other (with
+    ``warp_to_landmarks``)."""
+    caches = _face_caches((faces_a, faces_b), size, cfg, info)
+    partners: tuple[LandmarkPartners | None, LandmarkPartners | None] = (None, None)
+    if cfg.augment.landmark_warp:
+        partners = (
+            LandmarkPartners.between(faces_a, faces_b),
+            LandmarkPartners.between(faces_b, faces_a),
+        )
+    data_a = FaceDataset(faces_a, size, cfg.side_augment("a"), caches[0], partners=partners[0])
+    data_b = FaceDataset(faces_b, size, cfg.side_augment("b"), caches[1], colour_ref=data_a,
+                         partners=partners[1])  # fmt: skip
+    return data_a, data_b
 
 
 def _face_caches(
@@ -1395,10 +1415,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 "exit), then train under torchrun with --lr set to it"
             )
         ensure_writable_dir(model_dir)
-        caches = _face_caches((faces_a, faces_b), size, cfg, info)
-        probe_a = FaceDataset(faces_a, size, cfg.side_augment("a"), caches[0])
-        probe_b = FaceDataset(faces_b, size, cfg.side_augment("b"), caches[1], colour_ref=probe_a)
-        found = _find_lr(cfg, trainer, model_config, device, info, (probe_a, probe_b))
+        datasets = _datasets(faces_a, faces_b, size, cfg, info)
+        found = _find_lr(cfg, trainer, model_config, device, info, datasets)
         csv_path, png_path = write_lr_finder(model_dir, found)
         log.info(
             "lr finder: lowest smoothed loss at lr %.3g over %d steps; suggested %.3g (curve: "
@@ -1531,10 +1549,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         return folder
 
     pin = device.type == "cuda"
-    caches = _face_caches((faces_a, faces_b), size, cfg, info)
-    data_a = FaceDataset(faces_a, size, cfg.side_augment("a"), caches[0])
-    # Colour transfer (when on) gives B's faces the colours of A's footage.
-    data_b = FaceDataset(faces_b, size, cfg.side_augment("b"), caches[1], colour_ref=data_a)
+    data_a, data_b = _datasets(faces_a, faces_b, size, cfg, info)
     with (
         contextlib.closing(_loader(data_a, cfg, 0, start, info, pin)) as iter_a,
         contextlib.closing(_loader(data_b, cfg, 1, start, info, pin)) as iter_b,

@@ -395,3 +395,92 @@ def test_painted_masks_replace_the_hull_where_given(
     (folder / MASKS_DIR / f"{names[0]}.png").write_bytes(b"not a png")
     with pytest.raises(FaceswapError, match="unreadable mask"):
         FaceDataset(load_face_set(folder, "A"), 32, NO_AUG)[(0, 0)]
+
+
+def test_sample_transform_moves_points_with_the_image() -> None:
+    from faceswap.train.augment import sample_transform
+
+    cfg = AugmentConfig(rotation=20, zoom=0.1, shift=0.1, flip=True)
+    for seed in range(6):  # flipped and not
+        image = np.zeros((64, 64), np.float32)
+        image[20, 40] = 1.0
+        image = cv2.GaussianBlur(image, (7, 7), 1.5)
+        transform = sample_transform(np.random.default_rng(seed), cfg, 64)
+        (moved,) = transform.apply(image)
+        ys, xs = np.mgrid[:64, :64]
+        centre = np.array([(xs * moved).sum(), (ys * moved).sum()]) / moved.sum()
+        np.testing.assert_allclose(transform.apply_points(np.array([[40.0, 20.0]]))[0], centre,
+                                   atol=0.15)  # fmt: skip
+    # the same draws as random_transform: the sample stream of a run does not change
+    face = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    a = random_transform(np.random.default_rng(3), cfg, face)[0]
+    b = sample_transform(np.random.default_rng(3), cfg, 32).apply(face)[0]
+    assert np.array_equal(a, b)
+
+
+def test_warp_to_landmarks_moves_each_point_onto_its_partner() -> None:
+    from faceswap.faces.align import MEAN_FACE, CropSpec
+    from faceswap.train.augment import warp_to_landmarks
+
+    rng = np.random.default_rng(0)
+    m = CropSpec(size=64, coverage=0.8, centering="face").unit_to_crop()
+    own = MEAN_FACE @ m[:2, :2].T + m[:2, 2]
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    # the same points: the image comes back as it was
+    assert np.abs(warp_to_landmarks(image, own, own).astype(int) - image).max() <= 1
+    # another face's shape (wider, higher, a little different everywhere): a dot at one of
+    # the face's points lands on the partner's point
+    partner = (own - 32) * [1.08, 0.97] + [33.5, 30.8] + rng.normal(0, 0.3, own.shape)
+    dot = np.zeros((64, 64), np.float32)
+    x, y = np.round(own[30])
+    own[30] = (x, y)
+    dot[int(y), int(x)] = 1.0
+    dot = cv2.GaussianBlur(dot, (5, 5), 1.0)
+    moved = warp_to_landmarks(dot, own, partner)
+    ys, xs = np.mgrid[:64, :64]
+    centre = np.array([(xs * moved).sum(), (ys * moved).sum()]) / moved.sum()
+    np.testing.assert_allclose(centre, partner[30], atol=0.3)
+    # the border stays put
+    warped = warp_to_landmarks(image, own, partner)
+    assert np.array_equal(warped[0], image[0]) and np.array_equal(warped[:, -1], image[:, -1])
+
+
+def test_closest_faces_are_the_nearest_shapes_of_the_other_side() -> None:
+    from faceswap.train.augment import closest_faces
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(10, 54, (68, 2))
+    # faces of the other side: base moved by 0, 1, ..., 7 px (in 64 px crops), one without
+    theirs = [base + d for d in range(8)] + [None]
+    mine = [base + 2.2, None, base * 2]  # the last in 128 px crops: the same shape as base
+    nearest = closest_faces(mine, theirs, (64, 64), k=3)
+    assert nearest.shape == (3, 3) and list(nearest[0]) == [2, 3, 1]
+    assert list(nearest[1]) == [-1, -1, -1]
+    assert closest_faces(mine[2:], theirs, (128, 64), k=2)[0].tolist() == [0, 1]
+    with pytest.raises(FaceswapError, match="landmarks on both sides"):
+        closest_faces(mine, [None, None], (64, 64))
+
+
+def test_landmark_warp_changes_the_source_only(face_dirs: tuple[Path, Path]) -> None:
+    from faceswap.train.dataset import LandmarkPartners
+
+    faces_a, faces_b = load_face_set(face_dirs[0], "A"), load_face_set(face_dirs[1], "B")
+    partners = LandmarkPartners.between(faces_a, faces_b)
+    assert partners.indices.shape == (len(faces_a), min(10, len(faces_b)))
+    plain_cfg = AugmentConfig(blur=False)
+    warp_cfg = dataclasses.replace(plain_cfg, warp_to_landmarks=True)
+    plain = FaceDataset(faces_a, 64, plain_cfg)
+    warped = FaceDataset(faces_a, 64, warp_cfg, partners=partners)
+    assert FaceDataset(faces_a, 64, plain_cfg, partners=partners).partners is None  # off
+    changed = 0
+    for key in [(i, 100 + i) for i in range(len(faces_a))]:
+        a, b = plain[key], warped[key]
+        assert torch.equal(a["target"], b["target"]) and torch.equal(a["masks"], b["masks"])
+        changed += not torch.equal(a["source"], b["source"])
+    assert changed == len(faces_a)
+    again = warped[(0, 100)]["source"]
+    assert torch.equal(again, warped[(0, 100)]["source"])  # seeded
+    assert pickle.loads(pickle.dumps(warped)).partners is not None  # for spawned workers
+    cfg = dataclasses.replace(warp_cfg, warp=False)  # --no-warp: no warp of either kind
+    assert not cfg.landmark_warp and not cfg.grid_warp
+    assert warp_cfg.landmark_warp and not warp_cfg.grid_warp and plain_cfg.grid_warp

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import multiprocessing
 import shutil
 from pathlib import Path
@@ -876,3 +877,20 @@ def test_painted_masks_teach_the_learned_mask_what_covers_the_face(
     rest = hull & ~hand
     assert out.dst_masks[:, hand].mean() < 0.5 < 0.7 < out.dst_masks[:, rest].mean()
     assert out.masks[:, hand].mean() > 0.8  # the swap's own mask knows no hand
+
+
+def test_warp_to_landmarks_trains_in_place_of_the_grid_warp(
+    face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceswap.train import loop
+    from faceswap.train.augment import AugmentConfig
+
+    def grid_warp(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the grid warp ran with --warp-to-landmarks")
+
+    monkeypatch.setattr(loop, "random_warp", grid_warp)
+    # a worker process: the partners travel to it with the dataset
+    cfg = _cfg(face_dirs, tmp_path, iterations=2, save_every=2, workers=1,
+               augment=AugmentConfig(warp_to_landmarks=True))  # fmt: skip
+    result = run_train(cfg)
+    assert result.iteration == 2 and math.isfinite(result.losses["loss"])

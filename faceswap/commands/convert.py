@@ -9,6 +9,7 @@ import click
 from faceswap.commands.options import (
     alignments_option,
     encoder_options,
+    grade_options,
     mask_model_option,
     model_dir_option,
 )
@@ -101,6 +102,7 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Smear the swapped face along its motion since the previous frame, this fraction "
     "of the way (0 off; 0.5 matches a 180-degree shutter), to match the plate's motion blur.",
 )
+@grade_options
 @click.option(
     "--face-scale",
     type=float,

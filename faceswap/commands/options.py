@@ -33,6 +33,24 @@ mask_model_option = click.option(
 )
 
 
+_GRADE_HELP = {
+    "brightness": "the swapped face toward white (> 0: that percent of the way) or black",
+    "contrast": "its lightness spread about its own mean, in percent (-100: flat)",
+    "saturation": "its colourfulness, in percent (-100: grey)",
+    "temperature": "warmer (> 0, toward yellow) or cooler (toward blue), -100 to 100",
+    "tint": "toward magenta (> 0) or green, -100 to 100",
+}
+
+
+def grade_options(command: Any) -> Any:
+    """The manual grade of the swapped face (--brightness, --contrast, --saturation,
+    --temperature, --tint; faceswap's manual balance), for convert and tune."""
+    for name in reversed(list(_GRADE_HELP)):
+        help_text = f"Grade {_GRADE_HELP[name]}; after --colour (0: off)."
+        command = click.option(f"--{name}", type=float, default=0.0, help=help_text)(command)
+    return command
+
+
 def encoder_options(command: Any) -> Any:
     """The encoder options (--codec, --crf, --preset, --pix-fmt) of convert and encode-frames."""
     for option in reversed(_ENCODER_OPTIONS):

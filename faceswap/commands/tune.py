@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from faceswap.commands.options import alignments_option, mask_model_option, model_dir_option
+from faceswap.commands.options import (
+    alignments_option,
+    grade_options,
+    mask_model_option,
+    model_dir_option,
+)
 from faceswap.convert.pipeline import BLEND_KEYS, DIRECTIONS
 from faceswap.device import DEVICE_CHOICES
 
@@ -50,6 +55,7 @@ from faceswap.device import DEVICE_CHOICES
 @click.option("--blur", default=6.0, help="As convert --blur.")
 @click.option("--sharpen", default=0.0, help="As convert --sharpen.")
 @click.option("--grain", default=0.0, help="As convert --grain.")
+@grade_options
 @click.option("--device", default="auto", type=click.Choice(DEVICE_CHOICES), help="Device.")
 def tune(input: Path, output: Path, frame: int, vary: str, values: str, **options: object) -> None:
     """Write a contact sheet: frame FRAME of INPUT as it is, then converted once per value of

@@ -13,6 +13,7 @@ Register a new mode with::
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -254,3 +255,51 @@ COLOUR_MODES.add(
         seamless=True,
     ),
 )
+
+
+#: Lab units (a, b in about [-127, 127]) that ``temperature`` and ``tint`` of 100 shift by.
+GRADE_SHIFT = 20.0
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A manual grade of the swapped face (faceswap's manual balance), each a percent in
+    [-100, 100], 0 leaving it alone, applied in Lab after the colour mode.
+
+    Attributes:
+        brightness: lightness toward white (> 0: that share of the way) or black (< 0).
+        contrast: lightness spread about the face's own mean under the mask (-100: flat).
+        saturation: colourfulness, a and b scaled by 1 + p/100 (-100: grey).
+        temperature: warmer (> 0: toward yellow) or cooler (toward blue), Lab b shifted by
+            ``GRADE_SHIFT`` at 100.
+        tint: toward magenta (> 0) or green, Lab a shifted alike.
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    temperature: float = 0.0
+    tint: float = 0.0
+
+    def __bool__(self) -> bool:
+        return any(dataclasses.astuple(self))
+
+    def apply(self, face: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The graded (S, S, 3) float32 RGB face in [0, 1]; ``mask`` (S, S) in [0, 1] says
+        where the face is (for the contrast's mean)."""
+        if not self:
+            return face
+        lab = cv2.cvtColor(np.ascontiguousarray(face, dtype=np.float32), cv2.COLOR_RGB2LAB)
+        light, ab = lab[..., 0], lab[..., 1:]
+        ab += np.array([self.tint, self.temperature], np.float32) * (GRADE_SHIFT / 100.0)
+        ab *= 1.0 + self.saturation / 100.0
+        if self.contrast:
+            weight = np.asarray(mask, np.float32)
+            mean = float((light * weight).sum() / max(float(weight.sum()), 1e-6))
+            light[...] = mean + (light - mean) * (1.0 + self.contrast / 100.0)
+        if self.brightness > 0:
+            light += (100.0 - light) * (self.brightness / 100.0)
+        elif self.brightness < 0:
+            light *= 1.0 + self.brightness / 100.0
+        np.clip(light, 0.0, 100.0, out=light)
+        return np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0.0, 1.0)

@@ -39,7 +39,7 @@ from faceswap.convert.blend import (
     sharpen,
     soften,
 )
-from faceswap.convert.colour import COLOUR_MODES
+from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
@@ -58,7 +58,12 @@ SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
 #: ``8`` works in 8 bits whatever the source has.
 BIT_DEPTHS = ("auto", "8")
 #: Settings a ``blend_ranges`` entry may set for its frames.
-BLEND_KEYS = ("mask", "colour", "erode", "blur", "sharpen", "grain", "face_scale", "motion_blur")
+#: The manual grade's settings (:class:`~faceswap.convert.colour.Grade`), each a percent.
+GRADE_KEYS = ("brightness", "contrast", "saturation", "temperature", "tint")
+BLEND_KEYS = (
+    "mask", "colour", "erode", "blur", "sharpen", "grain", "face_scale", "motion_blur",
+    *GRADE_KEYS,
+)  # fmt: skip
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
 #: (first, last) frame indices, inclusive; ``last`` None runs to the end.
@@ -133,6 +138,9 @@ class ConvertConfig:
         motion_blur: smear the swapped face along its motion since the previous frame, this
             fraction of the way (0 off; 0.5 matches a 180-degree shutter, 1 a 360-degree
             one), so a moving face is as motion-blurred as the plate around it. Video only.
+        brightness, contrast, saturation, temperature, tint: a manual grade of the swapped
+            face after the colour mode, each a percent in [-100, 100] (0: off; see
+            :class:`~faceswap.convert.colour.Grade`; faceswap's manual balance).
         smooth: temporal landmark smoothing (``auto``, ``none``, ``one-euro``, ``ema``).
         detector: face detector for on-the-fly detection (``auto``, ``dlib-hog``...).
         detect_every: on the fly, run the detector every n frames and track in between.
@@ -187,6 +195,11 @@ class ConvertConfig:
     grain: float = 0.0
     face_scale: float = 0.0
     motion_blur: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    temperature: float = 0.0
+    tint: float = 0.0
     smooth: str = "auto"
     detector: str = "auto"
     detect_every: int = 5
@@ -258,6 +271,13 @@ class ConvertConfig:
                 1 <= self.output_scale <= 100,
                 f"--output-scale must be in [1, 100] percent, got {self.output_scale}",
             ),
+        ]
+        checks += [
+            (
+                -100 <= getattr(self, name) <= 100,
+                f"--{name} must be in [-100, 100] percent, got {getattr(self, name)}",
+            )
+            for name in GRADE_KEYS
         ]
         for ok, message in checks:
             if not ok:
@@ -1349,6 +1369,7 @@ def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
     ``cfg`` holds the frame's blend settings (``blend_ranges`` applied). With ``cfg.matte``
     it also sets ``item.matte``: where the faces were blended in."""
     mask_mode, colour_mode = MASK_MODES.get(cfg.mask), COLOUR_MODES.get(cfg.colour)
+    grade = Grade(**{name: getattr(cfg, name) for name in GRADE_KEYS})
     if cfg.matte is not None:
         item.matte = np.zeros(item.frame.image.shape[:2], np.uint8)
     if not item.faces:
@@ -1376,6 +1397,7 @@ def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
         )
         original = face.crop.astype(np.float32) / peak_value(face.crop)
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
+        swapped = grade.apply(swapped, raw)
         blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
         matrix = face.matrix
         if cfg.face_scale:

@@ -149,3 +149,56 @@ def test_flat_face_does_not_overflow() -> None:
     for mode in ("rct", "lct", "mkl", "sot"):
         out = transfer_colour(mode, flat, target, mask)
         assert np.isfinite(out).all()
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.float32), cv2.COLOR_RGB2LAB)
+
+
+def test_grade_off_returns_the_face_itself() -> None:
+    from faceswap.convert.colour import Grade
+
+    face, _, mask = _images()
+    assert Grade().apply(face, mask) is face and not Grade()
+
+
+def test_grade_brightness_contrast_saturation() -> None:
+    from faceswap.convert.colour import Grade
+
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0.3, 0.7, (32, 32, 1))
+    face = (grey + rng.uniform(-0.05, 0.05, (32, 32, 3))).astype(np.float32)  # in gamut
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:24, 8:24] = 1.0
+    light = _lab(face)[..., 0]
+    # brightness: that share of the way toward white, or toward black
+    brighter = _lab(Grade(brightness=50).apply(face, mask))[..., 0]
+    np.testing.assert_allclose(brighter, light + (100 - light) / 2, atol=0.3)
+    darker = _lab(Grade(brightness=-50).apply(face, mask))[..., 0]
+    np.testing.assert_allclose(darker, light / 2, atol=0.3)
+    assert Grade(brightness=100).apply(face, mask).mean() > 0.97  # white, but for its tint
+    # contrast: the spread about the face's own mean under the mask; -100 is flat
+    mean = light[mask > 0].mean()
+    flat = _lab(Grade(contrast=-100).apply(face, mask))[..., 0]
+    np.testing.assert_allclose(flat, mean, atol=0.3)
+    stronger = _lab(Grade(contrast=20).apply(face, mask))[..., 0]
+    np.testing.assert_allclose(stronger - mean, (light - mean) * 1.2, atol=0.3)
+    # saturation -100: grey, every channel alike
+    grey = Grade(saturation=-100).apply(face, mask)
+    assert np.abs(grey - grey.mean(axis=-1, keepdims=True)).max() < 0.01
+
+
+def test_grade_temperature_and_tint_shift_the_colour_cast() -> None:
+    from faceswap.convert.colour import GRADE_SHIFT, Grade
+
+    face = np.full((8, 8, 3), 0.5, np.float32)
+    mask = np.ones((8, 8), np.float32)
+    warm = Grade(temperature=50).apply(face, mask)
+    assert warm[..., 0].mean() > 0.5 > warm[..., 2].mean()  # yellow: more red/green, less blue
+    np.testing.assert_allclose(_lab(warm)[..., 2] - _lab(face)[..., 2], GRADE_SHIFT / 2, atol=0.3)
+    magenta = Grade(tint=50).apply(face, mask)
+    assert magenta[..., 1].mean() < 0.5  # less green
+    np.testing.assert_allclose(_lab(magenta)[..., 1] - _lab(face)[..., 1], GRADE_SHIFT / 2,
+                               atol=0.3)  # fmt: skip
+    cool = Grade(temperature=-50).apply(face, mask)
+    assert cool[..., 2].mean() > 0.5

@@ -438,6 +438,28 @@ def test_soften_and_grain_change_the_face_reproducibly(model_dir: Path, tmp_path
         _cfg(folder, model_dir, tmp_path / "x", grain=-0.1)
 
 
+def test_a_grade_changes_only_the_swapped_face(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 1)
+    runs = {}
+    for name, kw in (("plain", {}), ("bright", {"brightness": 40.0, "temperature": 20.0})):
+        out = tmp_path / name
+        run_convert(_cfg(folder, model_dir, out, alignments=al, colour="none",
+                         matte=tmp_path / f"{name}_matte", **kw))  # fmt: skip
+        runs[name] = _frames(out)[0].astype(np.int32)
+    changed = np.abs(runs["bright"] - runs["plain"]).max(axis=-1) > 0
+    # only where the face was blended in (the matte)
+    face = _frames(tmp_path / "plain_matte")[0].reshape(changed.shape[0], changed.shape[1], -1)
+    assert changed.any() and not (changed & (face.max(axis=-1) == 0)).any()
+    lighter = (runs["bright"] - runs["plain"]).sum(axis=-1)[changed]
+    assert (lighter > 0).mean() > 0.9
+    warmer = runs["bright"][changed][:, 2] - runs["plain"][changed][:, 2]
+    assert warmer.mean() < (runs["bright"] - runs["plain"])[changed][:, 0].mean()  # less blue
+    with pytest.raises(FaceswapError, match=r"--contrast must be in \[-100, 100\]"):
+        _cfg(folder, model_dir, tmp_path / "x", contrast=-150)
+    with pytest.raises(FaceswapError, match="frames 0-: --tint must be in"):
+        _cfg(folder, model_dir, tmp_path / "x", blend_ranges=({"frames": "0-", "tint": 101},))
+
+
 def test_frame_ranges_swap_only_there(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 3)
     out = tmp_path / "out"

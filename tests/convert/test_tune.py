@@ -61,3 +61,8 @@ def test_tune_from_the_command_line_defaults_to_every_colour_mode(
     assert f"then colour {', '.join(COLOUR_MODES.names())}" in result.output
     bad = CliRunner().invoke(cli, [*args, "--vary", "erode", "--values", "1,x"])
     assert bad.exit_code == 2 and "takes numbers" in bad.output
+    # a grade setting, on top of another one given for every tile
+    graded = CliRunner().invoke(cli, [*args, "--vary", "brightness", "--values", "-20,20",
+                                      "--contrast", "10"])  # fmt: skip
+    assert graded.exit_code == 0, graded.output
+    assert "then brightness -20.0, 20.0" in graded.output

@@ -894,3 +894,37 @@ def test_warp_to_landmarks_trains_in_place_of_the_grid_warp(
                augment=AugmentConfig(warp_to_landmarks=True))  # fmt: skip
     result = run_train(cfg)
     assert result.iteration == 2 and math.isfinite(result.losses["loss"])
+
+
+class _EnvDataset(torch.utils.data.Dataset):
+    """Reports what a worker's environment says of numpy's BLAS threads."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, key: object) -> dict[str, torch.Tensor]:
+        import os
+
+        return {"source": torch.tensor(int(os.environ.get("OPENBLAS_NUM_THREADS", "0")))}
+
+
+def test_workers_start_numpys_blas_with_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Idle OpenBLAS threads spin: a worker with several kept a core from the model.
+    import os
+
+    from faceswap.train.dataset import StreamSampler
+    from faceswap.train.loop import stream_batches
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    batches = stream_batches(_EnvDataset(), StreamSampler(4, 2, 0, 0), 2, 1, seed=0)
+    try:
+        assert next(batches)["source"].tolist() == [1, 1]
+    finally:
+        batches.close()
+    assert "OPENBLAS_NUM_THREADS" not in os.environ  # this process untouched
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's own setting wins
+    batches = stream_batches(_EnvDataset(), StreamSampler(4, 2, 0, 0), 2, 1, seed=0)
+    try:
+        assert next(batches)["source"].tolist() == [3, 3]
+    finally:
+        batches.close()

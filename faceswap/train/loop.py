@@ -721,6 +721,13 @@ class Trainer:
                     "--true-face-power moves only the encoder, which --freeze keeps fixed: "
                     "it changes nothing in this run"
                 )
+        drawer = "decoder_b" if model_config.arch == "df" else "decoder"
+        if cfg.face_style_power > 0 and drawer in cfg.freeze and info.is_main:
+            log.warning(
+                "--face-style-power moves only %s, which --freeze keeps fixed: it changes "
+                "nothing in this run",
+                drawer,
+            )
         self.amp_dtype = resolve_amp(device, cfg.amp, cfg.amp_dtype)
         # oneDNN's bf16 kernels work on NHWC: CPU bf16 steps ran up to 1.5x faster so.
         channels_last = resolve_channels_last(cfg.channels_last, device, self.amp_dtype)

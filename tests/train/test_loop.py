@@ -384,6 +384,15 @@ def test_true_face_on_a_frozen_encoder_is_named(
     assert "changes nothing in this run" in caplog.text
 
 
+def test_face_style_on_a_frozen_decoder_is_named(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = _cfg(face_dirs, tmp_path, face_style_power=0.1, freeze="decoder_b")
+    with caplog.at_level("WARNING"):
+        Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
+    assert "moves only decoder_b, which --freeze keeps fixed" in caplog.text
+
+
 def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     def grad_norm(trainer: Trainer) -> float:
         grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]

@@ -187,7 +187,10 @@ def closest_faces(
         return known, rows
 
     if not any(p is not None for p in other):
-        raise FaceswapError("warp to landmarks needs faces with landmarks on both sides")
+        raise FaceswapError(
+            "--warp-to-landmarks needs the faces' landmarks on both sides (their "
+            "alignments.json), and one side has none: train without it, or extract that side"
+        )
     theirs_index, theirs = flat(other, crop_sizes[1])
     k = min(k, len(theirs_index))
     out = np.full((len(landmarks), k), -1, dtype=np.int64)

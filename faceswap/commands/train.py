@@ -298,6 +298,19 @@ DATA_WAIT_HINT = 0.2
     help="Also keep every checkpoint at a multiple of this many iterations, beyond --keep "
     "(0: none): points to roll back to with --resume-from.",
 )
+@click.option(
+    "--preview-a",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of A's crops to show in every preview instead (a timelapse in previews/; "
+    "DFL's preview history image).",
+)
+@click.option(
+    "--preview-b",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The same for B's faces.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.option(
     "--tensorboard/--no-tensorboard", default=True, help="Also log to TensorBoard (when installed)."

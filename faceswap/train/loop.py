@@ -168,6 +168,10 @@ class TrainConfig:
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
         preview_faces: faces of each side in the preview (rows), spread over the set.
+        preview_a, preview_b: folders of crops to show in the previews instead (up to 64
+            each; copy a few from the faces folder): the same faces at every preview, for
+            a timelapse of ``previews/`` (DeepFaceLab's preview history image, faceswap's
+            timelapse).
         log_every: metrics interval in iterations.
         uniform_yaw: sample faces so that every head turn (yaw, from the landmarks) comes up
             equally often (:func:`faceswap.train.dataset.uniform_yaw_weights`).
@@ -240,6 +244,8 @@ class TrainConfig:
     keep: int = 3
     preview_every: int = 500
     preview_faces: int = 4
+    preview_a: Path | None = None
+    preview_b: Path | None = None
     log_every: int = 10
     uniform_yaw: bool = False
     resume: bool = False
@@ -260,6 +266,9 @@ class TrainConfig:
             else:
                 paths = tuple(Path(v) for v in value)
                 object.__setattr__(self, name, paths[0] if len(paths) == 1 else paths)
+        for name in ("preview_a", "preview_b"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         freeze = self.freeze
         if isinstance(freeze, str):
             freeze = [part.strip() for part in freeze.split(",")]
@@ -1271,10 +1280,30 @@ def _init_from(
     return {"model": source.name, "weights_sha256": file_sha256(weights), "parts": cfg.init_parts}
 
 
-def _preview_faces(faces: FaceSet, size: int, count: int) -> torch.Tensor:
-    picks = np.linspace(0, len(faces) - 1, num=min(count, len(faces))).round().astype(int)
-    arr = np.stack([read_face(faces.files[i], size) for i in picks])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(255.0)
+#: The most faces a ``preview_a``/``preview_b`` folder shows.
+PREVIEW_MAX = 64
+
+
+def _preview_faces(
+    faces: FaceSet, size: int, count: int, chosen: Path | None = None, option: str = ""
+) -> torch.Tensor:
+    """The preview's faces of one side: the crops of ``chosen`` (a folder, in name order),
+    else ``count`` crops spread over the set."""
+    from faceswap.io.images import list_images
+
+    if chosen is None:
+        picks = np.linspace(0, len(faces) - 1, num=min(count, len(faces))).round().astype(int)
+        files = [faces.files[i] for i in picks]
+    else:
+        files = sorted(list_images(chosen)) if chosen.is_dir() else []
+        if not files:
+            raise FaceswapError(
+                f"{option} {chosen}: no face crops there; copy a few crops of the faces "
+                "folder into it"
+            )
+        files = files[:PREVIEW_MAX]
+    arr = [read_face(path, size) for path in files]
+    return torch.from_numpy(np.stack(arr)).permute(0, 3, 1, 2).float().div(255.0)
 
 
 @torch.no_grad()
@@ -1428,6 +1457,12 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 size,
                 size,
             )
+    chosen = None
+    if info.is_main:  # read before anything is written: a bad folder leaves nothing behind
+        chosen = (
+            _preview_faces(faces_a, size, cfg.preview_faces, cfg.preview_a, "--preview-a"),
+            _preview_faces(faces_b, size, cfg.preview_faces, cfg.preview_b, "--preview-b"),
+        )
     cfg = dataclasses.replace(cfg, optimizer=_resolve_optimizer(cfg, resume_from))
     trainer = Trainer(cfg, model_config, device, info)
     start = _load_checkpoint(trainer, cfg, model_dir, resume_from) if resume_from else 0
@@ -1523,8 +1558,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             resume_from=start,
             tensorboard_dir=model_dir / "tensorboard" if cfg.tensorboard else None,
         )
-        preview_a = _preview_faces(faces_a, size, cfg.preview_faces).to(device)
-        preview_b = _preview_faces(faces_b, size, cfg.preview_faces).to(device)
+        assert chosen is not None
+        preview_a, preview_b = (faces.to(device) for faces in chosen)
         if resume_from is None:
             ckpt.save_model(
                 model_dir, trainer.model, crop=faces_a.crop, card={**card_base, "iteration": 0}

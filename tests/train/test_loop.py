@@ -937,3 +937,32 @@ def test_workers_start_numpys_blas_with_one_thread(monkeypatch: pytest.MonkeyPat
         assert next(batches)["source"].tolist() == [3, 3]
     finally:
         batches.close()
+
+
+def test_chosen_preview_faces_show_in_every_preview(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.io.images import list_images
+    from faceswap.train.dataset import read_face
+
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    picks = sorted(list_images(face_dirs[0]))[5:7]
+    for path in picks:
+        shutil.copy(path, chosen / path.name)
+    model = tmp_path / "m"
+    run_train(_cfg(face_dirs, model, iterations=2, save_every=2, preview_every=1,
+                   preview_a=chosen))  # fmt: skip
+    history = sorted((model / "previews").iterdir())
+    assert len(history) == 2  # the timelapse: one grid per preview
+    for path in history:
+        grid = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        assert grid.shape[0] == 4 * 32  # B's 4 faces; A's 2 rows, the rest padded
+        for row, face in enumerate(picks):
+            np.testing.assert_array_equal(grid[row * 32 : (row + 1) * 32, :32], read_face(face, 32))
+        assert not grid[2 * 32 :, :32].any()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FaceswapError, match=r"--preview-b .*empty: no face crops there"):
+        run_train(_cfg(face_dirs, tmp_path / "m2", preview_b=empty))
+    assert not (tmp_path / "m2" / "train_config.json").exists()

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "faceswap.commands.train_masks:train_masks",
         "Train a mask model on painted face masks.",
     ),
+    "presets": (
+        "faceswap.commands.presets:presets",
+        "What each model preset builds: weights, GFLOP, memory.",
+    ),
     "train": ("faceswap.commands.train:train", "Train the shared encoder and decoders A, B."),
     "convert": ("faceswap.commands.convert:convert", "Swap faces in a video and re-encode it."),
     "tune": (

@@ -8,6 +8,7 @@ import click
 
 from faceswap.convert.colour import crop_colour_modes
 from faceswap.device import AMP_DTYPES, DEVICE_CHOICES, amp_hint
+from faceswap.nets import PRESETS
 from faceswap.nets.discriminator import NORMS
 from faceswap.nets.losses import LOSSES
 from faceswap.train.loop import OPTIMIZERS
@@ -59,7 +60,8 @@ DATA_WAIT_HINT = 0.2
     "--preset",
     default=None,
     show_default="original, or the model's on --resume",
-    help="Model preset name (tiny, original, lightweight, dfl-h128, liae) or YAML path.",
+    help=f"Model preset name ({', '.join(PRESETS.names())}) or YAML path; `faceswap "
+    "presets` compares them.",
 )
 @click.option(
     "--learned-mask/--no-learned-mask",

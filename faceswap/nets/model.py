@@ -258,3 +258,49 @@ def build_model(cfg: ModelConfig) -> FaceSwapModel:
     Use ``torch.manual_seed`` before calling it for reproducible weights.
     """
     return ARCH_FAMILIES.get(cfg.arch)(cfg)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What a config builds, for choosing a preset or checking an edited one.
+
+    Attributes:
+        name, arch, resolution: from the config.
+        parts: weights of each top-level part (``encoder``, ``decoder_a``...), in order.
+        params: all weights.
+        gflop_per_face: forward GFLOP (matmuls and convolutions) for one face of each side
+            (the training pass) per face; a training step costs about 3x that per face.
+        train_bytes: weights, their gradients and Adam's two moments in float32 (what
+            training holds besides activations).
+    """
+
+    name: str
+    arch: str
+    resolution: int
+    parts: dict[str, int]
+    params: int
+    gflop_per_face: float
+    train_bytes: int
+
+
+def summarize_model(cfg: ModelConfig) -> ModelSummary:
+    """:class:`ModelSummary` of ``cfg``, built on the CPU (one forward for the FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(cfg).eval()
+    parts = {
+        name: sum(p.numel() for p in part.parameters()) for name, part in model.named_children()
+    }
+    params = sum(parts.values())
+    x = torch.zeros(1, cfg.in_channels, cfg.resolution, cfg.resolution)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x, x)
+    return ModelSummary(
+        name=cfg.name,
+        arch=cfg.arch,
+        resolution=cfg.resolution,
+        parts=parts,
+        params=params,
+        gflop_per_face=counter.get_total_flops() / 2 / 1e9,
+        train_bytes=params * 4 * 4,
+    )

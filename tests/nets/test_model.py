@@ -487,3 +487,35 @@ def test_output_conv_equals_the_stock_conv(
         torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
     with torch.no_grad():  # inference (convert) takes the same route
         torch.testing.assert_close(conv(x), y_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_summary_counts_every_weight_and_the_forward_flops() -> None:
+    from faceswap.nets.model import summarize_model
+
+    cfg = small("liae")
+    summary = summarize_model(cfg)
+    model = build_model(cfg)
+    assert summary.params == sum(p.numel() for p in model.parameters())
+    assert list(summary.parts) == ["encoder", "inter_ab", "inter_b", "decoder"]
+    assert sum(summary.parts.values()) == summary.params
+    assert summary.train_bytes == 16 * summary.params
+    # the dense bottleneck alone: 2 MACs per weight per face, a lower bound
+    dense = sum(p.numel() for n, p in model.named_parameters() if "dense" in n and "weight" in n)
+    assert summary.gflop_per_face * 1e9 >= 2 * dense
+
+
+def test_presets_command_lists_them_and_refuses_unknown_names() -> None:
+    from click.testing import CliRunner
+
+    from faceswap.cli import cli
+
+    out = CliRunner().invoke(cli, ["presets"])
+    assert out.exit_code == 0, out.output
+    for name in PRESETS.names():
+        assert f"\n{name} " in out.output
+    tiny = sum(p.numel() for p in build_model(load_preset("tiny")).parameters())
+    assert f"{tiny / 1e6:.1f}M" in out.output.split("\ntiny ")[1].splitlines()[0]
+    detail = CliRunner().invoke(cli, ["presets", "tiny"])
+    assert "tiny: encoder " in detail.output and "decoder_b" in detail.output
+    bad = CliRunner().invoke(cli, ["presets", "nope"])
+    assert bad.exit_code != 0 and "unknown model preset 'nope'; choose from" in bad.output

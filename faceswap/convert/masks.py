@@ -20,15 +20,15 @@ import cv2
 import numpy as np
 
 from faceswap.errors import FaceswapError
-from faceswap.faces.align import hull_mask
+from faceswap.faces.align import HULL_FOREHEAD, hull_mask
 from faceswap.registry import Registry
 
 # crop_landmarks (68,2) crop px, size, learned (S,S) f32 | None, and keywords learned_dst,
 # segment, segment_swap: (S,S) f32 | None -> (S,S) f32 in [0,1]
 MaskFn = Callable[..., np.ndarray]
 
-#: Share of the brow-to-chin height the hull is raised by to cover the forehead.
-FOREHEAD = 0.2
+#: Share of the brow-to-chin height the hull is raised by to cover the forehead (training's).
+FOREHEAD = HULL_FOREHEAD
 
 
 @dataclass(frozen=True)

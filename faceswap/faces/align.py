@@ -208,6 +208,12 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.inv(full)[:2].copy()
 
 
+#: Share of the brow-to-chin height the face hull is raised by over the forehead, in
+#: training's masks and convert's ``hull`` alike: the decoders learn every pixel convert
+#: pastes (DeepFaceLab's hull expands the brows, faceswap's extended mask the same way).
+HULL_FOREHEAD = 0.2
+
+
 def hull_mask(
     crop_landmarks: np.ndarray,
     size: int,

@@ -338,7 +338,8 @@ def _dilate_around(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.ndarray:
-    """Face hull, eyes and mouth masks at ``size`` px as uint8 ``(3, size, size)`` in {0, 255}.
+    """Face hull (raised over the forehead), eyes and mouth masks at ``size`` px as uint8
+    ``(3, size, size)`` in {0, 255}.
 
     Args:
         landmarks: (68, 2) landmarks in crop pixels of a ``crop_size`` crop, or None (the whole
@@ -348,10 +349,12 @@ def face_masks(landmarks: np.ndarray | None, crop_size: int, size: int) -> np.nd
         out = np.zeros((3, size, size), dtype=np.uint8)
         out[0] = 255
         return out
-    from faceswap.faces.align import hull_mask
+    from faceswap.faces.align import HULL_FOREHEAD, hull_mask
 
     points = landmarks * (size / crop_size)
-    face = np.clip(np.round(hull_mask(points, size) * 255.0), 0, 255).astype(np.uint8)
+    # Raised over the forehead as convert's hull: the decoders learn what convert pastes.
+    face = hull_mask(points, size, forehead=HULL_FOREHEAD)
+    face = np.clip(np.round(face * 255.0), 0, 255).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(3, size // 16) | 1,) * 2)
     eyes = np.zeros((size, size), dtype=np.uint8)
     for idx in EYES:

@@ -484,3 +484,17 @@ def test_landmark_warp_changes_the_source_only(face_dirs: tuple[Path, Path]) -> 
     cfg = dataclasses.replace(warp_cfg, warp=False)  # --no-warp: no warp of either kind
     assert not cfg.landmark_warp and not cfg.grid_warp
     assert warp_cfg.landmark_warp and not warp_cfg.grid_warp and plain_cfg.grid_warp
+
+
+def test_training_masks_cover_what_convert_pastes(face_dirs: tuple[Path, Path]) -> None:
+    from faceswap.convert.masks import MASK_MODES
+
+    faces = load_face_set(face_dirs[0], "A")
+    landmarks = faces.landmarks[0]
+    trained = face_masks(landmarks, faces.crop_size, faces.crop_size)[0]
+    pasted = MASK_MODES.get("hull").build(landmarks, faces.crop_size, None)
+    np.testing.assert_array_equal(trained, np.round(pasted * 255).astype(np.uint8))
+    # the forehead above the brows counts as face
+    brow_top = int(landmarks[17:27, 1].min())
+    x = int(landmarks[27, 0])
+    assert trained[brow_top - 3, x] == 255

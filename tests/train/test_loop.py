@@ -20,6 +20,7 @@ from faceswap.errors import FaceswapError
 from faceswap.nets.losses import background_style_term, face_style_term
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
+from faceswap.train.augment import AugmentConfig
 from faceswap.train.loop import TrainConfig, Trainer, make_adam, run_train
 from faceswap.train.metrics import read_metrics
 
@@ -95,6 +96,9 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
         ("off", False, {"autoclip": True, "autoclip_percentile": 50.0}),
         ("off", False, {"optimizer": "adabelief"}),
         ("off", False, {"true_face_power": 0.5}),  # the critic and its Adam resume too
+        # the style terms' extra pass; each sample's landmark-warp partner from its seed
+        ("off", False, {"face_style_power": 0.5, "bg_style_power": 1.0}),
+        ("off", False, {"augment": AugmentConfig(warp_to_landmarks=True)}),
     ],
 )
 def test_resume_reproduces_the_uninterrupted_run(

@@ -122,6 +122,20 @@ def test_checkpoint_and_resume_on_cuda(
         assert state["scaler"]["scale"] > 0
 
 
+def test_lr_finder_then_landmark_warped_training_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # The range test's copy and the model share the GPU; pinned batches from spawned
+    # workers carry the landmark-warped inputs.
+    from faceswap.train.augment import AugmentConfig
+
+    cfg = _cfg(synthetic_dirs, tmp_path / "m", lr_finder="set", lr_finder_steps=30,
+               workers=1, augment=AugmentConfig(warp_to_landmarks=True))  # fmt: skip
+    result = run_train(cfg)
+    assert result.iteration == 4 and result.lr_found is not None
+    assert 1e-8 < result.lr_found < 1e-1 and math.isfinite(result.losses["loss"])
+
+
 def test_lr_dropout_masks_on_cuda() -> None:
     """The mask's bytes come from 64-bit random words; CUDA's must hold 63 random bits too."""
     from faceswap.train.loop import keep_mask

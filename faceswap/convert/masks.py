@@ -168,6 +168,21 @@ def learned_both_mask(
     return _learned(learned, size) * _learned(learned_dst, size)
 
 
+@register_mask(
+    "learned-union",
+    "learned plus learned-dst, clipped: what either calls face (DFL's learned-prd+dst)",
+    needs_dst=True,
+)
+def learned_union_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
+    **_: object,
+) -> np.ndarray:
+    return np.clip(_learned(learned, size) + _learned(learned_dst, size), 0.0, 1.0)
+
+
 def _segmented(mask: np.ndarray | None, size: int) -> np.ndarray:
     if mask is None:
         raise FaceswapError(
@@ -207,6 +222,43 @@ def segment_both_mask(
     **_: object,
 ) -> np.ndarray:
     return _segmented(segment, size) * _segmented(segment_swap, size)
+
+
+@register_mask(
+    "segment-swap",
+    "the mask model's mask of the swapped face alone (XSeg-prd)",
+    needs_segment_swap=True,
+)
+def segment_swap_mask(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    segment_swap: np.ndarray | None = None,
+    **_: object,
+) -> np.ndarray:
+    return _segmented(segment_swap, size)
+
+
+@register_mask(
+    "all",
+    "learned times learned-dst times segment-both: only what every mask calls face "
+    "(DFL's learned-prd*learned-dst*XSeg-prd*XSeg-dst)",
+    needs_dst=True,
+    needs_segment_swap=True,
+)
+def all_masks(
+    crop_landmarks: np.ndarray,
+    size: int,
+    learned: np.ndarray | None = None,
+    learned_dst: np.ndarray | None = None,
+    segment: np.ndarray | None = None,
+    segment_swap: np.ndarray | None = None,
+    **_: object,
+) -> np.ndarray:
+    learned_part = learned_both_mask(crop_landmarks, size, learned, learned_dst=learned_dst)
+    return learned_part * segment_both_mask(
+        crop_landmarks, size, segment=segment, segment_swap=segment_swap
+    )
 
 
 def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:

@@ -18,10 +18,17 @@ def _crop_landmarks(size: int) -> np.ndarray:
 
 def test_names() -> None:
     names = {"hull", "box", "learned", "product", "learned-dst", "learned-both", "segment"}
-    assert set(MASK_MODES.names()) == names | {"segment-both"}
+    names |= {"learned-union"}
+    segments = {"segment-both", "segment-swap", "all"}
+    assert set(MASK_MODES.names()) == names | segments
     assert MASK_MODES.get("product").needs_learned
     assert not MASK_MODES.get("hull").needs_learned
-    assert {n for n in names if MASK_MODES.get(n).needs_dst} == {"learned-dst", "learned-both"}
+    assert {n for n in names if MASK_MODES.get(n).needs_dst} == {
+        "learned-dst",
+        "learned-both",
+        "learned-union",
+    }
+    assert all(MASK_MODES.get(n).needs_segment_swap for n in segments)
     assert all(MASK_MODES.get(n).needs_learned for n in ("learned-dst", "learned-both"))
 
 
@@ -43,6 +50,20 @@ def test_box_is_the_whole_crop_faded_at_its_edge() -> None:
     assert soft[32, 32] > 0.999 and soft[0].max() < 0.05 and soft[:, -1].max() < 0.05
     assert soft[10:54, 10:54].min() > 0.99  # only the edge fades
     assert not MASK_MODES.get("box").needs_learned
+
+
+def test_union_swap_and_all_combine_the_masks() -> None:
+    lm = _crop_landmarks(64)
+    rng = np.random.default_rng(2)
+    prd, dst, seg, seg_swap = (rng.uniform(0, 1, (64, 64)).astype(np.float32) for _ in range(4))
+    union = build_mask("learned-union", lm, 64, prd, learned_dst=dst)
+    np.testing.assert_allclose(union, np.clip(prd + dst, 0, 1), rtol=1e-6)
+    swap_only = build_mask("segment-swap", lm, 64, None, segment=seg, segment_swap=seg_swap)
+    np.testing.assert_allclose(swap_only, seg_swap)
+    every = build_mask("all", lm, 64, prd, learned_dst=dst, segment=seg, segment_swap=seg_swap)
+    np.testing.assert_allclose(every, prd * dst * seg * seg_swap, rtol=1e-5)
+    with pytest.raises(FaceswapError, match="needs a mask model"):
+        build_mask("all", lm, 64, prd, learned_dst=dst)
 
 
 def test_hull_covers_face_not_corners() -> None:

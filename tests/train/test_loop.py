@@ -930,19 +930,18 @@ def test_workers_start_numpys_blas_with_one_thread(monkeypatch: pytest.MonkeyPat
     from faceswap.train.dataset import StreamSampler
     from faceswap.train.loop import stream_batches
 
+    def seen_by_a_worker() -> list[int]:
+        batches = stream_batches(_EnvDataset(), StreamSampler(4, 2, 0, 0), 2, 1, seed=0)
+        try:
+            return next(batches)["source"].tolist()
+        finally:
+            batches.close()
+
     monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
-    batches = stream_batches(_EnvDataset(), StreamSampler(4, 2, 0, 0), 2, 1, seed=0)
-    try:
-        assert next(batches)["source"].tolist() == [1, 1]
-    finally:
-        batches.close()
+    assert seen_by_a_worker() == [1, 1]
     assert "OPENBLAS_NUM_THREADS" not in os.environ  # this process untouched
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the user's own setting wins
-    batches = stream_batches(_EnvDataset(), StreamSampler(4, 2, 0, 0), 2, 1, seed=0)
-    try:
-        assert next(batches)["source"].tolist() == [3, 3]
-    finally:
-        batches.close()
+    assert seen_by_a_worker() == [3, 3]
 
 
 def test_chosen_preview_faces_show_in_every_preview(

@@ -55,6 +55,13 @@ def _modes_help(registry: object, lead: str) -> str:
     help="a2b draws A's faces as B; b2a the other way.",
 )
 @click.option(
+    "--morph",
+    type=float,
+    default=1.0,
+    help="How far toward the other person the faces are drawn (DFL's morph factor; 1: the "
+    "whole swap, 0.8 keeps some of the original's look). liae presets.",
+)
+@click.option(
     "--mask",
     type=click.Choice(MASK_MODES.names()),
     default="hull",

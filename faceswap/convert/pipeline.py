@@ -123,6 +123,9 @@ class ConvertConfig:
         alignments: alignments file (or extract folder) of ``input``; None detects faces on
             the fly.
         direction: ``a2b`` (A's faces drawn as B) or ``b2a``.
+        morph: how far toward the other person the faces are drawn, in [0, 1]
+            (DeepFaceLab's morph factor; 1: the whole swap, 0.8 keeps a fifth of the
+            original's look). LIAE models only: it blends their intermediate codes.
         mask: mask mode (:data:`~faceswap.convert.masks.MASK_MODES`).
         colour: colour mode (:data:`~faceswap.convert.colour.COLOUR_MODES`).
         erode: shrink the mask by this percent of the face crop's side (negative grows it).
@@ -187,6 +190,7 @@ class ConvertConfig:
     output: Path
     alignments: Path | None = None
     direction: str = "a2b"
+    morph: float = 1.0
     mask: str = "hull"
     colour: str = "rct"
     erode: float = 0.0
@@ -242,6 +246,10 @@ class ConvertConfig:
         COLOUR_MODES.get(self.colour)
         checks = [
             (self.direction in DIRECTIONS, f"--direction: choose from {', '.join(DIRECTIONS)}"),
+            (
+                0 <= self.morph <= 1,
+                f"--morph must be in [0, 1] (1: the whole swap), got {self.morph}",
+            ),
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
             (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
             (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
@@ -855,7 +863,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     crop = CropSpec(size=res, coverage=loaded.crop.coverage, centering=loaded.crop.centering)
     locator = _Locator(cfg, source, crop)
     swapper = Swapper(loaded.model, device, cfg.direction, amp=cfg.amp,
-                      dst_mask=any(mode.needs_dst for mode in modes))  # fmt: skip
+                      dst_mask=any(mode.needs_dst for mode in modes), morph=cfg.morph)  # fmt: skip
     marker = frame_marker()
     preset = loaded.card.get("preset") or loaded.config.name or None
 

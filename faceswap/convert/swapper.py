@@ -48,6 +48,8 @@ class Swapper:
         dst_mask: also decode each face with its own side's decoder for that decoder's
             mask (:attr:`Swapped.dst_masks`; models with a learned mask): one more decoder
             pass per batch.
+        morph: how far toward the other person the faces are drawn (DeepFaceLab's morph
+            factor; 1: the whole swap). LIAE models only (:meth:`FaceSwapModel.morph`).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Swapper:
         *,
         amp: bool = False,
         dst_mask: bool = False,
+        morph: float = 1.0,
     ) -> None:
         if direction not in DIRECTIONS:
             raise FaceswapError(
@@ -89,6 +92,9 @@ class Swapper:
         if dst_mask and not self.has_mask:
             raise FaceswapError("dst_mask needs a model with a learned mask")
         self.dst_mask = dst_mask
+        self.morph = morph
+        if morph != 1.0:  # refused here, before any frame: a df model or a bad amount
+            _check_morph(model, morph)
 
     def __call__(self, crops: np.ndarray) -> Swapped:
         """Swap a batch of faces.
@@ -120,12 +126,26 @@ class Swapper:
             with autocast:
                 own, other = ("a", "b") if self.direction == "a2b" else ("b", "a")
                 z = self.model.encode(x)
-                out = self.model.decode(z, other)
+                out = (
+                    self.model.decode(z, other)
+                    if self.morph == 1.0
+                    else self.model.morph(z, other, self.morph)
+                )
                 dst = self.model.decode(z, own).mask if self.dst_mask else None
             faces = out.rgb.float().clamp_(0, 1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
             masks = None if out.mask is None else _mask_array(out.mask)
             dst_masks = None if dst is None else _mask_array(dst)
         return Swapped(faces, masks, dst_masks)
+
+
+def _check_morph(model: torch.nn.Module, amount: float) -> None:
+    """Refuse a morph the model cannot draw, with :meth:`FaceSwapModel.morph`'s message."""
+    from faceswap.nets.model import LIAEModel
+
+    if not isinstance(model, LIAEModel):
+        model.morph(torch.zeros(0), "b", amount)  # raises, naming the fix
+    if not 0.0 <= amount <= 1.0:
+        raise FaceswapError(f"--morph must be in [0, 1], got {amount}")
 
 
 def _mask_array(mask: torch.Tensor) -> np.ndarray:

@@ -147,6 +147,14 @@ class FaceSwapModel(nn.Module):
         """
         raise NotImplementedError
 
+    def morph(self, z: torch.Tensor, side: Side, amount: float) -> DecoderOutput:
+        """Draw the code ``z`` part of the way toward face ``side`` (DeepFaceLab's morph
+        factor): 1 is ``decode(z, side)``, 0 the other side's drawing. LIAE only."""
+        raise FaceswapError(
+            f"--morph blends LIAE's intermediate codes, and model '{self.config.name}' is "
+            f"{self.config.arch}: use a liae preset, or drop --morph"
+        )
+
     def swap(self, x: torch.Tensor, direction: Direction = "a2b") -> DecoderOutput:
         """Encode faces of one identity and decode them as the other.
 
@@ -244,6 +252,17 @@ class LIAEModel(FaceSwapModel):
         first = ab if side == "a" else self.inter_b(z)
         code = torch.cat([first, ab], dim=1)
         return self.decoder(code.detach() if hold_code else code)
+
+    def morph(self, z: torch.Tensor, side: Side, amount: float) -> DecoderOutput:
+        self._check_side(side)
+        if not 0.0 <= amount <= 1.0:
+            raise FaceswapError(f"--morph must be in [0, 1], got {amount}")
+        ab = self.inter_ab(z)
+        b = self.inter_b(z)
+        # What sets the identity is the first half of the decoder's input: inter_B's for B,
+        # inter_AB's for A. torch.lerp is exact at 0 and 1.
+        start, end = (ab, b) if side == "b" else (b, ab)
+        return self.decoder(torch.cat([torch.lerp(start, end, amount), ab], dim=1))
 
 
 #: Architecture family name → model class.

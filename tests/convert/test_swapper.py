@@ -162,3 +162,36 @@ def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) is channels_last
     faces, _, _ = swapper(crops)
     np.testing.assert_allclose(faces, reference, atol=1e-5)
+
+
+def _liae() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(scaled(load_preset("liae"), 1 / 32, resolution=32, learned_mask=True))
+
+
+@pytest.mark.parametrize("direction", ["a2b", "b2a"])
+def test_morph_goes_from_the_face_itself_to_the_whole_swap(direction: str) -> None:
+    crops = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    cpu = torch.device("cpu")
+    whole = Swapper(_liae(), cpu, direction)(crops).faces
+    # 1: the swap exactly; 0: the face drawn as itself (its own side's decoding)
+    assert np.array_equal(Swapper(_liae(), cpu, direction, morph=1.0)(crops).faces, whole)
+    model = _liae().eval()
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        own = model.decode(model.encode(x), direction[0]).rgb.permute(0, 2, 3, 1).numpy()
+        half = model.morph(model.encode(x), direction[-1], 0.5).rgb.permute(0, 2, 3, 1).numpy()
+    none = Swapper(_liae(), cpu, direction, morph=0.0)(crops).faces
+    np.testing.assert_allclose(none, own, atol=1e-6)
+    halfway = Swapper(_liae(), cpu, direction, morph=0.5)(crops).faces
+    np.testing.assert_allclose(halfway, half, atol=1e-6)
+    assert not np.allclose(halfway, whole) and not np.allclose(halfway, none)
+
+
+def test_morph_needs_a_liae_model_and_an_amount_in_range() -> None:
+    with pytest.raises(FaceswapError, match="use a liae preset"):
+        Swapper(_model(), torch.device("cpu"), morph=0.5)
+    with pytest.raises(FaceswapError, match=r"--morph must be in \[0, 1\]"):
+        Swapper(_liae(), torch.device("cpu"), morph=1.5)
+    with pytest.raises(FaceswapError, match=r"--morph must be in \[0, 1\]"):
+        ConvertConfig(input=Path("in.mp4"), model_dir=Path("m"), output=Path("o.mp4"), morph=-0.1)

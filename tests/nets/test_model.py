@@ -519,3 +519,16 @@ def test_presets_command_lists_them_and_refuses_unknown_names() -> None:
     assert "tiny: encoder " in detail.output and "decoder_b" in detail.output
     bad = CliRunner().invoke(cli, ["presets", "nope"])
     assert bad.exit_code != 0 and "unknown model preset 'nope'; choose from" in bad.output
+
+
+def test_liae_morph_is_exact_at_its_ends_and_df_refuses_it() -> None:
+    torch.manual_seed(4)
+    model = build_model(small("liae")).eval()
+    with torch.no_grad():
+        z = model.encode(torch.rand(2, 3, 32, 32))
+        for side, other in (("b", "a"), ("a", "b")):
+            assert torch.equal(model.morph(z, side, 1.0).rgb, model.decode(z, side).rgb)
+            assert torch.equal(model.morph(z, side, 0.0).rgb, model.decode(z, other).rgb)
+    df = build_model(small("original"))
+    with pytest.raises(FaceswapError, match="use a liae preset"):
+        df.morph(torch.zeros(1), "b", 0.5)

@@ -12,7 +12,8 @@ from faceswap.commands.options import (
     mask_model_option,
     model_dir_option,
 )
-from faceswap.convert.pipeline import BLEND_KEYS, DIRECTIONS
+from faceswap.convert.pipeline import DIRECTIONS
+from faceswap.convert.tune import TUNE_KEYS
 from faceswap.device import DEVICE_CHOICES
 
 
@@ -31,7 +32,7 @@ from faceswap.device import DEVICE_CHOICES
     "--vary",
     default="colour",
     show_default=True,
-    type=click.Choice(BLEND_KEYS),
+    type=click.Choice(TUNE_KEYS),
     help="The setting that changes from tile to tile.",
 )
 @click.option(
@@ -42,6 +43,7 @@ from faceswap.device import DEVICE_CHOICES
 )
 @alignments_option
 @click.option("--direction", default="a2b", type=click.Choice(DIRECTIONS))
+@click.option("--morph", default=1.0, help="As convert --morph (liae presets).")
 @click.option("--mask", default="hull", help="Mask mode of the tiles (unless --vary mask).")
 @mask_model_option
 @click.option(

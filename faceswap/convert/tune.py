@@ -25,6 +25,9 @@ from faceswap.errors import FaceswapError
 
 #: Columns of the sheet.
 COLUMNS = 4
+#: What a sheet can vary: the blend settings, and the swap's morph (each tile is its own
+#: convert, so a setting of the inference can change between tiles too).
+TUNE_KEYS = (*BLEND_KEYS, "morph")
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class TuneConfig:
     Attributes:
         convert: the convert settings to start from (its ``output`` is not used).
         frame: the frame to convert (0-based, as ``--frame-ranges`` counts).
-        vary: the setting that changes from tile to tile, one of :data:`BLEND_KEYS`.
+        vary: the setting that changes from tile to tile, one of :data:`TUNE_KEYS`.
         values: its values; empty: every colour mode, or every mask mode the model and
             ``mask_model`` allow (the other settings need values).
         output: the PNG to write.
@@ -48,8 +51,8 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
-        if self.vary not in BLEND_KEYS:
-            raise FaceswapError(f"--vary: choose from {', '.join(BLEND_KEYS)}; got {self.vary!r}")
+        if self.vary not in TUNE_KEYS:
+            raise FaceswapError(f"--vary: choose from {', '.join(TUNE_KEYS)}; got {self.vary!r}")
         if self.frame < 0:
             raise FaceswapError(f"--frame must be >= 0, got {self.frame}")
         if not self.values and self.vary not in ("colour", "mask"):

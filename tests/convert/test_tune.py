@@ -66,3 +66,27 @@ def test_tune_from_the_command_line_defaults_to_every_colour_mode(
                                       "--contrast", "10"])  # fmt: skip
     assert graded.exit_code == 0, graded.output
     assert "then brightness -20.0, 20.0" in graded.output
+
+
+def test_a_sheet_of_morph_values_for_a_liae_model(
+    short_clip: ClipInfo, short_alignments: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from faceswap.nets import build_model, load_preset, scaled
+    from faceswap.train.checkpoint import save_model
+
+    from .conftest import MODEL_CROP
+
+    torch.manual_seed(0)
+    liae = build_model(scaled(load_preset("liae"), 1 / 32, resolution=32))
+    save_model(tmp_path / "liae", liae, crop=MODEL_CROP, card={"preset": "liae"})
+    base = _convert(short_clip, tmp_path / "liae", short_alignments, tmp_path / "unused")
+    sheet = tmp_path / "sheet.png"
+    result = run_tune(TuneConfig(base, frame=3, vary="morph", values=(0.5, 1.0), output=sheet))
+    assert result.values == (0.5, 1.0)
+    w = short_clip.width
+    image = read_image(sheet)
+    band = image.shape[0] - short_clip.height
+    tiles = [image[band:, k * w : (k + 1) * w] for k in range(3)]
+    assert not np.array_equal(tiles[1], tiles[2]) and not np.array_equal(tiles[0], tiles[1])

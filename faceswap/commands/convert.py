@@ -9,6 +9,7 @@ import click
 from faceswap.commands.options import (
     alignments_option,
     encoder_options,
+    erode_side_options,
     grade_options,
     mask_model_option,
     model_dir_option,
@@ -82,6 +83,7 @@ def _modes_help(registry: object, lead: str) -> str:
     default=0.0,
     help="Shrink the mask by this percent of the face size (negative grows it).",
 )
+@erode_side_options
 @click.option(
     "--blur",
     type=float,

@@ -51,6 +51,20 @@ def grade_options(command: Any) -> Any:
     return command
 
 
+def erode_side_options(command: Any) -> Any:
+    """--erode-top, --erode-bottom, --erode-left, --erode-right (faceswap's per-side
+    erosion), for convert and tune."""
+    for side in ("right", "left", "bottom", "top"):
+        command = click.option(
+            f"--erode-{side}",
+            type=float,
+            default=0.0,
+            help=f"Move the mask's {side} edge in by this percent of the face (negative: "
+            "out), on top of --erode" + (" (top: the forehead)." if side == "top" else "."),
+        )(command)
+    return command
+
+
 def encoder_options(command: Any) -> Any:
     """The encoder options (--codec, --crf, --preset, --pix-fmt) of convert and encode-frames."""
     for option in reversed(_ENCODER_OPTIONS):

@@ -8,6 +8,7 @@ import click
 
 from faceswap.commands.options import (
     alignments_option,
+    erode_side_options,
     grade_options,
     mask_model_option,
     model_dir_option,
@@ -54,6 +55,7 @@ from faceswap.device import DEVICE_CHOICES
     help="Colour mode of the tiles (unless --vary colour).",
 )
 @click.option("--erode", default=0.0, help="As convert --erode.")
+@erode_side_options
 @click.option("--blur", default=6.0, help="As convert --blur.")
 @click.option("--sharpen", default=0.0, help="As convert --sharpen.")
 @click.option("--grain", default=0.0, help="As convert --grain.")

@@ -282,7 +282,33 @@ def _shrink(mask: np.ndarray, pixels: float) -> np.ndarray:
     return np.maximum(mask, grow)
 
 
-def refine_mask(mask: np.ndarray, erode: float = 0.0, blur: float = 0.0) -> np.ndarray:
+#: Outward directions (x, y) in the aligned crop of the edges ``sides`` erodes: top (the
+#: forehead), bottom (the chin), left, right (of the crop as seen).
+SIDES = {"top": (0, -1), "bottom": (0, 1), "left": (-1, 0), "right": (1, 0)}
+
+
+def _erode_sides(mask: np.ndarray, pixels: tuple[float, ...]) -> np.ndarray:
+    """Move each edge of the mask in (> 0) or out (< 0) by its own amount, the others
+    staying where they are (faceswap's per-side erosion): the mask is shifted against that
+    edge's outward direction and the two combined, by min to erode, by max to dilate."""
+    out = mask
+    size = mask.shape[0]
+    for (dx, dy), amount in zip(SIDES.values(), pixels, strict=True):
+        if abs(amount) < 1e-3:
+            continue
+        shift = np.float32([[1, 0, -dx * amount], [0, 1, -dy * amount]])
+        moved = cv2.warpAffine(out, shift, (size, size), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)  # fmt: skip
+        out = np.minimum(out, moved) if amount > 0 else np.maximum(out, moved)
+    return out
+
+
+def refine_mask(
+    mask: np.ndarray,
+    erode: float = 0.0,
+    blur: float = 0.0,
+    sides: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+) -> np.ndarray:
     """Erode (or dilate) then feather a crop-space mask.
 
     Args:
@@ -290,12 +316,16 @@ def refine_mask(mask: np.ndarray, erode: float = 0.0, blur: float = 0.0) -> np.n
         erode: percent of the crop side to shrink the mask by; negative grows it.
         blur: feather width as percent of the crop side: the mask ramps from 1 to ~0 over
             this width, all of it inside the unfeathered edge (Gaussian, sigma = width / 4).
+        sides: percent of the crop side to move the top, bottom, left and right edges in
+            by (negative: out), on top of ``erode`` (:data:`SIDES`).
 
     Returns:
         float32 (S, S) in [0, 1]; the input is not modified.
     """
     size = mask.shape[0]
     out = np.asarray(mask, dtype=np.float32)
+    if any(sides):
+        out = _erode_sides(out, tuple(side / 100.0 * size for side in sides))
     pixels = erode / 100.0 * size
     width = max(blur, 0.0) / 100.0 * size
     # Shrink by half the feather too, so the soft edge stays inside the hull and never
@@ -318,9 +348,10 @@ def build_mask(
     *,
     erode: float = 0.0,
     blur: float = 0.0,
+    sides: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
     **inputs: np.ndarray | None,
 ) -> np.ndarray:
     """The refined (S, S) float32 blend mask for ``mode`` (a :data:`MASK_MODES` name);
     ``inputs``: ``learned_dst``, ``segment``, ``segment_swap`` as the mode needs them."""
     raw = MASK_MODES.get(mode).build(crop_landmarks, size, learned, **inputs)
-    return refine_mask(raw, erode=erode, blur=blur)
+    return refine_mask(raw, erode=erode, blur=blur, sides=sides)

@@ -60,9 +60,11 @@ BIT_DEPTHS = ("auto", "8")
 #: Settings a ``blend_ranges`` entry may set for its frames.
 #: The manual grade's settings (:class:`~faceswap.convert.colour.Grade`), each a percent.
 GRADE_KEYS = ("brightness", "contrast", "saturation", "temperature", "tint")
+#: Each edge's own erosion (:data:`~faceswap.convert.masks.SIDES`), each a percent.
+SIDE_KEYS = ("erode_top", "erode_bottom", "erode_left", "erode_right")
 BLEND_KEYS = (
-    "mask", "colour", "erode", "blur", "sharpen", "grain", "face_scale", "motion_blur",
-    *GRADE_KEYS,
+    "mask", "colour", "erode", *SIDE_KEYS, "blur", "sharpen", "grain", "face_scale",
+    "motion_blur", *GRADE_KEYS,
 )  # fmt: skip
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
@@ -129,6 +131,9 @@ class ConvertConfig:
         mask: mask mode (:data:`~faceswap.convert.masks.MASK_MODES`).
         colour: colour mode (:data:`~faceswap.convert.colour.COLOUR_MODES`).
         erode: shrink the mask by this percent of the face crop's side (negative grows it).
+        erode_top, erode_bottom, erode_left, erode_right: move that edge of the mask in by
+            this percent of the crop's side (negative: out), the others staying (faceswap's
+            per-side erosion; top is the forehead's side of the aligned face).
         blur: feather the mask edge over this percent of the crop's side.
         sharpen: unsharp-mask strength for the swapped face (0 = off, ~1 = strong);
             negative softens it instead (-1: a Gaussian blur of 3 % of the crop's side),
@@ -194,6 +199,10 @@ class ConvertConfig:
     mask: str = "hull"
     colour: str = "rct"
     erode: float = 0.0
+    erode_top: float = 0.0
+    erode_bottom: float = 0.0
+    erode_left: float = 0.0
+    erode_right: float = 0.0
     blur: float = 6.0
     sharpen: float = 0.0
     grain: float = 0.0
@@ -286,6 +295,14 @@ class ConvertConfig:
                 f"--{name} must be in [-100, 100] percent, got {getattr(self, name)}",
             )
             for name in GRADE_KEYS
+        ]
+        checks += [
+            (
+                -50 <= getattr(self, name) <= 50,
+                f"--{name.replace('_', '-')} must be in [-50, 50] percent, got "
+                f"{getattr(self, name)}",
+            )
+            for name in SIDE_KEYS
         ]
         for ok, message in checks:
             if not ok:
@@ -1406,7 +1423,8 @@ def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
         original = face.crop.astype(np.float32) / peak_value(face.crop)
         swapped = np.clip(colour_mode.transfer(swapped, original, raw), 0.0, 1.0)
         swapped = grade.apply(swapped, raw)
-        blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur)
+        sides = (cfg.erode_top, cfg.erode_bottom, cfg.erode_left, cfg.erode_right)
+        blend_mask = refine_mask(raw, erode=cfg.erode, blur=cfg.blur, sides=sides)
         matrix = face.matrix
         if cfg.face_scale:
             matrix = scale_about_centre(matrix, 1.0 + cfg.face_scale / 100.0, res)

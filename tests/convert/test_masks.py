@@ -146,3 +146,23 @@ def test_segment_modes_use_the_mask_models_masks() -> None:
     assert MASK_MODES.get("segment-both").needs_segment_swap
     with pytest.raises(FaceswapError, match="--mask-model"):
         build_mask("segment", lm, 64)
+
+
+def test_each_edge_erodes_or_dilates_on_its_own() -> None:
+    square = np.zeros((64, 64), np.float32)
+    square[16:48, 16:48] = 1.0
+
+    def extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+        ys, xs = np.nonzero(mask > 0.5)
+        return ys.min(), ys.max(), xs.min(), xs.max()
+
+    assert extent(refine_mask(square)) == (16, 47, 16, 47)
+    # 12.5 % of 64 px = 8 px: the top edge comes down, the other three stay
+    assert extent(refine_mask(square, sides=(12.5, 0, 0, 0))) == (24, 47, 16, 47)
+    assert extent(refine_mask(square, sides=(0, 12.5, 0, 0))) == (16, 39, 16, 47)
+    assert extent(refine_mask(square, sides=(0, 0, 12.5, 0))) == (16, 47, 24, 47)
+    assert extent(refine_mask(square, sides=(0, 0, 0, 12.5))) == (16, 47, 16, 39)
+    # negative grows that edge only
+    assert extent(refine_mask(square, sides=(0, 0, -12.5, 0))) == (16, 47, 8, 47)
+    # on top of the overall erosion
+    assert extent(refine_mask(square, erode=6.25, sides=(12.5, 0, 0, 0))) == (28, 43, 20, 43)

@@ -668,6 +668,8 @@ def test_bad_option_values(short_clip: ClipInfo, model_dir: Path, tmp_path: Path
         _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", colour="sepia")
     with pytest.raises(FaceswapError, match="--batch-size"):
         _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", batch_size=0)
+    with pytest.raises(FaceswapError, match=r"--erode-top must be in \[-50, 50\] percent"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", erode_top=60)
     # a df model cannot morph: refused before anything is written
     with pytest.raises(FaceswapError, match="use a liae preset, or drop --morph"):
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o.mp4", morph=0.5))

@@ -241,7 +241,21 @@ DATA_WAIT_HINT = 0.2
     "shows less around the swapped face.",
 )
 @click.option("--colour/--no-colour", default=True, help="Lighting and colour augmentation.")
+@click.option(
+    "--colour-strength",
+    "--color-strength",
+    "colour_strength",
+    default=1.0,
+    help="Scale the lighting and colour augmentation's limits (0.5 half, 2 twice; DFL's "
+    "random HSV power).",
+)
 @click.option("--blur/--no-blur", default=True, help="Blur and noise on the input.")
+@click.option(
+    "--jpeg/--no-jpeg",
+    default=False,
+    help="Also JPEG artefacts on the input (a third of the samples, quality 30-90), for "
+    "compressed footage.",
+)
 @click.option(
     "--colour-transfer",
     "--color-transfer",
@@ -328,7 +342,9 @@ def train(
     warp_to_landmarks: bool,
     flip: bool,
     colour: bool,
+    colour_strength: float,
     blur: bool,
+    jpeg: bool,
     colour_transfer: str,
     rotation: float,
     zoom: float,
@@ -360,7 +376,9 @@ def train(
             warp_to_landmarks=warp_to_landmarks,
             warp_strength=warp_strength,
             colour=colour,
+            colour_strength=colour_strength,
             blur=blur,
+            jpeg=jpeg,
             colour_transfer=colour_transfer,
         ),
         **options,  # type: ignore[arg-type]

@@ -48,7 +48,11 @@ class AugmentConfig:
         warp_strength: std-dev of the grid jitter as a fraction of the crop size.
         warp_grid: number of control points per side of the jitter grid.
         colour: albumentations brightness/contrast, hue/saturation, gamma (input and target).
+        colour_strength: scales every limit of those (1: the defaults, 0.5 half as strong,
+            2 twice; DeepFaceLab's random HSV power, faceswap's colour lightness and ab).
         blur: albumentations blur and noise on the input only.
+        jpeg: also JPEG compression artefacts on the input only (quality 30-90, a third of
+            the samples), so the model sees through compressed footage.
         colour_transfer: a convert colour mode (``rct``, ``lct``, ``avg``, ``hist``; ``none``
             off) that gives each B face the colours of a random A face before the other
             augmentations, as DeepFaceLab's ``ct_mode`` does: decoder B learns to draw B in
@@ -64,12 +68,19 @@ class AugmentConfig:
     warp_strength: float = 0.02
     warp_grid: int = 5
     colour: bool = True
+    colour_strength: float = 1.0
     blur: bool = True
+    jpeg: bool = False
     colour_transfer: str = "none"
 
     def __post_init__(self) -> None:
         from faceswap.convert.colour import crop_colour_modes
 
+        if not 0 <= self.colour_strength <= 3:
+            raise FaceswapError(
+                f"--colour-strength must be in [0, 3] (1: the default augmentation), got "
+                f"{self.colour_strength}"
+            )
         if self.colour_transfer not in crop_colour_modes():
             raise FaceswapError(
                 f"unknown colour transfer '{self.colour_transfer}'; choose one of "
@@ -252,30 +263,30 @@ class ColourAugment:
     def __init__(self, cfg: AugmentConfig) -> None:
         import albumentations as A
 
+        k = cfg.colour_strength
         self.colour = (
             A.Compose(
                 [
-                    A.RandomBrightnessContrast(0.2, 0.2, p=0.7),
-                    A.HueSaturationValue(6, 15, 10, p=0.5),
-                    A.RandomGamma((80, 120), p=0.3),
+                    A.RandomBrightnessContrast(0.2 * k, 0.2 * k, p=0.7),
+                    A.HueSaturationValue(6 * k, 15 * k, 10 * k, p=0.5),
+                    A.RandomGamma((round(100 - 20 * k), round(100 + 20 * k)), p=0.3),
                 ]
             )
-            if cfg.colour
+            if cfg.colour and k > 0
             else None
         )
-        self.degrade = (
-            A.Compose(
-                [
-                    A.OneOf(
-                        [A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 5))],
-                        p=0.2,
-                    ),
-                    A.GaussNoise(std_range=(0.01, 0.04), p=0.15),
-                ]
-            )
-            if cfg.blur
-            else None
-        )
+        degrade = []
+        if cfg.blur:
+            degrade += [
+                A.OneOf(
+                    [A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=(3, 5))],
+                    p=0.2,
+                ),
+                A.GaussNoise(std_range=(0.01, 0.04), p=0.15),
+            ]
+        if cfg.jpeg:
+            degrade.append(A.ImageCompression(quality_range=(30, 90), p=0.33))
+        self.degrade = A.Compose(degrade) if degrade else None
 
     def __call__(self, rng: np.random.Generator, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return ``(source, target)``: both re-lit alike, the source also degraded.

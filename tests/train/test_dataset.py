@@ -498,3 +498,37 @@ def test_training_masks_cover_what_convert_pastes(face_dirs: tuple[Path, Path]) 
     brow_top = int(landmarks[17:27, 1].min())
     x = int(landmarks[27, 0])
     assert trained[brow_top - 3, x] == 255
+
+
+def test_colour_strength_scales_the_relighting() -> None:
+    face = np.full((32, 32, 3), 128, np.uint8)
+    face[8:24, 8:24] = (200, 150, 120)
+
+    def spread(strength: float) -> float:
+        aug = ColourAugment(AugmentConfig(blur=False, colour_strength=strength))
+        means = [aug(np.random.default_rng(s), face)[1].mean() for s in range(40)]
+        return float(np.std(means))
+
+    assert spread(0.0) == 0.0  # off: the face as it was
+    assert 1.5 * spread(0.5) < spread(1.0) < spread(2.0) / 1.5
+    # the default is the augmentation it always was
+    default = ColourAugment(AugmentConfig(blur=False))
+    scaled = ColourAugment(AugmentConfig(blur=False, colour_strength=1.0))
+    for s in range(5):
+        assert np.array_equal(default(np.random.default_rng(s), face)[1],
+                              scaled(np.random.default_rng(s), face)[1])  # fmt: skip
+    with pytest.raises(FaceswapError, match="--colour-strength must be in"):
+        AugmentConfig(colour_strength=-1)
+
+
+def test_jpeg_artefacts_reach_the_input_only() -> None:
+    rng = np.random.default_rng(0)
+    face = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), (3, 3), 0)
+    aug = ColourAugment(AugmentConfig(colour=False, blur=False, jpeg=True))
+    changed = 0
+    for s in range(30):
+        source, target = aug(np.random.default_rng(s), face)
+        assert np.array_equal(target, face)  # the target stays sharp
+        changed += not np.array_equal(source, face)
+    assert 4 <= changed <= 20  # about a third of the samples
+    assert ColourAugment(AugmentConfig(colour=False, blur=False)).degrade is None

@@ -255,6 +255,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
             ("cached", FaceDataset(faces, resolution, AugmentConfig(), cache)),
             ("rct", FaceDataset(faces, resolution, rct, cache, colour_ref=reference)),
             ("landmarks", FaceDataset(faces, resolution, landmarks, cache, partners=partners)),
+            ("jpeg", FaceDataset(faces, resolution, AugmentConfig(jpeg=True), cache)),
         ):
             rates[name] = _samples_per_s(dataset, StreamSampler(len(faces), batch_size, 0, 0),
                                          batch_size, seconds, workers)  # fmt: skip
@@ -262,7 +263,8 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
     return (
         f"{rates['cached']:.0f} samples/s {where} from the face cache, {rates['crops']:.0f} "
         f"reading the PNG crops (256 px, augment defaults); {rates['rct']:.0f} from the cache "
-        f"with --colour-transfer rct, {rates['landmarks']:.0f} with --warp-to-landmarks"
+        f"with --colour-transfer rct, {rates['landmarks']:.0f} with --warp-to-landmarks, "
+        f"{rates['jpeg']:.0f} with --jpeg"
     )
 
 

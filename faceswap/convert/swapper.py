@@ -94,7 +94,7 @@ class Swapper:
         self.dst_mask = dst_mask
         self.morph = morph
         if morph != 1.0:  # refused here, before any frame: a df model or a bad amount
-            _check_morph(model, morph)
+            model.check_morph(morph)
 
     def __call__(self, crops: np.ndarray) -> Swapped:
         """Swap a batch of faces.
@@ -136,16 +136,6 @@ class Swapper:
             masks = None if out.mask is None else _mask_array(out.mask)
             dst_masks = None if dst is None else _mask_array(dst)
         return Swapped(faces, masks, dst_masks)
-
-
-def _check_morph(model: torch.nn.Module, amount: float) -> None:
-    """Refuse a morph the model cannot draw, with :meth:`FaceSwapModel.morph`'s message."""
-    from faceswap.nets.model import LIAEModel
-
-    if not isinstance(model, LIAEModel):
-        model.morph(torch.zeros(0), "b", amount)  # raises, naming the fix
-    if not 0.0 <= amount <= 1.0:
-        raise FaceswapError(f"--morph must be in [0, 1], got {amount}")
 
 
 def _mask_array(mask: torch.Tensor) -> np.ndarray:

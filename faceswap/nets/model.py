@@ -147,13 +147,22 @@ class FaceSwapModel(nn.Module):
         """
         raise NotImplementedError
 
+    def check_morph(self, amount: float) -> None:
+        """Refuse a :meth:`morph` this model cannot draw: a df model, or an amount outside
+        [0, 1]."""
+        if self.config.arch != "liae":
+            raise FaceswapError(
+                f"--morph blends LIAE's intermediate codes, and model '{self.config.name}' is "
+                f"{self.config.arch}: use a liae preset, or drop --morph"
+            )
+        if not 0.0 <= amount <= 1.0:
+            raise FaceswapError(f"--morph must be in [0, 1], got {amount}")
+
     def morph(self, z: torch.Tensor, side: Side, amount: float) -> DecoderOutput:
         """Draw the code ``z`` part of the way toward face ``side`` (DeepFaceLab's morph
         factor): 1 is ``decode(z, side)``, 0 the other side's drawing. LIAE only."""
-        raise FaceswapError(
-            f"--morph blends LIAE's intermediate codes, and model '{self.config.name}' is "
-            f"{self.config.arch}: use a liae preset, or drop --morph"
-        )
+        self.check_morph(amount)
+        raise NotImplementedError
 
     def swap(self, x: torch.Tensor, direction: Direction = "a2b") -> DecoderOutput:
         """Encode faces of one identity and decode them as the other.
@@ -255,8 +264,7 @@ class LIAEModel(FaceSwapModel):
 
     def morph(self, z: torch.Tensor, side: Side, amount: float) -> DecoderOutput:
         self._check_side(side)
-        if not 0.0 <= amount <= 1.0:
-            raise FaceswapError(f"--morph must be in [0, 1], got {amount}")
+        self.check_morph(amount)
         ab = self.inter_ab(z)
         b = self.inter_b(z)
         # What sets the identity is the first half of the decoder's input: inter_B's for B,

@@ -379,22 +379,25 @@ def test_true_face_needs_a_df_preset_and_eager_mode(
                 _cfg(face_dirs, tmp_path, **{name: value})
 
 
-def test_true_face_on_a_frozen_encoder_is_named(
-    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("option", "frozen", "warning"),
+    [
+        ("true_face_power", "encoder", "moves only the encoder, which --freeze keeps fixed"),
+        ("face_style_power", "decoder_b", "moves only decoder_b, which --freeze keeps fixed"),
+    ],
+)
+def test_a_term_on_a_frozen_part_is_named(
+    face_dirs: tuple[Path, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    option: str,
+    frozen: str,
+    warning: str,
 ) -> None:
-    cfg = _cfg(face_dirs, tmp_path, true_face_power=0.01, freeze="encoder")
+    cfg = _cfg(face_dirs, tmp_path, freeze=frozen, **{option: 0.01})
     with caplog.at_level("WARNING"):
         Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
-    assert "changes nothing in this run" in caplog.text
-
-
-def test_face_style_on_a_frozen_decoder_is_named(
-    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    cfg = _cfg(face_dirs, tmp_path, face_style_power=0.1, freeze="decoder_b")
-    with caplog.at_level("WARNING"):
-        Trainer(cfg, tiny_model_config(), torch.device("cpu"), ddp.DistInfo())
-    assert "moves only decoder_b, which --freeze keeps fixed" in caplog.text
+    assert warning in caplog.text and "changes nothing in this run" in caplog.text
 
 
 def test_clip_grad_bounds_the_gradient_norm(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:

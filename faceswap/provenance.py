@@ -156,29 +156,40 @@ def read_manifest(output: Path | str) -> dict[str, Any] | None:
     return data
 
 
+def _json_tags(text: str | None) -> dict[str, str]:
+    """A JSON object's items as strings; ``{}`` for none, or text that is not one (a
+    description or comment some other program wrote)."""
+    try:
+        found = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def read_provenance(path: Path | str) -> dict[str, str]:
     """The provenance tags stored in a video's container metadata, a PNG frame's text
-    chunks or a TIFF frame's ImageDescription.
+    chunks, a TIFF frame's ImageDescription or a JPEG's comment.
 
     Args:
-        path: a video, PNG or TIFF frame written by ``faceswap convert``.
+        path: a video, or a PNG, TIFF or JPEG frame written by ``faceswap convert``.
 
     Returns:
         The subset of :data:`TAG_KEYS` found (empty for a file without provenance).
     """
     suffix = Path(path).suffix.lower()
-    if suffix in (".png", ".tif", ".tiff"):
-        from faceswap.io.images import png_text, tiff_description
+    if suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
+        from faceswap.io.images import jpeg_comments, png_text, tiff_description
 
         try:
             data = Path(path).read_bytes()
             if suffix == ".png":
                 meta = png_text(data)
+            elif suffix in (".tif", ".tiff"):
+                meta = _json_tags(tiff_description(data))
             else:
-                found = json.loads(tiff_description(data) or "{}")
-                meta = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
-        except json.JSONDecodeError:
-            meta = {}  # a description that is not ours
+                meta = next(
+                    (found for text in jpeg_comments(data) if (found := _json_tags(text))), {}
+                )
         except (OSError, ValueError):
             raise FaceswapError(f"{path}: cannot read it as an image; check the file") from None
     else:

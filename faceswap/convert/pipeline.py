@@ -43,14 +43,17 @@ from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
-from faceswap.io.images import as_8bit, peak_value
+from faceswap.io.images import SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
 
 log = logging.getLogger(__name__)
 
 #: Containers the video writer can produce (lower-case suffixes).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-# Lossless formats for a converted image sequence: frames a compositor reads as they were made.
-FRAME_FORMATS = ("png", "tif")
+# Formats of a converted image sequence: png and tif lossless (16 bits from a deeper
+# source: frames a compositor reads as they were made), jpg for photos (8 bits).
+FRAME_FORMATS = ("png", "tif", "jpg")
+#: Suffixes of a single image written from a single image INPUT (lower case).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: ``smooth`` values: ``auto`` smooths faces detected on the fly (one-euro) and trusts the
 #: alignments file, whose landmarks extract already smoothed.
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
@@ -117,11 +120,13 @@ class ConvertConfig:
     """Settings of one convert run.
 
     Attributes:
-        input: video file or image folder of person A (or B with ``direction="b2a"``).
+        input: video file, image folder or one image of person A (or B with
+            ``direction="b2a"``).
         model_dir: folder written by ``faceswap train``.
         output: video file (its suffix picks the container) for a video input, or a new
             folder (a name without a suffix) for its frames as an image sequence; a new
-            folder of frames for an image-folder input.
+            folder of frames for an image-folder input; an image file (an
+            :data:`IMAGE_SUFFIXES` suffix) or a new folder for a single image.
         alignments: alignments file (or extract folder) of ``input``; None detects faces on
             the fly.
         direction: ``a2b`` (A's faces drawn as B) or ``b2a``.
@@ -164,10 +169,11 @@ class ConvertConfig:
             or ``auto`` for the first hardware H.264 encoder that works, else libx264.
         crf, preset, pix_fmt: quality, speed preset and pixel format (see ``VideoWriter``).
         progress: show a progress bar.
-        frame_format: file format of frames written to a folder (``png`` or ``tif``).
+        frame_format: file format of frames written to a folder (``png``, ``tif``: lossless;
+            ``jpg``: 8 bits).
         matte: also write the blend mask here (uint8, white = swapped face): a video encoded
-            like the output when the output is a video, else a folder of PNGs named like
-            the frames.
+            like the output when the output is a video, one image when it is an image,
+            else a folder of PNGs named like the frames.
         frame_ranges: swap only in these frames (``(first, last)`` inclusive, ``last`` None
             for the rest; or the text ``"10-50,90-"``); the others pass through untouched.
             Empty: every frame.
@@ -568,7 +574,8 @@ class _FolderSink:
         from faceswap.io.images import write_image
 
         try:
-            write_image(self.partial / f"{name}{self.suffix}", image, text=self.text)
+            path = self.partial / f"{name}{self.suffix}"
+            write_image(path, _storable(image, self.suffix), text=self.text)
         except FaceswapError as exc:  # name the folder the user asked for, not ours
             raise FaceswapError(str(exc).replace(str(self.partial), str(self.folder))) from None
         self.frames_written += 1
@@ -587,6 +594,32 @@ class _FolderSink:
             os.replace(self.partial, self.folder)
         elif not any(self.partial.glob(f"*{self.suffix}")):
             shutil.rmtree(self.partial, ignore_errors=True)
+
+
+class _ImageSink:
+    """The one frame of a single-image input, into an image file (written atomically)."""
+
+    def __init__(self, path: Path, text: Mapping[str, str] | None = None) -> None:
+        self.path = path
+        self.text = text
+        self.frames_written = 0
+
+    def __enter__(self) -> _ImageSink:
+        return self
+
+    def write(self, image: np.ndarray, name: str) -> None:
+        from faceswap.io.images import write_image
+
+        write_image(self.path, _storable(image, self.path.suffix), text=self.text)
+        self.frames_written += 1
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        return None
+
+
+def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
+    """``image`` in a depth a ``suffix`` file holds: 16 bits go to 8 in a JPEG."""
+    return image if suffix.lower() in SIXTEEN_BIT_SUFFIXES else as_8bit(image)
 
 
 class _VideoSink:
@@ -622,15 +655,32 @@ def writes_frames(input_is_video: bool, output: Path | str) -> bool:
     return not input_is_video or output.is_dir() or not output.suffix
 
 
-def _check_output(cfg: ConvertConfig, frames: bool, output: Path | None = None) -> Path:
+def output_kind(input_path: Path | str, input_is_video: bool, output: Path | str) -> str:
+    """What ``output`` is to be: ``"video"``, ``"frames"`` (a folder, see
+    :func:`writes_frames`) or ``"image"``: one image file, for a single image INPUT and an
+    output named with an image suffix (:data:`IMAGE_SUFFIXES`)."""
+    output = Path(output)
+    single = not input_is_video and Path(input_path).is_file()
+    if single and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        return "image"
+    return "frames" if writes_frames(input_is_video, output) else "video"
+
+
+_KIND_NAMES = {"video": "a video", "frames": "a folder of frames", "image": "an image"}
+
+
+def _check_output(cfg: ConvertConfig, kind: str, output: Path | None = None) -> Path:
     """``output`` (by default ``cfg.output``), checked as a place to write the result to.
 
-    ``frames``: whether the result is a folder of frames (see :func:`writes_frames`).
+    ``kind``: what the result is (see :func:`output_kind`).
     """
     output = Path(cfg.output if output is None else output)
     if output.resolve() == Path(cfg.input).resolve():
         raise FaceswapError(f"{output}: output would overwrite the input; choose another path")
-    if not frames:
+    if kind == "image":
+        if output.exists() and not output.is_file():
+            raise FaceswapError(f"{output}: exists and is not a file; choose another path")
+    elif kind == "video":
         if output.suffix.lower() not in VIDEO_SUFFIXES:
             raise FaceswapError(
                 f"{output}: unknown video container '{output.suffix}'; end the name with one "
@@ -640,6 +690,11 @@ def _check_output(cfg: ConvertConfig, frames: bool, output: Path | None = None) 
         if output.suffix.lower() in VIDEO_SUFFIXES:
             raise FaceswapError(
                 f"{output}: the output is a folder of frames; give a folder path (no video suffix)"
+            )
+        if output.suffix.lower() in IMAGE_SUFFIXES and not output.exists():
+            raise FaceswapError(
+                f"{output}: an image file is the output of a single image; "
+                f"{Path(cfg.input).name} is a folder: give a folder name (no suffix) for its frames"
             )
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise FaceswapError(f"{output}: exists and is not an empty folder; choose a new one")
@@ -801,18 +856,19 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if not Path(cfg.input).exists():
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     source = open_source(cfg.input, deep=cfg.bit_depth == "auto")
-    as_frames = writes_frames(source.is_video, cfg.output)
+    kind = output_kind(cfg.input, source.is_video, cfg.output)
+    as_frames = kind == "frames"
     if cfg.ranges_only and not as_frames:
         raise FaceswapError(
-            f"{cfg.output}: --ranges-only writes just some frames, which a video cannot "
-            "hold; give a folder (no suffix) for frames"
+            f"{cfg.output}: --ranges-only writes just some frames, which {_KIND_NAMES[kind]} "
+            "cannot hold; give a folder (no suffix) for frames"
         )
     if cfg.resume and not as_frames:
         raise FaceswapError(
-            f"{cfg.output}: --resume goes on with a folder of frames; a video is written "
-            "whole: drop --resume (or write frames: an -o folder)"
+            f"{cfg.output}: --resume goes on with a folder of frames; {_KIND_NAMES[kind]} is "
+            "written whole: drop --resume (or write frames: an -o folder)"
         )
-    output = _check_output(cfg, as_frames)
+    output = _check_output(cfg, kind)
     total = source.frame_count
     if cfg.frame_ranges and total and min(lo for lo, _ in cfg.frame_ranges) >= total:
         raise FaceswapError(
@@ -822,17 +878,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     if cfg.matte is not None:
         if cfg.matte.resolve() == output.resolve():
             raise FaceswapError(f"{cfg.matte}: --matte must differ from the output; rename one")
-        if as_frames != writes_frames(source.is_video, cfg.matte):
-            kind = "a folder of frames" if as_frames else "a video"
+        if kind != output_kind(cfg.input, source.is_video, cfg.matte):
+            fix = {
+                "frames": "give a folder path (no video suffix)",
+                "video": "give it a video suffix",
+                "image": f"give it an image suffix ({', '.join(IMAGE_SUFFIXES)})",
+            }[kind]
+            what = _KIND_NAMES[kind]
             raise FaceswapError(
-                f"{cfg.matte}: the output is {kind}, so --matte is {kind} too; "
-                + (
-                    "give a folder path (no video suffix)"
-                    if as_frames
-                    else "give it a video suffix"
-                )
+                f"{cfg.matte}: the output is {what}, so --matte is {what} too; {fix}"
             )
-        _check_output(cfg, as_frames, cfg.matte)
+        _check_output(cfg, kind, cfg.matte)
     variants = cfg.blend_variants()  # per-range blend settings
     every = [cfg, *(variant for _, variant in variants)]
     modes = {MASK_MODES.get(c.mask) for c in every}
@@ -911,8 +967,18 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     volatile = ("progress", "resume", "device", "batch_size")
     pixel_settings = {k: v for k, v in config_to_dict(cfg).items() if k not in volatile}
     pixel_settings["model_sha256"] = loaded.weights_sha256
-    if not as_frames:
-        sink: _VideoSink | _FolderSink = video_sink(
+    deep_suffix = output.suffix if kind == "image" else f".{cfg.frame_format}"
+    if source.deep and kind != "video" and deep_suffix.lower() not in SIXTEEN_BIT_SUFFIXES:
+        log.info(
+            "%s: JPEG holds 8 bits a component, so the output is 8-bit; write PNG or TIFF to "
+            "keep the source's depth",
+            output.name,
+        )
+    sink: _VideoSink | _FolderSink | _ImageSink
+    if kind == "image":
+        sink = _ImageSink(output, text=tags)
+    elif kind == "video":
+        sink = video_sink(
             output,
             pix_fmt=cfg.pix_fmt,
             # The source also lends its timecode and pixel aspect ratio (anamorphic video).
@@ -928,6 +994,8 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""
         if cfg.matte is None:
             return contextlib.nullcontext()
+        if kind == "image":
+            return _ImageSink(cfg.matte)
         if as_frames:
             return _FolderSink(cfg.matte, resume=cfg.resume, settings=pixel_settings)
         info = source.info

@@ -179,6 +179,53 @@ def png_text(data: bytes) -> dict[str, str]:
     return out
 
 
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+_JPEG_COMMENT = 0xFE
+_JPEG_START_OF_SCAN = 0xDA
+
+
+def _jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """``(marker, body, end)`` of each header segment of JPEG bytes, up to the first scan."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file")
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            pos += 1
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        end = pos + 2 + length
+        yield marker, data[pos + 4 : end], end
+        if marker == _JPEG_START_OF_SCAN:
+            return
+        pos = end
+
+
+def jpeg_with_comment(data: bytes, comment: str) -> bytes:
+    """JPEG bytes with ``comment`` (UTF-8, under 64 KiB) as a COM segment after the APPn
+    segments (JFIF's APP0 has to stay first); the compressed image is untouched."""
+    body = comment.encode("utf-8")
+    if len(body) > 0xFFFF - 2:
+        raise ValueError(f"a JPEG comment holds at most 65533 bytes, got {len(body)}")
+    at = 2
+    for marker, _, end in _jpeg_segments(data):
+        if not 0xE0 <= marker <= 0xEF:
+            break
+        at = end
+    segment = bytes((0xFF, _JPEG_COMMENT)) + struct.pack(">H", len(body) + 2) + body
+    return data[:at] + segment + data[at:]
+
+
+def jpeg_comments(data: bytes) -> list[str]:
+    """The COM segments of JPEG bytes, in file order (``[]`` for a JPEG without any)."""
+    return [
+        body.decode("utf-8", "replace")
+        for marker, body, _ in _jpeg_segments(data)
+        if marker == _JPEG_COMMENT
+    ]
+
+
 _TIFF_DESCRIPTION = 270  # the ImageDescription tag (ASCII)
 
 
@@ -238,8 +285,8 @@ def write_image(
     """Write RGB uint8 HxWx3 (uint16 for PNG, TIFF) atomically; the suffix picks the format
     (PNG: fast compression).
 
-    ``text``: metadata to embed: a PNG's ``tEXt`` chunks, a TIFF's ImageDescription (as
-    JSON); other formats ignore it.
+    ``text``: metadata to embed: a PNG's ``tEXt`` chunks, a TIFF's ImageDescription or a
+    JPEG's comment (both as JSON); other formats ignore it.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -253,6 +300,8 @@ def write_image(
         data = png_with_text(data, text)
     elif text and path.suffix.lower() in (".tif", ".tiff"):
         data = tiff_with_description(data, json.dumps(dict(text), sort_keys=True))
+    elif text and path.suffix.lower() in JPEG_SUFFIXES:
+        data = jpeg_with_comment(data, json.dumps(dict(text), sort_keys=True))
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return path

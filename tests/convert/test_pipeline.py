@@ -336,8 +336,8 @@ def test_image_sequence_output_paths(short_clip: ClipInfo, model_dir: Path, tmp_
         run_convert(_cfg(short_clip.path, model_dir, full))
     with pytest.raises(FaceswapError, match=r"unknown video container '\.v2'.*folder name"):
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "take.v2"))
-    with pytest.raises(FaceswapError, match="--frame-format: choose from png, tif"):
-        _cfg(short_clip.path, model_dir, tmp_path / "o", frame_format="jpg")
+    with pytest.raises(FaceswapError, match="--frame-format: choose from png, tif, jpg"):
+        _cfg(short_clip.path, model_dir, tmp_path / "o", frame_format="gif")
     with pytest.raises(FaceswapError, match="so --matte is a folder of frames too"):
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o", matte=tmp_path / "m.mp4"))
     with pytest.raises(FaceswapError, match="so --matte is a video too; give it a video suffix"):
@@ -523,6 +523,63 @@ def _image_inputs(
 
     al = truth_alignments(_Clip, tmp_path / "alignments.json")  # type: ignore[arg-type]
     return info.path, al
+
+
+def test_a_single_image_converts_to_an_image_file(model_dir: Path, tmp_path: Path) -> None:
+    from faceswap.io.images import read_image, write_image
+
+    folder, al = _image_inputs(tmp_path, 1)
+    (photo,) = folder.iterdir()
+    plate = read_image(photo)
+    png, matte = tmp_path / "swap.png", tmp_path / "matte.png"
+    result = run_convert(_cfg(photo, model_dir, png, alignments=al, matte=matte))
+    assert result.output == png and png.is_file() and result.faces_swapped == 1
+    assert read_manifest(png)["frames"] == {"total": 1, "swapped": 1}  # type: ignore[index]
+    swapped = read_image(png)
+    alpha = cv2.imread(str(matte), cv2.IMREAD_UNCHANGED)
+    assert swapped.shape == plate.shape and alpha.shape == plate.shape[:2]
+    # Lossless: exactly the plate where the matte is 0, a new face where it is white.
+    assert np.array_equal(swapped[alpha == 0], plate[alpha == 0])
+    assert np.abs(swapped[alpha == 255].astype(int) - plate[alpha == 255]).mean() > 5
+    assert read_provenance(png)["synthetic"] == "1"
+
+    # A JPEG (any case of the suffix) is the same picture within JPEG error, and marked.
+    jpg = run_convert(_cfg(photo, model_dir, tmp_path / "swap.JPG", alignments=al)).output
+    assert jpg.read_bytes()[:2] == b"\xff\xd8"
+    assert np.abs(read_image(jpg).astype(int) - swapped).mean() < 3
+    assert read_provenance(jpg) == read_provenance(png)
+
+    # A 16-bit photo keeps its depth in a PNG and becomes 8-bit in a JPEG.
+    deep = write_image(tmp_path / "deep.png", plate.astype(np.uint16) * 257)
+    run_convert(_cfg(deep, model_dir, tmp_path / "deep_swap.png", alignments=al))
+    run_convert(_cfg(deep, model_dir, tmp_path / "deep_swap.jpg", alignments=al))
+    assert read_image(tmp_path / "deep_swap.png", keep_16bit=True).dtype == np.uint16
+    assert cv2.imread(str(tmp_path / "deep_swap.jpg"), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+    made = {p.name for p in tmp_path.iterdir()}
+    bad = {
+        "is a folder: give a folder name": _cfg(folder, model_dir, tmp_path / "x.png"),
+        "an image is written whole": _cfg(photo, model_dir, tmp_path / "x.png", resume=True),
+        "which an image cannot hold": _cfg(
+            photo, model_dir, tmp_path / "x.png", frame_ranges="0", ranges_only=True
+        ),
+        "so --matte is an image too; give it an image suffix": _cfg(
+            photo, model_dir, tmp_path / "x.png", matte=tmp_path / "m.mp4"
+        ),
+    }
+    for message, cfg in bad.items():
+        with pytest.raises(FaceswapError, match=message):
+            run_convert(cfg)
+    assert {p.name for p in tmp_path.iterdir()} == made
+
+
+def test_jpeg_frames_carry_provenance(model_dir: Path, tmp_path: Path) -> None:
+    folder, al = _image_inputs(tmp_path, 2)
+    out = tmp_path / "out"
+    run_convert(_cfg(folder, model_dir, out, alignments=al, frame_format="jpg"))
+    written = sorted(out.iterdir())
+    assert [p.suffix for p in written] == [".jpg", ".jpg"]
+    assert all(read_provenance(p)["synthetic"] == "1" for p in written)
 
 
 @pytest.mark.parametrize("colour", COLOUR_MODES.names())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -94,8 +95,8 @@ def test_png_text_chunks_round_trip_and_leave_the_pixels(tmp_path: Path) -> None
     assert png_text(png_with_text(data, {"more": "x"})) == {**tags, "more": "x"}
     with pytest.raises(ValueError, match="not a PNG"):
         png_text(b"GIF89a")
-    jpg = write_image(tmp_path / "f.jpg", rgb, text=tags)  # other formats ignore text
-    assert jpg.read_bytes()[:2] == b"\xff\xd8"
+    webp = write_image(tmp_path / "f.webp", rgb, text=tags)  # other formats ignore text
+    assert webp.read_bytes()[:4] == b"RIFF"
 
 
 def test_tiff_description_round_trips_and_leaves_the_pixels(tmp_path: Path) -> None:
@@ -114,3 +115,25 @@ def test_tiff_description_round_trips_and_leaves_the_pixels(tmp_path: Path) -> N
     np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(again, np.uint8), 1)[..., ::-1], rgb)
     with pytest.raises(ValueError, match="not a"):
         tiff_description(b"\x89PNG\r\n\x1a\n")
+
+
+def test_jpeg_comment_round_trips_and_leaves_the_pixels(tmp_path: Path) -> None:
+    from faceswap.io.images import encode_image, jpeg_comments, jpeg_with_comment
+
+    rgb = np.random.default_rng(2).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    tags = {"synthetic": "1", "comment": "Synthetic média"}
+    path = write_image(tmp_path / "f.jpg", rgb, text=tags)
+    data = path.read_bytes()
+    (comment,) = jpeg_comments(data)
+    assert json.loads(comment) == tags
+    plain = encode_image(rgb, ".jpg")
+    assert jpeg_comments(plain) == []
+    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), 1),
+                                  cv2.imdecode(np.frombuffer(plain, np.uint8), 1))  # fmt: skip
+    # After JFIF's APP0, which has to stay the first segment.
+    assert data[2:4] == plain[2:4] == b"\xff\xe0"
+    assert jpeg_comments(jpeg_with_comment(data, "more")) == ["more", *jpeg_comments(data)]
+    with pytest.raises(ValueError, match="not a JPEG"):
+        jpeg_comments(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="at most 65533"):
+        jpeg_with_comment(plain, "x" * 70000)

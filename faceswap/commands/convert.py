@@ -1,4 +1,4 @@
-"""`faceswap convert`: swap faces in a video, image folder or folder of videos; re-encode."""
+"""`faceswap convert`: swap faces in a video, image folder, image or folder of videos."""
 
 from __future__ import annotations
 
@@ -239,8 +239,8 @@ def _modes_help(registry: object, lead: str) -> str:
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def convert(input: Path, **options: object) -> None:
-    """Swap the faces in INPUT (a video, an image folder, or a folder of videos) and write
-    the result (for a folder of videos: a folder of videos with the same names).
+    """Swap the faces in INPUT (a video, an image folder, one image, or a folder of videos)
+    and write the result (for a folder of videos: a folder of videos with the same names).
 
     The output keeps INPUT's frame count, frame rate and audio, and is marked as synthetic:
     container metadata plus a JSON manifest next to it (OUTPUT.json).

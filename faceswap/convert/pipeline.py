@@ -43,7 +43,7 @@ from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
-from faceswap.io.images import SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
+from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
 
 log = logging.getLogger(__name__)
 
@@ -691,7 +691,12 @@ def _check_output(cfg: ConvertConfig, kind: str, output: Path | None = None) -> 
             raise FaceswapError(
                 f"{output}: the output is a folder of frames; give a folder path (no video suffix)"
             )
-        if output.suffix.lower() in IMAGE_SUFFIXES and not output.exists():
+        if output.suffix.lower() in IMAGE_EXTENSIONS and not output.exists():
+            if Path(cfg.input).is_file():  # a single image, to a format we do not write
+                raise FaceswapError(
+                    f"{output}: convert writes {', '.join(IMAGE_SUFFIXES)} images (they carry "
+                    "the provenance tags); use one of those suffixes, or a folder name"
+                )
             raise FaceswapError(
                 f"{output}: an image file is the output of a single image; "
                 f"{Path(cfg.input).name} is a folder: give a folder name (no suffix) for its frames"

@@ -559,6 +559,7 @@ def test_a_single_image_converts_to_an_image_file(model_dir: Path, tmp_path: Pat
     made = {p.name for p in tmp_path.iterdir()}
     bad = {
         "is a folder: give a folder name": _cfg(folder, model_dir, tmp_path / "x.png"),
+        r"writes \.png, \.jpg, .* images": _cfg(photo, model_dir, tmp_path / "x.webp"),
         "an image is written whole": _cfg(photo, model_dir, tmp_path / "x.png", resume=True),
         "which an image cannot hold": _cfg(
             photo, model_dir, tmp_path / "x.png", frame_ranges="0", ranges_only=True

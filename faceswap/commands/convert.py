@@ -30,6 +30,7 @@ from faceswap.convert.pipeline import (
 )
 from faceswap.device import DEVICE_CHOICES, amp_hint
 from faceswap.errors import FaceswapError
+from faceswap.io.images import is_image_file
 
 
 def _modes_help(registry: object, lead: str) -> str:
@@ -262,7 +263,7 @@ def convert(input: Path, **options: object) -> None:
     else:
         result = run_convert(cfg)
         _report(result)
-        if cfg.input.is_file() and result.output.is_dir():
+        if cfg.input.is_file() and not is_image_file(cfg.input) and result.output.is_dir():
             click.echo(
                 f"frames carry no audio: `faceswap encode-frames {result.output} -o VIDEO "
                 f"--like {cfg.input}` encodes them with the original's audio, rate and timecode"

@@ -129,3 +129,19 @@ def test_video_to_frames_tells_how_to_encode_them_back(
     assert result.exit_code == 0, result.output + str(result.stderr)
     assert len(list(out.glob("frame_*.tif"))) == probe(short_clip.path).frame_count
     assert f"faceswap encode-frames {out} -o VIDEO --like {short_clip.path}" in result.output
+
+
+def test_a_photo_converts_to_a_photo(model_dir: Path, tmp_path: Path) -> None:
+    from tests.media import make_image_folder
+
+    (photo,) = make_image_folder(tmp_path / "in", 1, ext="jpg", people=("grace_hopper",)).files
+    base = ["convert", str(photo), "-m", str(model_dir), "--device", "cpu", "--no-progress"]
+    result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "swap.jpg")])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert (tmp_path / "swap.jpg").is_file()
+    assert "1 frame, 1 face swapped in 1 frame" in result.output
+    # Into a folder: one frame, and no hint about encoding frames back into a video.
+    result = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "swapped")])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    assert [p.suffix for p in (tmp_path / "swapped").iterdir()] == [".png"]
+    assert "encode-frames" not in result.output

@@ -279,6 +279,13 @@ DATA_WAIT_HINT = 0.2
 @click.option("--keep", default=3, help="Checkpoints to keep.")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
 @click.option("--preview-faces", default=4, help="Faces of each side in the preview (rows).")
+@click.option(
+    "--show-samples",
+    is_flag=True,
+    help="Write samples.png into -m and stop without training: --preview-faces faces of "
+    "each side of the first batch as the model gets them (the augmented, warped input; the "
+    "target; each pixel's loss weight): look at the augmentation options before a long run.",
+)
 @click.option("--log-every", default=10, help="Metrics interval in iterations.")
 @click.option(
     "--init-from",
@@ -384,6 +391,12 @@ def train(
         **options,  # type: ignore[arg-type]
     )
     result = run_train(cfg)
+    if result.samples is not None:
+        click.echo(
+            f"wrote {result.samples}: for each side the input, the target and each pixel's "
+            f"loss weight of iteration {result.iteration}'s batch; nothing was trained"
+        )
+        return
     if result.lr_found is not None:
         click.echo(
             f"lr finder: suggested --lr {result.lr_found:.3g} (the curve: "

@@ -64,7 +64,7 @@ from faceswap.train.lr_finder import (
     write_lr_finder,
 )
 from faceswap.train.metrics import MetricsLog, Throughput
-from faceswap.train.preview import preview_grid, write_preview
+from faceswap.train.preview import preview_grid, tile_halves, write_preview
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,10 @@ class TrainConfig:
             a timelapse of ``previews/`` (DeepFaceLab's preview history image, faceswap's
             timelapse).
         log_every: metrics interval in iterations.
+        show_samples: write ``samples.png`` into the model folder (the first batch's
+            ``preview_faces`` faces of each side as the model gets them:
+            :func:`render_samples`) and stop before any training (or LR finding); with
+            ``resume``, the batch the run would go on with.
         uniform_yaw: sample faces so that every head turn (yaw, from the landmarks) comes up
             equally often (:func:`faceswap.train.dataset.uniform_yaw_weights`).
         resume: continue from the newest checkpoint in ``model_dir``.
@@ -256,6 +260,7 @@ class TrainConfig:
     freeze: tuple[str, ...] | str = ()
     progress: bool = True
     tensorboard: bool = True
+    show_samples: bool = False
 
     def __post_init__(self) -> None:
         for name in ("faces_a", "faces_b"):
@@ -376,6 +381,7 @@ class TrainResult:
             was the bottleneck).
         workers: DataLoader workers per side the run used (after `resolve_workers`).
         lr_found: the learning rate ``lr_finder`` suggested (None without it).
+        samples: the ``show_samples`` image (None without it).
     """
 
     model_dir: Path
@@ -389,6 +395,7 @@ class TrainResult:
     data_wait: float = 0.0
     workers: int = 0
     lr_found: float | None = None
+    samples: Path | None = None
 
 
 class _StopFlag:
@@ -863,6 +870,27 @@ class Trainer:
             "priority": priority,
         }
 
+    def model_inputs(
+        self, iteration: int, batch_a: dict[str, torch.Tensor], batch_b: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """What step ``iteration`` feeds the model: both sides prepared on the device
+        (``source``, ``target``, ``mask``, ``priority``) and the inputs, A's then B's, with
+        the random warp of that step (seeded by it)."""
+        cfg = self.cfg
+        a, b = self._prepare(batch_a), self._prepare(batch_b)
+        src = torch.cat([a["source"], b["source"]])
+        if cfg.augment.grid_warp:
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(_step_seed(cfg.seed, iteration))
+            src = random_warp(
+                src,
+                gen,
+                cfg.augment.warp_strength,
+                cfg.augment.warp_grid,
+                shard=(self.info.rank, self.info.world),
+            ).contiguous(memory_format=self.memory_format)
+        return a, b, src
+
     def step(
         self, iteration: int, batch_a: dict[str, torch.Tensor], batch_b: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
@@ -881,18 +909,7 @@ class Trainer:
         from faceswap.nets.losses import background_style_term, face_style_term
 
         cfg = self.cfg
-        a, b = self._prepare(batch_a), self._prepare(batch_b)
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(_step_seed(cfg.seed, iteration))
-        src = torch.cat([a["source"], b["source"]])
-        if cfg.augment.grid_warp:
-            src = random_warp(
-                src,
-                gen,
-                cfg.augment.warp_strength,
-                cfg.augment.warp_grid,
-                shard=(self.info.rank, self.info.world),
-            ).contiguous(memory_format=self.memory_format)
+        a, b, src = self.model_inputs(iteration, batch_a, batch_b)
         n = a["source"].shape[0]
         use_gan = self.disc is not None and iteration >= cfg.gan_start
         autocast = self._autocast()
@@ -1307,6 +1324,31 @@ def _preview_faces(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def render_samples(
+    trainer: Trainer,
+    iteration: int,
+    batch_a: dict[str, torch.Tensor],
+    batch_b: dict[str, torch.Tensor],
+    count: int,
+) -> np.ndarray:
+    """The first ``count`` faces of each side of step ``iteration``'s batches as the model
+    gets them (:data:`~faceswap.train.preview.SAMPLE_COLUMNS`): the augmented, warped input,
+    the target and the loss weight of each pixel (mask and eye/mouth priority, white = the
+    largest weight the settings give)."""
+    cfg = trainer.cfg
+    a, b, src = trainer.model_inputs(iteration, batch_a, batch_b)
+    n = a["source"].shape[0]
+    peak = max(1.0, cfg.eye_weight, cfg.mouth_weight)
+
+    def columns(data: dict[str, torch.Tensor], inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        weight, _ = trainer.recon.pixel_weights(data["mask"], data["priority"])
+        assert weight is not None  # the mask is always given
+        return inputs[:count], data["target"][:count], (weight / peak)[:count]
+
+    return tile_halves(columns(a, src[:n]), columns(b, src[n:]))
+
+
 def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> np.ndarray:
     """Preview grid of ``model`` on fixed faces: A, A→A, A→B, B, B→B, B→A, and with a
     learned mask each drawing's mask too (:data:`~faceswap.train.preview.COLUMNS_MASKED`)."""
@@ -1328,6 +1370,44 @@ def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> 
     )
     model.train()
     return grid
+
+
+def _show_samples(
+    cfg: TrainConfig,
+    trainer: Trainer,
+    start: int,
+    faces: tuple[FaceSet, FaceSet],
+    size: int,
+    info: ddp.DistInfo,
+) -> TrainResult:
+    """``show_samples``: write the model's view of step ``start``'s batches, train nothing."""
+    if info.enabled:
+        raise FaceswapError("--show-samples runs in one process: run it without torchrun")
+    model_dir = Path(cfg.model_dir)
+    ensure_writable_dir(model_dir)
+    data_a, data_b = _datasets(*faces, size, cfg, info)
+    # One batch: no worker processes (each sample is seeded by its place in the stream, so
+    # the faces are the ones the workers of a run would make).
+    here = dataclasses.replace(cfg, workers=0)
+    with (
+        contextlib.closing(_loader(data_a, here, 0, start, info, False)) as iter_a,
+        contextlib.closing(_loader(data_b, here, 1, start, info, False)) as iter_b,
+    ):
+        batch_a, batch_b = _next_batch(iter_a), _next_batch(iter_b)
+    grid = render_samples(trainer, start, batch_a, batch_b, cfg.preview_faces)
+    path = model_dir / "samples.png"
+    write_preview(path, grid)
+    return TrainResult(
+        model_dir=model_dir,
+        start_iteration=start,
+        iteration=start,
+        interrupted=False,
+        losses={},
+        checkpoint=None,
+        seconds=0.0,
+        it_per_s=0.0,
+        samples=path,
+    )
 
 
 def _find_lr(
@@ -1466,6 +1546,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     cfg = dataclasses.replace(cfg, optimizer=_resolve_optimizer(cfg, resume_from))
     trainer = Trainer(cfg, model_config, device, info)
     start = _load_checkpoint(trainer, cfg, model_dir, resume_from) if resume_from else 0
+    if cfg.show_samples:
+        return _show_samples(cfg, trainer, start, (faces_a, faces_b), size, info)
     initialised = _init_from(trainer.model, cfg, model_config, faces_a.crop)
     found: LrFinderResult | None = None
     if cfg.lr_finder != "off":

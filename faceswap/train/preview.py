@@ -18,6 +18,9 @@ COLUMNS = ("A", "A→A", "A→B", "B", "B→B", "B→A")
 COLUMNS_MASKED = (
     "A", "A→A", "mask A→A", "A→B", "mask A→B", "B", "B→B", "mask B→B", "B→A", "mask B→A"
 )  # fmt: skip
+#: ``--show-samples``: for each side, the model's input (augmented, warped), the target it
+#: is taught to draw, and the loss weight of each pixel (white: the most).
+SAMPLE_COLUMNS = ("input A", "target A", "weight A", "input B", "target B", "weight B")
 
 
 def preview_grid(
@@ -46,22 +49,32 @@ def preview_grid(
     Returns:
         ``(rows * S, 6 * S + gap, 3)`` uint8 RGB (``10 * S + gap`` wide with ``masks``).
     """
-    rows = max(a.shape[0], b.shape[0])
-    size = a.shape[-1]
     halves: tuple[tuple[torch.Tensor, ...], ...] = ((a, a2a, a2b), (b, b2b, b2a))
     if masks is not None:
-
-        def grey(m: torch.Tensor) -> torch.Tensor:
-            return m.expand(-1, 3, -1, -1)
-
         halves = tuple(
-            (face, own, grey(own_mask), swap, grey(swap_mask))
+            (face, own, own_mask, swap, swap_mask)
             for (face, own, swap), (own_mask, swap_mask) in zip(halves, masks, strict=True)
         )
+    return tile_halves(halves[0], halves[1], gap=gap)
 
-    def strip(*tensors: torch.Tensor) -> np.ndarray:
+
+def tile_halves(
+    half_a: tuple[torch.Tensor, ...], half_b: tuple[torch.Tensor, ...], *, gap: int = 2
+) -> np.ndarray:
+    """Columns of faces side by side, A's then a ``gap`` of black then B's: one row per
+    sample, each column an ``(N, C, S, S)`` float tensor in [0, 1], shown in grey when
+    ``C`` is 1. The side with fewer rows is padded with black.
+
+    Returns:
+        ``(rows * S, columns * S + gap, 3)`` uint8 RGB.
+    """
+    rows = max(half_a[0].shape[0], half_b[0].shape[0])
+    size = half_a[0].shape[-1]
+
+    def strip(tensors: tuple[torch.Tensor, ...]) -> np.ndarray:
         cols = []
         for t in tensors:
+            t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
             arr = t.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
             arr = arr.transpose(0, 2, 3, 1).reshape(-1, size, 3)
             pad = rows * size - arr.shape[0]
@@ -69,7 +82,7 @@ def preview_grid(
         return np.concatenate(cols, axis=1)
 
     spacer = np.zeros((rows * size, gap, 3), dtype=np.uint8)
-    return np.concatenate([strip(*halves[0]), spacer, strip(*halves[1])], axis=1)
+    return np.concatenate([strip(half_a), spacer, strip(half_b)], axis=1)
 
 
 def write_preview(path: Path, grid: np.ndarray) -> None:

@@ -263,3 +263,13 @@ def test_masks_command_writes_the_hulls_to_paint_over(
     missing = runner.invoke(cli, ["masks", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "faces folder" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_show_samples_says_where_and_trains_nothing(
+    face_dirs: tuple[Path, Path], tmp_path: Path, preset_yaml: Path
+) -> None:
+    args = _args(face_dirs, tmp_path / "m", preset_yaml, "--show-samples")
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    assert f"wrote {tmp_path / 'm' / 'samples.png'}" in out.output
+    assert "nothing was trained" in out.output and "checkpoint:" not in out.output

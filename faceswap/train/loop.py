@@ -63,7 +63,8 @@ from faceswap.train.lr_finder import (
     suggest_lr,
     write_lr_finder,
 )
-from faceswap.train.metrics import MetricsLog, Throughput
+from faceswap.train.metrics import MetricsLog, Throughput, read_metrics
+from faceswap.train.plot import plot_losses
 from faceswap.train.preview import preview_grid, tile_halves, write_preview
 
 log = logging.getLogger(__name__)
@@ -1751,6 +1752,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 grid = render_preview(trainer.model, preview_a, preview_b)
                 write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid)
                 write_preview(model_dir / "preview.png", grid)
+                if metrics is not None:  # DFL's loss history, without TensorBoard
+                    write_preview(model_dir / "loss.png", plot_losses(read_metrics(metrics.path)))
             if stopping:
                 interrupted = iteration < cfg.iterations
                 break

@@ -110,55 +110,29 @@ def suggest_lr(lrs: list[float], losses: list[float], strength: float = 10.0) ->
 def plot_lr_finder(result: LrFinderResult, width: int = 720, height: int = 420) -> np.ndarray:
     """The curve as an RGB uint8 image: loss (grey) and smoothed loss (blue) against the
     rate on a log axis, the lowest point (grey line) and the suggestion (red line)."""
-    img = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 70, 20, 40, 50
-    x_lo, x_hi = math.log10(result.lrs[0]), math.log10(result.lrs[-1])
-    x_hi = max(x_hi, x_lo + 1e-6)
+    from faceswap.train.plot import BLUE, GREY, RED, Chart
+
     smoothed = np.asarray(result.smoothed)
     y_lo = float(min(np.min(result.losses), smoothed.min()))
     # Clip the blown-up end so the falling part fills the plot.
     y_hi = float(min(max(smoothed[0], smoothed.min()) * 1.5, np.max(result.losses)))
-    y_hi = max(y_hi, y_lo + 1e-9)
-
-    def point(lr: float, loss: float) -> tuple[int, int]:
-        fx = (math.log10(lr) - x_lo) / (x_hi - x_lo)
-        fy = (min(max(loss, y_lo), y_hi) - y_lo) / (y_hi - y_lo)
-        return (
-            round(left + fx * (width - left - right)),
-            round(height - bottom - fy * (height - top - bottom)),
-        )
-
-    black, grey, blue, red = (0, 0, 0), (170, 170, 170), (40, 90, 220), (220, 40, 40)
-    cv2.rectangle(img, (left, top), (width - right, height - bottom), black, 1)
-    for decade in range(math.ceil(x_lo), math.floor(x_hi) + 1):
-        x, _ = point(10.0**decade, y_lo)
-        cv2.line(img, (x, height - bottom), (x, height - bottom + 5), black, 1)
-        cv2.putText(img, f"1e{decade}", (x - 16, height - bottom + 20),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4, black, 1, cv2.LINE_AA)  # fmt: skip
+    chart = Chart((result.lrs[0], result.lrs[-1]), (y_lo, y_hi), x_log=True, width=width,
+                  height=height)  # fmt: skip
+    for decade in range(math.ceil(chart.x_lo), math.floor(chart.x_hi) + 1):
+        chart.x_tick(10.0**decade, f"1e{decade}")
     for frac in (0.0, 0.5, 1.0):
-        value = y_lo + frac * (y_hi - y_lo)
-        _, y = point(result.lrs[0], value)
-        cv2.putText(img, f"{value:.3g}", (4, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, black, 1,
-                    cv2.LINE_AA)  # fmt: skip
-    for values, colour in ((result.losses, grey), (result.smoothed, blue)):
-        pts = np.array([point(lr, v) for lr, v in zip(result.lrs, values, strict=True)])
-        cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, colour, 1, cv2.LINE_AA)
-    for lr, colour in ((result.best_lr, grey), (result.suggested, red)):
+        value = chart.y_lo + frac * (chart.y_hi - chart.y_lo)
+        chart.y_tick(value, f"{value:.3g}")
+    chart.line(result.lrs, result.losses, GREY)
+    chart.line(result.lrs, result.smoothed, BLUE)
+    for lr, colour in ((result.best_lr, GREY), (result.suggested, RED)):
         if result.lrs[0] <= lr <= result.lrs[-1]:
-            x, _ = point(lr, y_lo)
-            cv2.line(img, (x, top), (x, height - bottom), colour, 1)
-    cv2.putText(
-        img,
+            chart.vline(lr, colour)
+    chart.title(
         f"learning rate (log)   lowest loss at {result.best_lr:.3g}   suggested "
-        f"{result.suggested:.3g} (/{result.strength:g})",
-        (left, 25),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.45,
-        black,
-        1,
-        cv2.LINE_AA,
+        f"{result.suggested:.3g} (/{result.strength:g})"
     )
-    return img
+    return chart.image
 
 
 def write_lr_finder(folder: Path, result: LrFinderResult) -> tuple[Path, Path]:

@@ -276,6 +276,12 @@ DATA_WAIT_HINT = 0.2
 @click.option("--shift", default=0.05, help="Max random shift (fraction of the crop).")
 @click.option("--warp-strength", default=0.02, help="Random warp jitter (fraction of the crop).")
 @click.option("--save-every", default=1000, help="Checkpoint interval in iterations.")
+@click.option(
+    "--save-minutes",
+    default=30.0,
+    help="Also checkpoint once this many minutes passed since the last checkpoint (0: off): "
+    "with slow steps a crash loses at most that much (DeepFaceLab autosaves every 25).",
+)
 @click.option("--keep", default=3, help="Checkpoints to keep.")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
 @click.option("--preview-faces", default=4, help="Faces of each side in the preview (rows).")

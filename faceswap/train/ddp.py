@@ -83,6 +83,15 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def any_ranks(flags: tuple[bool, ...], info: DistInfo, device: torch.device) -> tuple[bool, ...]:
+    """:func:`any_rank` of several flags in one all-reduce."""
+    if not info.enabled:
+        return flags
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return tuple(bool(v > 0) for v in t.tolist())
+
+
 def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
     """All-reduce and average ``module``'s gradients (for the discriminator, see loop)."""
     if not info.enabled:

@@ -4,8 +4,9 @@ One shared encoder and two decoders learn to redraw faces of A and of B from ran
 copies. Each step draws a balanced batch (``batch_size`` faces of A and as many of B), warps
 the inputs on the training device, and minimises the masked, eye/mouth-weighted
 reconstruction loss of both sides (plus an adversarial term when a GAN is on, with its own
-discriminator optimiser). Checkpoints are written every ``save_every`` iterations and when
-the process gets Ctrl-C or SIGTERM; ``resume`` continues bit-exactly on the CPU.
+discriminator optimiser). Checkpoints are written every ``save_every`` iterations, after
+``save_minutes`` since the last one, and when the process gets Ctrl-C or SIGTERM;
+``resume`` continues bit-exactly on the CPU.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ class TrainConfig:
             (DeepFaceLab's src flip, off by default there: a parting or a mole of the face
             put in stays on its side).
         save_every: checkpoint interval in iterations.
+        save_minutes: also checkpoint once this many minutes passed since the last one (0:
+            off), so a crash loses at most that much of slow steps (DeepFaceLab autosaves
+            every 25 minutes); under torchrun the ranks save together.
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
         preview_faces: faces of each side in the preview (rows), spread over the set.
@@ -246,6 +250,7 @@ class TrainConfig:
     flip_b: bool = True
     blur_out_mask: bool = False
     save_every: int = 1000
+    save_minutes: float = 30.0
     keep: int = 3
     preview_every: int = 500
     preview_faces: int = 4
@@ -290,6 +295,8 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "save_every", "keep", "log_every"):
             if getattr(self, name) < 1:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.save_minutes < 0:
+            raise FaceswapError(f"--save-minutes must be >= 0 (0: off), got {self.save_minutes}")
         if not 1 <= self.preview_faces <= 64:
             raise FaceswapError(f"--preview-faces must be in [1, 64], got {self.preview_faces}")
         if (self.workers or 0) < 0 or self.preview_every < 0 or self.gan_start < 0:
@@ -1663,6 +1670,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     iteration = start
     interrupted = False
     t0 = time.perf_counter()
+    save_seconds, last_save = cfg.save_minutes * 60.0, time.monotonic()
 
     def save(it: int) -> Path | None:
         ddp.assert_in_sync(trainer.model, info, "model")
@@ -1705,9 +1713,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             parts = trainer.step(iteration, batch_a, batch_b)
             iteration += 1
             throughput.tick()
-            stopping = ddp.any_rank(stop.requested, info, device)
+            due = 0 < save_seconds <= time.monotonic() - last_save
+            stopping, due = ddp.any_ranks((stop.requested, due), info, device)
             final = iteration == cfg.iterations
-            save_now = iteration % cfg.save_every == 0 or final or stopping
+            save_now = iteration % cfg.save_every == 0 or final or stopping or due
             log_now = iteration % cfg.log_every == 0 or final
             if log_now or save_now:
                 # Reading the losses syncs the GPU, so only here; never save NaN weights.
@@ -1743,6 +1752,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 bar.update(1)
             if save_now:
                 last_ckpt = save(iteration) or last_ckpt
+                last_save = time.monotonic()
                 ddp.barrier(info)
             if info.is_main and (
                 (cfg.preview_every and iteration % cfg.preview_every == 0)

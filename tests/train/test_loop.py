@@ -161,6 +161,26 @@ def test_init_from_starts_a_new_model_from_trained_weights(
         run_train(_cfg(face_dirs, tmp_path / "x", init_from=tmp_path / "nowhere"))
 
 
+def test_save_minutes_checkpoints_by_time_and_resumes_exactly(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train import checkpoint as ckpt
+
+    # Far more than 1e-9 minutes pass in a step: a checkpoint after every one.
+    timed = tmp_path / "timed"
+    run_train(_cfg(face_dirs, timed, iterations=4, save_every=100, keep=10, save_minutes=1e-9))
+    assert [it for it, _ in ckpt.list_checkpoints(timed)] == [1, 2, 3, 4]
+    untimed = tmp_path / "untimed"
+    run_train(_cfg(face_dirs, untimed, iterations=4, save_every=100, keep=10, save_minutes=0))
+    assert [it for it, _ in ckpt.list_checkpoints(untimed)] == [4]  # only the last
+    # A run resumed from a checkpoint the clock made is the uninterrupted run.
+    again = run_train(_cfg(face_dirs, timed, resume_from=2, iterations=4, save_minutes=0))
+    a, b = _weights(untimed), _weights(again.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(FaceswapError, match="--save-minutes must be >= 0"):
+        _cfg(face_dirs, timed, save_minutes=-1)
+
+
 def test_resume_from_rolls_back_to_an_older_checkpoint(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

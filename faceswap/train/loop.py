@@ -64,8 +64,8 @@ from faceswap.train.lr_finder import (
     suggest_lr,
     write_lr_finder,
 )
-from faceswap.train.metrics import MetricsLog, Throughput, read_metrics
-from faceswap.train.plot import plot_losses
+from faceswap.train.metrics import MetricsLog, Throughput
+from faceswap.train.plot import LOSS_CURVES, plot_losses
 from faceswap.train.preview import preview_grid, tile_halves, write_preview
 
 log = logging.getLogger(__name__)
@@ -1647,6 +1647,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             model_dir / "metrics.csv",
             resume_from=start,
             tensorboard_dir=model_dir / "tensorboard" if cfg.tensorboard else None,
+            history=tuple(LOSS_CURVES),
         )
         assert chosen is not None
         preview_a, preview_b = (faces.to(device) for faces in chosen)
@@ -1763,7 +1764,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid)
                 write_preview(model_dir / "preview.png", grid)
                 if metrics is not None:  # DFL's loss history, without TensorBoard
-                    write_preview(model_dir / "loss.png", plot_losses(read_metrics(metrics.path)))
+                    write_preview(model_dir / "loss.png", plot_losses(metrics.history))
             if stopping:
                 interrupted = iteration < cfg.iterations
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,29 @@ class MetricsLog:
         path: the CSV file.
         resume_from: iteration the run resumes at (0 for a fresh run: the file is replaced).
         tensorboard_dir: folder for TensorBoard events, or None to skip.
+        history: columns whose values it also keeps in memory, from the start of training
+            (the kept rows of a resumed run included): ``history[key] = (iterations,
+            values)``, for plotting without reading the file back.
     """
 
     def __init__(
-        self, path: Path, resume_from: int = 0, tensorboard_dir: Path | None = None
+        self,
+        path: Path,
+        resume_from: int = 0,
+        tensorboard_dir: Path | None = None,
+        history: tuple[str, ...] = (),
     ) -> None:
         self.path = Path(path)
         self.fields: list[str] | None = None
+        self.history: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in history}
         if resume_from > 0 and self.path.is_file():
             with open(self.path, newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 self.fields = list(reader.fieldnames or []) or None
                 kept = [r for r in reader if _int(r.get("iteration")) <= resume_from]
             self._rewrite(kept)
+            for row in kept:
+                self._remember(_int(row.get("iteration")), row)
         elif self.path.exists():
             self.path.unlink()
         self._writer_tb: Any = None
@@ -55,7 +66,17 @@ class MetricsLog:
         lines += [",".join(r.get(f, "") for f in self.fields) for r in rows]
         write_text_atomic(self.path, "\n".join(lines) + "\n")
 
+    def _remember(self, iteration: int, values: Mapping[str, Any]) -> None:
+        for key, (its, vals) in self.history.items():
+            try:
+                value = float(values[key])
+            except (KeyError, TypeError, ValueError):  # not logged then (or an empty cell)
+                continue
+            its.append(float(iteration))
+            vals.append(value)
+
     def log(self, iteration: int, values: dict[str, float]) -> None:
+        self._remember(iteration, values)
         row = {"iteration": iteration, **values}
         if self.fields is None:
             self.fields = list(row)

@@ -109,15 +109,19 @@ LOSS_CURVES: Mapping[str, tuple[int, int, int]] = {"loss_a": BLUE, "loss_b": ORA
 
 
 def plot_losses(
-    rows: Sequence[Mapping[str, float]], width: int = 720, height: int = 420
+    history: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    width: int = 720,
+    height: int = 420,
 ) -> np.ndarray:
-    """The loss history of a run (rows of ``metrics.csv``): A's and B's reconstruction loss
-    (:data:`LOSS_CURVES`) against the iteration, on a log axis, each averaged over a pixel
-    column's stretch of iterations."""
+    """The loss history of a run: A's and B's reconstruction loss (:data:`LOSS_CURVES`,
+    ``history[key] = (iterations, values)`` as :class:`~faceswap.train.metrics.MetricsLog`
+    keeps them) against the iteration, on a log axis, each averaged over a pixel column's
+    stretch of iterations."""
     chart_width = width - 90  # the plot area's pixel columns
     curves = {}
     for key in LOSS_CURVES:
-        points = [(r["iteration"], r[key]) for r in rows if r.get(key, 0) > 0 and "iteration" in r]
+        its, values = history.get(key, ((), ()))
+        points = [(i, v) for i, v in zip(its, values, strict=True) if v > 0]
         if points:
             curves[key] = binned_means(*zip(*points, strict=True), bins=chart_width)
     if not curves:

@@ -37,11 +37,25 @@ def _rows_of(colour: tuple[int, int, int], image: np.ndarray, x0: int, x1: int) 
 def test_loss_history_draws_each_side_falling_where_its_loss_falls() -> None:
     it = np.arange(10, 3010, 10, dtype=float)
     falling, rising = 1.0 / (1 + it / 300), 0.05 + it / 30_000
-    rows = [{"iteration": i, "loss_a": a, "loss_b": b, "loss": a + b}
-            for i, a, b in zip(it, falling, rising, strict=True)]  # fmt: skip
-    image = plot_losses(rows)
+    image = plot_losses({"loss_a": (list(it), list(falling)), "loss_b": (list(it), list(rising))})
     assert image.shape == (420, 720, 3)
     left, right = (75, 95), (680, 698)
     assert _rows_of(BLUE, image, *left) < _rows_of(BLUE, image, *right) - 100  # A falls
     assert _rows_of(ORANGE, image, *left) > _rows_of(ORANGE, image, *right) + 50  # B rises
-    assert plot_losses([]).shape == (420, 720, 3)  # nothing logged yet: an empty chart
+    assert plot_losses({}).shape == (420, 720, 3)  # nothing logged yet: an empty chart
+
+
+def test_the_metrics_log_keeps_the_history_a_resumed_run_continues(tmp_path) -> None:
+    from faceswap.train.metrics import MetricsLog
+
+    path = tmp_path / "metrics.csv"
+    log = MetricsLog(path, history=("loss_a",))
+    for i in range(1, 7):
+        log.log(i, {"loss": 2.0 / i, "loss_a": 1.0 / i})
+    assert log.history["loss_a"] == ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [1.0 / i for i in range(1, 7)])
+    # Resumed at 4: the rows after it are gone from the file and from the history.
+    again = MetricsLog(path, resume_from=4, history=("loss_a", "d_loss"))
+    again.log(5, {"loss": 0.1, "loss_a": 0.05, "d_loss": 0.7})
+    its, values = again.history["loss_a"]
+    assert its == [1.0, 2.0, 3.0, 4.0, 5.0] and values[-1] == 0.05
+    assert again.history["d_loss"] == ([5.0], [0.7])  # a column that starts later

@@ -1380,6 +1380,31 @@ def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> 
     return grid
 
 
+def _run_header(
+    cfg: TrainConfig,
+    trainer: Trainer,
+    model_config: Any,
+    faces: tuple[int, int],
+    start: int,
+    info: ddp.DistInfo,
+) -> str:
+    """One line saying what the run is about to do: model, device and precision, batch,
+    data, iterations and when it checkpoints."""
+    weights = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+    dtype = str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "float32"
+    layout = ", channels-last" if trainer.memory_format == torch.channels_last else ""
+    world = f" x {info.world} processes" if info.enabled else ""
+    every = f"every {cfg.save_every} iterations" + (
+        f" or {cfg.save_minutes:g} minutes" if cfg.save_minutes else ""
+    )
+    return (
+        f"training {model_config.name or 'model'} ({model_config.resolution} px, {weights:.1f}M "
+        f"weights) on {trainer.device} ({dtype}{layout}){world}: batch {cfg.batch_size} a side, "
+        f"{cfg.workers} workers a side; A {faces[0]} faces, B {faces[1]}; iteration {start} -> "
+        f"{cfg.iterations}, checkpoints {every}"
+    )
+
+
 def _show_samples(
     cfg: TrainConfig,
     trainer: Trainer,
@@ -1658,10 +1683,14 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
 
     throughput = Throughput(examples_per_step=2 * cfg.batch_size * info.world)
     bar = None
+    header = _run_header(cfg, trainer, model_config, (len(faces_a), len(faces_b)), start, info)
+    if info.is_main:
+        log.info("%s", header)
     if info.is_main and cfg.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.iterations, initial=start, unit="it", dynamic_ncols=True)
+        bar.write(header)
 
     last: dict[str, float] = {}
     # On rank 0 a resumed run that has nothing left to do still reports its checkpoint.

@@ -995,3 +995,16 @@ def test_chosen_preview_faces_show_in_every_preview(
     with pytest.raises(FaceswapError, match=r"--preview-b .*empty: no face crops there"):
         run_train(_cfg(face_dirs, tmp_path / "m2", preview_b=empty))
     assert not (tmp_path / "m2" / "train_config.json").exists()
+
+
+def test_a_run_says_what_it_is_about_to_do(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="faceswap.train.loop"):
+        run_train(_cfg(face_dirs, tmp_path / "m", iterations=2, save_minutes=5))
+    (header,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training")]
+    assert "(32 px, " in header and " on cpu (float32" in header
+    assert "batch 4 a side, 0 workers a side; A 10 faces, B 10" in header
+    assert header.endswith("iteration 0 -> 2, checkpoints every 3 iterations or 5 minutes")

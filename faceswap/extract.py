@@ -36,6 +36,7 @@ from faceswap.faces.finder import FaceFinder
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
+from faceswap.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,8 @@ class ExtractResult:
         """One closing line: frames, faces, frames without a face, seconds, fps."""
         resumed = f" ({self.resumed} already done)" if self.resumed else ""
         return (
-            f"extracted {self.faces} faces from {self.frames} frames{resumed}; "
-            f"{self.frames_without_face} frames without a face; "
+            f"extracted {counted(self.faces, 'face')} from {counted(self.frames, 'frame')}"
+            f"{resumed}; {counted(self.frames_without_face, 'frame')} without a face; "
             f"{self.seconds:.1f} s, {self.fps:.1f} frames/s; detector {self.detector}"
         )
 

@@ -31,6 +31,7 @@ from faceswap.convert.pipeline import (
 from faceswap.device import DEVICE_CHOICES, amp_hint
 from faceswap.errors import FaceswapError
 from faceswap.io.images import is_image_file
+from faceswap.text import counted
 
 
 def _modes_help(registry: object, lead: str) -> str:
@@ -294,16 +295,12 @@ def _blend_ranges(path: Path | None) -> tuple[object, ...]:
     return tuple(entries)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _report(result: ConvertResult) -> None:
     resumed = f" (and {result.resumed} from the stopped run)" if result.resumed else ""
     click.echo(
-        f"wrote {result.output}: {_count(result.frames, 'frame')}{resumed}, "
-        f"{_count(result.faces_swapped, 'face')} swapped in "
-        f"{_count(result.frames_swapped, 'frame')}, {result.fps:.1f} frames/s on {result.device}"
+        f"wrote {result.output}: {counted(result.frames, 'frame')}{resumed}, "
+        f"{counted(result.faces_swapped, 'face')} swapped in "
+        f"{counted(result.frames_swapped, 'frame')}, {result.fps:.1f} frames/s on {result.device}"
     )
     click.echo(f"provenance manifest: {result.manifest}")
     if result.matte is not None:

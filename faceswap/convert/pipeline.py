@@ -44,6 +44,7 @@ from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
+from faceswap.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -1155,6 +1156,10 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 if done:
                     log.info("%s: resuming after %d frames", output, len(done))
             progress = _progress(cfg.progress, max(to_write - len(done), 0), Path(cfg.input).name)
+            header = _convert_header(cfg, source, kind, output, preset, res, str(device), codec)
+            log.info("%s", header)
+            if cfg.progress:
+                progress.write(header)
             try:
                 for name, fn in (("decode", decode), ("prepare", prepare)):
                     threads.start(name, fn)
@@ -1505,6 +1510,42 @@ def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
                    seamless=colour_mode.seamless, matte=item.matte, grain=cfg.grain,
                    seed=(item.frame.index, i))  # fmt: skip
     return image
+
+
+def _convert_header(
+    cfg: ConvertConfig,
+    source: Any,
+    kind: str,
+    output: Path,
+    preset: str | None,
+    resolution: int,
+    device: str,
+    codec: str,
+) -> str:
+    """One line saying what a convert is about to do: the input, the model and device, where
+    the faces come from, the blend, and what is written how."""
+    bits = source.info.bit_depth if source.is_video and source.info is not None else 16
+    depth = f", {bits}-bit" if source.deep else ""
+    what = counted(source.frame_count, "frame" if source.is_video else "image")
+    rate = f", {float(source.fps):.4g} fps" if source.is_video else ""
+    faces = (
+        f"faces from {Path(cfg.alignments).name}"
+        if cfg.alignments is not None
+        else f"faces found by {cfg.detector}"
+    )
+    amp = ", amp" if cfg.amp else ""
+    if kind == "video":
+        writes = f"{codec} crf {cfg.crf} preset {cfg.preset}"
+    elif kind == "frames":
+        writes = f"{cfg.frame_format} frames"
+    else:
+        writes = "one image"
+    return (
+        f"converting {Path(cfg.input).name} ({source.width}x{source.height}{rate}, {what}"
+        f"{depth}) with {preset or 'the model'} ({resolution} px) on {device}{amp}, "
+        f"{cfg.direction}: {faces}; mask {cfg.mask}, colour {cfg.colour}; writing {output} "
+        f"({writes})"
+    )
 
 
 class _NoProgress:

@@ -1148,3 +1148,21 @@ def test_output_scale_writes_smaller_frames_of_the_same_video(
     assert shot.shape[:2] == (2 * round(src.height / 8), 2 * round(src.width / 8))
     with pytest.raises(FaceswapError, match="--output-scale must be in"):
         _cfg(short_clip.path, model_dir, out, output_scale=0)
+
+
+def test_a_convert_says_what_it_is_about_to_do(
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="faceswap.convert.pipeline"):
+        run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o.mkv",
+                         alignments=short_alignments, colour="lct"))  # fmt: skip
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("converting")]
+    assert line.startswith(f"converting {short_clip.path.name} (640x360, 29.97 fps, 16 frames)")
+    assert f"faces from {short_alignments.name}; mask hull, colour lct" in line
+    assert line.endswith(f"writing {tmp_path / 'o.mkv'} (libx264 crf 18 preset ultrafast)")

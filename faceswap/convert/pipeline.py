@@ -42,6 +42,7 @@ from faceswap.convert.blend import (
 from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
+from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
 from faceswap.text import counted
@@ -1156,7 +1157,12 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 if done:
                     log.info("%s: resuming after %d frames", output, len(done))
             progress = _progress(cfg.progress, max(to_write - len(done), 0), Path(cfg.input).name)
-            header = _convert_header(cfg, source, kind, output, preset, res, str(device), codec)
+            if isinstance(sink, _VideoSink):  # the encoder's options as ffmpeg gets them
+                writes = " ".join(video_codec_args(codec, cfg.crf, cfg.preset,
+                                                   sink.writer.pix_fmt)[1:])  # fmt: skip
+            else:
+                writes = f"{cfg.frame_format} frames" if as_frames else "one image"
+            header = _convert_header(cfg, source, output, preset, res, str(device), writes)
             log.info("%s", header)
             if cfg.progress:
                 progress.write(header)
@@ -1515,12 +1521,11 @@ def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
 def _convert_header(
     cfg: ConvertConfig,
     source: Any,
-    kind: str,
     output: Path,
     preset: str | None,
     resolution: int,
     device: str,
-    codec: str,
+    writes: str,
 ) -> str:
     """One line saying what a convert is about to do: the input, the model and device, where
     the faces come from, the blend, and what is written how."""
@@ -1534,12 +1539,6 @@ def _convert_header(
         else f"faces found by {cfg.detector}"
     )
     amp = ", amp" if cfg.amp else ""
-    if kind == "video":
-        writes = f"{codec} crf {cfg.crf} preset {cfg.preset}"
-    elif kind == "frames":
-        writes = f"{cfg.frame_format} frames"
-    else:
-        writes = "one image"
     return (
         f"converting {Path(cfg.input).name} ({source.width}x{source.height}{rate}, {what}"
         f"{depth}) with {preset or 'the model'} ({resolution} px) on {device}{amp}, "

@@ -1165,4 +1165,6 @@ def test_a_convert_says_what_it_is_about_to_do(
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("converting")]
     assert line.startswith(f"converting {short_clip.path.name} (640x360, 29.97 fps, 16 frames)")
     assert f"faces from {short_alignments.name}; mask hull, colour lct" in line
-    assert line.endswith(f"writing {tmp_path / 'o.mkv'} (libx264 crf 18 preset ultrafast)")
+    assert line.endswith(
+        f"writing {tmp_path / 'o.mkv'} (libx264 -crf 18 -preset ultrafast -pix_fmt yuv420p)"
+    )

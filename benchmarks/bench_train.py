@@ -61,6 +61,7 @@ class StepResult:
     batch_size: int
     flops_per_example: float
     step_s: list[float]
+    peak_bytes: int | None = None  # CUDA: the allocator's peak over the run
 
     @property
     def median_s(self) -> float:
@@ -75,6 +76,19 @@ class StepResult:
 
     def flops_per_s(self, seconds: float) -> float:
         return self.flops_per_example * self.examples_per_s(seconds)
+
+
+def _memory_note(name: str, res: StepResult, args: argparse.Namespace) -> str:
+    """On CUDA: the step's peak allocated memory beside `faceswap presets`' estimate."""
+    if res.peak_bytes is None:
+        return ""
+    from faceswap.nets.model import summarize_model
+
+    cfg = load_preset(name)
+    if args.resolution:
+        cfg = dataclasses.replace(cfg, resolution=args.resolution)
+    estimate = summarize_model(cfg).training_bytes(res.batch_size)
+    return f"  peak {res.peak_bytes / 2**30:.2f} GB (estimate {estimate / 2**30:.2f})"
 
 
 def sync(device: torch.device) -> None:
@@ -195,6 +209,9 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
     if args.resolution:
         cfg = dataclasses.replace(cfg, resolution=args.resolution)
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     step, trainer = make_step(cfg, device, args, args.channels_last)
     batch = make_batch(args.batch_size, cfg.resolution)
     for _ in range(max(1, args.warmup)):
@@ -214,6 +231,7 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
         batch_size=args.batch_size,
         flops_per_example=flops / (2 * args.batch_size),
         step_s=times,
+        peak_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
     )
 
 
@@ -411,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1000 * med:>9.0f}{1000 * best:>9.0f}{res.examples_per_s(med):>8.1f}"
                 f"{res.flops_per_example / 1e9:>10.2f}{res.flops_per_s(med) / 1e9:>9.0f}"
                 f"{100 * res.flops_per_s(med) / peak:>5.0f}%"
-                f"{100 * res.flops_per_s(best) / peak:>5.0f}%",
+                f"{100 * res.flops_per_s(best) / peak:>5.0f}%" + _memory_note(name, res, args),
                 flush=True,
             )
         detail = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items())

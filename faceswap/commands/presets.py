@@ -18,11 +18,14 @@ def presets(names: tuple[str, ...]) -> None:
     summaries = [summarize_model(load_preset(name)) for name in chosen]
     click.echo(
         f"{'preset':<14}{'px':>5}  {'arch':<5}{'weights':>10}{'GFLOP/face':>12}{'train GB':>10}"
+        f"{'act MB/face':>13}{'GB @16':>8}{'GB @64':>8}"
     )
     for s in summaries:
         click.echo(
             f"{s.name:<14}{s.resolution:>5}  {s.arch:<5}{s.params / 1e6:>9.1f}M"
             f"{s.gflop_per_face:>12.2f}{s.train_bytes / 2**30:>10.2f}"
+            f"{s.activation_bytes / 2**20:>13.1f}{s.training_bytes(16) / 2**30:>8.2f}"
+            f"{s.training_bytes(64) / 2**30:>8.2f}"
         )
     if names:
         for s in summaries:
@@ -30,5 +33,7 @@ def presets(names: tuple[str, ...]) -> None:
             click.echo(f"{s.name}: {parts}")
     click.echo(
         "GFLOP/face: forward, one face of each side; a training step is about 3x that per "
-        "face. train GB: weights, gradients and Adam's moments (float32), before activations."
+        "face. train GB: weights, gradients and Adam's moments (float32). act MB/face: what "
+        "the forward keeps for backward, one face of each side (float32; --amp about half). "
+        "GB @16, @64: both at that --batch-size; a GPU adds its CUDA context and workspaces."
     )

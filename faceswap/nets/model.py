@@ -299,6 +299,10 @@ class ModelSummary:
             (the training pass) per face; a training step costs about 3x that per face.
         train_bytes: weights, their gradients and Adam's two moments in float32 (what
             training holds besides activations).
+        activation_bytes: what the training forward keeps for backward for one face of each
+            side (float32; each tensor once, weights not counted): a step at batch ``B`` a
+            side holds about ``train_bytes + B * activation_bytes`` (bf16 AMP keeps about
+            half the activations).
     """
 
     name: str
@@ -308,6 +312,11 @@ class ModelSummary:
     params: int
     gflop_per_face: float
     train_bytes: int
+    activation_bytes: int = 0
+
+    def training_bytes(self, batch_size: int) -> int:
+        """Weights, gradients, Adam's moments and activations at ``batch_size`` a side."""
+        return self.train_bytes + batch_size * self.activation_bytes
 
 
 def summarize_model(cfg: ModelConfig) -> ModelSummary:
@@ -323,6 +332,7 @@ def summarize_model(cfg: ModelConfig) -> ModelSummary:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x, x)
     return ModelSummary(
+        activation_bytes=_saved_for_backward(model.train(), x),
         name=cfg.name,
         arch=cfg.arch,
         resolution=cfg.resolution,
@@ -331,3 +341,20 @@ def summarize_model(cfg: ModelConfig) -> ModelSummary:
         gflop_per_face=counter.get_total_flops() / 2 / 1e9,
         train_bytes=params * 4 * 4,
     )
+
+
+def _saved_for_backward(model: FaceSwapModel, x: torch.Tensor) -> int:
+    """Bytes of the tensors a training forward of ``model(x, x)`` saves for backward, each
+    storage once and the weights left out (they are counted with the parameters)."""
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x, x)
+    return sum(saved.values())

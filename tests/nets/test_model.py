@@ -502,6 +502,13 @@ def test_summary_counts_every_weight_and_the_forward_flops() -> None:
     # the dense bottleneck alone: 2 MACs per weight per face, a lower bound
     dense = sum(p.numel() for n, p in model.named_parameters() if "dense" in n and "weight" in n)
     assert summary.gflop_per_face * 1e9 >= 2 * dense
+    assert summary.training_bytes(16) == summary.train_bytes + 16 * summary.activation_bytes
+    # At least the input of each side and what the decoders draw, float32; convolutions
+    # keep what they read, so twice the pixels keep about 4x (the dense part stays put).
+    r = cfg.resolution
+    assert summary.activation_bytes >= 2 * (3 * r * r * 4) * 2
+    bigger = summarize_model(scaled(load_preset("liae"), width=1 / 128, resolution=2 * r))
+    assert 3.0 < bigger.activation_bytes / summary.activation_bytes < 4.5
 
 
 def test_presets_command_lists_them_and_refuses_unknown_names() -> None:

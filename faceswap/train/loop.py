@@ -1520,7 +1520,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
         # Checkpoints are written atomically: the last complete one is intact either way.
         if is_out_of_memory(exc):
             fixes = ", add --amp," if not cfg.amp else ""
-            fixes += " or use a smaller --preset"
+            fixes += " or use a smaller --preset (`faceswap presets` estimates their memory)"
             raise out_of_memory_error(device, cfg.batch_size, fixes) from None
         if is_disk_full(exc, cfg.model_dir):
             then = (

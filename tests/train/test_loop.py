@@ -635,7 +635,7 @@ def test_out_of_memory_is_one_clear_line_and_the_folder_starts_over(
             run_train(_cfg(face_dirs, m, batch_size=4))
     assert str(err.value) == (
         "out of host memory on cpu at --batch-size 4; rerun with --batch-size 2, add --amp, "
-        "or use a smaller --preset"
+        "or use a smaller --preset (`faceswap presets` estimates their memory)"
     )
     # The untrained model that run left does not block a new start, even of another shape.
     other = dataclasses.replace(tiny_model_config(), bottleneck=48)

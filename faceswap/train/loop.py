@@ -1788,6 +1788,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 (cfg.preview_every and iteration % cfg.preview_every == 0)
                 or iteration == cfg.iterations
                 or stopping
+                or due  # slow steps: a look at least as often as --save-minutes
             ):
                 grid = render_preview(trainer.model, preview_a, preview_b)
                 write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid)

@@ -170,6 +170,8 @@ def test_save_minutes_checkpoints_by_time_and_resumes_exactly(
     timed = tmp_path / "timed"
     run_train(_cfg(face_dirs, timed, iterations=4, save_every=100, keep=10, save_minutes=1e-9))
     assert [it for it, _ in ckpt.list_checkpoints(timed)] == [1, 2, 3, 4]
+    previews = sorted(p.name for p in (timed / "previews").iterdir())
+    assert previews == [f"preview_{i:09d}.png" for i in (1, 2, 3, 4)]  # a preview with each
     untimed = tmp_path / "untimed"
     run_train(_cfg(face_dirs, untimed, iterations=4, save_every=100, keep=10, save_minutes=0))
     assert [it for it, _ in ckpt.list_checkpoints(untimed)] == [4]  # only the last

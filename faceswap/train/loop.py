@@ -1332,7 +1332,6 @@ def _preview_faces(
 
 
 @torch.no_grad()
-@torch.no_grad()
 def render_samples(
     trainer: Trainer,
     iteration: int,
@@ -1357,6 +1356,7 @@ def render_samples(
     return tile_halves(columns(a, src[:n]), columns(b, src[n:]))
 
 
+@torch.no_grad()
 def render_preview(model: Any, faces_a: torch.Tensor, faces_b: torch.Tensor) -> np.ndarray:
     """Preview grid of ``model`` on fixed faces: A, A→A, A→B, B, B→B, B→A, and with a
     learned mask each drawing's mask too (:data:`~faceswap.train.preview.COLUMNS_MASKED`)."""

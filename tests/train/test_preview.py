@@ -103,3 +103,23 @@ def test_show_samples_without_augmentation_shows_inputs_equal_to_targets(
     in_a, tg_a, _, in_b, tg_b, _ = _columns(grid, 32)
     np.testing.assert_array_equal(in_a, tg_a)
     np.testing.assert_array_equal(in_b, tg_b)
+
+
+def test_previews_are_drawn_without_autograd() -> None:
+    from faceswap.nets import build_model
+    from faceswap.train.loop import render_preview
+
+    from .conftest import tiny_model_config
+
+    model = build_model(tiny_model_config())
+    grad_modes: list[bool] = []
+    encode = model.encode
+
+    def recording(x: torch.Tensor) -> torch.Tensor:
+        grad_modes.append(torch.is_grad_enabled())
+        return encode(x)
+
+    model.encode = recording  # type: ignore[method-assign]
+    faces = torch.rand(2, 3, 32, 32)
+    render_preview(model, faces, faces)
+    assert grad_modes == [False, False]  # no graph kept alive by a preview

@@ -76,11 +76,7 @@ def barrier(info: DistInfo) -> None:
 
 def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every rank when ``flag`` is true on any (so all ranks stop together)."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return any_ranks((flag,), info, device)[0]
 
 
 def any_ranks(flags: tuple[bool, ...], info: DistInfo, device: torch.device) -> tuple[bool, ...]:

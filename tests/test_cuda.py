@@ -136,6 +136,18 @@ def test_lr_finder_then_landmark_warped_training_on_cuda(
     assert 1e-8 < result.lr_found < 1e-1 and math.isfinite(result.losses["loss"])
 
 
+def test_show_samples_then_a_run_with_loss_plot_on_cuda(
+    synthetic_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # The samples come off the GPU (warp there); the run's previews and loss.png follow.
+    import cv2
+
+    shown = run_train(_cfg(synthetic_dirs, tmp_path / "s", show_samples=True, preview_faces=2))
+    assert shown.samples is not None and cv2.imread(str(shown.samples)).shape[0] == 2 * 32
+    result = run_train(_cfg(synthetic_dirs, tmp_path / "m", preview_every=2, save_minutes=1e-9))
+    assert result.iteration == 4 and (tmp_path / "m" / "loss.png").is_file()
+
+
 def test_lr_dropout_masks_on_cuda() -> None:
     """The mask's bytes come from 64-bit random words; CUDA's must hold 63 random bits too."""
     from faceswap.train.loop import keep_mask

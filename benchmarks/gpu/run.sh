@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of the train and convert stages, in one run on the lent GPU machine:
 #   1. faceswap doctor, 2. tests/test_cuda.py (AMP bf16/fp16 steps, checkpoint + resume,
+#   --show-samples and loss.png off the GPU,
 #   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
 #   data pipeline with 8 workers), 4. bench_convert on CUDA (libx264, then --codec auto:
 #   NVENC when it works), an HDR convert with --codec auto (HEVC NVENC, 10-bit),

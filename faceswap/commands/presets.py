@@ -7,7 +7,14 @@ import click
 
 @click.command("presets")
 @click.argument("names", nargs=-1)
-def presets(names: tuple[str, ...]) -> None:
+@click.option(
+    "--batch-size",
+    "batch_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Estimate training memory at this --batch-size (repeat for several; default 16, 64).",
+)
+def presets(names: tuple[str, ...], batch_sizes: tuple[int, ...]) -> None:
     """List the model presets: resolution, layout, weights, GFLOP a face, training memory.
 
     Give preset NAMES (or paths to your own YAML) for each one's parts as well."""
@@ -16,16 +23,17 @@ def presets(names: tuple[str, ...]) -> None:
 
     chosen = names or tuple(PRESETS.names())
     summaries = [summarize_model(load_preset(name)) for name in chosen]
+    batches = batch_sizes or (16, 64)
     click.echo(
         f"{'preset':<14}{'px':>5}  {'arch':<5}{'weights':>10}{'GFLOP/face':>12}{'train GB':>10}"
-        f"{'act MB/face':>13}{'GB @16':>8}{'GB @64':>8}"
+        f"{'act MB/face':>13}" + "".join(f"{f'GB @{b}':>9}" for b in batches)
     )
     for s in summaries:
         click.echo(
             f"{s.name:<14}{s.resolution:>5}  {s.arch:<5}{s.params / 1e6:>9.1f}M"
             f"{s.gflop_per_face:>12.2f}{s.train_bytes / 2**30:>10.2f}"
-            f"{s.activation_bytes / 2**20:>13.1f}{s.training_bytes(16) / 2**30:>8.2f}"
-            f"{s.training_bytes(64) / 2**30:>8.2f}"
+            f"{s.activation_bytes / 2**20:>13.1f}"
+            + "".join(f"{s.training_bytes(b) / 2**30:>9.2f}" for b in batches)
         )
     if names:
         for s in summaries:
@@ -35,5 +43,6 @@ def presets(names: tuple[str, ...]) -> None:
         "GFLOP/face: forward, one face of each side; a training step is about 3x that per "
         "face. train GB: weights, gradients and Adam's moments (float32). act MB/face: what "
         "the forward keeps for backward, one face of each side (float32; --amp about half). "
-        "GB @16, @64: both at that --batch-size; a GPU adds its CUDA context and workspaces."
+        "GB @N: both at --batch-size N (an estimate; a GPU adds its CUDA context and "
+        "workspaces)."
     )

@@ -524,6 +524,13 @@ def test_presets_command_lists_them_and_refuses_unknown_names() -> None:
     assert f"{tiny / 1e6:.1f}M" in out.output.split("\ntiny ")[1].splitlines()[0]
     detail = CliRunner().invoke(cli, ["presets", "tiny"])
     assert "tiny: encoder " in detail.output and "decoder_b" in detail.output
+    sized = CliRunner().invoke(cli, ["presets", "tiny", "--batch-size", "8"])
+    header, row = sized.output.splitlines()[:2]
+    assert header.endswith("GB @8") and "GB @16" not in header
+    from faceswap.nets.model import summarize_model
+
+    expected = summarize_model(load_preset("tiny")).training_bytes(8) / 2**30
+    assert row.split()[-1] == f"{expected:.2f}"
     bad = CliRunner().invoke(cli, ["presets", "nope"])
     assert bad.exit_code != 0 and "unknown model preset 'nope'; choose from" in bad.output
 

@@ -103,6 +103,8 @@ def test_show_samples_without_augmentation_shows_inputs_equal_to_targets(
     in_a, tg_a, _, in_b, tg_b, _ = _columns(grid, 32)
     np.testing.assert_array_equal(in_a, tg_a)
     np.testing.assert_array_equal(in_b, tg_b)
+    # The folder holds no model: a run starts there as in a new one.
+    assert run_train(_cfg(face_dirs, tmp_path / "m", iterations=1, save_every=1)).iteration == 1
 
 
 def test_previews_are_drawn_without_autograd() -> None:

@@ -274,6 +274,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
             ("rct", FaceDataset(faces, resolution, rct, cache, colour_ref=reference)),
             ("landmarks", FaceDataset(faces, resolution, landmarks, cache, partners=partners)),
             ("jpeg", FaceDataset(faces, resolution, AugmentConfig(jpeg=True), cache)),
+            ("downscale", FaceDataset(faces, resolution, AugmentConfig(downscale=True), cache)),
         ):
             rates[name] = _samples_per_s(dataset, StreamSampler(len(faces), batch_size, 0, 0),
                                          batch_size, seconds, workers)  # fmt: skip
@@ -282,7 +283,7 @@ def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, worker
         f"{rates['cached']:.0f} samples/s {where} from the face cache, {rates['crops']:.0f} "
         f"reading the PNG crops (256 px, augment defaults); {rates['rct']:.0f} from the cache "
         f"with --colour-transfer rct, {rates['landmarks']:.0f} with --warp-to-landmarks, "
-        f"{rates['jpeg']:.0f} with --jpeg"
+        f"{rates['jpeg']:.0f} with --jpeg, {rates['downscale']:.0f} with --downscale"
     )
 
 

@@ -257,6 +257,12 @@ DATA_WAIT_HINT = 0.2
     "compressed footage.",
 )
 @click.option(
+    "--downscale/--no-downscale",
+    default=False,
+    help="Also lost resolution on the input (a third of the samples shrunk to 25-75 % and "
+    "enlarged back; DFL's random downsample), for soft or upscaled footage.",
+)
+@click.option(
     "--colour-transfer",
     "--color-transfer",
     "colour_transfer",
@@ -358,6 +364,7 @@ def train(
     colour_strength: float,
     blur: bool,
     jpeg: bool,
+    downscale: bool,
     colour_transfer: str,
     rotation: float,
     zoom: float,
@@ -392,6 +399,7 @@ def train(
             colour_strength=colour_strength,
             blur=blur,
             jpeg=jpeg,
+            downscale=downscale,
             colour_transfer=colour_transfer,
         ),
         **options,  # type: ignore[arg-type]

@@ -53,6 +53,9 @@ class AugmentConfig:
         blur: albumentations blur and noise on the input only.
         jpeg: also JPEG compression artefacts on the input only (quality 30-90, a third of
             the samples), so the model sees through compressed footage.
+        downscale: also a loss of resolution on the input only (shrunk to 25-75 % of its
+            side and enlarged back, area down and linear up, a third of the samples;
+            DeepFaceLab's random downsample), for soft or upscaled footage.
         colour_transfer: a convert colour mode (``rct``, ``lct``, ``avg``, ``hist``; ``none``
             off) that gives each B face the colours of a random A face before the other
             augmentations, as DeepFaceLab's ``ct_mode`` does: decoder B learns to draw B in
@@ -71,6 +74,7 @@ class AugmentConfig:
     colour_strength: float = 1.0
     blur: bool = True
     jpeg: bool = False
+    downscale: bool = False
     colour_transfer: str = "none"
 
     def __post_init__(self) -> None:
@@ -284,6 +288,14 @@ class ColourAugment:
                 ),
                 A.GaussNoise(std_range=(0.01, 0.04), p=0.15),
             ]
+        if cfg.downscale:
+            degrade.append(
+                A.Downscale(
+                    scale_range=(0.25, 0.75),
+                    interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR},
+                    p=0.33,
+                )
+            )
         if cfg.jpeg:
             degrade.append(A.ImageCompression(quality_range=(30, 90), p=0.33))
         self.degrade = A.Compose(degrade) if degrade else None

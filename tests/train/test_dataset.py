@@ -532,3 +532,21 @@ def test_jpeg_artefacts_reach_the_input_only() -> None:
         changed += not np.array_equal(source, face)
     assert 4 <= changed <= 20  # about a third of the samples
     assert ColourAugment(AugmentConfig(colour=False, blur=False)).degrade is None
+
+
+def test_downscaling_softens_the_input_only() -> None:
+    rng = np.random.default_rng(1)
+    face = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)  # all fine detail
+    aug = ColourAugment(AugmentConfig(colour=False, blur=False, downscale=True))
+
+    def detail(image: np.ndarray) -> float:  # what a 3x3 box blur takes away
+        return float(np.abs(image.astype(float) - cv2.blur(image, (3, 3))).mean())
+
+    softened = 0
+    for s in range(30):
+        source, target = aug(np.random.default_rng(s), face)
+        assert np.array_equal(target, face) and source.shape == face.shape
+        if not np.array_equal(source, face):
+            softened += 1
+            assert detail(source) < 0.6 * detail(face)  # lower resolution, not noise
+    assert 4 <= softened <= 20  # about a third of the samples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -546,3 +547,25 @@ def test_liae_morph_is_exact_at_its_ends_and_df_refuses_it() -> None:
     df = build_model(small("original"))
     with pytest.raises(FaceswapError, match="use a liae preset"):
         df.morph(torch.zeros(1), "b", 0.5)
+
+
+def test_presets_command_reads_a_model_folder(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from faceswap.cli import cli
+    from faceswap.faces.align import CropSpec
+    from faceswap.train.checkpoint import save_model
+
+    cfg = small("tiny")
+    card = {"iteration": 12, "losses": {"loss_a": 0.5, "loss_b": 0.25},
+            "data": {"a": {"folder": "/x/faces_a", "faces": 40}}}  # fmt: skip
+    save_model(tmp_path / "m", build_model(cfg), crop=CropSpec(128), card=card)
+    out = CliRunner().invoke(cli, ["presets", str(tmp_path / "m")])
+    assert out.exit_code == 0, out.output
+    params = sum(p.numel() for p in build_model(cfg).parameters())
+    assert f"{params / 1e6:.1f}M" in out.output.splitlines()[1]
+    assert f"{tmp_path / 'm'}: iteration 12; loss_a 0.5; loss_b 0.25; A faces_a (40 faces)" in (
+        out.output
+    )
+    bad = CliRunner().invoke(cli, ["presets", str(tmp_path)])
+    assert bad.exit_code != 0 and "not a faceswap model folder" in bad.output

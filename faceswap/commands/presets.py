@@ -79,6 +79,11 @@ def _trained(folder: Path) -> str:
         if data:
             said.append(f"{side.upper()} {Path(str(data.get('folder', '?'))).name} "
                         f"({data.get('faces', '?')} faces)")  # fmt: skip
+    seconds = card.get("train_seconds")
+    if isinstance(seconds, (int, float)):
+        said.append(
+            f"trained {seconds / 3600:.2f} h" if seconds >= 360 else f"trained {seconds:.0f} s"
+        )
     crop = card.get("crop") or {}
     if crop:
         said.append(f"crops {crop.get('size')} px, {crop.get('centering')}, "

@@ -1405,6 +1405,16 @@ def _run_header(
     )
 
 
+def _trained_seconds(checkpoint: Path) -> float:
+    """The training time a checkpoint's runs added up to (0 for one written before it was
+    recorded)."""
+    try:
+        meta = json.loads((Path(checkpoint) / "meta.json").read_text(encoding="utf-8"))
+        return float(meta.get("train_seconds", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
 def _show_samples(
     cfg: TrainConfig,
     trainer: Trainer,
@@ -1701,6 +1711,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     interrupted = False
     t0 = time.perf_counter()
     save_seconds, last_save = cfg.save_minutes * 60.0, time.monotonic()
+    # Training time over every run up to a checkpoint: what a roll-back goes back to as well.
+    earlier_seconds = _trained_seconds(resume_from) if resume_from is not None else 0.0
 
     def save(it: int) -> Path | None:
         ddp.assert_in_sync(trainer.model, info, "model")
@@ -1710,7 +1722,9 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             ddp.assert_in_sync(trainer.code_disc, info, "true-face critic")
         if not info.is_main:
             return None
-        meta = {"losses": last, "time": time.time(), "optimizer": cfg.optimizer}
+        trained = round(earlier_seconds + time.perf_counter() - t0, 1)
+        meta = {"losses": last, "time": time.time(), "optimizer": cfg.optimizer,
+                "train_seconds": trained}  # fmt: skip
         folder = ckpt.save_checkpoint(
             model_dir,
             it,
@@ -1725,7 +1739,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             model_dir,
             trainer.model,
             crop=faces_a.crop,
-            card={**card_base, "iteration": it, "losses": last},
+            card={**card_base, "iteration": it, "losses": last, "train_seconds": trained},
         )
         return folder
 

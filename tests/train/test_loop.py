@@ -1010,3 +1010,21 @@ def test_a_run_says_what_it_is_about_to_do(
     assert "(32 px, " in header and " on cpu (float32" in header
     assert "batch 4 a side, 0 workers a side; A 10 faces, B 10" in header
     assert header.endswith("iteration 0 -> 2, checkpoints every 3 iterations or 5 minutes")
+
+
+def test_training_time_adds_up_over_resumed_runs(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from faceswap.train import checkpoint as ckpt
+
+    m = tmp_path / "m"
+    first = run_train(_cfg(face_dirs, m, iterations=2, save_every=2))
+    before = ckpt.read_card(m)["train_seconds"]
+    assert 0 < before <= first.seconds + 0.1
+    second = run_train(_cfg(face_dirs, m, iterations=4, save_every=2, resume=True))
+    after = ckpt.read_card(m)["train_seconds"]
+    assert after == pytest.approx(before + second.seconds, abs=0.2)
+    meta = json.loads((second.checkpoint / "meta.json").read_text())
+    assert meta["train_seconds"] == after

@@ -344,8 +344,11 @@ def summarize_model(cfg: ModelConfig) -> ModelSummary:
 
 
 def _saved_for_backward(model: FaceSwapModel, x: torch.Tensor) -> int:
-    """Bytes of the tensors a training forward of ``model(x, x)`` saves for backward, each
-    storage once and the weights left out (they are counted with the parameters)."""
+    """Bytes of the tensors a training forward of ``model(x, x)`` and its default loss
+    (masked SSIM + L1, :class:`~faceswap.nets.losses.ReconstructionLoss`) save for
+    backward, each storage once and the weights left out (counted with the parameters)."""
+    from faceswap.nets.losses import ReconstructionLoss
+
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -355,6 +358,10 @@ def _saved_for_backward(model: FaceSwapModel, x: torch.Tensor) -> int:
             saved[storage.data_ptr()] = storage.nbytes()
         return t
 
+    loss = ReconstructionLoss()
+    mask = torch.ones_like(x[:, :1])
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x, x)
+        for out in model(x, x):
+            loss(out.rgb, x, mask=mask, priority=mask,
+                 pred_mask=out.mask, )  # fmt: skip
     return sum(saved.values())

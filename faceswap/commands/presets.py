@@ -49,7 +49,8 @@ def presets(names: tuple[str, ...], batch_sizes: tuple[int, ...]) -> None:
     click.echo(
         "GFLOP/face: forward, one face of each side; a training step is about 3x that per "
         "face. train GB: weights, gradients and Adam's moments (float32). act MB/face: what "
-        "the forward keeps for backward, one face of each side (float32; --amp about half). "
+        "the forward keeps for backward, one face of each side (float32; --amp: about half, "
+        "plus a bf16 copy of the weights). "
         "GB @N: both at --batch-size N (an estimate; a GPU adds its CUDA context and "
         "workspaces)."
     )

@@ -303,7 +303,7 @@ class ModelSummary:
             side (float32; each tensor once, weights not counted): a step at batch ``B`` a
             side holds about ``train_bytes + B * activation_bytes`` (under bf16 autocast the
             activations were 52 % of that and a bf16 copy of the weights, half their size,
-            came on top: ``original`` 6.8 against 13.1 MB a face plus 157 MB).
+            came on top, for ``original`` and ``dfl-h128``).
     """
 
     name: str

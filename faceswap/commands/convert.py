@@ -135,6 +135,13 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Face detector for on-the-fly detection (auto, dlib-hog, dlib-cnn, fan).",
 )
 @click.option(
+    "--fill-gaps/--no-fill-gaps",
+    default=True,
+    help="With --alignments that leave frames out (extracted with --every-nth), detect the "
+    "faces of those frames on the fly (--detector, --ref) so every frame is swapped; off, "
+    "they pass through unswapped.",
+)
+@click.option(
     "--detect-every",
     type=int,
     default=5,

@@ -131,6 +131,10 @@ class ConvertConfig:
             :data:`IMAGE_SUFFIXES` suffix) or a new folder for a single image.
         alignments: alignments file (or extract folder) of ``input``; None detects faces on
             the fly.
+        fill_gaps: with ``alignments`` that leave frames out (extracted with
+            ``--every-nth``), detect the faces of those frames on the fly (``detector``,
+            ``refs``...) so every frame is swapped; off, they pass through unswapped. Frames
+            the file holds without faces (none found, or crops deleted) stay as they are.
         direction: ``a2b`` (A's faces drawn as B) or ``b2a``.
         morph: how far toward the other person the faces are drawn, in [0, 1]
             (DeepFaceLab's morph factor; 1: the whole swap, 0.8 keeps a fifth of the
@@ -161,7 +165,9 @@ class ConvertConfig:
         detect_every: on the fly, run the detector every n frames and track in between.
         min_size: smallest face box side to swap, in frame pixels (0 = detector's minimum).
         max_faces: swap at most this many faces per frame, largest first (0 = all).
-        refs: photos of the one person to swap (on-the-fly detection only).
+        refs: photos of the one person to swap, among the faces found on the fly (with
+            ``alignments``: in the frames ``fill_gaps`` detects; extract with ``--ref`` to
+            filter the file itself).
         ref_threshold: largest identity distance still counted as that person.
         batch_size: faces per inference batch (collected across frames).
         device: torch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
@@ -202,6 +208,7 @@ class ConvertConfig:
     model_dir: Path
     output: Path
     alignments: Path | None = None
+    fill_gaps: bool = True
     direction: str = "a2b"
     morph: float = 1.0
     mask: str = "hull"
@@ -318,11 +325,6 @@ class ConvertConfig:
         object.__setattr__(self, "blend_ranges", tuple(map(self._checked_blend, self.blend_ranges)))
         if self.ranges_only and not self.frame_ranges:
             raise FaceswapError("--ranges-only writes the frames of --frame-ranges; give those")
-        if self.refs and self.alignments is not None:
-            raise FaceswapError(
-                "--ref filters faces found on the fly and cannot apply to --alignments; "
-                "drop one (extract with --ref to filter an alignments file)"
-            )
 
     def _checked_blend(self, entry: Mapping[str, Any]) -> dict[str, Any]:
         """A ``blend_ranges`` entry with its frames normalised, its settings checked."""
@@ -759,8 +761,17 @@ class _Locator:
         self.by_index: dict[int, Any] | None = None
         self.finder: Any = None
         self._last_index = -1
+        self._last_from_file = False
         if cfg.alignments is not None:
             self.by_index = self._load_alignments(cfg, source)
+            if cfg.fill_gaps and len(self.by_index) < source.frame_count:
+                self.finder = self._finder(cfg, source)
+            elif cfg.refs:
+                log.warning(
+                    "--ref is not used: it picks among faces found on the fly, and %s gives "
+                    "every frame its faces (extract with --ref to filter those)",
+                    Path(cfg.alignments).name,
+                )
         else:
             self.finder = self._finder(cfg, source)
 
@@ -782,12 +793,18 @@ class _Locator:
                 f"{cfg.input} is {source.width}x{source.height}; pass this video's alignments"
             )
         if len(al.frames) < al.frame_count:
+            then = (
+                f"faces in the other {al.frame_count - len(al.frames)} are detected on the fly "
+                f"({cfg.detector}); --no-fill-gaps passes them through unswapped"
+                if cfg.fill_gaps
+                else "the others pass through unswapped"
+            )
             log.warning(
-                "%s covers %d of %d frames (extracted with --every-nth?); the others pass "
-                "through unswapped",
+                "%s covers %d of %d frames (extracted with --every-nth?); %s",
                 cfg.alignments,
                 len(al.frames),
                 al.frame_count,
+                then,
             )
         return _without_deleted_crops(al, Path(cfg.alignments))
 
@@ -816,19 +833,23 @@ class _Locator:
 
         Frames are asked for in order; after a gap (frames outside ``--frame-ranges``)
         tracking and smoothing start afresh rather than carry faces across it."""
-        if frame.index != self._last_index + 1:
+        from_file = self.by_index is not None and frame.index in self.by_index
+        # The finder tracks consecutive frames it is given: it starts afresh after a gap in
+        # the frames, and at each stretch the alignments file leaves out (--fill-gaps).
+        entering_gap = not from_file and self._last_from_file
+        if frame.index != self._last_index + 1 or entering_gap:
             if self.finder is not None:
                 self.finder.reset()  # also resets its smoother
             elif self.smoother is not None:
                 self.smoother.reset()
-        self._last_index = frame.index
-        if self.finder is not None:
+        self._last_index, self._last_from_file = frame.index, from_file
+        if not from_file:
+            if self.finder is None:
+                return []
             image = as_8bit(frame.image)  # the detectors and landmark models take 8 bits
             return [f.landmarks for f in self.finder.find(image, frame.timestamp)]
         assert self.by_index is not None
-        record = self.by_index.get(frame.index)
-        if record is None:
-            return []
+        record = self.by_index[frame.index]
         faces = [f for f in record.faces if _box_side(f.box) >= self.min_size]
         if self.max_faces:
             faces = sorted(faces, key=lambda f: -_box_side(f.box))[: self.max_faces]

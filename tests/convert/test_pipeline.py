@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -1168,3 +1169,29 @@ def test_a_convert_says_what_it_is_about_to_do(
     assert line.endswith(
         f"writing {tmp_path / 'o.mkv'} (libx264 -crf 18 -preset ultrafast -pix_fmt yuv420p)"
     )
+
+
+def test_frames_an_every_nth_alignments_file_leaves_out_are_detected(
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from faceswap.faces.alignments import load_alignments, save_alignments
+
+    full = load_alignments(short_alignments)
+    sparse = tmp_path / "every_4th.json"  # as `extract --every-nth 4` writes it
+    save_alignments(sparse, dataclasses.replace(full, frames=full.frames[::4]))
+    with_faces = 16 - len(short_clip.blank_frames)
+    filled = run_convert(_cfg(short_clip.path, model_dir, tmp_path / "f.mkv", alignments=sparse))
+    assert filled.frames_swapped >= with_faces - 1  # the detector finds (nearly) every face
+    assert "the other 12 are detected on the fly" in caplog.text
+    gaps = run_convert(_cfg(short_clip.path, model_dir, tmp_path / "g.mkv", alignments=sparse,
+                            fill_gaps=False))  # fmt: skip
+    covered = [r for r in full.frames[::4] if r.faces]
+    assert gaps.frames_swapped == len(covered)  # only the frames the file holds
+    # A file holding every frame needs no detector: --ref is then said to be unused.
+    run_convert(_cfg(short_clip.path, model_dir, tmp_path / "h.mkv", alignments=short_alignments,
+                     refs=(short_clip.path,)))  # fmt: skip
+    assert "--ref is not used" in caplog.text

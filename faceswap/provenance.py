@@ -68,6 +68,17 @@ def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def preview_tags(preset: str | None = None) -> dict[str, str]:
+    """The tags of a training preview image (its A->B and B->A columns are swapped faces):
+    synthetic, the generator and a comment; no model hash (the weights change every step)."""
+    what = f" ({preset})" if preset else ""
+    return {
+        "synthetic": "1",
+        "generator": generator_name(),
+        "comment": f"Synthetic media: a training preview of {generator_name()}{what}.",
+    }
+
+
 def provenance_tags(model_sha256: str, *, preset: str | None = None) -> dict[str, str]:
     """Container metadata marking a video as synthetic.
 

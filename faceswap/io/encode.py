@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from faceswap.errors import FaceswapError
 
@@ -133,6 +134,13 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
         if synthetic
         else None
     )
+    if metadata is None:
+        # Frames without their folder's manifest (copied elsewhere, a preview timelapse)
+        # still carry their own tags: the video is marked with those.
+        own = _frame_tags(source)
+        if own.get("synthetic") == "1":
+            metadata = own
+            log.info("%s: frames marked synthetic; the video is tagged so too", folder)
     writer = VideoWriter(
         cfg.output,
         source.width,
@@ -187,3 +195,16 @@ def run_encode_frames(cfg: EncodeFramesConfig) -> EncodeFramesResult:
         seconds=time.perf_counter() - started,
         manifest=written,
     )
+
+
+def _frame_tags(source: Any) -> dict[str, str]:
+    """The provenance tags the first frame of an image folder carries ({} for none)."""
+    from faceswap.provenance import read_provenance
+
+    files = getattr(source, "files", None) or []
+    if not files:
+        return {}
+    try:
+        return read_provenance(files[0])
+    except FaceswapError:
+        return {}

@@ -40,6 +40,7 @@ from faceswap.device import (
 )
 from faceswap.errors import FaceswapError
 from faceswap.io.files import ensure_writable_dir, is_disk_full, write_text_atomic
+from faceswap.provenance import preview_tags
 from faceswap.registry import Registry
 from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
@@ -1805,8 +1806,9 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 or due  # slow steps: a look at least as often as --save-minutes
             ):
                 grid = render_preview(trainer.model, preview_a, preview_b)
-                write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid)
-                write_preview(model_dir / "preview.png", grid)
+                tags = preview_tags(model_config.name)  # its swap columns are synthetic
+                write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid, tags)
+                write_preview(model_dir / "preview.png", grid, tags)
                 if metrics is not None:  # DFL's loss history, without TensorBoard
                     write_preview(model_dir / "loss.png", plot_losses(metrics.history))
             if stopping:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -85,9 +86,12 @@ def tile_halves(
     return np.concatenate([strip(half_a), spacer, strip(half_b)], axis=1)
 
 
-def write_preview(path: Path, grid: np.ndarray) -> None:
-    """Write an RGB uint8 grid as PNG atomically."""
+def write_preview(path: Path, grid: np.ndarray, text: Mapping[str, str] | None = None) -> None:
+    """Write an RGB uint8 grid as PNG atomically, with ``text`` as its tEXt chunks
+    (:func:`~faceswap.provenance.preview_tags` for a grid showing swapped faces)."""
+    from faceswap.io.images import png_with_text
+
     ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
         raise FaceswapError(f"{path}: could not encode the preview PNG; check free disk space")
-    write_bytes_atomic(path, data.tobytes())
+    write_bytes_atomic(path, png_with_text(data.tobytes(), text) if text else data.tobytes())

@@ -78,6 +78,28 @@ def test_converted_frames_stay_marked_synthetic(clip_one_face: ClipInfo, tmp_pat
     assert not probe(out).has_audio
 
 
+def test_frames_that_carry_tags_without_a_manifest_make_a_marked_video(tmp_path: Path) -> None:
+    from faceswap.provenance import preview_tags, provenance_tags
+
+    # Converted frames copied away from their manifest, and a training-preview timelapse.
+    rng = np.random.default_rng(0)
+    for name, tags in (("copied", provenance_tags("cd" * 32, preset="tiny")),
+                       ("previews", preview_tags("tiny"))):  # fmt: skip
+        folder = tmp_path / name
+        for i in range(3):
+            image = rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)
+            write_image(folder / f"f_{i}.png", image, text=tags)
+        out = tmp_path / f"{name}.mkv"
+        run_encode_frames(EncodeFramesConfig(input=folder, output=out, fps="5",
+                                             preset="ultrafast", progress=False))  # fmt: skip
+        assert read_provenance(out) == tags
+    untagged = tmp_path / "plain"
+    write_image(untagged / "f_0.png", rng.integers(0, 255, (32, 48, 3), dtype=np.uint8))
+    run_encode_frames(EncodeFramesConfig(input=untagged, output=tmp_path / "plain.mkv", fps="5",
+                                         preset="ultrafast", progress=False))  # fmt: skip
+    assert read_provenance(tmp_path / "plain.mkv") == {}
+
+
 def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     folder = tmp_path / "frames"
     write_image(folder / "frame_000000.png", np.zeros((32, 48, 3), np.uint8))

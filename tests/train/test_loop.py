@@ -602,6 +602,10 @@ def test_outputs_card_preview_and_inference_model(
         mask_column = preview[:, column * 32 : (column + 1) * 32]
         assert (mask_column[..., 0] == mask_column[..., 1]).all()
     assert cv2.imread(str(m / "loss.png")).shape == (420, 720, 3)  # the loss history
+    from faceswap.provenance import read_provenance
+
+    for grid in (m / "preview.png", m / "previews" / "preview_000000002.png"):
+        assert read_provenance(grid)["synthetic"] == "1"  # its swap columns are synthetic
     loaded = ckpt.load_for_inference(m, "cpu")
     assert loaded.config.learned_mask and loaded.crop.size == 64
     out = loaded.model.swap(torch.rand(1, 3, 32, 32))

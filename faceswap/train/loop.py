@@ -1723,7 +1723,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             ddp.assert_in_sync(trainer.code_disc, info, "true-face critic")
         if not info.is_main:
             return None
-        trained = round(earlier_seconds + time.perf_counter() - t0, 1)
+        trained = round(earlier_seconds + time.perf_counter() - t0, 3)
         meta = {"losses": last, "time": time.time(), "optimizer": cfg.optimizer,
                 "train_seconds": trained}  # fmt: skip
         folder = ckpt.save_checkpoint(

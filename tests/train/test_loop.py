@@ -1026,9 +1026,10 @@ def test_training_time_adds_up_over_resumed_runs(
     m = tmp_path / "m"
     first = run_train(_cfg(face_dirs, m, iterations=2, save_every=2))
     before = ckpt.read_card(m)["train_seconds"]
-    assert 0 < before <= first.seconds + 0.1
+    assert 0 < before <= first.seconds + 0.01
     second = run_train(_cfg(face_dirs, m, iterations=4, save_every=2, resume=True))
     after = ckpt.read_card(m)["train_seconds"]
-    assert after == pytest.approx(before + second.seconds, abs=0.2)
+    # This run's time is added to the first's (less what follows its last checkpoint).
+    assert before + 0.5 * second.seconds < after <= before + second.seconds + 0.01
     meta = json.loads((second.checkpoint / "meta.json").read_text())
     assert meta["train_seconds"] == after

@@ -792,6 +792,16 @@ class _Locator:
                 f"{cfg.alignments}: alignments are for {al.width}x{al.height} frames but "
                 f"{cfg.input} is {source.width}x{source.height}; pass this video's alignments"
             )
+        if source.is_video and Path(al.source).name != Path(cfg.input).name:
+            # Same length and size, another name: a renamed file, or another take whose
+            # faces would land in the wrong places.
+            log.warning(
+                "%s was extracted from %s, not %s (the same frame count and size); if that is "
+                "another video, pass this one's alignments",
+                cfg.alignments,
+                Path(al.source).name,
+                Path(cfg.input).name,
+            )
         if len(al.frames) < al.frame_count:
             then = (
                 f"faces in the other {al.frame_count - len(al.frames)} are detected on the fly "

@@ -722,6 +722,22 @@ def test_alignments_of_another_video(short_clip: ClipInfo, model_dir: Path, tmp_
     assert _leftovers(tmp_path, {"al.json"}) == []
 
 
+def test_alignments_of_a_video_of_another_name_are_questioned(
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import shutil
+
+    take2 = shutil.copy(short_clip.path, tmp_path / "take2.mp4")  # the same length and size
+    run_convert(_cfg(short_clip.path, model_dir, tmp_path / "a.mkv", alignments=short_alignments))
+    assert "was extracted from" not in caplog.text
+    run_convert(_cfg(take2, model_dir, tmp_path / "b.mkv", alignments=short_alignments))
+    assert f"was extracted from {short_clip.path.name}, not take2.mp4" in caplog.text
+
+
 def test_bad_option_values(short_clip: ClipInfo, model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="choose from"):
         _cfg(short_clip.path, model_dir, tmp_path / "o.mp4", colour="sepia")

@@ -1581,6 +1581,14 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
                 size,
                 size,
             )
+        if len(faces) < cfg.batch_size and info.is_main:
+            log.warning(
+                "%s: %d faces, fewer than --batch-size %d: every batch repeats faces and the "
+                "model learns them by heart; extract more (hundreds to thousands a side)",
+                faces.folder,
+                len(faces),
+                cfg.batch_size,
+            )
     chosen = None
     if info.is_main:  # read before anything is written: a bad folder leaves nothing behind
         chosen = (

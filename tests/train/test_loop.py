@@ -1033,3 +1033,12 @@ def test_training_time_adds_up_over_resumed_runs(
     assert before + 0.5 * second.seconds < after <= before + second.seconds + 0.01
     meta = json.loads((second.checkpoint / "meta.json").read_text())
     assert meta["train_seconds"] == after
+
+
+def test_fewer_faces_than_the_batch_is_said(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_train(_cfg(face_dirs, tmp_path / "m", iterations=1, save_every=1, batch_size=4))
+    assert "fewer than --batch-size" not in caplog.text
+    run_train(_cfg(face_dirs, tmp_path / "n", iterations=1, save_every=1, batch_size=12))
+    assert f"{face_dirs[0]}: 10 faces, fewer than --batch-size 12" in caplog.text

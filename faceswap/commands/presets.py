@@ -69,6 +69,7 @@ def _config(name: str) -> tuple[Any, Path | None]:
 
 def _trained(folder: Path) -> str:
     """How far a model folder was trained, from its card: iteration, losses, data, crop."""
+    from faceswap.text import duration
     from faceswap.train.checkpoint import read_card
 
     card = read_card(folder)
@@ -82,9 +83,7 @@ def _trained(folder: Path) -> str:
                         f"({data.get('faces', '?')} faces)")  # fmt: skip
     seconds = card.get("train_seconds")
     if isinstance(seconds, (int, float)):
-        said.append(
-            f"trained {seconds / 3600:.2f} h" if seconds >= 360 else f"trained {seconds:.0f} s"
-        )
+        said.append(f"trained {duration(seconds)}")
     crop = card.get("crop") or {}
     if crop:
         said.append(f"crops {crop.get('size')} px, {crop.get('centering')}, "

@@ -418,12 +418,15 @@ def train(
         )
     if result.checkpoint is None:  # not rank 0 under torchrun, or --lr-finder exit
         return
+    from faceswap.text import duration
+
     state = "interrupted" if result.interrupted else "finished"
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.losses.items()) if "loss" in k)
+    in_all = f", {duration(result.train_seconds)} of training in all"
     click.echo(
         f"{state} at iteration {result.iteration} ({result.iteration - result.start_iteration} "
-        f"this run, {result.it_per_s:.2f} it/s, waiting for data {result.data_wait:.0%} of "
-        f"the time)" + (f"; {losses}" if losses else "")
+        f"this run in {duration(result.seconds)}, {result.it_per_s:.2f} it/s, waiting for data "
+        f"{result.data_wait:.0%} of the time{in_all})" + (f"; {losses}" if losses else "")
     )
     if result.data_wait > DATA_WAIT_HINT:
         click.echo(

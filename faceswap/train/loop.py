@@ -391,6 +391,8 @@ class TrainResult:
         workers: DataLoader workers per side the run used (after `resolve_workers`).
         lr_found: the learning rate ``lr_finder`` suggested (None without it).
         samples: the ``show_samples`` image (None without it).
+        train_seconds: training time of this run and the runs before it (the resumed
+            checkpoint's ``train_seconds``).
     """
 
     model_dir: Path
@@ -405,6 +407,7 @@ class TrainResult:
     workers: int = 0
     lr_found: float | None = None
     samples: Path | None = None
+    train_seconds: float = 0.0
 
 
 class _StopFlag:
@@ -1839,4 +1842,5 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         data_wait=throughput.data_wait,
         workers=int(cfg.workers or 0),
         lr_found=None if found is None else found.suggested,
+        train_seconds=earlier_seconds + seconds,
     )

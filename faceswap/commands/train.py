@@ -288,6 +288,12 @@ DATA_WAIT_HINT = 0.2
     help="Also checkpoint once this many minutes passed since the last checkpoint (0: off): "
     "with slow steps a crash loses at most that much (DeepFaceLab autosaves every 25).",
 )
+@click.option(
+    "--max-minutes",
+    default=0.0,
+    help="Stop with a checkpoint once this run has trained this long (0: no limit), for a "
+    "job with a wall-time limit or a GPU rented by the hour; --resume goes on.",
+)
 @click.option("--keep", default=3, help="Checkpoints to keep.")
 @click.option("--preview-every", default=500, help="Preview interval (0: only at the end).")
 @click.option("--preview-faces", default=4, help="Faces of each side in the preview (rows).")
@@ -421,6 +427,8 @@ def train(
     from faceswap.text import duration
 
     state = "interrupted" if result.interrupted else "finished"
+    if result.out_of_time:
+        state = f"stopped after --max-minutes {cfg.max_minutes:g}"
     losses = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.losses.items()) if "loss" in k)
     in_all = f", {duration(result.train_seconds)} of training in all"
     click.echo(

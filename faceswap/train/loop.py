@@ -171,6 +171,9 @@ class TrainConfig:
         save_minutes: also checkpoint once this many minutes passed since the last one (0:
             off), so a crash loses at most that much of slow steps (DeepFaceLab autosaves
             every 25 minutes); under torchrun the ranks save together.
+        max_minutes: stop with a checkpoint once this run has trained this long (0: no
+            limit), as Ctrl-C would: for a job with a wall-time limit or a GPU rented by
+            the hour; ``resume`` goes on from there.
         keep: checkpoints to keep.
         preview_every: preview interval in iterations (0: only at the end).
         preview_faces: faces of each side in the preview (rows), spread over the set.
@@ -252,6 +255,7 @@ class TrainConfig:
     blur_out_mask: bool = False
     save_every: int = 1000
     save_minutes: float = 30.0
+    max_minutes: float = 0.0
     keep: int = 3
     preview_every: int = 500
     preview_faces: int = 4
@@ -298,6 +302,8 @@ class TrainConfig:
                 raise FaceswapError(f"--{name.replace('_', '-')} must be at least 1")
         if self.save_minutes < 0:
             raise FaceswapError(f"--save-minutes must be >= 0 (0: off), got {self.save_minutes}")
+        if self.max_minutes < 0:
+            raise FaceswapError(f"--max-minutes must be >= 0 (0: none), got {self.max_minutes}")
         if not 1 <= self.preview_faces <= 64:
             raise FaceswapError(f"--preview-faces must be in [1, 64], got {self.preview_faces}")
         if (self.workers or 0) < 0 or self.preview_every < 0 or self.gan_start < 0:
@@ -393,6 +399,7 @@ class TrainResult:
         samples: the ``show_samples`` image (None without it).
         train_seconds: training time of this run and the runs before it (the resumed
             checkpoint's ``train_seconds``).
+        out_of_time: stopped (with a checkpoint) because ``max_minutes`` ran out.
     """
 
     model_dir: Path
@@ -408,6 +415,7 @@ class TrainResult:
     lr_found: float | None = None
     samples: Path | None = None
     train_seconds: float = 0.0
+    out_of_time: bool = False
 
 
 class _StopFlag:
@@ -1723,6 +1731,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
     interrupted = False
     t0 = time.perf_counter()
     save_seconds, last_save = cfg.save_minutes * 60.0, time.monotonic()
+    budget_seconds, out_of_time = cfg.max_minutes * 60.0, False
     # Training time over every run up to a checkpoint: what a roll-back goes back to as well.
     earlier_seconds = _trained_seconds(resume_from) if resume_from is not None else 0.0
 
@@ -1770,7 +1779,10 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             iteration += 1
             throughput.tick()
             due = 0 < save_seconds <= time.monotonic() - last_save
-            stopping, due = ddp.any_ranks((stop.requested, due), info, device)
+            over = 0 < budget_seconds <= time.perf_counter() - t0
+            stopping, due, over = ddp.any_ranks((stop.requested, due, over), info, device)
+            stopping = stopping or over
+            out_of_time = out_of_time or over
             final = iteration == cfg.iterations
             save_now = iteration % cfg.save_every == 0 or final or stopping or due
             log_now = iteration % cfg.log_every == 0 or final
@@ -1843,4 +1855,5 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
         workers=int(cfg.workers or 0),
         lr_found=None if found is None else found.suggested,
         train_seconds=earlier_seconds + seconds,
+        out_of_time=out_of_time,
     )

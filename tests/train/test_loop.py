@@ -1043,3 +1043,19 @@ def test_fewer_faces_than_the_batch_is_said(
     assert "fewer than --batch-size" not in caplog.text
     run_train(_cfg(face_dirs, tmp_path / "n", iterations=1, save_every=1, batch_size=12))
     assert f"{face_dirs[0]}: 10 faces, fewer than --batch-size 12" in caplog.text
+
+
+def test_max_minutes_stops_with_a_checkpoint_that_resumes(
+    face_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from faceswap.train import checkpoint as ckpt
+
+    m = tmp_path / "m"
+    # Far less than a step: the run stops after its first, as Ctrl-C would.
+    first = run_train(_cfg(face_dirs, m, iterations=6, save_every=100, max_minutes=1e-9))
+    assert first.out_of_time and first.interrupted and first.iteration == 1
+    assert [it for it, _ in ckpt.list_checkpoints(m)] == [1]
+    rest = run_train(_cfg(face_dirs, m, iterations=3, save_every=100, resume=True))
+    assert not rest.out_of_time and rest.start_iteration == 1 and rest.iteration == 3
+    with pytest.raises(FaceswapError, match="--max-minutes must be >= 0"):
+        _cfg(face_dirs, m, max_minutes=-1)

@@ -1193,7 +1193,9 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                                                    sink.writer.pix_fmt)[1:])  # fmt: skip
             else:
                 writes = f"{cfg.frame_format} frames" if as_frames else "one image"
-            header = _convert_header(cfg, source, output, preset, res, str(device), writes)
+            gaps = source.frame_count - len(locator.by_index) if locator.by_index else 0
+            gaps = gaps if locator.finder is not None else 0
+            header = _convert_header(cfg, source, output, preset, res, str(device), writes, gaps)
             log.info("%s", header)
             if cfg.progress:
                 progress.write(header)
@@ -1557,6 +1559,7 @@ def _convert_header(
     resolution: int,
     device: str,
     writes: str,
+    gaps: int = 0,
 ) -> str:
     """One line saying what a convert is about to do: the input, the model and device, where
     the faces come from, the blend, and what is written how."""
@@ -1569,6 +1572,8 @@ def _convert_header(
         if cfg.alignments is not None
         else f"faces found by {cfg.detector}"
     )
+    if gaps:
+        faces += f" and found by {cfg.detector} in the {counted(gaps, 'frame')} it leaves out"
     amp = ", amp" if cfg.amp else ""
     return (
         f"converting {Path(cfg.input).name} ({source.width}x{source.height}{rate}, {what}"

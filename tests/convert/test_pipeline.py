@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import subprocess
 from pathlib import Path
 
@@ -1174,8 +1175,6 @@ def test_a_convert_says_what_it_is_about_to_do(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import logging
-
     with caplog.at_level(logging.INFO, logger="faceswap.convert.pipeline"):
         run_convert(_cfg(short_clip.path, model_dir, tmp_path / "o.mkv",
                          alignments=short_alignments, colour="lct"))  # fmt: skip
@@ -1200,9 +1199,15 @@ def test_frames_an_every_nth_alignments_file_leaves_out_are_detected(
     sparse = tmp_path / "every_4th.json"  # as `extract --every-nth 4` writes it
     save_alignments(sparse, dataclasses.replace(full, frames=full.frames[::4]))
     with_faces = 16 - len(short_clip.blank_frames)
-    filled = run_convert(_cfg(short_clip.path, model_dir, tmp_path / "f.mkv", alignments=sparse))
+    with caplog.at_level(logging.INFO, logger="faceswap.convert.pipeline"):
+        filled = run_convert(
+            _cfg(short_clip.path, model_dir, tmp_path / "f.mkv", alignments=sparse)
+        )
     assert filled.frames_swapped >= with_faces - 1  # the detector finds (nearly) every face
     assert "the other 12 are detected on the fly" in caplog.text
+    assert "faces from every_4th.json and found by auto in the 12 frames it leaves out" in (
+        caplog.text
+    )
     gaps = run_convert(_cfg(short_clip.path, model_dir, tmp_path / "g.mkv", alignments=sparse,
                             fill_gaps=False))  # fmt: skip
     covered = [r for r in full.frames[::4] if r.faces]

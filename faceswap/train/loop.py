@@ -1830,8 +1830,8 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             ):
                 grid = render_preview(trainer.model, preview_a, preview_b)
                 tags = preview_tags(model_config.name)  # its swap columns are synthetic
-                write_preview(model_dir / "previews" / f"preview_{iteration:09d}.png", grid, tags)
-                write_preview(model_dir / "preview.png", grid, tags)
+                history = model_dir / "previews" / f"preview_{iteration:09d}.png"
+                write_preview((history, model_dir / "preview.png"), grid, tags)
                 if metrics is not None:  # DFL's loss history, without TensorBoard
                     write_preview(model_dir / "loss.png", plot_losses(metrics.history))
             if stopping:

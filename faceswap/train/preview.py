@@ -86,12 +86,20 @@ def tile_halves(
     return np.concatenate([strip(half_a), spacer, strip(half_b)], axis=1)
 
 
-def write_preview(path: Path, grid: np.ndarray, text: Mapping[str, str] | None = None) -> None:
-    """Write an RGB uint8 grid as PNG atomically, with ``text`` as its tEXt chunks
-    (:func:`~faceswap.provenance.preview_tags` for a grid showing swapped faces)."""
+def write_preview(
+    paths: Path | tuple[Path, ...], grid: np.ndarray, text: Mapping[str, str] | None = None
+) -> None:
+    """Write an RGB uint8 grid as PNG atomically (encoded once for several ``paths``), with
+    ``text`` as its tEXt chunks (:func:`~faceswap.provenance.preview_tags` for a grid
+    showing swapped faces)."""
     from faceswap.io.images import png_with_text
 
+    targets = (paths,) if isinstance(paths, Path) else paths
     ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
-        raise FaceswapError(f"{path}: could not encode the preview PNG; check free disk space")
-    write_bytes_atomic(path, png_with_text(data.tobytes(), text) if text else data.tobytes())
+        raise FaceswapError(
+            f"{targets[0]}: could not encode the preview PNG; check free disk space"
+        )
+    png = png_with_text(data.tobytes(), text) if text else data.tobytes()
+    for path in targets:
+        write_bytes_atomic(path, png)

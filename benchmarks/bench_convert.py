@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faceswap.convert import ConvertConfig, run_convert
 from faceswap.convert.swapper import Swapper
-from faceswap.device import resolve_device
+from faceswap.device import cpu_inference_gemm_library, resolve_device
 from faceswap.faces.align import CropSpec, alignment_matrix, warp_to_crop
 from faceswap.io.video import VideoWriter, open_source, pick_encoder
 from faceswap.nets import build_model, load_preset
@@ -207,7 +207,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     ceiling = min(io_fps, model_fps)  # one face per frame: faces/s = frames/s
     depth = f"{info.info.bit_depth}-bit clip, --bit-depth {args.bit_depth}" if info.info else ""
-    print(f"device {device}, torch threads {threads}, {depth}, codec {args.codec} "
+    gemm = f", CPU GEMMs {cpu_inference_gemm_library()}" if device.type == "cpu" else ""
+    print(f"device {device}{gemm}, torch threads {threads}, {depth}, codec {args.codec} "
           f"-preset {args.encoder_preset} -crf {args.crf}, colour {args.colour}, "
           f"batch {args.batch_size}{', amp' if args.amp else ''}"
           f"{', on-the-fly detection' if args.detect else ', faces from alignments'}")  # fmt: skip

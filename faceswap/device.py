@@ -86,16 +86,43 @@ def cpu_gemm_library() -> str:
     always computes the same way (a resumed run reproduces the uninterrupted one).
     ``FACESWAP_CPU_GEMM=blas|onednn`` overrides it.
     """
+    forced = _forced_cpu_gemm()
+    if forced != "auto":
+        return forced
+    mkl = torch.backends.mkl.is_available()
+    return "blas" if mkl and cpu_vendor() == "GenuineIntel" else "onednn"
+
+
+@functools.cache
+def cpu_inference_gemm_library() -> str:
+    """The GEMM library for float32 inference on the CPU (``faceswap convert``).
+
+    As :func:`cpu_gemm_library`, and also ``blas`` on a non-Intel CPU whose widest vectors
+    are AVX2 (torch's CPU capability; MKL present): there MKL's AVX2 kernels are as wide as
+    anything oneDNN has, and with a 4x4 map a conv's output has few pixels, which oneDNN's
+    direct kernels block over. On a 2-core AMD EPYC (Zen 3, AVX2; machine C of the README)
+    the BLAS route (channels-last, the 4x4 convs as GEMMs) ran ``original``'s model 22-24 %
+    faster (22.9-23.4 against 18.7-18.8 faces/s), ``dfl-h128`` 4-14 %, ``liae`` 12 %,
+    ``lightweight`` 5 % (``tiny``, whose convert is bound by ffmpeg, 22 % slower), with
+    faces equal to 1e-6. Training keeps :func:`cpu_gemm_library`: on that machine
+    the same switch trained ``original`` 5-10 % faster but ``dfl-h128`` 17 % slower.
+    ``FACESWAP_CPU_GEMM`` overrides both.
+    """
+    library = cpu_gemm_library()
+    if library == "blas" or _forced_cpu_gemm() != "auto":
+        return library
+    avx2_only = torch.backends.cpu.get_cpu_capability() == "AVX2"
+    return "blas" if avx2_only and torch.backends.mkl.is_available() else "onednn"
+
+
+def _forced_cpu_gemm() -> str:
     forced = os.environ.get("FACESWAP_CPU_GEMM", "auto").strip().lower() or "auto"
     if forced not in CPU_GEMM_LIBRARIES:
         raise FaceswapError(
             f"FACESWAP_CPU_GEMM={forced!r} is not known; choose from "
             f"{', '.join(CPU_GEMM_LIBRARIES)}"
         )
-    if forced != "auto":
-        return forced
-    mkl = torch.backends.mkl.is_available()
-    return "blas" if mkl and cpu_vendor() == "GenuineIntel" else "onednn"
+    return forced
 
 
 def resolve_channels_last(

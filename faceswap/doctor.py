@@ -14,7 +14,13 @@ def collect_report() -> list[str]:
     """Lines describing torch, device, ffmpeg, cv2 and each detector backend."""
     import torch
 
-    from faceswap.device import cpu_gemm_library, cpu_has_native_bf16, cpu_vendor, resolve_device
+    from faceswap.device import (
+        cpu_gemm_library,
+        cpu_has_native_bf16,
+        cpu_inference_gemm_library,
+        cpu_vendor,
+        resolve_device,
+    )
     from faceswap.faces.detectors import backend_status
     from faceswap.io.ffmpeg_bin import locate_ffmpeg
 
@@ -36,8 +42,12 @@ def collect_report() -> list[str]:
     lines.append(f"device: {device.type}{detail}")
     try:
         library = cpu_gemm_library()
+        inference = cpu_inference_gemm_library()
+        if inference != library:
+            library = f"{library} to train, {inference} to convert"
         lines.append(
             f"CPU GEMMs: {library} ({cpu_vendor() or 'unknown vendor'}, "
+            f"{torch.backends.cpu.get_cpu_capability()}, "
             f"MKL {'yes' if torch.backends.mkl.is_available() else 'no'}; "
             "FACESWAP_CPU_GEMM=blas|onednn overrides)"
         )

@@ -90,6 +90,42 @@ def test_cpu_gemm_library_follows_the_vendor_unless_told(
         device.cpu_gemm_library.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("vendor", "capability", "mkl", "env", "expected"),
+    [
+        ("GenuineIntel", "AVX512", True, "", "blas"),  # as training
+        ("GenuineIntel", "AVX2", True, "", "blas"),
+        ("AuthenticAMD", "AVX512", True, "", "onednn"),  # MKL's AVX2 code loses there
+        ("AuthenticAMD", "AVX2", True, "", "blas"),  # as wide as oneDNN's
+        ("AuthenticAMD", "AVX2", False, "", "onednn"),
+        ("", "DEFAULT", True, "", "onednn"),
+        ("AuthenticAMD", "AVX2", True, "onednn", "onednn"),  # the override holds
+        ("AuthenticAMD", "AVX512", True, "blas", "blas"),
+    ],
+)
+def test_cpu_inference_gemm_library_adds_avx2_cpus_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+    vendor: str,
+    capability: str,
+    mkl: bool,
+    env: str,
+    expected: str,
+) -> None:
+    monkeypatch.setattr(device, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setenv("FACESWAP_CPU_GEMM", env)
+    device.cpu_gemm_library.cache_clear()
+    device.cpu_inference_gemm_library.cache_clear()
+    try:
+        assert device.cpu_inference_gemm_library() == expected
+        training = "blas" if env == "blas" or (vendor == "GenuineIntel" and mkl) else "onednn"
+        assert device.cpu_gemm_library() == training  # training keeps its own rule
+    finally:
+        device.cpu_gemm_library.cache_clear()
+        device.cpu_inference_gemm_library.cache_clear()
+
+
 def test_cpu_gemm_library_refuses_an_unknown_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACESWAP_CPU_GEMM", "cublas")
     device.cpu_gemm_library.cache_clear()

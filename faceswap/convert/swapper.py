@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from faceswap.convert.pipeline import DIRECTIONS
-from faceswap.device import cpu_gemm_library, resolve_amp
+from faceswap.device import cpu_inference_gemm_library, resolve_amp
 from faceswap.errors import FaceswapError
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ class Swapper:
         amp: mixed precision: float16 autocast on CUDA, bf16 on a CPU with native bf16
             (AVX512-BF16 or AMX, where the model also runs channels-last); float32
             elsewhere, with a warning (see :func:`faceswap.device.resolve_amp`). A float32
-            model runs channels-last on CPUs whose BLAS is the faster GEMM library
-            (:func:`faceswap.device.cpu_gemm_library`).
+            model runs channels-last on CPUs whose BLAS is the faster GEMM library for
+            inference (:func:`faceswap.device.cpu_inference_gemm_library`).
         dst_mask: also decode each face with its own side's decoder for that decoder's
             mask (:attr:`Swapped.dst_masks`; models with a learned mask): one more decoder
             pass per batch.
@@ -73,12 +73,13 @@ class Swapper:
         # which would cast every weight again for every batch: a third of a batch's time for
         # ``original``. oneDNN's bf16 kernels are NHWC, hence channels-last. In float32,
         # where BLAS is the faster GEMM library, channels-last with the 4x4 convs as GEMMs
-        # ran 9-29 % faster (``original`` 58 -> 75 faces/s, ``tiny`` +17 %, 2 cores).
+        # ran 9-29 % faster (``original`` 58 -> 75 faces/s, ``tiny`` +17 %, 2 cores; on an
+        # AVX2 AMD CPU ``original`` +22-24 %, ``dfl-h128`` +4-14 %).
         self.input_dtype = torch.float32
         if device.type == "cpu" and self.amp_dtype is not None:
             memory_format = torch.channels_last
             self.input_dtype = self.amp_dtype
-        elif device.type == "cpu" and cpu_gemm_library() == "blas":
+        elif device.type == "cpu" and cpu_inference_gemm_library() == "blas":
             memory_format = torch.channels_last
         if device.type == "cuda":
             # Batches have one shape (bar the last): let cuDNN pick the fastest kernels once.

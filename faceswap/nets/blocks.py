@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceswap.device import cpu_gemm_library
+from faceswap.device import cpu_gemm_library, cpu_inference_gemm_library
 
 #: Run the convs with tiny output maps, the dense layers and the output convs through
 #: explicit GEMMs on the CPU (see :class:`Conv2d`, :class:`Linear` and :class:`OutputConv`).
@@ -257,14 +257,14 @@ def _gemm_conv(
 
 def _cpu_gemm_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
     # Inference on the CPU (``Swapper``): a model cast to bf16 for --amp, or a float32 one
-    # where BLAS is the faster GEMM library.
+    # where BLAS is the faster GEMM library for inference.
     return (
         SMALL_MAP_WEIGHT_GRAD
         and x.device.type == "cpu"
         and not torch.is_grad_enabled()
         and (
             x.dtype == weight.dtype == torch.bfloat16
-            or (x.dtype == weight.dtype == torch.float32 and cpu_gemm_library() == "blas")
+            or (x.dtype == weight.dtype == torch.float32 and cpu_inference_gemm_library() == "blas")
         )
     )
 
@@ -524,7 +524,8 @@ class OutputConv(nn.Conv2d):
     With 3-4 output channels oneDNN's NCHW kernels run at a small fraction of the CPU's
     speed; in channels-last its forward and backward together took 40% less time, more than
     the layout conversions cost. Where BLAS is the faster GEMM library
-    (:func:`~faceswap.device.cpu_gemm_library`) a float32 'same' conv runs as
+    (:func:`~faceswap.device.cpu_gemm_library`; in inference
+    :func:`~faceswap.device.cpu_inference_gemm_library`) a float32 'same' conv runs as
     :class:`_TapConvFn` instead, 1.6x faster again. The output comes back in the standard
     layout.
     """
@@ -553,7 +554,8 @@ class OutputConv(nn.Conv2d):
             and self.dilation == (1, 1)
             and self.padding == (k // 2, k // 2)
             and self.padding_mode == "zeros"
-            and cpu_gemm_library() == "blas"
+            and (cpu_gemm_library() if torch.is_grad_enabled() else cpu_inference_gemm_library())
+            == "blas"
         )
 
 

@@ -144,7 +144,7 @@ def test_cpu_amp_runs_bf16_channels_last_close_to_float32(
 
 
 @pytest.mark.parametrize(("library", "channels_last"), [("blas", True), ("onednn", False)])
-def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
+def test_float32_layout_follows_the_cpu_inference_gemm_library_with_the_same_faces(
     monkeypatch: pytest.MonkeyPatch, library: str, channels_last: bool
 ) -> None:
     from faceswap.convert import swapper as swapper_module
@@ -154,8 +154,8 @@ def test_float32_layout_follows_the_cpu_gemm_library_with_the_same_faces(
     monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", False)  # stock layers, NCHW
     reference, _, _ = Swapper(_model(), torch.device("cpu"))(crops)
     monkeypatch.setattr(blocks, "SMALL_MAP_WEIGHT_GRAD", True)
-    monkeypatch.setattr(swapper_module, "cpu_gemm_library", lambda: library)
-    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
+    monkeypatch.setattr(swapper_module, "cpu_inference_gemm_library", lambda: library)
+    monkeypatch.setattr(blocks, "cpu_inference_gemm_library", lambda: library)
     swapper = Swapper(_model(), torch.device("cpu"))
     assert swapper.amp_dtype is None
     conv = next(m for m in swapper.model.modules() if isinstance(m, torch.nn.Conv2d))

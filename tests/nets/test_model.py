@@ -375,7 +375,8 @@ def test_small_map_conv_in_float32_inference_equals_the_stock_conv(
 ) -> None:
     from faceswap.nets import blocks
 
-    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
+    monkeypatch.setattr(blocks, "cpu_inference_gemm_library", lambda: library)
+    monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: "onednn")  # training's own
     calls: list[int] = []
     real_gemm_conv = blocks._gemm_conv
     monkeypatch.setattr(
@@ -464,6 +465,7 @@ def test_output_conv_equals_the_stock_conv(
     from faceswap.nets import blocks
 
     monkeypatch.setattr(blocks, "cpu_gemm_library", lambda: library)
+    monkeypatch.setattr(blocks, "cpu_inference_gemm_library", lambda: library)
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     conv = blocks.OutputConv(16, c_out, kernel, padding=kernel // 2, bias=bias)
@@ -487,6 +489,12 @@ def test_output_conv_equals_the_stock_conv(
     if bias:
         torch.testing.assert_close(conv.bias.grad, ref.bias.grad, rtol=1e-4, atol=1e-4)
     with torch.no_grad():  # inference (convert) takes the same route
+        torch.testing.assert_close(conv(x), y_ref, rtol=1e-4, atol=1e-5)
+    # ...or the other one where inference has its own library (an AVX2 non-Intel CPU)
+    other = "onednn" if library == "blas" else "blas"
+    monkeypatch.setattr(blocks, "cpu_inference_gemm_library", lambda: other)
+    with torch.no_grad():
+        assert conv._taps_apply(x) is (other == "blas")
         torch.testing.assert_close(conv(x), y_ref, rtol=1e-4, atol=1e-5)
 
 

@@ -105,7 +105,7 @@ def cpu_inference_gemm_library() -> str:
     faster (22.9-23.4 against 18.7-18.8 faces/s), ``dfl-h128`` 4-14 %, ``liae`` 12 %,
     ``lightweight`` 5 % (``tiny``, whose convert is bound by ffmpeg, 22 % slower), with
     faces equal to 1e-6. Training keeps :func:`cpu_gemm_library`: on that machine
-    the same switch trained ``original`` 5-10 % faster but ``dfl-h128`` 17 % slower.
+    the same switch trained ``original`` 5-15 % faster but ``dfl-h128`` 17 % slower.
     ``FACESWAP_CPU_GEMM`` overrides both.
     """
     library = cpu_gemm_library()

@@ -106,6 +106,8 @@ def cpu_inference_gemm_library() -> str:
     ``lightweight`` 5 % (``tiny``, whose convert is bound by ffmpeg, 22 % slower), with
     faces equal to 1e-6. Training keeps :func:`cpu_gemm_library`: on that machine
     the same switch trained ``original`` 5-15 % faster but ``dfl-h128`` 17 % slower.
+    AVX-512 CPUs keep oneDNN: on a Zen 4 (AVX-512 on 256-bit units, machine D) the BLAS
+    route had no clear edge (``original`` 1-9 % slower, the 128 px presets 6-8 % faster).
     ``FACESWAP_CPU_GEMM`` overrides both.
     """
     library = cpu_gemm_library()

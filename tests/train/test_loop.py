@@ -907,10 +907,11 @@ def test_painted_masks_teach_the_learned_mask_what_covers_the_face(
         painted = np.minimum(face_masks(landmarks, 64, 64)[0], _occluded_mask(64))
         cv2.imwrite(str(faces_a / MASKS_DIR / file.name), painted)
     model_config = tiny_model_config(learned_mask=True)
-    # The hand is a hole in the hull raised over the forehead: 400 steps leave it at about
-    # 0.27 (measured), where 200 left a notch under the plain hull at 0.29.
-    cfg = _cfg((faces_a, face_dirs[1]), tmp_path / "m", iterations=400, save_every=400,
-               log_every=50, lr=2e-3, model_config=model_config)  # fmt: skip
+    # At the default mask weight how soon the hand is learned hangs on the seed and the CPU's
+    # kernels (after 400 steps 0.08-0.7 over seeds 0-2 and two GEMM routes on one machine);
+    # a weight of 10 leaves it at 0.03-0.12 after 200 steps on all six (measured).
+    cfg = _cfg((faces_a, face_dirs[1]), tmp_path / "m", iterations=200, save_every=200,
+               log_every=50, lr=2e-3, model_config=model_config, mask_weight=10.0)  # fmt: skip
     run_train(cfg)
     assert ckpt.read_card(tmp_path / "m")["data"]["a"]["user_masks"] == 10
     model = ckpt.load_for_inference(tmp_path / "m", "cpu").model

@@ -54,12 +54,18 @@ def test_native_bf16_probe_matches_the_cpu_flags() -> None:
     except OSError:
         pytest.skip("no /proc/cpuinfo to compare with")
     assert device.cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_tile"})
+    assert device.cpu_has_amx() == ("amx_tile" in flags)
 
 
 def test_a_cpu_with_native_bf16_suggests_amp(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    assert device.amp_hint("cpu", amp=False) == (
+        "tip: this CPU has native bf16 (AMX): add --amp to run 2-4x faster"
+    )
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)
     hint = device.amp_hint("cpu", amp=False)
-    assert hint is not None and "--amp" in hint
+    assert hint == "tip: this CPU has native bf16 (AVX512-BF16): add --amp to run about 2x faster"
     assert device.amp_hint("cpu", amp=True) is None
     assert device.amp_hint("nonsense", amp=False) is None  # the run reports the bad device
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)

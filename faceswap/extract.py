@@ -196,7 +196,9 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     if not Path(cfg.input).exists():
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     sources = _inputs(Path(cfg.input))
-    out_root = ensure_writable_dir(cfg.output)
+    out_root = Path(cfg.output)
+    if out_root.exists():
+        ensure_writable_dir(out_root)  # else made once its first input proves readable
     detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
     log.info("detector %s (%s)", detector.name, detector.reason)
     identity = (
@@ -265,8 +267,8 @@ def _extract_source(
     identity: IdentityFilter | None,
 ) -> SourceResult:
     t0 = time.perf_counter()
+    src = _open(source)  # before the folder: an unreadable input leaves nothing behind
     folder = ensure_writable_dir(folder)
-    src = _open(source)
     crop = cfg.crop
     al = _existing(cfg, folder, source, crop)
     resumed_frames = 0

@@ -162,6 +162,7 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, clip_one_face, kind: str) 
     with pytest.raises(FaceswapError) as err:
         run_extract(_cfg(src, out))
     assert "\n" not in str(err.value)
+    assert out.is_file() if kind == "output-is-a-file" else not out.exists()  # nothing made
 
 
 def test_config_rejects_bad_values(tmp_path: Path) -> None:

@@ -54,7 +54,8 @@ def make_temp_file(folder: Path, prefix: str, suffix: str = "") -> Path:
     ``tempfile`` creates its files 0600 and its folders 0700, private to the user; renamed
     into place they would keep that, and a video or model meant to be shared would not be.
     """
-    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    with _creating_in(folder):
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     os.close(fd)
     os.chmod(name, 0o666 & ~_UMASK)
     return Path(name)
@@ -62,9 +63,27 @@ def make_temp_file(folder: Path, prefix: str, suffix: str = "") -> Path:
 
 def make_temp_dir(folder: Path, prefix: str) -> Path:
     """A new folder in ``folder`` with the permissions of a plain ``mkdir()`` (see above)."""
-    name = tempfile.mkdtemp(prefix=prefix, dir=folder)
+    with _creating_in(folder):
+        name = tempfile.mkdtemp(prefix=prefix, dir=folder)
     os.chmod(name, 0o777 & ~_UMASK)
     return Path(name)
+
+
+@contextlib.contextmanager
+def _creating_in(folder: Path) -> Iterator[None]:
+    """One line for a folder that refuses new files although the access check let it by
+    (a read-only or special file system such as /proc, a network share's own rules)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise FaceswapError(
+                f"{folder}: no space left on its disk; free some space or write elsewhere"
+            ) from None
+        raise FaceswapError(
+            f"{folder}: cannot create files there ({exc.strerror or exc}); choose another "
+            "output path"
+        ) from None
 
 
 def write_bytes_atomic(target: Path | str, data: bytes) -> None:

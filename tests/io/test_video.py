@@ -415,6 +415,13 @@ def test_output_under_a_file_is_refused(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_a_folder_that_refuses_new_files_is_one_line(tmp_path: Path) -> None:
+    # /proc passes root's access check but holds no new files; for other users the check
+    # itself refuses it. Either way one FaceswapError, no OSError.
+    with pytest.raises(FaceswapError, match=r"^/proc: (cannot create|output folder)"):
+        VideoWriter(Path("/proc/o.mp4"), 64, 48, 25)
+
+
 def test_unwritable_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()

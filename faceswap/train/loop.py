@@ -1534,28 +1534,40 @@ def run_train(cfg: TrainConfig) -> TrainResult:
         device = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(device)
     info = ddp.setup(device)
+    made_here = not Path(cfg.model_dir).exists()
     try:
         return _run(cfg, device, info)
-    except FaceswapError:
-        raise
-    except Exception as exc:
-        # Checkpoints are written atomically: the last complete one is intact either way.
-        if is_out_of_memory(exc):
-            fixes = ", add --amp," if not cfg.amp else ""
-            fixes += " or use a smaller --preset (`faceswap presets` estimates their memory)"
-            raise out_of_memory_error(device, cfg.batch_size, fixes) from None
-        if is_disk_full(exc, cfg.model_dir):
-            then = (
-                "rerun with --resume (the last complete checkpoint is intact)"
-                if ckpt.list_checkpoints(cfg.model_dir)
-                else "rerun"
-            )
-            raise FaceswapError(
-                f"{cfg.model_dir}: no space left on its disk; free some space, then {then}"
-            ) from None
+    except BaseException as exc:
+        said = _one_line_error(exc, cfg, device) if isinstance(exc, Exception) else None
+        if made_here:  # a run refused before its first write leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                Path(cfg.model_dir).rmdir()
+        if said is not None:
+            raise said from None
         raise
     finally:
         ddp.teardown(info)
+
+
+def _one_line_error(exc: Exception, cfg: TrainConfig, device: torch.device) -> FaceswapError | None:
+    """What the user can fix, said in one line (running out of GPU memory or disk), else
+    None. Checkpoints are written atomically: the last complete one is intact either way."""
+    if isinstance(exc, FaceswapError):
+        return None
+    if is_out_of_memory(exc):
+        fixes = ", add --amp," if not cfg.amp else ""
+        fixes += " or use a smaller --preset (`faceswap presets` estimates their memory)"
+        return out_of_memory_error(device, cfg.batch_size, fixes)
+    if is_disk_full(exc, cfg.model_dir):
+        then = (
+            "rerun with --resume (the last complete checkpoint is intact)"
+            if ckpt.list_checkpoints(cfg.model_dir)
+            else "rerun"
+        )
+        return FaceswapError(
+            f"{cfg.model_dir}: no space left on its disk; free some space, then {then}"
+        )
+    return None
 
 
 def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainResult:

@@ -112,6 +112,7 @@ def test_cli_errors_are_one_line(
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, _args(face_dirs, tmp_path / "m", Path("no-such-preset")))
     assert result.exit_code == 2 and "choose from" in result.output
+    assert not (tmp_path / "m").exists()  # refused before anything was written
     bad = _args(face_dirs, tmp_path / "m", preset_yaml, "--gan-widths", "64,x")
     result = CliRunner().invoke(cli, bad)
     assert result.exit_code == 2 and "expected channel counts like 64,128,256" in result.output

@@ -670,6 +670,7 @@ def test_bad_options_are_clear(face_dirs: tuple[Path, Path], tmp_path: Path) -> 
         run_train(_cfg(face_dirs, tmp_path / "m", gan="lsgan"))
     with pytest.raises(FaceswapError, match="unknown loss 'ms'"):
         run_train(_cfg(face_dirs, tmp_path / "m2", loss="ms:1"))
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m2").exists()  # nothing made
     with pytest.raises(FaceswapError, match=r"--preview-faces must be in \[1, 64\]"):
         _cfg(face_dirs, tmp_path, preview_faces=0)
 

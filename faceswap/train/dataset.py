@@ -160,6 +160,11 @@ def load_face_set(
         folder = folders[0]
     folder = Path(folder)
     opt = label if label is not None else f"--{side.lower()}"
+    if folder.is_file():  # a video or photo given where its extracted faces belong
+        raise FaceswapError(
+            f"{opt} {folder}: a file, not a faces folder; run `faceswap extract {folder} -o "
+            "FACES` first and pass FACES"
+        )
     if not folder.is_dir():
         raise FaceswapError(
             f"{opt} {folder}: no such folder; pass the output folder of `faceswap extract`"

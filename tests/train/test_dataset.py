@@ -124,6 +124,14 @@ def test_several_faces_folders_are_one_set(face_dirs: tuple[Path, Path], tmp_pat
 def test_refuses_unusable_folders(face_dirs: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match=r"--a .*no such folder"):
         load_face_set(tmp_path / "missing", "A")
+    video = tmp_path / "take.mp4"
+    video.write_bytes(b"\0")
+    with pytest.raises(FaceswapError) as err:
+        load_face_set(video, "B")
+    assert str(err.value) == (
+        f"--b {video}: a file, not a faces folder; run `faceswap extract {video} -o FACES` "
+        "first and pass FACES"
+    )
     (tmp_path / "empty").mkdir()
     with pytest.raises(FaceswapError, match=r"--b .*no face images"):
         load_face_set(tmp_path / "empty", "B")

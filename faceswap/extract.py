@@ -147,6 +147,8 @@ class ExtractResult:
         faces: faces written in this run.
         frames_without_face: processed frames with no (wanted) face.
         seconds: wall time of the run; ``fps`` = frames / seconds.
+        failed: (video, error) of each video of a folder that could not be extracted (the
+            others were).
     """
 
     output: Path
@@ -158,6 +160,7 @@ class ExtractResult:
     faces: int
     frames_without_face: int
     seconds: float
+    failed: tuple[tuple[Path, str], ...] = ()
 
     @property
     def fps(self) -> float:
@@ -206,9 +209,23 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     )
     several = len(sources) > 1
     results = []
+    failed: list[tuple[Path, str]] = []
     for src_path in sources:
-        target = out_root / src_path.stem if several else out_root
-        results.append(_extract_source(cfg, src_path, target, detector, identity))
+        if not several:
+            results.append(_extract_source(cfg, src_path, out_root, detector, identity))
+            continue
+        try:  # one bad video of a folder does not stop the others (convert does the same)
+            results.append(
+                _extract_source(cfg, src_path, out_root / src_path.stem, detector, identity)
+            )
+        except FaceswapError as exc:
+            log.error("%s: not extracted: %s", src_path.name, exc)
+            failed.append((src_path, str(exc)))
+    if not results:
+        raise FaceswapError(
+            f"{cfg.input}: none of its {len(failed)} videos could be extracted; see the "
+            "errors above"
+        )
     faces = sum(r.faces for r in results)
     done_before = sum(r.resumed for r in results)
     if faces == 0 and not any(r.alignments for r in results):
@@ -227,6 +244,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         faces=faces,
         frames_without_face=sum(r.frames_without_face for r in results),
         seconds=time.perf_counter() - started,
+        failed=tuple(failed),
     )
     record = config_to_dict(cfg)
     record.update(detector_used=detector.name, detector_reason=detector.reason)

@@ -199,6 +199,33 @@ def test_folder_of_videos_gets_one_subfolder_each(tmp_path: Path) -> None:
         assert Path(al.source).stem == name and len(al.frames) == 6
 
 
+def test_a_bad_video_in_a_folder_does_not_stop_the_others(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    make_clip(videos / "take1.mp4", frames=6, audio=False, seed=3)
+    (videos / "take2.mp4").write_bytes(b"")  # an empty file: a copy that failed
+    make_clip(videos / "take3.mp4", frames=6, audio=False, seed=4)
+    out = tmp_path / "out"
+    result = run_extract(_cfg(videos, out))
+    assert [src.source.name for src in result.sources] == ["take1.mp4", "take3.mp4"]
+    assert [(video.name, "empty file" in why) for video, why in result.failed] == [
+        ("take2.mp4", True)
+    ]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["take1", "take3"]
+    args = ["extract", str(videos), "-o", str(tmp_path / "cli"), "--detector", "dlib-hog",
+            "--size", "64", "--no-progress"]  # fmt: skip
+    cli_run = CliRunner().invoke(cli, args)
+    assert cli_run.exit_code == 2 and "Traceback" not in cli_run.output
+    assert cli_run.output.rstrip().endswith(
+        "faceswap: error: 1 of 3 videos were not extracted (take2.mp4); see the errors above, "
+        "fix them and rerun"
+    )
+    (videos / "take1.mp4").write_bytes(b"")
+    (videos / "take3.mp4").write_bytes(b"")
+    with pytest.raises(FaceswapError, match="none of its 3 videos could be extracted"):
+        run_extract(_cfg(videos, tmp_path / "none"))
+    assert not (tmp_path / "none").exists()
+
+
 def test_interrupted_run_keeps_finished_frames_for_resume(
     clip_one_face, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

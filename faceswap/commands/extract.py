@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from faceswap.errors import FaceswapError
 from faceswap.faces.align import CENTERINGS
 from faceswap.faces.detectors import DETECTOR_CHOICES
 
@@ -123,3 +124,9 @@ def extract(input_path: Path, **options: object) -> None:
         if src.alignments is None:
             click.echo(f"{src.source}: no face found; nothing written", err=True)
     click.echo(result.summary())
+    if result.failed:
+        names = ", ".join(video.name for video, _ in result.failed)
+        raise FaceswapError(
+            f"{len(result.failed)} of {len(result.failed) + len(result.sources)} videos were "
+            f"not extracted ({names}); see the errors above, fix them and rerun"
+        )

@@ -191,9 +191,16 @@ def read_model_json(model_dir: Path) -> tuple[ModelConfig, CropSpec]:
 
 
 def load_weights_into(
-    module: torch.nn.Module, path: Path, what: str, *, assign: bool = False, prefix: str = ""
+    module: torch.nn.Module,
+    path: Path,
+    what: str,
+    *,
+    assign: bool = False,
+    prefix: str = "",
+    fix: str = "they come from another preset or resolution: use the same --preset or a new "
+    "model folder",
 ) -> None:
-    """Load a safetensors file into ``module`` strictly; mismatches name the file and fix.
+    """Load a safetensors file into ``module`` strictly; mismatches name the file and ``fix``.
 
     With ``assign`` the loaded tensors become the parameters (for a module built on the
     meta device, which has shapes but no storage). With ``prefix`` only the entries whose
@@ -220,10 +227,7 @@ def load_weights_into(
             for label, names in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
             if names
         )
-        raise FaceswapError(
-            f"{path}: {what} weights do not fit this model ({detail}); they come from another "
-            "preset or resolution: use the same --preset or a new model folder"
-        )
+        raise FaceswapError(f"{path}: {what} weights do not fit this model ({detail}); {fix}")
     module.load_state_dict(tensors, strict=not prefix, assign=assign)
 
 

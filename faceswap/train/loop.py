@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -457,6 +457,10 @@ def resolve_workers(workers: int | None, device: torch.device) -> int:
     return max(2, min(8, ((cores or 2) - 2) // (2 * local)))
 
 
+def _widths(widths: Sequence[int]) -> str:
+    return ",".join(str(w) for w in widths)
+
+
 def _step_seed(seed: int, iteration: int, salt: int = 11) -> int:
     return int(np.random.default_rng([seed, iteration, salt]).integers(2**62))
 
@@ -831,6 +835,7 @@ class Trainer:
         }
         if self.opt_d is not None:
             state["opt_d"] = self.opt_d.state_dict()
+            state["disc"] = self._disc_build()
         if self.autoclip is not None:
             state["autoclip"] = self.autoclip.state()
         if self.code_disc is not None and self.opt_code is not None:
@@ -843,12 +848,7 @@ class Trainer:
         ckpt.load_weights_into(self.model, folder / "model.safetensors", "model")
         state = ckpt.load_checkpoint_state(folder)
         if self.disc is not None:
-            disc_path = folder / "disc.safetensors"
-            if disc_path.is_file() and "opt_d" in state:
-                ckpt.load_weights_into(self.disc, disc_path, "discriminator")
-                self.opt_d.load_state_dict(state["opt_d"])  # type: ignore[union-attr]
-            else:
-                log.warning("%s has no discriminator: the GAN starts from scratch", folder)
+            self._load_disc(folder, state)
         trained_with = state.get("optimizer", "adam")  # older checkpoints: Adam
         if trained_with != (self.cfg.optimizer or "adam"):
             raise FaceswapError(
@@ -867,6 +867,44 @@ class Trainer:
                 log.warning("%s has no true-face critic: it starts from scratch", folder)
         ckpt.restore_rng(state["rng"])
         return int(state["iteration"])
+
+    def _disc_build(self) -> dict[str, Any]:
+        """What the discriminator is: the GAN mode it trains under, its norm and widths."""
+        assert self.disc is not None
+        config = self.disc.config
+        return {"gan": self.cfg.gan, "norm": config.norm, "widths": list(config.widths)}
+
+    def _load_disc(self, folder: Path, state: dict[str, Any]) -> None:
+        """The checkpoint's discriminator, or a fresh one (with a warning) where it has none
+        or one of another build: changing ``--gan`` between runs of a model is a schedule
+        step (bce and hinge share a build and go on; wgan-gp's critic has another norm)."""
+        disc_path = folder / "disc.safetensors"
+        if not disc_path.is_file() or "opt_d" not in state:
+            log.warning("%s has no discriminator: the GAN starts from scratch", folder)
+            return
+        built, saved = self._disc_build(), state.get("disc")
+        if saved is not None and (saved["norm"], saved["widths"]) != (
+            built["norm"],
+            built["widths"],
+        ):
+            log.warning(
+                "%s: its discriminator (--gan %s: %s norm, widths %s) is not the one --gan %s "
+                "builds (%s norm, widths %s): the GAN starts from scratch, the autoencoder "
+                "goes on", folder, saved["gan"], saved["norm"], _widths(saved["widths"]),
+                built["gan"], built["norm"], _widths(built["widths"]),
+            )  # fmt: skip
+            return
+        ckpt.load_weights_into(
+            self.disc,
+            disc_path,
+            "discriminator",
+            fix="it was built by another --gan, --gan-widths or --gan-norm: resume with "
+            "those, or rename disc.safetensors to start the GAN afresh",
+        )
+        self.opt_d.load_state_dict(state["opt_d"])  # type: ignore[union-attr]
+        if saved is not None and saved["gan"] != built["gan"]:
+            log.info("the discriminator of --gan %s goes on under --gan %s", saved["gan"],
+                     built["gan"])  # fmt: skip
 
     # ---- one step ------------------------------------------------------------------------
 

@@ -230,6 +230,40 @@ def test_gan_modes_run_one_step(
     assert any(changed)
 
 
+def test_the_gan_mode_may_change_between_runs(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bce and hinge share a discriminator, which goes on; wgan-gp's critic has another norm
+    and starts afresh with a warning, while the autoencoder resumes."""
+    m = tmp_path / "m"
+    run_train(_cfg(face_dirs, m, iterations=2, save_every=2, gan="hinge"))
+    first = ckpt.list_checkpoints(m)[-1][1]
+    cpu, info = torch.device("cpu"), ddp.DistInfo()
+    bce = Trainer(_cfg(face_dirs, m, gan="bce"), tiny_model_config(), cpu, info)
+    with caplog.at_level("INFO"):
+        assert bce.load(first) == 2
+    assert "the discriminator of --gan hinge goes on under --gan bce" in caplog.text
+    saved = load_file(str(first / "disc.safetensors"))
+    assert all(torch.equal(v, bce.disc.state_dict()[k]) for k, v in saved.items())
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        result = run_train(_cfg(face_dirs, m, iterations=4, save_every=2, gan="wgan-gp",
+                                resume=True))  # fmt: skip
+    assert result.start_iteration == 2 and result.iteration == 4
+    assert (
+        "its discriminator (--gan hinge: spectral norm, widths 8,16) is not the one --gan "
+        "wgan-gp builds (instance norm, widths 8,16): the GAN starts from scratch"
+    ) in caplog.text
+    # A checkpoint of a build that is not recorded (older runs) says what to change.
+    state_file = ckpt.list_checkpoints(m)[-1][1]
+    wide = Trainer(_cfg(face_dirs, m, gan="wgan-gp", disc_widths=(8, 32)), tiny_model_config(),
+                   cpu, info)  # fmt: skip
+    state = ckpt.load_checkpoint_state(state_file)
+    del state["disc"]
+    with pytest.raises(FaceswapError, match=r"built by another --gan, --gan-widths or --gan-norm"):
+        wide._load_disc(state_file, state)
+
+
 def test_true_face_trains_its_critic_and_pushes_only_the_encoder(
     face_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

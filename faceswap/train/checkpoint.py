@@ -191,28 +191,41 @@ def read_model_json(model_dir: Path) -> tuple[ModelConfig, CropSpec]:
 
 
 def load_weights_into(
-    module: torch.nn.Module,
-    path: Path,
-    what: str,
-    *,
-    assign: bool = False,
-    prefix: str = "",
-    fix: str = "they come from another preset or resolution: use the same --preset or a new "
-    "model folder",
+    module: torch.nn.Module, path: Path, what: str, *, assign: bool = False, prefix: str = ""
 ) -> None:
-    """Load a safetensors file into ``module`` strictly; mismatches name the file and ``fix``.
+    """Load a safetensors file into ``module`` strictly; mismatches name the file and fix.
 
     With ``assign`` the loaded tensors become the parameters (for a module built on the
     meta device, which has shapes but no storage). With ``prefix`` only the entries whose
     names start with it are loaded (``"encoder."``), strictly among themselves.
     """
+    tensors = _read_weights(path, prefix)
+    detail = _mismatch(module, tensors, prefix)
+    if detail:
+        raise FaceswapError(
+            f"{path}: {what} weights do not fit this model ({detail}); they come from another "
+            "preset or resolution: use the same --preset or a new model folder"
+        )
+    module.load_state_dict(tensors, strict=not prefix, assign=assign)
+
+
+def weights_mismatch(module: torch.nn.Module, path: Path) -> str:
+    """How the weights in ``path`` fail to fit ``module`` (missing, unexpected and
+    wrongly shaped names), or '' when they fit."""
+    return _mismatch(module, _read_weights(path), "")
+
+
+def _read_weights(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise FaceswapError(
             f"{path}: corrupt or unreadable weights ({exc}); restore the file or retrain"
         ) from None
-    tensors = {k: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _mismatch(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> str:
     expected = {k: v for k, v in module.state_dict().items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -221,14 +234,11 @@ def load_weights_into(
         for k in set(expected) & set(tensors)
         if tuple(expected[k].shape) != tuple(tensors[k].shape)
     )
-    if missing or unexpected or wrong:
-        detail = ", ".join(
-            f"{label}: {names[0]}{' ...' if len(names) > 1 else ''} ({len(names)})"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
-            if names
-        )
-        raise FaceswapError(f"{path}: {what} weights do not fit this model ({detail}); {fix}")
-    module.load_state_dict(tensors, strict=not prefix, assign=assign)
+    return ", ".join(
+        f"{label}: {names[0]}{' ...' if len(names) > 1 else ''} ({len(names)})"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("shape", wrong))
+        if names
+    )
 
 
 def read_card(model_dir: Path | str) -> dict[str, Any]:

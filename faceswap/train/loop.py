@@ -883,24 +883,24 @@ class Trainer:
             log.warning("%s has no discriminator: the GAN starts from scratch", folder)
             return
         built, saved = self._disc_build(), state.get("disc")
+        fresh = "the GAN starts from scratch, the autoencoder goes on"
         if saved is not None and (saved["norm"], saved["widths"]) != (
             built["norm"],
             built["widths"],
         ):
             log.warning(
                 "%s: its discriminator (--gan %s: %s norm, widths %s) is not the one --gan %s "
-                "builds (%s norm, widths %s): the GAN starts from scratch, the autoencoder "
-                "goes on", folder, saved["gan"], saved["norm"], _widths(saved["widths"]),
-                built["gan"], built["norm"], _widths(built["widths"]),
+                "builds (%s norm, widths %s): %s", folder, saved["gan"], saved["norm"],
+                _widths(saved["widths"]), built["gan"], built["norm"], _widths(built["widths"]),
+                fresh,
             )  # fmt: skip
             return
-        ckpt.load_weights_into(
-            self.disc,
-            disc_path,
-            "discriminator",
-            fix="it was built by another --gan, --gan-widths or --gan-norm: resume with "
-            "those, or rename disc.safetensors to start the GAN afresh",
-        )
+        mismatch = ckpt.weights_mismatch(self.disc, disc_path)  # checkpoints before the record
+        if mismatch:
+            log.warning("%s: its discriminator is of another --gan, --gan-widths or --gan-norm "
+                        "(%s): %s", folder, mismatch, fresh)  # fmt: skip
+            return
+        ckpt.load_weights_into(self.disc, disc_path, "discriminator")
         self.opt_d.load_state_dict(state["opt_d"])  # type: ignore[union-attr]
         if saved is not None and saved["gan"] != built["gan"]:
             log.info("the discriminator of --gan %s goes on under --gan %s", saved["gan"],

@@ -94,6 +94,27 @@ def _labelled(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+def _check_frame_has_a_face(cfg: TuneConfig) -> None:
+    """Refuse, before any convert, a frame the alignments file holds without a face, and
+    name the nearest frames that have one (a sheet of that frame would show it unchanged)."""
+    if cfg.convert.alignments is None:
+        return
+    from faceswap.faces.alignments import load_alignments
+
+    frames = load_alignments(cfg.convert.alignments).by_index()
+    record = frames.get(cfg.frame)
+    if record is None or record.faces:  # with faces, or detected on the fly (a gap)
+        return
+    with_face = [i for i, fr in frames.items() if fr.faces]
+    before = max((i for i in with_face if i < cfg.frame), default=None)
+    after = min((i for i in with_face if i > cfg.frame), default=None)
+    nearest = " or ".join(str(i) for i in (before, after) if i is not None)
+    raise FaceswapError(
+        f"{cfg.convert.alignments}: frame {cfg.frame} has no face; pick a --frame with one"
+        + (f" (nearest: {nearest})" if nearest else "")
+    )
+
+
 def run_tune(cfg: TuneConfig) -> TuneResult:
     """Convert ``cfg.frame`` once per value and write the labelled tiles as one PNG.
 
@@ -114,6 +135,7 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
             f"{cfg.convert.input}: --frame {cfg.frame} is past its {source.frame_count} "
             f"frames (0-{source.frame_count - 1})"
         )
+    _check_frame_has_a_face(cfg)
     frames = source.iter_frames(start=cfg.frame)
     try:
         original = next(iter(frames)).image
@@ -136,6 +158,11 @@ def run_tune(cfg: TuneConfig) -> TuneResult:
                 **{cfg.vary: value},
             )
             result = run_convert(run)
+            if result.faces_swapped == 0:  # found by the detector, or its crops deleted
+                raise FaceswapError(
+                    f"{cfg.convert.input}: no face to swap in frame {cfg.frame}; pick a "
+                    "--frame with a face"
+                )
             tags = provenance_tags(result.model_sha256)
             frame_file = next(iter(sorted(result.output.iterdir())))
             tiles.append(_labelled(as_8bit(read_image(frame_file)), f"{cfg.vary} {value}"))

@@ -49,6 +49,22 @@ def test_the_sheet_shows_the_frame_and_each_value(
         TuneConfig(base, frame=3, vary="colour", output=tmp_path / "s.jpg")
 
 
+def test_a_frame_without_a_face_is_refused_before_any_sheet(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "sheet.png"
+    base = _convert(short_clip, model_dir, short_alignments, tmp_path / "unused")
+    with pytest.raises(FaceswapError) as err:
+        run_tune(TuneConfig(base, frame=9, vary="colour", values=("none",), output=sheet))
+    assert str(err.value) == (
+        f"{short_alignments}: frame 9 has no face; pick a --frame with one (nearest: 8 or 10)"
+    )
+    detected = _convert(short_clip, model_dir, None, tmp_path / "unused")  # type: ignore[arg-type]
+    with pytest.raises(FaceswapError, match="no face to swap in frame 9; pick a --frame"):
+        run_tune(TuneConfig(detected, frame=9, vary="colour", values=("none",), output=sheet))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_tune_from_the_command_line_defaults_to_every_colour_mode(
     short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
 ) -> None:

@@ -62,6 +62,7 @@ class StepResult:
     flops_per_example: float
     step_s: list[float]
     peak_bytes: int | None = None  # CUDA: the allocator's peak over the run
+    profile: str | None = None  # --profile: where a step's time goes, op by op
 
     @property
     def median_s(self) -> float:
@@ -224,6 +225,7 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
         step(batch)
         sync(device)
         times.append(time.perf_counter() - t0)
+    profile = profile_steps(step, batch, device, args.profile) if args.profile else None
     return StepResult(
         preset=name,
         resolution=cfg.resolution,
@@ -232,7 +234,26 @@ def bench_preset(name: str, device: torch.device, args: argparse.Namespace) -> S
         flops_per_example=flops / (2 * args.batch_size),
         step_s=times,
         peak_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        profile=profile,
     )
+
+
+def profile_steps(step: StepFn, batch: dict[str, torch.Tensor], device: torch.device,
+                  steps: int, rows: int = 25) -> str:  # fmt: skip
+    """The ops that take a step's time, over ``steps`` steps under torch.profiler: on CUDA by
+    their own device time (kernels), on the CPU by their own CPU time. What one GPU run must
+    bring back for the next change to be chosen without another."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step(batch)
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
 def bench_data_pipeline(resolution: int, batch_size: int, seconds: float, workers: int) -> str:
@@ -367,6 +388,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peak-seconds", type=float, default=2.0, help="time spent on the peak")
     p.add_argument("--data-seconds", type=float, default=3.0, help="0 skips the data pipeline")
     p.add_argument("--data-workers", type=int, default=0, help="DataLoader workers (0: inline)")
+    p.add_argument(
+        "--profile", type=int, default=0, help="profile N more steps and print the top ops"
+    )
     return p.parse_args(argv)
 
 
@@ -433,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * res.flops_per_s(best) / peak:>5.0f}%" + _memory_note(name, res, args),
                 flush=True,
             )
+        for res in results:
+            if res.profile:
+                print(f"  profile of {args.profile} {res.preset} steps:\n{res.profile}")
         detail = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in peaks.items())
         print(
             f"  peak {dtype_name} matmul (best over the run): {max(peaks.values()) / 1e9:.0f} "

@@ -3,7 +3,8 @@
 #   1. faceswap doctor, 2. tests/test_cuda.py (AMP bf16/fp16 steps, checkpoint + resume,
 #   --show-samples and loss.png off the GPU,
 #   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
-#   data pipeline with 8 workers), 4. bench_convert on CUDA (libx264, then --codec auto:
+#   data pipeline with 8 workers; a torch.profiler table of dfl-h128's bf16 step, so a missed
+#   target can be worked on without another GPU run), 4. bench_convert on CUDA (libx264, then --codec auto:
 #   NVENC when it works), an HDR convert with --codec auto (HEVC NVENC, 10-bit),
 #   5. a real `faceswap train` on CUDA with the default (auto)
 #   workers, reporting data_wait (the share of each step spent waiting for a batch).
@@ -37,6 +38,9 @@ step() { echo; echo "== $* ($(date +%T))"; }
   step "bench_train, batch 64 per side"
   timeout 180 python3 benchmarks/bench_train.py --device cuda --amp \
     --presets original,dfl-h128 --batch-size 64 --iters 10 --data-seconds 0
+  step "bench_train profile: dfl-h128, batch 16 per side, bf16 (the kernels a step runs)"
+  timeout 120 python3 benchmarks/bench_train.py --device cuda --amp --presets dfl-h128 \
+    --batch-size 16 --iters 3 --profile 3 --data-seconds 0 --peak-seconds 1
   for codec in libx264 auto; do
     step "bench_convert, original, batch 32, amp, codec $codec"
     timeout 150 python3 benchmarks/bench_convert.py --device cuda --amp --preset original \

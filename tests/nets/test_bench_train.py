@@ -26,7 +26,7 @@ def test_bench_prints_throughput_flops_and_mfu(capsys: pytest.CaptureFixture[str
     bench = load_bench()
     argv = ["--presets", "tiny", "--batch-size", "2", "--iters", "2", "--warmup", "1"]
     argv += ["--resolution", "32", "--device", "cpu", "--data-seconds", "0.2"]
-    argv += ["--peak-seconds", "0.2"]
+    argv += ["--peak-seconds", "0.2", "--profile", "1"]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.strip().startswith("tiny"))
@@ -36,6 +36,8 @@ def test_bench_prints_throughput_flops_and_mfu(capsys: pytest.CaptureFixture[str
     assert fields[-2].endswith("%") and float(fields[-2].rstrip("%")) >= 0
     assert "peak float32 matmul" in out
     assert "data pipeline (32 px):" in out and "samples/s" in out
+    # --profile: the ops of one step, the convolutions' backward among them
+    assert "profile of 1 tiny steps:" in out and "aten::convolution_backward" in out
 
 
 def test_flop_count_matches_the_conv_arithmetic() -> None:

@@ -46,6 +46,7 @@ from faceswap.train import checkpoint as ckpt
 from faceswap.train import ddp
 from faceswap.train.augment import AugmentConfig, blur_out_background, random_warp
 from faceswap.train.dataset import (
+    ALIGNMENTS_FILE,
     FaceDataset,
     FaceSet,
     LandmarkPartners,
@@ -1292,6 +1293,31 @@ def _load_checkpoint(trainer: Trainer, cfg: TrainConfig, model_dir: Path, folder
         ) from None
 
 
+def _check_folders(model_dir: Path, faces_a: FaceSet, faces_b: FaceSet, info: ddp.DistInfo) -> None:
+    """Refuse a model folder that is a faces folder (the model would be written among the
+    crops); warn when both sides are the same faces (a pretrain, not a swap)."""
+    sides = {side: {f.resolve() for f in (fs.sources or (fs.folder,))}
+             for side, fs in (("--a", faces_a), ("--b", faces_b))}  # fmt: skip
+    here = model_dir.resolve()
+    for side, folders in sides.items():
+        if here in folders:
+            raise FaceswapError(
+                f"-m {model_dir} is the faces folder of {side}; give the model a folder of "
+                "its own (e.g. -m model)"
+            )
+    if (model_dir / ALIGNMENTS_FILE).is_file():
+        raise FaceswapError(
+            f"-m {model_dir} holds an {ALIGNMENTS_FILE}, so it is a faces folder; give the "
+            "model a folder of its own (e.g. -m model)"
+        )
+    if sides["--a"] & sides["--b"] and info.is_main:
+        log.warning(
+            "--a and --b share faces (%s): both decoders learn the same person, which pretrains "
+            "an encoder for --init-from but swaps nobody; give --b the other person's faces",
+            ", ".join(str(f) for f in sorted(sides["--a"] & sides["--b"])),
+        )
+
+
 def _check_fresh_or_resume(cfg: TrainConfig, model_dir: Path) -> Path | None:
     """The checkpoint to resume from, or None; refuses to clobber an existing model."""
     found = ckpt.list_checkpoints(model_dir)
@@ -1621,6 +1647,7 @@ def _run(cfg: TrainConfig, device: torch.device, info: ddp.DistInfo) -> TrainRes
             f"faces B with '{cb.centering}', {cb.coverage}; re-extract one side with the "
             "other's --centering and --coverage"
         )
+    _check_folders(model_dir, faces_a, faces_b, info)
     if info.is_main:
         ensure_writable_dir(model_dir)
         ckpt.remove_stale_temporaries(model_dir)

@@ -668,6 +668,25 @@ def test_refuses_to_clobber_or_mix_models(face_dirs: tuple[Path, Path], tmp_path
         run_train(_cfg(face_dirs, m, iterations=2, resume=True, model_config=other))
 
 
+def test_the_model_folder_is_not_a_faces_folder(
+    face_dirs: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = sorted(p.name for p in face_dirs[1].iterdir())
+    with pytest.raises(FaceswapError) as err:
+        run_train(_cfg(face_dirs, face_dirs[1]))
+    assert str(err.value) == (
+        f"-m {face_dirs[1]} is the faces folder of --b; give the model a folder of its own "
+        "(e.g. -m model)"
+    )
+    other = shutil.copytree(face_dirs[0], tmp_path / "other_faces")
+    with pytest.raises(FaceswapError, match=r"holds an alignments\.json, so it is a faces"):
+        run_train(_cfg(face_dirs, other))
+    assert sorted(p.name for p in face_dirs[1].iterdir()) == before  # nothing written there
+    with caplog.at_level("WARNING"):
+        run_train(_cfg((face_dirs[0], face_dirs[0]), tmp_path / "m", iterations=1))
+    assert "--a and --b share faces" in caplog.text and "swaps nobody" in caplog.text
+
+
 def test_out_of_memory_is_one_clear_line_and_the_folder_starts_over(
     face_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -181,6 +181,11 @@ def _check_folder(cfg: SegmenterTrainConfig) -> None:
         raise FaceswapError(
             f"{folder}: holds a face-swap model; give the mask model a folder of its own"
         )
+    if (folder / "alignments.json").is_file():  # the faces folder itself, or another one
+        raise FaceswapError(
+            f"{folder}: is a faces folder (it holds an alignments.json); give the mask model a "
+            "folder of its own (e.g. -m masknet)"
+        )
     if (folder / CARD).is_file() and not cfg.resume:
         raise FaceswapError(
             f"{folder}: holds a mask model already; add --resume to train it on, or choose "

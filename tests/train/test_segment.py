@@ -94,6 +94,10 @@ def test_resume_continues_and_wrong_folders_are_refused(
     (swap_model / "model.json").write_text("{}")
     with pytest.raises(FaceswapError, match="holds a face-swap model"):
         run_train_segmenter(_cfg(folder, swap_model))
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(FaceswapError, match=r"is a faces folder \(it holds an alignments"):
+        run_train_segmenter(_cfg(folder, folder))  # -m the faces folder itself
+    assert sorted(p.name for p in folder.iterdir()) == before
     # From the command line: one line and exit 2 for a folder without masks.
     run = CliRunner().invoke(cli, ["train-masks", str(face_dirs[1]), "-m", str(tmp_path / "x")])
     assert run.exit_code == 2 and "no painted masks to learn from" in run.output

@@ -200,6 +200,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         raise FaceswapError(f"{cfg.input}: no such file or folder; check the input path")
     sources = _inputs(Path(cfg.input))
     out_root = Path(cfg.output)
+    _check_output_folder(Path(cfg.input), out_root)
     if out_root.exists():
         ensure_writable_dir(out_root)  # else made once its first input proves readable
     detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
@@ -250,6 +251,21 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     record.update(detector_used=detector.name, detector_reason=detector.reason)
     write_text_atomic(out_root / CONFIG_NAME, dump_json(record))
     return result
+
+
+def _check_output_folder(source: Path, output: Path) -> None:
+    """Refuse an output folder where the crops would mix with other files that matter: the
+    input images themselves (a rerun would take the crops for input), or a model."""
+    if source.is_dir() and output.resolve() == source.resolve():
+        raise FaceswapError(
+            f"-o {output} is the input folder: the crops would mix with its images; give "
+            "the faces a folder of their own (e.g. -o faces)"
+        )
+    for name, what in (("model.json", "face-swap model"), ("segmenter.json", "mask model")):
+        if (output / name).is_file():
+            raise FaceswapError(
+                f"-o {output} holds a {what}; give the faces a folder of their own (e.g. -o faces)"
+            )
 
 
 def _existing(cfg: ExtractConfig, folder: Path, source: Path, crop: CropSpec) -> Alignments | None:

@@ -165,6 +165,22 @@ def test_bad_input_is_one_clear_error(tmp_path: Path, clip_one_face, kind: str) 
     assert out.is_file() if kind == "output-is-a-file" else not out.exists()  # nothing made
 
 
+def test_output_folder_of_its_own(tmp_path: Path, image_folder_faces, clip_one_face) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in image_folder_faces.files[:1]:
+        (photos / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(FaceswapError, match=r"is the input folder: the crops would mix"):
+        run_extract(_cfg(photos, photos))
+    assert sorted(p.name for p in photos.iterdir()) == [image_folder_faces.files[0].name]
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.json").write_text("{}")
+    with pytest.raises(FaceswapError, match=r"-o .*model holds a face-swap model"):
+        run_extract(_cfg(clip_one_face.path, model))
+    assert [p.name for p in model.iterdir()] == ["model.json"]
+
+
 def test_config_rejects_bad_values(tmp_path: Path) -> None:
     base = _cfg(tmp_path, tmp_path)
     for bad in ({"every_nth": 0}, {"coverage": 1.5}, {"centering": "chin"}, {"smooth": "x"}):

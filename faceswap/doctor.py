@@ -16,6 +16,7 @@ def collect_report() -> list[str]:
 
     from faceswap.device import (
         cpu_gemm_library,
+        cpu_has_amx,
         cpu_has_native_bf16,
         cpu_inference_gemm_library,
         cpu_vendor,
@@ -34,8 +35,9 @@ def collect_report() -> list[str]:
     if device.type == "cuda":
         detail = f" ({torch.cuda.get_device_name(0)}, {torch.cuda.device_count()} GPU(s))"
     if device.type == "cpu":
+        units = "AMX" if cpu_has_amx() else "AVX512-BF16"
         detail = (
-            " (native bf16: --amp trains and converts in bf16)"
+            f" (native bf16, {units}: --amp trains and converts in bf16)"
             if cpu_has_native_bf16()
             else " (no native bf16: --amp stays float32)"
         )

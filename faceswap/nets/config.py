@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from faceswap.config import config_from_dict, config_to_dict, load_yaml
 from faceswap.errors import FaceswapError
@@ -230,6 +231,36 @@ def _scan_presets() -> Registry[Path]:
 PRESETS: Registry[Path] = _scan_presets()
 
 
+def _preset_data(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The keys of the preset file ``path``; ``base: NAME`` (a preset name, or a YAML path
+    relative to this file) takes that preset's keys first and overrides the ones given, so
+    a variant names only what it changes."""
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise FaceswapError(f"{path}: base must be a preset name or a YAML path, got {base!r}")
+    if base.endswith((".yaml", ".yml")) or "/" in base or os.sep in base:
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            raise FaceswapError(f"{path}: base {base}: no such preset file")
+    elif base in PRESETS:
+        base_path = PRESETS.get(base)
+    else:
+        raise FaceswapError(
+            f"{path}: base {base} is not a preset; choose from {', '.join(PRESETS.names())} "
+            "or give a YAML path"
+        )
+    if base_path.resolve() in seen or base_path.resolve() == path.resolve():
+        raise FaceswapError(f"{path}: base {base} leads back to itself; break the loop")
+    inherited = _preset_data(base_path, (*seen, path.resolve()))
+    inherited.pop("name", None)  # a variant is named after its own file
+    changed = ", ".join(sorted(k for k in data if k not in ("name", "description"))) or "nothing"
+    data.setdefault("description", f"{base} with {changed} changed")
+    return {**inherited, **data}
+
+
 def load_preset(name: str | Path) -> ModelConfig:
     """Load a preset by name (``tiny``, ``original``, ...) or from a YAML file path.
 
@@ -251,7 +282,7 @@ def load_preset(name: str | Path) -> ModelConfig:
             )
         path = PRESETS.get(text)
         stem = text
-    data = load_yaml(path)
+    data = _preset_data(path, ())
     data.setdefault("name", stem)
     try:
         return ModelConfig.from_dict(data, source=str(path))

@@ -65,6 +65,37 @@ def test_custom_yaml_path_loads(tmp_path: Path) -> None:
     assert cfg.name == "small" and cfg.arch == "liae" and cfg.encoder_widths == (8, 16)
 
 
+def test_a_variant_names_its_base_and_only_what_it_changes(tmp_path: Path) -> None:
+    import dataclasses
+
+    variant = tmp_path / "h128_mask.yaml"
+    variant.write_text("base: dfl-h128\nlearned_mask: true\nbottleneck: 256\n")
+    cfg = load_preset(variant)
+    base = load_preset("dfl-h128")
+    assert cfg.name == "h128_mask" and cfg.learned_mask and cfg.bottleneck == 256
+    assert cfg.description == "dfl-h128 with bottleneck, learned_mask changed"
+    kept = ("name", "description", "learned_mask", "bottleneck")
+    same = dataclasses.replace(cfg, **{key: getattr(base, key) for key in kept})
+    assert same == base  # every other key is the base's
+    # A base given as a path, relative to the file; a chain of two.
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "v96.yaml").write_text("base: ../h128_mask.yaml\nresolution: 96\n")
+    chained = load_preset(tmp_path / "sub" / "v96.yaml")
+    assert chained.resolution == 96 and chained.learned_mask and chained.bottleneck == 256
+    for text, needle in (
+        ("base: nope\n", "base nope is not a preset; choose from"),
+        ("base: loop.yaml\n", "base loop.yaml leads back to itself"),
+        ("base: missing.yaml\n", "base missing.yaml: no such preset file"),
+        ("base: 3\n", "base must be a preset name or a YAML path"),
+        ("base: tiny\nbottlenek: 5\n", "bottlenek"),
+    ):
+        path = tmp_path / "loop.yaml"
+        path.write_text(text)
+        with pytest.raises(FaceswapError, match=needle) as err:
+            load_preset(path)
+        assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [

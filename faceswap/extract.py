@@ -261,6 +261,8 @@ def _check_output_folder(source: Path, output: Path) -> None:
             f"-o {output} is the input folder: the crops would mix with its images; give "
             "the faces a folder of their own (e.g. -o faces)"
         )
+    # The train modules' own names for these files (checkpoint.MODEL_JSON, segment.CARD)
+    # would import torch into every extract run's start-up.
     for name, what in (("model.json", "face-swap model"), ("segmenter.json", "mask model")):
         if (output / name).is_file():
             raise FaceswapError(

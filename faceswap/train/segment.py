@@ -31,7 +31,13 @@ from faceswap.errors import FaceswapError
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
 from faceswap.nets.segmenter import Segmenter, SegmenterConfig, segmenter_loss
 from faceswap.train.augment import AugmentConfig
-from faceswap.train.dataset import FaceDataset, FaceSet, StreamSampler, load_face_set
+from faceswap.train.dataset import (
+    ALIGNMENTS_FILE,
+    FaceDataset,
+    FaceSet,
+    StreamSampler,
+    load_face_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +187,10 @@ def _check_folder(cfg: SegmenterTrainConfig) -> None:
         raise FaceswapError(
             f"{folder}: holds a face-swap model; give the mask model a folder of its own"
         )
-    if (folder / "alignments.json").is_file():  # the faces folder itself, or another one
+    if (folder / ALIGNMENTS_FILE).is_file():  # the faces folder itself, or another one
         raise FaceswapError(
-            f"{folder}: is a faces folder (it holds an alignments.json); give the mask model a "
-            "folder of its own (e.g. -m masknet)"
+            f"{folder}: is a faces folder (it holds an {ALIGNMENTS_FILE}); give the mask model "
+            "a folder of its own (e.g. -m masknet)"
         )
     if (folder / CARD).is_file() and not cfg.resume:
         raise FaceswapError(

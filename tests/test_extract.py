@@ -179,6 +179,11 @@ def test_output_folder_of_its_own(tmp_path: Path, image_folder_faces, clip_one_f
     with pytest.raises(FaceswapError, match=r"-o .*model holds a face-swap model"):
         run_extract(_cfg(clip_one_face.path, model))
     assert [p.name for p in model.iterdir()] == ["model.json"]
+    # extract spells the model files' names itself (no torch at its start-up): they must
+    # stay the train modules' own
+    from faceswap.train import checkpoint, segment
+
+    assert (checkpoint.MODEL_JSON, segment.CARD) == ("model.json", "segmenter.json")
 
 
 def test_config_rejects_bad_values(tmp_path: Path) -> None:

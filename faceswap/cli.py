@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "faceswap.commands.encode:encode_frames",
         "Encode a folder of frames into a video, with a source's audio.",
     ),
+    "verify": (
+        "faceswap.commands.verify:verify",
+        "Tell whether a video or image carries faceswap's marks (tags, watermark).",
+    ),
 }
 
 
@@ -89,7 +93,8 @@ def cli(verbose: int) -> None:
 
     Stages: extract-frames (optional) -> extract -> train -> convert -> encode-frames (for
     image sequences). Run `faceswap COMMAND --help` for each stage's options. Outputs are
-    marked as synthetic (metadata and manifest); see the README's ethics section.
+    marked as synthetic (metadata, a manifest and an invisible watermark, which `faceswap
+    verify` reads); see the README's ethics section.
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(

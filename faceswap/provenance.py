@@ -1,16 +1,18 @@
 """Provenance for synthetic outputs: container tags, a sidecar manifest, reading them back.
 
-Every converted video is marked as synthetic twice, on by default:
+Every converted video is marked as synthetic three times, on by default:
 
 * container metadata (:func:`provenance_tags`): ``synthetic=1``, ``generator=faceswap X.Y``,
   ``model_sha256=...`` and a human-readable ``comment``, which players and ``ffprobe`` show;
 * a JSON manifest next to the output (:func:`write_manifest`), ``<output>.json``: tool,
   version, model hash and preset, the input's name and sha256, the settings used, the time
-  and how many frames were swapped.
+  and how many frames were swapped;
+* an invisible watermark in the pixels of every swapped face (:mod:`faceswap.watermark`),
+  applied through the :class:`FrameMarker` hook that :func:`frame_marker` returns: the
+  convert pipeline calls it on each output frame, with the frame's blend matte, before
+  encoding.
 
-Pixel-level marks (an invisible watermark) plug in as a :class:`FrameMarker`: a per-frame
-function the convert pipeline applies to each output frame just before encoding. None is
-shipped yet; :func:`frame_marker` is where one will be chosen.
+:func:`faceswap.verify.run_verify` reads all three back.
 """
 
 from __future__ import annotations
@@ -37,18 +39,24 @@ TAG_KEYS = ("synthetic", "generator", "model_sha256", "comment")
 class FrameMarker(Protocol):
     """A pixel-level provenance mark applied to every output frame before encoding.
 
-    Called with an RGB uint8 (H, W, 3) frame and its index; returns the marked frame (same
-    shape and dtype). It must leave a frame visually unchanged.
+    Called with an RGB (H, W, 3) frame (uint8, or uint16 for deep sources), its index and
+    its blend matte (uint8 (H, W), 255 where a swapped face covers the frame; None or all 0
+    for a frame without a face); returns the marked frame (same shape and dtype). It must
+    leave a frame visually unchanged, and a frame without a face exactly as it was.
     """
 
     name: str
 
-    def __call__(self, frame: np.ndarray, index: int) -> np.ndarray: ...
+    def __call__(
+        self, frame: np.ndarray, index: int, coverage: np.ndarray | None
+    ) -> np.ndarray: ...
 
 
 def frame_marker() -> FrameMarker | None:
-    """The pixel marker to apply to converted frames (None: no watermark implemented yet)."""
-    return None
+    """The pixel marker applied to converted frames: :class:`faceswap.watermark.Watermark`."""
+    from faceswap.watermark import Watermark
+
+    return Watermark()
 
 
 def generator_name() -> str:

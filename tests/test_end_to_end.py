@@ -127,6 +127,10 @@ def test_extract_train_convert_round_trip(tmp_path: Path) -> None:
     assert read_provenance(output), "the output carries no provenance tags"
     manifest = json.loads(output.with_name(output.name + ".json").read_text())
     assert manifest, "the sidecar manifest is empty"
+    verdict = faceswap_cli("verify", output, "--json")
+    assert verdict.returncode == 0, verdict.stderr
+    assert json.loads(verdict.stdout)["watermark"]["found"], verdict.stdout
+    assert faceswap_cli("verify", clip_a.path).returncode == 1  # the source is no swap
 
     before = [f.image.astype(np.int16) for f in open_source(clip_a.path).iter_frames()]
     after = [f.image.astype(np.int16) for f in open_source(output).iter_frames()]

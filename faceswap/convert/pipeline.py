@@ -1156,9 +1156,11 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         frame_cfg = next(
             (v for frames, v in reversed(variants) if in_frame_ranges(index, frames)), cfg
         )
-        item.image = _compose(item, frame_cfg, res)
+        item.image = _compose(item, frame_cfg, res, coverage=marker is not None)
         if marker is not None:
-            item.image = marker(item.image, item.frame.index)
+            item.image = marker(item.image, item.frame.index, item.matte)
+            if cfg.matte is None:
+                item.matte = None  # only the marker asked for it
         return item
 
     def blend() -> None:
@@ -1505,14 +1507,14 @@ class _MotionTracker:
         self._last_index, self._centres = index, here
 
 
-def _compose(item: _Item, cfg: ConvertConfig, res: int) -> Any:
+def _compose(item: _Item, cfg: ConvertConfig, res: int, *, coverage: bool = False) -> Any:
     """The output frame of ``item``: its decoded image with each swapped face pasted in.
 
     ``cfg`` holds the frame's blend settings (``blend_ranges`` applied). With ``cfg.matte``
-    it also sets ``item.matte``: where the faces were blended in."""
+    or ``coverage`` it also sets ``item.matte``: where the faces were blended in."""
     mask_mode, colour_mode = MASK_MODES.get(cfg.mask), COLOUR_MODES.get(cfg.colour)
     grade = Grade(**{name: getattr(cfg, name) for name in GRADE_KEYS})
-    if cfg.matte is not None:
+    if cfg.matte is not None or coverage:
         item.matte = np.zeros(item.frame.image.shape[:2], np.uint8)
     if not item.faces:
         return item.frame.image  # passes through byte for byte

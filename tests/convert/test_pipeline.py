@@ -806,7 +806,9 @@ def test_frame_marker_hook_marks_every_frame(
     class Corner:
         name = "corner"
 
-        def __call__(self, frame: np.ndarray, index: int) -> np.ndarray:
+        def __call__(
+            self, frame: np.ndarray, index: int, coverage: np.ndarray | None
+        ) -> np.ndarray:
             out = frame.copy()
             out[0, 0] = (index % 256, 7, 11)
             return out
@@ -817,6 +819,27 @@ def test_frame_marker_hook_marks_every_frame(
     run_convert(_cfg(folder, model_dir, out, alignments=al))
     for i, frame in enumerate(_frames(out)):
         assert tuple(frame[0, 0]) == (i, 7, 11)
+
+
+def test_the_watermark_is_on_by_default_and_only_under_the_faces(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import faceswap.provenance as provenance
+    from faceswap.watermark import STRENGTH
+
+    out, matte = tmp_path / "marked", tmp_path / "matte"
+    run_convert(_cfg(short_clip.path, model_dir, out, alignments=short_alignments, matte=matte))
+    monkeypatch.setattr(provenance, "frame_marker", lambda: None)
+    bare = tmp_path / "bare"
+    run_convert(_cfg(short_clip.path, model_dir, bare, alignments=short_alignments))
+    for i, (a, b) in enumerate(zip(_frames(out), _frames(bare), strict=True)):
+        alpha = cv2.imread(str(matte / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED)
+        diff = a.astype(np.int16) - b
+        assert not diff[alpha == 0].any()  # faceless frames and backgrounds: untouched
+        assert np.abs(diff).max() <= 2 * STRENGTH
+        if i not in short_clip.blank_frames:
+            assert np.count_nonzero(diff[alpha == 255]) > diff[alpha == 255].size // 2
 
 
 def _empty_alignments(clip: ClipInfo, path: Path) -> Path:

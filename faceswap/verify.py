@@ -1,0 +1,146 @@
+"""The verify stage: is this video, image or image folder a faceswap output?
+
+Looks for all three marks convert leaves (see :mod:`faceswap.provenance`): the provenance
+tags in the container or the image, the sidecar manifest, and the invisible watermark in the
+pixels of the swapped faces (:mod:`faceswap.watermark`). The tags and the manifest are gone
+once a file is re-encoded or renamed by someone else; the watermark stays with the pixels
+through a lossy re-encode or a resize, so it is read even when both are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceswap.errors import FaceswapError
+from faceswap.watermark import WatermarkReading, read_watermark
+
+log = logging.getLogger(__name__)
+
+#: How far the face region reaches beyond the landmarks' hull (brow to hairline, jaw): the
+#: swap's blend mask covers a forehead the 68 points leave out.
+FACE_REGION_GROWTH = 0.15
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """Settings of :func:`run_verify`.
+
+    Attributes:
+        input: a video, an image (PNG, TIFF, JPEG) or a folder of images.
+        frames: read at most this many frames for the watermark, spread evenly over the
+            input (0: every frame). More frames give surer answers and take longer.
+        detector: face detector that places the faces (``auto``, ``dlib-hog``...); frames in
+            which it finds none are searched in face-sized windows instead.
+        device: torch device for torch detectors.
+    """
+
+    input: Path
+    frames: int = 120
+    detector: str = "dlib-hog"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.frames < 0:
+            raise FaceswapError(f"--frames must be 0 (every frame) or more, got {self.frames}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`run_verify` found.
+
+    Attributes:
+        path: the input.
+        tags: provenance tags found in the file (or the first image of a folder holding any).
+        manifest: the sidecar manifest beside the input, or None.
+        watermark: the watermark reading over the frames read.
+    """
+
+    path: Path
+    tags: dict[str, str]
+    manifest: dict[str, Any] | None
+    watermark: WatermarkReading
+
+    @property
+    def marked(self) -> bool:
+        """Any of the three marks says the input is synthetic."""
+        return (
+            self.tags.get("synthetic") == "1" or self.manifest is not None or self.watermark.found
+        )
+
+
+def face_region(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """bool (H, W): the faces' landmark hulls, grown by :data:`FACE_REGION_GROWTH`."""
+    region = np.zeros(shape[:2], np.uint8)
+    for points in landmarks:
+        centre = points.mean(0)
+        grown = (points - centre) * (1.0 + FACE_REGION_GROWTH) + centre
+        cv2.fillConvexPoly(region, cv2.convexHull(np.rint(grown).astype(np.int32)), 1)
+    return region.astype(bool)
+
+
+def _frames(source: Any, limit: int) -> Iterator[np.ndarray]:
+    count = source.frame_count
+    every = 1 if limit == 0 or count <= limit else math.ceil(count / limit)
+    for frame in source.iter_frames(every_nth=every):
+        yield frame.image
+
+
+def _image_tags(folder: Path) -> dict[str, str]:
+    """The tags of the first image in ``folder`` that has any."""
+    from faceswap.io.images import list_images
+    from faceswap.provenance import read_provenance
+
+    for path in list_images(folder):
+        if tags := read_provenance(path):
+            return tags
+    return {}
+
+
+def run_verify(cfg: VerifyConfig) -> VerifyResult:
+    """Read the provenance tags, manifest and watermark of ``cfg.input``.
+
+    Raises:
+        FaceswapError: a missing, empty or unreadable input, or an unknown detector.
+    """
+    from faceswap.faces.detectors import create_detector
+    from faceswap.io.images import as_8bit, is_image_file, read_image
+    from faceswap.io.video import open_source
+    from faceswap.provenance import TOOL, read_manifest, read_provenance
+
+    path = Path(cfg.input)
+    if not path.exists():
+        raise FaceswapError(f"{path}: no such file or folder; check the path")
+    if path.is_file() and is_image_file(path):
+        images: Iterator[np.ndarray] = iter([read_image(path, keep_16bit=True)])
+        tags = read_provenance(path)
+    else:
+        source = open_source(path, deep=True)
+        if source.frame_count == 0:
+            raise FaceswapError(f"{path}: holds no frames; check the file")
+        tags = read_provenance(path) if source.is_video else _image_tags(path)
+        images = _frames(source, cfg.frames)
+    manifest = read_manifest(path)
+    if manifest is not None and manifest.get("tool") != TOOL:
+        manifest = None  # some other program's JSON beside the file
+    detector = create_detector(cfg.detector, cfg.device)
+
+    def located() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        for image in images:
+            found = detector.detect(as_8bit(image))
+            region = face_region(image.shape, found.landmarks) if len(found) else None
+            yield image, region
+
+    reading = read_watermark(located())
+    log.info(
+        "%s: watermark z %.1f over %d frames (%d inside faces)",
+        path, reading.z, reading.frames, reading.faces,
+    )  # fmt: skip
+    return VerifyResult(path, tags, manifest, reading)

@@ -1,0 +1,239 @@
+"""An invisible watermark in the pixels of swapped faces, and the test that finds it.
+
+The mark is a fixed pseudo-random field of soft blobs, ±3 code values (of 255) in luma,
+added only where a swapped face was blended in (the blend matte), so a frame without a face
+stays byte for byte the input and the rest of a frame is untouched. The field is laid out on
+a lattice measured in frame *heights* from the frame's centre (:data:`CELLS_PER_HEIGHT`
+cells a height), so a video scaled up or down, or re-encoded, still carries the same field
+where the faces are.
+
+Reading it back (:func:`read_watermark`) band-passes each frame's luma, evens out its local
+contrast (the face's own texture is the noise the mark must beat) and correlates it with the
+field inside each face, or over face-sized windows when no face region is given. The same is
+done with :data:`DECOYS` other fields of the same kind; as no decoy was ever embedded, their
+scores show how large a chance match is on this very footage, and the mark's score is given
+in standard deviations of theirs (``z``). Summed over frames the evidence grows: a second of
+video at 30 fps is far more certain than one frame.
+
+This is a provenance mark for honest outputs, not a defence against someone set on removing
+it: the field is the same for every output, so averaging many of them would reveal it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: The field's identity (mark version 1); the decoys are the keys after it.
+KEY = 0x66616365_73776170
+#: Lattice cells a frame height: 2.5 px at 360p, 7.5 px at 1080p.
+CELLS_PER_HEIGHT = 144
+#: Peak-ish amplitude in code values of 255 (the field's rms is about 0.86 of it).
+STRENGTH = 3.0
+#: Frames are read at this height at most (the field is defined per height, so nothing is
+#: lost by reading a 4K frame at 360 lines, and the cost stays that of a small frame).
+ANALYSIS_HEIGHT = 360
+#: Fields of the same kind, never embedded, that calibrate the score.
+DECOYS = 32
+#: ``z`` at or above which the mark counts as found (a chance match is about 1 in 10^6).
+FOUND_Z = 5.0
+NAME = "faceswap-wm1"
+
+
+def _lattice_signs(key: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """±1 at each lattice point (row, col), a hash of the key and the point (splitmix64)."""
+    r = rows.astype(np.int64).astype(np.uint64)[:, None]
+    c = cols.astype(np.int64).astype(np.uint64)[None, :]
+    with np.errstate(over="ignore"):
+        z = (
+            np.uint64(key)
+            ^ (r * np.uint64(0xD1B54A32D192ED03))
+            ^ (c * np.uint64(0xABC98388FB8FAC03))
+        )
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return np.where(z >> np.uint64(63), np.float32(1.0), np.float32(-1.0))
+
+
+@functools.lru_cache(maxsize=8)
+def _field(height: int, width: int, key: int) -> np.ndarray:
+    cell = height / CELLS_PER_HEIGHT
+    # Lattice points cover the frame with a margin for the cubic kernel.
+    u0, u1 = int(np.floor(-width / 2 / cell)) - 3, int(np.ceil(width / 2 / cell)) + 3
+    v0, v1 = int(np.floor(-height / 2 / cell)) - 3, int(np.ceil(height / 2 / cell)) + 3
+    signs = _lattice_signs(key, np.arange(v0, v1 + 1), np.arange(u0, u1 + 1))
+    # Pixel x (centre at x + 0.5) sits at lattice coordinate (x + 0.5 - width / 2) / cell.
+    to_lattice = np.array(
+        [
+            [1 / cell, 0, (0.5 - width / 2) / cell - u0],
+            [0, 1 / cell, (0.5 - height / 2) / cell - v0],
+        ]
+    )
+    out = cv2.warpAffine(
+        signs, to_lattice, (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
+    out.flags.writeable = False
+    return out
+
+
+def field(height: int, width: int, key: int = KEY) -> np.ndarray:
+    """The mark's field for a frame of this size: float32 (height, width), about ±1."""
+    return _field(int(height), int(width), int(key))
+
+
+class Watermark:
+    """The pixel mark :func:`faceswap.provenance.frame_marker` applies to converted frames.
+
+    Call with an RGB frame (uint8, or uint16 for deep sources), its index and the blend
+    matte (uint8 (H, W), 255 where a swapped face covers the frame, 0 elsewhere); returns the
+    marked frame. Only pixels under the matte change, by at most :data:`STRENGTH` code values
+    of 255 (scaled to the frame's range), equally in R, G and B, so hue is kept.
+    """
+
+    name = NAME
+
+    def __call__(self, frame: np.ndarray, index: int, coverage: np.ndarray | None) -> np.ndarray:
+        if coverage is None:
+            return frame
+        x0, y0, w, h = cv2.boundingRect(np.ascontiguousarray(coverage, np.uint8))
+        if w == 0 or h == 0:
+            return frame
+        x1, y1 = x0 + w, y0 + h
+        peak = 65535.0 if frame.dtype == np.uint16 else 255.0
+        weight = coverage[y0:y1, x0:x1].astype(np.float32) * (STRENGTH * peak / 255.0 / 255.0)
+        delta = field(*frame.shape[:2])[y0:y1, x0:x1] * weight
+        out = np.array(frame, copy=True)
+        region = out[y0:y1, x0:x1].astype(np.float32) + delta[..., None]
+        out[y0:y1, x0:x1] = np.clip(np.rint(region), 0, peak).astype(frame.dtype)
+        return out
+
+
+@dataclass(frozen=True)
+class WatermarkReading:
+    """What :func:`read_watermark` found.
+
+    Attributes:
+        z: evidence for the mark over all frames read, in standard deviations of the decoy
+            fields' scores; :data:`FOUND_Z` or more counts as found.
+        frames: frames read.
+        frame_z: each frame's own ``z`` (a single frame is weak evidence: 2-10 on a marked
+            face after a lossy encode, about 0 ± 1 on anything else).
+        faces: frames read inside faces (the rest were searched in face-sized windows).
+    """
+
+    z: float
+    frames: int
+    frame_z: tuple[float, ...]
+    faces: int
+
+    @property
+    def found(self) -> bool:
+        return self.z >= FOUND_Z
+
+    @property
+    def marked_frames(self) -> int:
+        """Frames whose own ``z`` is 3 or more."""
+        return sum(z >= 3.0 for z in self.frame_z)
+
+
+def _band(image: np.ndarray, cell: float) -> np.ndarray:
+    """The band the field lives in (a difference of Gaussians around its blob size)."""
+    return cv2.GaussianBlur(image, (0, 0), 0.35 * cell) - cv2.GaussianBlur(
+        image, (0, 0), 1.2 * cell
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _keyed_bands(height: int, width: int) -> np.ndarray:
+    """(1 + DECOYS, H, W) float32: the mark's field and the decoys', band-passed."""
+    cell = height / CELLS_PER_HEIGHT
+    keys = [KEY + k for k in range(DECOYS + 1)]
+    return np.stack([_band(field(height, width, k), cell) for k in keys])
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an RGB frame in code values of 255, float32."""
+    scale = 255.0 / 65535.0 if image.dtype == np.uint16 else 1.0
+    rgb = image.astype(np.float32) * scale
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _window_scores(signal: np.ndarray, bands: np.ndarray) -> np.ndarray:
+    """Each key's best face-sized window: the largest leave-one-out z over windows of 1/8,
+    1/4 and 1/2 of the height, on a grid of a quarter window."""
+    height, width = signal.shape
+    n = len(bands)
+    best = np.full(n, -np.inf)
+    for share in (0.125, 0.25, 0.5):
+        win = max(3, round(share * height))
+        step = max(1, win // 4)
+        sums = np.stack([
+            cv2.boxFilter(signal * b, -1, (win, win), normalize=False,
+                          borderType=cv2.BORDER_CONSTANT)[win // 2 : height - win // 2 : step,
+                                                          win // 2 : width - win // 2 : step]
+            for b in bands
+        ]).reshape(n, -1).astype(np.float64)  # fmt: skip
+        total, total_sq = sums.sum(0), (sums * sums).sum(0)
+        # Each key is judged against the others only, so all keys are alike under no mark.
+        mean = (total - sums) / (n - 1)
+        var = np.maximum((total_sq - sums * sums) / (n - 1) - mean * mean, 1e-12)
+        best = np.maximum(best, ((sums - mean) / np.sqrt(var)).max(1))
+    return best
+
+
+def frame_scores(image: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Scores of the mark's field (index 0) and each decoy's in one RGB frame.
+
+    Args:
+        image: RGB uint8 or uint16 (H, W, 3).
+        region: where the faces are (bool or 0-1 float (H, W)); None searches windows.
+
+    Returns:
+        float64 (1 + DECOYS,): correlations inside ``region``, or best-window z scores.
+    """
+    height, width = image.shape[:2]
+    luma = _luma(image)
+    if height > ANALYSIS_HEIGHT:
+        size = (max(1, round(width * ANALYSIS_HEIGHT / height)), ANALYSIS_HEIGHT)
+        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        if region is not None:
+            region = cv2.resize(region.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    h, w = luma.shape
+    cell = h / CELLS_PER_HEIGHT
+    band = _band(luma, cell)
+    # Even out local contrast: an eye's edges would otherwise outweigh a cheek's worth of mark.
+    band /= np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 2.0 * cell)) + 0.5
+    bands = _keyed_bands(h, w)
+    if region is None:
+        return _window_scores(band, bands)
+    weighted = (band * region.astype(np.float32)).ravel()
+    return bands.reshape(len(bands), -1) @ weighted.astype(np.float32)
+
+
+def read_watermark(frames: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> WatermarkReading:
+    """Look for the mark in frames, each given with where its faces are (or None).
+
+    Each frame's scores are put in decoy standard deviations, summed over frames, and the
+    sum is judged against the decoys' sums in the same way.
+    """
+    totals: np.ndarray | None = None
+    frame_z: list[float] = []
+    faces = 0
+    for image, region in frames:
+        scores = frame_scores(image, region)
+        faces += region is not None
+        decoys = scores[1:]
+        spread = float(decoys.std()) or 1.0
+        standard = (scores - decoys.mean()) / spread
+        frame_z.append(float(standard[0]))
+        totals = standard if totals is None else totals + standard
+    if totals is None:
+        return WatermarkReading(0.0, 0, (), 0)
+    decoys = totals[1:]
+    z = float((totals[0] - decoys.mean()) / (decoys.std() or 1.0))
+    return WatermarkReading(round(z, 2), len(frame_z), tuple(round(v, 2) for v in frame_z), faces)

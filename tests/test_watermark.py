@@ -1,0 +1,128 @@
+"""The invisible watermark: what embedding changes, and reading it back through a codec."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceswap.io.video import VideoWriter, open_source
+from faceswap.verify import face_region
+from faceswap.watermark import FOUND_Z, STRENGTH, Watermark, field, read_watermark
+from tests.media import Scene
+
+
+def _face_matte(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """A feathered blend matte over the faces, as convert's paste leaves it (uint8)."""
+    hard = face_region(shape, landmarks).astype(np.uint8) * 255
+    return cv2.GaussianBlur(hard, (0, 0), 3)
+
+
+def _landmarks(scene: Scene, i: int) -> np.ndarray:
+    return np.stack([face.landmarks for face in scene.faces(i)])
+
+
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    return Scene(frames=24, seed=1)
+
+
+def test_field_is_fixed_and_scales_with_the_frame() -> None:
+    small = field(360, 640)
+    assert small.dtype == np.float32 and small.shape == (360, 640)
+    assert np.array_equal(small, field(360, 640))  # no hidden state: the same every run
+    assert 0.7 < float(small.std()) < 1.0 and abs(float(small.mean())) < 0.05
+    # Laid out in frame heights: a 720p frame's field, scaled down, is the 360p one.
+    scaled = cv2.resize(field(720, 1280), (640, 360), interpolation=cv2.INTER_AREA)
+    assert np.corrcoef(scaled.ravel(), small.ravel())[0, 1] > 0.9
+    # Other keys (the decoys) are unrelated fields.
+    assert abs(np.corrcoef(field(360, 640, key=1).ravel(), small.ravel())[0, 1]) < 0.05
+
+
+def test_marks_only_under_the_matte_and_invisibly(scene: Scene) -> None:
+    frame = scene.frame(0)
+    matte = _face_matte(frame.shape, _landmarks(scene, 0))
+    marked = Watermark()(frame, 0, matte)
+    assert marked.dtype == np.uint8 and marked.shape == frame.shape
+    diff = marked.astype(np.int16) - frame
+    assert np.array_equal(marked[matte == 0], frame[matte == 0])
+    assert np.abs(diff).max() <= np.ceil(STRENGTH * 1.9)
+    assert np.count_nonzero(diff[matte == 255]) > 0.5 * diff[matte == 255].size
+    # Grey: the same change in R, G and B (up to rounding), so no colour cast (where no
+    # channel is clipped at black or white).
+    unclipped = ((frame > 8) & (frame < 247)).all(-1)
+    assert np.abs(diff[..., 0] - diff[..., 2])[unclipped].max() <= 1
+    inside = diff[matte > 128].astype(np.float64)
+    assert 10 * np.log10(255.0**2 / np.mean(inside**2)) > 39.0  # PSNR of the face, dB
+    # Nothing to mark: the very same frame back.
+    assert Watermark()(frame, 0, None) is frame
+    assert Watermark()(frame, 0, np.zeros(frame.shape[:2], np.uint8)) is frame
+
+
+def test_marks_16_bit_frames_at_the_same_strength(scene: Scene) -> None:
+    frame8 = scene.frame(0)
+    frame16 = frame8.astype(np.uint16) * 257
+    matte = _face_matte(frame8.shape, _landmarks(scene, 0))
+    diff16 = Watermark()(frame16, 0, matte).astype(np.int64) - frame16
+    diff8 = Watermark()(frame8, 0, matte).astype(np.int64) - frame8
+    assert Watermark()(frame16, 0, matte).dtype == np.uint16
+    assert np.abs(diff16 / 257.0 - diff8).max() <= 1.0
+
+
+def _encode(frames: list[np.ndarray], path: Path, size: tuple[int, int], crf: int) -> list:
+    with VideoWriter(path, *size, Fraction(25), crf=crf, preset="veryfast") as writer:
+        for frame in frames:
+            writer.write(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+    return [f.image for f in open_source(path).iter_frames()]
+
+
+@pytest.mark.parametrize(
+    ("size", "crf"),
+    [((640, 360), 23), ((640, 360), 28), ((1280, 720), 23), ((320, 180), 23)],
+    ids=["360p-crf23", "360p-crf28", "upscaled-720p", "downscaled-180p"],
+)
+def test_survives_lossy_encodes_and_resizes(
+    scene: Scene, tmp_path: Path, size: tuple[int, int], crf: int
+) -> None:
+    marker = Watermark()
+    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    clean = [scene.frame(i) for i in range(scene.frames)]
+    marked = [
+        marker(frame, i, _face_matte(frame.shape, lm))
+        for i, (frame, lm) in enumerate(zip(clean, landmarks, strict=True))
+    ]
+    scale = size[1] / scene.height
+    for frames, expect_found in ((marked, True), (clean, False)):
+        decoded = _encode(frames, tmp_path / "clip.mp4", size, crf)
+        reading = read_watermark(
+            (image, face_region(image.shape, lm * scale))
+            for image, lm in zip(decoded, landmarks, strict=True)
+        )
+        assert reading.frames == reading.faces == scene.frames
+        if expect_found:
+            assert reading.found, reading
+        else:
+            assert reading.z < 3.0 and not reading.found, reading
+            assert reading.marked_frames <= 2
+
+
+def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:
+    marker = Watermark()
+    marked = [
+        marker(scene.frame(i), i, _face_matte((360, 640), _landmarks(scene, i)))
+        for i in range(scene.frames)
+    ]
+    decoded = _encode(marked, tmp_path / "clip.mp4", (640, 360), 18)
+    reading = read_watermark((image, None) for image in decoded)
+    assert reading.faces == 0 and reading.found, reading
+    clean = read_watermark((scene.frame(i), None) for i in range(scene.frames))
+    assert clean.z < 3.0
+
+
+def test_no_frames_no_evidence() -> None:
+    reading = read_watermark(iter(()))
+    assert reading.frames == 0 and reading.z == 0.0 and not reading.found
+    assert FOUND_Z > 3.0

@@ -377,7 +377,7 @@ def train(
     shift: float,
     warp_strength: float,
     **options: object,
-) -> None:
+) -> object:
     """Train the shared encoder and decoders A and B on aligned faces.
 
     Ctrl-C or SIGTERM saves a checkpoint and stops; `--resume` continues exactly where the
@@ -416,14 +416,14 @@ def train(
             f"wrote {result.samples}: for each side the input, the target and each pixel's "
             f"loss weight of iteration {result.iteration}'s batch; nothing was trained"
         )
-        return
+        return result
     if result.lr_found is not None:
         click.echo(
             f"lr finder: suggested --lr {result.lr_found:.3g} (the curve: "
             f"{result.model_dir / 'lr_finder.png'})"
         )
     if result.checkpoint is None:  # not rank 0 under torchrun, or --lr-finder exit
-        return
+        return result
     from faceswap.text import duration
 
     state = "interrupted" if result.interrupted else "finished"
@@ -446,3 +446,4 @@ def train(
     click.echo(f"model: {result.model_dir}")
     if hint := amp_hint(cfg.device, cfg.amp):
         click.echo(hint, err=True)
+    return result  # for `faceswap run`: an interrupted run is not a finished stage

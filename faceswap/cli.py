@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "faceswap.commands.encode:encode_frames",
         "Encode a folder of frames into a video, with a source's audio.",
     ),
+    "evaluate": (
+        "faceswap.commands.evaluate:evaluate",
+        "Measure a swap against its source: identity, expression, jitter, sharpness.",
+    ),
     "run": (
         "faceswap.commands.run:run",
         "Run a pipeline spec (YAML), skipping stages with nothing new to do.",

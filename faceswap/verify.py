@@ -16,17 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from faceswap.errors import FaceswapError
 from faceswap.watermark import WatermarkReading, read_watermark
 
 log = logging.getLogger(__name__)
-
-#: How far the face region reaches beyond the landmarks' hull (brow to hairline, jaw): the
-#: swap's blend mask covers a forehead the 68 points leave out.
-FACE_REGION_GROWTH = 0.15
 
 
 @dataclass(frozen=True)
@@ -76,16 +71,6 @@ class VerifyResult:
         )
 
 
-def face_region(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
-    """bool (H, W): the faces' landmark hulls, grown by :data:`FACE_REGION_GROWTH`."""
-    region = np.zeros(shape[:2], np.uint8)
-    for points in landmarks:
-        centre = points.mean(0)
-        grown = (points - centre) * (1.0 + FACE_REGION_GROWTH) + centre
-        cv2.fillConvexPoly(region, cv2.convexHull(np.rint(grown).astype(np.int32)), 1)
-    return region.astype(bool)
-
-
 def _frames(source: Any, limit: int) -> Iterator[np.ndarray]:
     count = source.frame_count
     every = 1 if limit == 0 or count <= limit else math.ceil(count / limit)
@@ -110,6 +95,7 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
     Raises:
         FaceswapError: a missing, empty or unreadable input, or an unknown detector.
     """
+    from faceswap.faces.align import landmark_region
     from faceswap.faces.detectors import create_detector
     from faceswap.io.images import as_8bit, is_image_file, read_image
     from faceswap.io.video import open_source
@@ -135,7 +121,7 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
     def located() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for image in images:
             found = detector.detect(as_8bit(image))
-            region = face_region(image.shape, found.landmarks) if len(found) else None
+            region = landmark_region(image.shape, found.landmarks) if len(found) else None
             yield image, region
 
     reading = read_watermark(located())

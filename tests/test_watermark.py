@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
+from faceswap.faces.align import landmark_region
 from faceswap.io.video import VideoWriter, open_source
-from faceswap.verify import face_region
 from faceswap.watermark import FOUND_Z, STRENGTH, Watermark, field, read_watermark
 from tests.media import Scene
 
 
 def _face_matte(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
     """A feathered blend matte over the faces, as convert's paste leaves it (uint8)."""
-    hard = face_region(shape, landmarks).astype(np.uint8) * 255
+    hard = landmark_region(shape, landmarks).astype(np.uint8) * 255
     return cv2.GaussianBlur(hard, (0, 0), 3)
 
 
@@ -98,7 +98,7 @@ def test_survives_lossy_encodes_and_resizes(
     for frames, expect_found in ((marked, True), (clean, False)):
         decoded = _encode(frames, tmp_path / "clip.mp4", size, crf)
         reading = read_watermark(
-            (image, face_region(image.shape, lm * scale))
+            (image, landmark_region(image.shape, lm * scale))
             for image, lm in zip(decoded, landmarks, strict=True)
         )
         assert reading.frames == reading.faces == scene.frames

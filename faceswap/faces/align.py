@@ -246,3 +246,21 @@ def hull_mask(
         k = 2 * int(feather) + 1
         out = cv2.GaussianBlur(out, (k, k), 0)
     return out
+
+
+#: How far :func:`landmark_region` reaches beyond the landmarks' hull (brow to hairline,
+#: jaw): a swap's blend mask covers a forehead the 68 points leave out.
+REGION_GROWTH = 0.15
+
+
+def landmark_region(
+    shape: tuple[int, ...], landmarks: np.ndarray, growth: float = REGION_GROWTH
+) -> np.ndarray:
+    """bool (H, W) in frame space: the faces' landmark hulls, each grown by ``growth`` of
+    its size about its centre. ``landmarks``: (N, 68, 2) frame pixels (N may be 0)."""
+    region = np.zeros(shape[:2], np.uint8)
+    for points in np.asarray(landmarks, np.float32).reshape(-1, 68, 2):
+        centre = points.mean(0)
+        grown = (points - centre) * (1.0 + growth) + centre
+        cv2.fillConvexPoly(region, cv2.convexHull(np.rint(grown).astype(np.int32)), 1)
+    return region.astype(bool)

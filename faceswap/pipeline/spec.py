@@ -45,6 +45,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "convert": ("output", "matte"),
     "tune": ("output",),
     "encode-frames": ("output",),
+    "evaluate": ("output",),
 }
 #: Options the runner sets itself.
 _RUNNER_OWNS = ("progress", "no_progress")

@@ -199,9 +199,12 @@ stages:
   swap:
     convert: {input: a.mp4, model: "${work}/model", output: "${work}/swap.mp4",
               alignments: "${work}/faces_a/alignments.json", preset: ultrafast}
+  report:
+    evaluate: {input: "${work}/swap.mp4", source: a.mp4, frames: 4,
+               output: "${work}/report.json"}
 """,
     )
-    names = ("faces_a", "faces_b", "model", "swap")
+    names = ("faces_a", "faces_b", "model", "swap", "report")
     assert set(_run(spec).values()) == {"ran: never ran"}
     work = tmp_path / "work"
     assert probe(work / "swap.mp4").frame_count == 12
@@ -215,7 +218,9 @@ stages:
         "faces_b": "skipped: unchanged",
         "model": "ran: its options changed",
         "swap": "ran: work/model changed",
+        "report": "ran: work/swap.mp4 changed",
     }
+    assert json.loads((work / "report.json").read_text())["frames"] == 4
     card = json.loads((work / "model" / "model_card.json").read_text())
     assert card["iteration"] == 8
 
@@ -230,7 +235,7 @@ stages:
     stopped_at = json.loads((work / "model" / "model_card.json").read_text())["iteration"]
     assert 8 < stopped_at < 100000
     again = run_pipeline(RunConfig(spec=spec, dry_run=True))
-    assert [s.action for s in again.stages] == ["skipped", "skipped", "would run", "would run"]
+    assert [s.action for s in again.stages] == ["skipped", "skipped", *["would run"] * 3]
 
 
 def test_the_shipped_example_spec_is_valid() -> None:

@@ -47,6 +47,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "faceswap.commands.evaluate:evaluate",
         "Measure a swap against its source: identity, expression, jitter, sharpness.",
     ),
+    "train-detector": (
+        "faceswap.commands.forensics:train_detector",
+        "Train a detector of swapped faces on real and swapped faces.",
+    ),
+    "detect-fakes": (
+        "faceswap.commands.forensics:detect_fakes",
+        "Score the faces of a video with a trained detector of swapped faces.",
+    ),
     "run": (
         "faceswap.commands.run:run",
         "Run a pipeline spec (YAML), skipping stages with nothing new to do.",

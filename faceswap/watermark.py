@@ -1,6 +1,6 @@
 """An invisible watermark in the pixels of swapped faces, and the test that finds it.
 
-The mark is a fixed pseudo-random field of soft blobs, ±3 code values (of 255) in luma,
+The mark is a fixed pseudo-random field of soft blobs in luma, 2.6 code values of 255 rms,
 added only where a swapped face was blended in (the blend matte), so a frame without a face
 stays byte for byte the input and the rest of a frame is untouched. The field is laid out on
 a lattice measured in frame *heights* from the frame's centre (:data:`CELLS_PER_HEIGHT`
@@ -32,14 +32,15 @@ import numpy as np
 KEY = 0x66616365_73776170
 #: Lattice cells a frame height: 2.5 px at 360p, 7.5 px at 1080p.
 CELLS_PER_HEIGHT = 144
-#: Peak-ish amplitude in code values of 255 (the field's rms is about 0.86 of it).
+#: Scale of the field in code values of 255: its rms is about 0.86 of this, its peaks 1.9.
 STRENGTH = 3.0
 #: Frames are read at this height at most (the field is defined per height, so nothing is
 #: lost by reading a 4K frame at 360 lines, and the cost stays that of a small frame).
 ANALYSIS_HEIGHT = 360
 #: Fields of the same kind, never embedded, that calibrate the score.
 DECOYS = 32
-#: ``z`` at or above which the mark counts as found (a chance match is about 1 in 10^6).
+#: ``z`` at or above which the mark counts as found (unmarked footage stays within about
+#: ±3: the test media read -1.5 to 2.1).
 FOUND_Z = 5.0
 NAME = "faceswap-wm1"
 
@@ -91,8 +92,8 @@ class Watermark:
 
     Call with an RGB frame (uint8, or uint16 for deep sources), its index and the blend
     matte (uint8 (H, W), 255 where a swapped face covers the frame, 0 elsewhere); returns the
-    marked frame. Only pixels under the matte change, by at most :data:`STRENGTH` code values
-    of 255 (scaled to the frame's range), equally in R, G and B, so hue is kept.
+    marked frame. Only pixels under the matte change, by :data:`STRENGTH` times the field
+    (scaled to the frame's range), equally in R, G and B, so hue is kept.
     """
 
     name = NAME

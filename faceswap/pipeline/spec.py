@@ -19,8 +19,9 @@
 Stages run in the order written. An option is named as on the command line without its
 dashes (``model-dir``, ``model_dir`` and ``m`` are one option); the command's argument is
 ``input`` (or its own name, such as ``faces``); a flag takes ``true`` or ``false`` (``false``
-gives its ``--no-`` form); a repeatable option takes a list. Paths are relative to the
-spec's folder. ``${name}`` is replaced by ``vars.name`` in any string.
+gives its ``--no-`` form); a repeatable option takes a list. Paths (and a preset given as
+a YAML file) are relative to the spec's folder. ``${name}`` is replaced by ``vars.name`` in
+any string.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
     return value
 
 
+def _is_yaml_file(param: click.Parameter, values: list[Any]) -> bool:
+    """A preset given as a YAML file (``preset: h128_mask.yaml``): a path like any other."""
+    return param.name == "preset" and all(
+        isinstance(v, str) and v.lower().endswith((".yaml", ".yml")) for v in values
+    )
+
+
 def stage_command(name: str) -> click.Command:
     """The click command of faceswap command ``name``."""
     from faceswap.cli import cli
@@ -166,7 +174,7 @@ def _stage(name: str, body: Any, base: Path, variables: dict[str, str], where: s
             )
         value = _substitute(raw, variables, f"{where}.{key}")
         values = value if isinstance(value, list) else [value]
-        if isinstance(param.type, click.Path):
+        if isinstance(param.type, click.Path) or _is_yaml_file(param, values):
             resolved = tuple((base / str(v)).resolve() for v in values)
             paths[param.name or str(key)] = resolved
             values = [str(p) for p in resolved]

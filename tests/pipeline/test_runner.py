@@ -32,7 +32,8 @@ stages:
     extract: {input: clip.mp4, o: "${faces}", detector: dlib-hog, every_nth: 2,
               ref: [me.png, me2.png], detect-every: 5}
   model:
-    train: {a: "${faces}", b: [fb1, fb2], model_dir: m, warp: false, amp: true, lr: 0.0001}
+    train: {a: "${faces}", b: [fb1, fb2], model_dir: m, warp: false, amp: true, lr: 0.0001,
+            preset: presets/h128_mask.yaml}
 """,
     )
     faces, model = load_spec(spec).stages
@@ -54,6 +55,9 @@ stages:
     assert "--no-warp" in margv and "--amp" in margv and margv.count("--b") == 2
     assert model.outputs == ((tmp_path / "m").resolve(),)
     assert out in model.inputs
+    # A preset YAML is a file like the others: found beside the spec, and an input.
+    preset = (tmp_path / "presets" / "h128_mask.yaml").resolve()
+    assert margv[margv.index("--preset") + 1] == str(preset) and preset in model.inputs
     # masks writes into the faces folder it reads: an output, and an input too.
     (masks,) = load_spec(_write(tmp_path / "m.yaml", "stages: {m: {masks: {input: f}}}")).stages
     assert masks.outputs == masks.inputs == ((tmp_path / "f").resolve(),)

@@ -31,18 +31,39 @@ if TYPE_CHECKING:
 @click.option("--device", default="auto", help="Torch device for torch detectors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 def verify(input_path: Path, frames: int, detector: str, device: str, as_json: bool) -> None:
-    """Tell whether INPUT (a video, an image or an image folder) is a faceswap output.
+    """Tell whether INPUT (a video, an image, an image folder, or a folder of videos) is a
+    faceswap output.
 
     Reads the three marks `faceswap convert` leaves: the provenance tags in the file, the
     manifest beside it (INPUT.json) and the invisible watermark in the swapped faces' pixels,
-    which survives a lossy re-encode, a resize and lost metadata. Exits 0 when any mark is
-    found, 1 when none is, 2 on bad input.
+    which survives a lossy re-encode, a resize and lost metadata. A folder of videos gets a
+    report per video. Exits 0 when any input carries a mark, 1 when none does, 2 when an
+    input could not be read (the others are still reported).
     """
+    from faceswap.errors import FaceswapError
+    from faceswap.io.images import is_image_file
+    from faceswap.io.video import list_inputs
     from faceswap.verify import VerifyConfig, run_verify
 
-    result = run_verify(
-        VerifyConfig(input=input_path, frames=frames, detector=detector, device=device)
-    )
+    inputs = [input_path] if is_image_file(input_path) else list_inputs(input_path)
+    marked = failed = 0
+    for path in inputs:
+        try:
+            result = run_verify(
+                VerifyConfig(input=path, frames=frames, detector=detector, device=device)
+            )
+        except FaceswapError as exc:
+            if len(inputs) == 1:
+                raise
+            click.echo(f"faceswap: error: {exc}", err=True)
+            failed += 1
+            continue
+        marked += result.marked
+        _report(result, as_json)
+    sys.exit(2 if failed else 0 if marked else 1)
+
+
+def _report(result: VerifyResult, as_json: bool) -> None:
     mark = result.watermark
     if as_json:
         click.echo(
@@ -62,16 +83,15 @@ def verify(input_path: Path, frames: int, detector: str, device: str, as_json: b
                 }
             )
         )
-    else:
-        click.echo(f"{result.path}: {_verdict(result)}")
-        click.echo(f"  tags: {_tags_line(result.tags)}")
-        click.echo(f"  manifest: {_manifest_line(result.manifest)}")
-        where = f"{mark.faces} inside faces" if mark.faces else "no face found: windows searched"
-        click.echo(
-            f"  watermark: {'found' if mark.found else 'not found'}, z {mark.z:.1f} over "
-            f"{mark.frames} frames ({where}; {mark.marked_frames} frames with z >= 3)"
-        )
-    sys.exit(0 if result.marked else 1)
+        return
+    click.echo(f"{result.path}: {_verdict(result)}")
+    click.echo(f"  tags: {_tags_line(result.tags)}")
+    click.echo(f"  manifest: {_manifest_line(result.manifest)}")
+    where = f"{mark.faces} inside faces" if mark.faces else "no face found: windows searched"
+    click.echo(
+        f"  watermark: {'found' if mark.found else 'not found'}, z {mark.z:.1f} over "
+        f"{mark.frames} frames ({where}; {mark.marked_frames} frames with z >= 3)"
+    )
 
 
 def _verdict(result: VerifyResult) -> str:

@@ -128,3 +128,28 @@ def test_rejects_a_negative_frame_count(short_clip: ClipInfo) -> None:
     with pytest.raises(FaceswapError, match="--frames"):
         VerifyConfig(short_clip.path, frames=-1)
     assert np.isfinite(run_verify(VerifyConfig(short_clip.path, frames=1)).watermark.z)
+
+
+def test_a_folder_of_videos_gets_a_report_each(
+    converted: Path, short_clip: ClipInfo, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    shutil.copy(converted, folder / "a_swap.mp4")  # the manifest stays behind: pixels, tags
+    shutil.copy(short_clip.path, folder / "b_real.mp4")
+    args = ["verify", str(folder), "--frames", "6", "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output  # one of them is marked
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["input"]).name for r in reports] == ["a_swap.mp4", "b_real.mp4"]
+    assert [r["marked"] for r in reports] == [True, False]
+    assert reports[0]["watermark"]["found"] and not reports[0]["manifest"]
+
+    (folder / "c_broken.mp4").write_bytes(b"not a video")
+    broken = CliRunner().invoke(cli, args)
+    assert broken.exit_code == 2  # reported, the others still read
+    assert len(broken.stdout.splitlines()) == 2
+    (line,) = broken.stderr.strip().splitlines()
+    assert line.startswith("faceswap: error: ") and "c_broken.mp4" in line

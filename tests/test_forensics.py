@@ -116,6 +116,16 @@ def test_learns_the_swap_and_flags_it(folders: dict[str, Path], tmp_path: Path) 
     )
     assert clean.exit_code == 1 and json.loads(clean.output)["swapped"] is False
 
+    # A folder of videos: a line each.
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for name in ("other_swap_video", "other_video"):
+        (uploads / folders[name].name).write_bytes(folders[name].read_bytes())
+    batch = runner.invoke(cli, ["detect-fakes", str(uploads), "-m", str(model), "--frames", "4"])
+    assert batch.exit_code == 0, batch.output
+    lines = batch.stdout.splitlines()
+    assert [line.split(":")[1].strip() for line in lines] == ["no swap detected", "likely swapped"]
+
 
 def test_bad_inputs_are_one_line(folders: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(FaceswapError, match="given as --real and as --fake"):

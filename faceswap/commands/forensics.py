@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from faceswap.forensics import DetectFakesResult
 
 
 @click.command("train-detector")
@@ -100,14 +104,34 @@ def train_detector(**options: object) -> None:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 def detect_fakes(input_path: Path, as_json: bool, **options: object) -> None:
-    """Score each face of INPUT (video, image, image folder) with a trained detector.
+    """Score each face of INPUT (a video, an image, an image folder, or a folder of videos:
+    one line each) with a trained detector.
 
-    Exits 0 when the faces' median chance of being swapped reaches --threshold, 1 when not,
-    2 on bad input.
+    Exits 0 when the faces' median chance of being swapped reaches --threshold in any input,
+    1 when in none, 2 when an input could not be read (the others are still scored).
     """
+    from faceswap.errors import FaceswapError
     from faceswap.forensics import DetectFakesConfig, run_detect_fakes
+    from faceswap.io.images import is_image_file
+    from faceswap.io.video import list_inputs
 
-    result = run_detect_fakes(DetectFakesConfig(input=input_path, **options))  # type: ignore[arg-type]
+    inputs = [input_path] if is_image_file(input_path) else list_inputs(input_path)
+    swapped = failed = 0
+    for path in inputs:
+        try:
+            result = run_detect_fakes(DetectFakesConfig(input=path, **options))  # type: ignore[arg-type]
+        except FaceswapError as exc:
+            if len(inputs) == 1:
+                raise
+            click.echo(f"faceswap: error: {exc}", err=True)
+            failed += 1
+            continue
+        swapped += result.swapped
+        _report(result, as_json)
+    sys.exit(2 if failed else 0 if swapped else 1)
+
+
+def _report(result: DetectFakesResult, as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
@@ -131,4 +155,3 @@ def detect_fakes(input_path: Path, as_json: bool, **options: object) -> None:
             f"{len(result.scores)} faces in {result.frames} frames "
             f"({result.flagged} at {result.threshold:g} or more)"
         )
-    sys.exit(0 if result.swapped else 1)

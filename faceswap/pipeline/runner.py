@@ -178,8 +178,8 @@ def _argv(stage: Stage, again: bool) -> list[str]:
     if stage.command == "train" and "--resume" not in argv:
         from faceswap.train.checkpoint import list_checkpoints
 
-        (model_dir,) = stage.paths["model_dir"]
-        if model_dir.is_dir() and list_checkpoints(model_dir):
+        model_dirs = stage.paths.get("model_dir", ())  # none: the command says it is missing
+        if len(model_dirs) == 1 and model_dirs[0].is_dir() and list_checkpoints(model_dirs[0]):
             argv.append("--resume")
     return argv
 

@@ -195,6 +195,14 @@ def _stage(name: str, body: Any, base: Path, variables: dict[str, str], where: s
         for v in values:
             text = str(v).lower() if isinstance(v, bool) else str(v)
             argv += [max(param.opts, key=len), text]
+    given = {by_name[_norm(str(key))].name for key in options}
+    missing = [
+        (p.opts[-1].lstrip("-") if isinstance(p, click.Option) else "input")
+        for p in command.params
+        if p.required and p.name not in given
+    ]
+    if missing:
+        raise FaceswapError(f"{where}: {command_name} needs {', '.join(missing)}")
     if any(p.name in _RUNNER_OWNS for p in command.params):
         argv.append("--no-progress")  # one line a stage in the runner's log, not a bar
     outputs = tuple(p for key in STAGE_OUTPUTS[command_name] for p in paths.get(key, ()))

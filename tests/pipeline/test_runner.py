@@ -72,6 +72,8 @@ stages:
         ("stages: {x: {extract: {input: a}, train: {}}}", "a stage is one command"),
         ("stages: {x: {convert: {output: [a, b]}}}", "stages.x.output: one value, got a list"),
         ("stages: {x: {train: {warp: maybe}}}", "stages.x.warp: true or false"),
+        ("stages: {x: {train: {a: fa, b: fb}}}", "stages.x: train needs model-dir"),
+        ("stages: {x: {extract: {output: f}}}", "stages.x: extract needs input"),
         ("stages: {}", "no stages"),
         ("stage: {}", "unknown key(s) stage"),
     ],

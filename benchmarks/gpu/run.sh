@@ -5,7 +5,8 @@
 #   fp16 inference), 3. bench_train on CUDA with --amp (MFU against the bf16 matmul peak,
 #   data pipeline with 8 workers; a torch.profiler table of dfl-h128's bf16 step, so a missed
 #   target can be worked on without another GPU run), 4. bench_convert on CUDA (libx264, then --codec auto:
-#   NVENC when it works), an HDR convert with --codec auto (HEVC NVENC, 10-bit),
+#   NVENC when it works), an HDR convert with --codec auto (HEVC NVENC, 10-bit) and its
+#   watermark read back,
 #   5. a real `faceswap train` on CUDA with the default (auto)
 #   workers, reporting data_wait (the share of each step spent waiting for a batch).
 # Prepare .gpu/ first (bash benchmarks/gpu/prepare.sh), then with the device tool:
@@ -71,6 +72,21 @@ result = run_convert(ConvertConfig(input=hlg, model_dir=make_model_dir(tmp / "mo
 info = probe(out)
 print(f"{info.codec} {info.pix_fmt} {info.color_primaries}/{info.color_transfer}, "
       f"{info.frame_count} frames, {result.fps:.1f} frames/s end to end")
+# The watermark through NVENC in 10 bits, read inside the known faces (no dlib models here).
+import numpy as np
+
+from faceswap.faces.align import landmark_region
+from faceswap.faces.alignments import load_alignments
+from faceswap.io.video import open_source
+from faceswap.watermark import read_watermark
+
+faces = {r.index: [f.landmarks for f in r.faces] for r in load_alignments(Path(".gpu/alignments.json")).frames}
+frames = (
+    (f.image, landmark_region(f.image.shape, np.asarray(faces[f.index])) if faces.get(f.index) else None)
+    for f in open_source(out, deep=True).iter_frames(every_nth=10)
+)
+mark = read_watermark(frames)
+print(f"watermark after the hardware encode: found {mark.found}, z {mark.z} over {mark.frames} frames")
 PY
   step "faceswap train on CUDA, dfl-h128, --amp, default workers"
   timeout 240 python3 - <<'PY'

@@ -336,10 +336,7 @@ def run_detect_fakes(cfg: DetectFakesConfig) -> DetectFakesResult:
     if path.is_file() and is_image_file(path):
         images: Any = iter([read_image(path)])
     else:
-        source = open_source(path)
-        count = source.frame_count
-        every = 1 if cfg.frames == 0 or count <= cfg.frames else math.ceil(count / cfg.frames)
-        images = (as_8bit(f.image) for f in source.iter_frames(every_nth=every))
+        images = (as_8bit(f.image) for f in open_source(path).iter_spread(cfg.frames))
     finder = create_detector(cfg.detector, cfg.device)
     size = model.config.resolution
     scores: list[float] = []

@@ -10,7 +10,6 @@ through a lossy re-encode or a resize, so it is read even when both are missing.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,13 +70,6 @@ class VerifyResult:
         )
 
 
-def _frames(source: Any, limit: int) -> Iterator[np.ndarray]:
-    count = source.frame_count
-    every = 1 if limit == 0 or count <= limit else math.ceil(count / limit)
-    for frame in source.iter_frames(every_nth=every):
-        yield frame.image
-
-
 def _image_tags(folder: Path) -> dict[str, str]:
     """The tags of the first image in ``folder`` that has any."""
     from faceswap.io.images import list_images
@@ -112,7 +104,7 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
         if source.frame_count == 0:
             raise FaceswapError(f"{path}: holds no frames; check the file")
         tags = read_provenance(path) if source.is_video else _image_tags(path)
-        images = _frames(source, cfg.frames)
+        images = (frame.image for frame in source.iter_spread(cfg.frames))
     manifest = read_manifest(path)
     if manifest is not None and manifest.get("tool") != TOOL:
         manifest = None  # some other program's JSON beside the file

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,25 +109,15 @@ def detect_fakes(input_path: Path, as_json: bool, **options: object) -> None:
     Exits 0 when the faces' median chance of being swapped reaches --threshold in any input,
     1 when in none, 2 when an input could not be read (the others are still scored).
     """
-    from faceswap.errors import FaceswapError
+    from faceswap.commands.options import check_each_input
     from faceswap.forensics import DetectFakesConfig, run_detect_fakes
-    from faceswap.io.images import is_image_file
-    from faceswap.io.video import list_inputs
 
-    inputs = [input_path] if is_image_file(input_path) else list_inputs(input_path)
-    swapped = failed = 0
-    for path in inputs:
-        try:
-            result = run_detect_fakes(DetectFakesConfig(input=path, **options))  # type: ignore[arg-type]
-        except FaceswapError as exc:
-            if len(inputs) == 1:
-                raise
-            click.echo(f"faceswap: error: {exc}", err=True)
-            failed += 1
-            continue
-        swapped += result.swapped
-        _report(result, as_json)
-    sys.exit(2 if failed else 0 if swapped else 1)
+    check_each_input(
+        input_path,
+        lambda path: run_detect_fakes(DetectFakesConfig(input=path, **options)),  # type: ignore[arg-type]
+        lambda result: result.swapped,
+        lambda result: _report(result, as_json),
+    )
 
 
 def _report(result: DetectFakesResult, as_json: bool) -> None:

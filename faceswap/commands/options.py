@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import click
+
+T = TypeVar("T")
 
 #: ``-m MODEL``: the face-swap model of convert and tune.
 model_dir_option = click.option(
@@ -96,3 +100,35 @@ _ENCODER_OPTIONS = [
         "sources; or name one (yuv444p, rgb24 for masters).",
     ),
 ]
+
+
+def check_each_input(
+    input_path: Path,
+    check: Callable[[Path], T],
+    flagged: Callable[[T], bool],
+    report: Callable[[T], None],
+) -> NoReturn:
+    """Run ``check`` on INPUT, or on each video of a folder of videos, and exit.
+
+    Each result is reported as it comes; over several inputs one that fails is a line on
+    stderr and the others go on. Exits 0 when any result is ``flagged``, 1 when none is, 2
+    when an input failed (a single input's failure is the usual one-line error).
+    """
+    from faceswap.errors import FaceswapError
+    from faceswap.io.images import is_image_file
+    from faceswap.io.video import list_inputs
+
+    inputs = [input_path] if is_image_file(input_path) else list_inputs(input_path)
+    hits = failed = 0
+    for path in inputs:
+        try:
+            result = check(path)
+        except FaceswapError as exc:
+            if len(inputs) == 1:
+                raise
+            click.echo(f"faceswap: error: {exc}", err=True)
+            failed += 1
+            continue
+        hits += flagged(result)
+        report(result)
+    sys.exit(2 if failed else 0 if hits else 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,27 +39,17 @@ def verify(input_path: Path, frames: int, detector: str, device: str, as_json: b
     report per video. Exits 0 when any input carries a mark, 1 when none does, 2 when an
     input could not be read (the others are still reported).
     """
-    from faceswap.errors import FaceswapError
-    from faceswap.io.images import is_image_file
-    from faceswap.io.video import list_inputs
+    from faceswap.commands.options import check_each_input
     from faceswap.verify import VerifyConfig, run_verify
 
-    inputs = [input_path] if is_image_file(input_path) else list_inputs(input_path)
-    marked = failed = 0
-    for path in inputs:
-        try:
-            result = run_verify(
-                VerifyConfig(input=path, frames=frames, detector=detector, device=device)
-            )
-        except FaceswapError as exc:
-            if len(inputs) == 1:
-                raise
-            click.echo(f"faceswap: error: {exc}", err=True)
-            failed += 1
-            continue
-        marked += result.marked
-        _report(result, as_json)
-    sys.exit(2 if failed else 0 if marked else 1)
+    check_each_input(
+        input_path,
+        lambda path: run_verify(
+            VerifyConfig(input=path, frames=frames, detector=detector, device=device)
+        ),
+        lambda result: result.marked,
+        lambda result: _report(result, as_json),
+    )
 
 
 def _report(result: VerifyResult, as_json: bool) -> None:

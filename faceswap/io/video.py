@@ -723,6 +723,11 @@ class FrameSource(ABC):
     def __len__(self) -> int:
         return self.frame_count
 
+    def iter_spread(self, limit: int) -> Iterator[Frame]:
+        """At most ``limit`` frames (0: all of them), spread evenly: every n-th frame."""
+        every = 1 if limit <= 0 or self.frame_count <= limit else -(-self.frame_count // limit)
+        return self.iter_frames(every_nth=every)
+
     def selected_count(self, every_nth: int = 1, start: int = 0) -> int:
         """How many frames ``iter_frames(every_nth, start)`` yields."""
         if every_nth < 1 or start < 0:

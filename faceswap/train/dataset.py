@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from faceswap.errors import FaceswapError
+from faceswap.faces.alignments import ALIGNMENTS_NAME as ALIGNMENTS_FILE
 from faceswap.io.files import write_text_atomic
 from faceswap.train.augment import (
     AugmentConfig,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALIGNMENTS_FILE = "alignments.json"
 #: Subfolder of a faces folder with masks painted or made elsewhere, one per crop, named
 #: like it (``masks/frame_000012_0.png``): white is face, black is not (hands, hair,
 #: glasses over the face; the background), grey is in between.

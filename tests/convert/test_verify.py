@@ -153,3 +153,13 @@ def test_a_folder_of_videos_gets_a_report_each(
     assert len(broken.stdout.splitlines()) == 2
     (line,) = broken.stderr.strip().splitlines()
     assert line.startswith("faceswap: error: ") and "c_broken.mp4" in line
+
+
+def test_found_in_a_downscaled_output(
+    short_clip: ClipInfo, short_alignments: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    # convert marks the full-size frame, then scales it: the field scales with it.
+    half = _convert(short_clip.path, model_dir, tmp_path / "half.mp4",
+                    alignments=short_alignments, output_scale=50.0)  # fmt: skip
+    result = run_verify(VerifyConfig(half))
+    assert result.watermark.found, result.watermark

@@ -11,9 +11,10 @@ faces folder is part of the work, and extracting again would bring them back); t
 that read it see the change and run again. A stage that finished before and runs again
 starts over (extract gets ``--no-resume``, extract-frames ``--overwrite``) unless the spec
 says otherwise, since its old output came from other inputs or options; one that never
-finished goes on from what it left. A train stage whose model folder already holds a
-checkpoint always goes on from it (``--resume`` is added), so raising ``iterations`` or
-changing the schedule trains on.
+finished goes on from what it left, and so does a start over that was cut short (it is
+recorded as pending until it finishes), unless its options or inputs changed since. A
+train stage whose model folder already holds a checkpoint always goes on from it
+(``--resume`` is added), so raising ``iterations`` or changing the schedule trains on.
 """
 
 from __future__ import annotations
@@ -144,20 +145,39 @@ def _short(path: Path, base: Path) -> str:
         return str(path)
 
 
-def why_run(stage: Stage, recorded: dict[str, Any] | None, base: Path) -> str | None:
-    """Why ``stage`` must run given what it last ran with, or None when it may be skipped."""
-    if not recorded:
-        return "never ran"
+def _setup_changed(stage: Stage, recorded: dict[str, Any], base: Path) -> str | None:
+    """What changed in the stage's options or inputs since ``recorded``, or None."""
     if recorded.get("options") != _options_key(stage):
         return "its options changed"
-    missing = [p for p in stage.outputs if not p.exists()]
-    if missing:
-        return f"{_short(missing[0], base)} is missing"
     seen = recorded.get("inputs", {})
     for path in stage.inputs:
         if seen.get(str(path)) != fingerprint(path):
             return f"{_short(path, base)} changed"
     return None
+
+
+def why_run(stage: Stage, recorded: dict[str, Any] | None, base: Path) -> str | None:
+    """Why ``stage`` must run given what it last ran with, or None when it may be skipped."""
+    if not recorded:
+        return "never ran"
+    changed = _setup_changed(stage, recorded, base)
+    if recorded.get("pending"):
+        return changed or "it did not finish"
+    if changed:
+        return changed
+    missing = [p for p in stage.outputs if not p.exists()]
+    return f"{_short(missing[0], base)} is missing" if missing else None
+
+
+def starts_over(stage: Stage, recorded: dict[str, Any] | None, base: Path) -> bool:
+    """Whether a run of ``stage`` must start over: it finished before (its output came from
+    other options or inputs), or a start over was cut short and something changed since.
+    A stage that never finished, or whose cut-short start over is unchanged, goes on."""
+    if not recorded:
+        return False
+    if recorded.get("pending"):
+        return _setup_changed(stage, recorded, base) is not None
+    return True
 
 
 def _overlaps(a: Path, b: Path) -> bool:
@@ -256,10 +276,19 @@ def run_pipeline(
             outcome = StageOutcome(stage.name, stage.command, "would run", reason)
         else:
             emit(StageOutcome(stage.name, stage.command, "running", reason))
+            again = starts_over(stage, state["stages"].get(stage.name), base)
+            if again:  # until it finishes, a stopped run goes on from this start over
+                state["stages"][stage.name] = {
+                    "command": stage.command,
+                    "options": _options_key(stage),
+                    "inputs": {str(p): fingerprint(p) for p in stage.inputs},
+                    "pending": True,
+                }
+                write_text_atomic(state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
             start = time.perf_counter()
-            ended = _execute(stage, again=stage.name in state["stages"])
+            ended = _execute(stage, again=again)
             seconds = time.perf_counter() - start
-            if ended is not None:  # not finished: not recorded, and nothing after it runs
+            if ended is not None:  # not finished: not recorded so, and nothing after it runs
                 outcome = StageOutcome(stage.name, stage.command, ended, reason, seconds)
                 emit(outcome)
                 outcomes.append(outcome)

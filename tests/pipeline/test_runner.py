@@ -279,3 +279,38 @@ def test_an_interrupted_stage_ends_the_run_unrecorded(
     cli_run = CliRunner().invoke(cli, ["run", str(project)])
     assert cli_run.exit_code == 130
     assert "video was interrupted before it finished" in cli_run.output
+
+
+def test_a_start_over_cut_short_goes_on_next_time(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    import faceswap.pipeline.runner as runner
+
+    real = runner.stage_command
+    calls: list[tuple[str, list[str]]] = []
+    interrupt = {"extract-frames": False}
+
+    def recording(name: str) -> click.Command:
+        @click.command(context_settings={"ignore_unknown_options": True})
+        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+        def wrapper(args: tuple[str, ...]) -> None:
+            calls.append((name, list(args)))
+            real(name).main(list(args), standalone_mode=False)
+            if interrupt.get(name):
+                raise KeyboardInterrupt
+
+        return wrapper
+
+    monkeypatch.setattr(runner, "stage_command", recording)
+    _run(project)
+    clip = project.parent / "clip.mp4"
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 10**9))
+    interrupt["extract-frames"] = True
+    assert _run(project) == {"frames": "interrupted: clip.mp4 changed"}
+    assert "--overwrite" in calls[-1][1]  # it started over, and was cut short
+    interrupt["extract-frames"] = False
+    assert _run(project) == {"frames": "ran: it did not finish", "video": "ran: frames changed"}
+    assert "--overwrite" not in calls[-2][1]  # went on from what the start over left
+    assert _run(project) == {"frames": "skipped: unchanged", "video": "skipped: unchanged"}

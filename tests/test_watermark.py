@@ -105,7 +105,7 @@ def test_survives_lossy_encodes_and_resizes(
         if expect_found:
             assert reading.found, reading
         else:
-            assert reading.z < 3.0 and not reading.found, reading
+            assert reading.z < 4.0 and not reading.found, reading
             assert reading.marked_frames <= 2
 
 
@@ -119,10 +119,27 @@ def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:
     reading = read_watermark((image, None) for image in decoded)
     assert reading.faces == 0 and reading.found, reading
     clean = read_watermark((scene.frame(i), None) for i in range(scene.frames))
-    assert clean.z < 3.0
+    assert clean.z < 4.0
 
 
 def test_no_frames_no_evidence() -> None:
     reading = read_watermark(iter(()))
     assert reading.frames == 0 and reading.z == 0.0 and not reading.found
     assert FOUND_Z > 3.0
+
+
+def test_a_small_face_in_a_full_hd_frame(tmp_path: Path) -> None:
+    # A wide shot: the same 110-146 px face in a 1920x1080 frame, a ninth of the area it
+    # has at 360p. The field must be fine enough to put enough cells in it.
+    wide = Scene(width=1920, height=1080, frames=16, seed=1)
+    landmarks = [_landmarks(wide, i) for i in range(wide.frames)]
+    marked = [
+        Watermark()(frame, i, _face_matte(frame.shape, lm))
+        for i, (frame, lm) in enumerate(zip(wide.iter_frames(), landmarks, strict=True))
+    ]
+    decoded = _encode(marked, tmp_path / "wide.mp4", (1920, 1080), 23)
+    reading = read_watermark(
+        (image, landmark_region(image.shape, lm))
+        for image, lm in zip(decoded, landmarks, strict=True)
+    )
+    assert reading.found, reading

@@ -95,3 +95,9 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def dump_json(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def check_frame_limit(frames: int) -> None:
+    """A ``--frames`` limit (read at most this many frames) must be 0 (all) or more."""
+    if frames < 0:
+        raise FaceswapError(f"--frames must be 0 (every frame) or more, got {frames}")

@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceswap.config import check_frame_limit
 from faceswap.errors import FaceswapError
 
 #: Faces in the output count as the source face they overlap this much (box IoU).
@@ -58,8 +59,7 @@ class EvaluateConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.frames < 0:
-            raise FaceswapError(f"--frames must be 0 (every frame) or more, got {self.frames}")
+        check_frame_limit(self.frames)
 
 
 @dataclass(frozen=True)

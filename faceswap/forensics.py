@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from faceswap.config import config_from_dict, config_to_dict, dump_json
+from faceswap.config import check_frame_limit, config_from_dict, config_to_dict, dump_json
 from faceswap.device import resolve_device
 from faceswap.errors import FaceswapError
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
@@ -288,8 +288,7 @@ class DetectFakesConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.frames < 0:
-            raise FaceswapError(f"--frames must be 0 (every frame) or more, got {self.frames}")
+        check_frame_limit(self.frames)
         if not 0.0 < self.threshold < 1.0:
             raise FaceswapError(f"--threshold must be in (0, 1), got {self.threshold}")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from faceswap.config import check_frame_limit
 from faceswap.errors import FaceswapError
 from faceswap.watermark import WatermarkReading, read_watermark
 
@@ -42,8 +43,7 @@ class VerifyConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.frames < 0:
-            raise FaceswapError(f"--frames must be 0 (every frame) or more, got {self.frames}")
+        check_frame_limit(self.frames)
 
 
 @dataclass(frozen=True)

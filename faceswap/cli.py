@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Dump the frames of a video to PNG files.",
     ),
     "extract": ("faceswap.commands.extract:extract", "Detect, landmark, align and crop faces."),
+    "sort": (
+        "faceswap.commands.sort:sort",
+        "Order a faces folder for review (blur, identity, pose...), or keep its best faces.",
+    ),
     "masks": ("faceswap.commands.masks:masks", "Write face masks to paint over, or a model's."),
     "train-masks": (
         "faceswap.commands.train_masks:train_masks",

@@ -723,7 +723,10 @@ def _without_deleted_crops(al: Any, where: Path) -> dict[int, Any]:
     keeps every face."""
     import dataclasses
 
+    from faceswap.sort import check_not_mid_sort
+
     folder = where if where.is_dir() else where.parent
+    check_not_mid_sort(folder, "--alignments")
     named = {Path(f.crop_file).name for fr in al.frames for f in fr.faces if f.crop_file}
     present = named & {p.name for p in folder.iterdir()} if named else set()
     if not present or present == named:

@@ -40,6 +40,7 @@ from faceswap.errors import FaceswapError
 STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
     "extract-frames": ("output",),
     "extract": ("output",),
+    "sort": ("faces",),
     "masks": ("faces", "sheet"),
     "train-masks": ("model_dir",),
     "train": ("model_dir",),
@@ -51,7 +52,7 @@ STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
 #: Options the runner sets itself.
 _RUNNER_OWNS = ("progress", "no_progress")
 #: Outputs that are also inputs: the folder a stage writes into beside what it reads there.
-IN_PLACE: dict[str, tuple[str, ...]] = {"masks": ("faces",)}
+IN_PLACE: dict[str, tuple[str, ...]] = {"masks": ("faces",), "sort": ("faces",)}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

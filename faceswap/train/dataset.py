@@ -216,7 +216,9 @@ def _load_one_face_set(folder: Path, opt: str) -> FaceSet:
     from faceswap.faces.align import transform_points
     from faceswap.faces.alignments import load_alignments
     from faceswap.io.images import list_images
+    from faceswap.sort import check_not_mid_sort
 
+    check_not_mid_sort(folder, opt)
     files = list_images(folder)
     align_path = folder / ALIGNMENTS_FILE
     if not align_path.is_file():

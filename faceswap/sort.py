@@ -1,0 +1,546 @@
+"""The sort stage: order a faces folder for review, and thin it to its best faces.
+
+Extract keeps every face it finds: blurred ones, other people, faces cut by the frame edge,
+thousands of near-identical frontal frames. Reviewing them is easier in an order that puts
+the ones to delete together, as deepfakes/faceswap's ``sort`` tool and DeepFaceLab's
+``data_src sort`` do. :func:`run_sort` renames the crops to ``<rank>_<original name>`` (their
+masks in ``masks/`` alike) so any file browser shows them in that order, and rewrites the
+alignments file to the new names, so training, convert and ``masks`` keep every face's
+landmarks. The original names are kept in the alignments file: ``--by original`` restores
+them. ``keep`` moves the faces ranked after the first ``keep`` into ``trash/`` (a face whose
+crop is missing counts as deleted everywhere; moving it back restores it).
+
+Renaming thousands of files cannot be one atomic step. A journal (``.sort-journal.json``)
+is written first and the renames run in two phases through temporary names; an interrupted
+sort is finished by the next ``faceswap sort`` of the folder, and training refuses the folder
+until then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceswap.errors import FaceswapError
+from faceswap.faces.alignments import (
+    ALIGNMENTS_NAME,
+    Alignments,
+    FaceRecord,
+    FrameRecord,
+    load_alignments,
+    save_alignments,
+)
+from faceswap.registry import Registry
+
+log = logging.getLogger(__name__)
+
+JOURNAL = ".sort-journal.json"
+STAGED_ALIGNMENTS = ".sort-alignments.json"
+TRASH_DIR = "trash"
+#: Where the alignments file keeps what sort did: ``{"by": method, "original": {name: name}}``.
+EXTRA_KEY = "sort"
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """What the sort methods know of one face.
+
+    Attributes:
+        name: the crop's file name.
+        path: the crop file.
+        landmarks: (68, 2) float32 in crop pixels.
+        matrix: (2, 3) affine frame -> crop.
+        frame_size: ``(width, height)`` of the source frames.
+        descriptor: dlib identity descriptor from extract, or None.
+    """
+
+    name: str
+    path: Path
+    landmarks: np.ndarray
+    matrix: np.ndarray
+    frame_size: tuple[int, int]
+    descriptor: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class SortMethod:
+    """A named order of faces.
+
+    Attributes:
+        describe: the order in words (``sharpest first``), for help and reports.
+        order: faces -> (positions in the new order, each face's score in that order).
+    """
+
+    describe: str
+    order: Callable[[Sequence[FaceInfo]], tuple[np.ndarray, np.ndarray]]
+
+
+SORT_METHODS: Registry[SortMethod] = Registry("sort method")
+
+
+@dataclass(frozen=True)
+class SortConfig:
+    """Settings of :func:`run_sort`.
+
+    Attributes:
+        faces: a ``faceswap extract`` output folder (crops and ``alignments.json``).
+        by: a name in :data:`SORT_METHODS`, or ``original`` to restore extract's names.
+        keep: move all but the first ``keep`` faces of the new order to ``trash/`` (None:
+            keep all).
+        reverse: the opposite order.
+        dry_run: work out the order and report it; change nothing.
+    """
+
+    faces: Path
+    by: str = "blur"
+    keep: int | None = None
+    reverse: bool = False
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.by != "original":
+            SORT_METHODS.get(self.by)  # fails listing the valid names
+        if self.keep is not None and self.keep < 1:
+            raise FaceswapError(f"--keep {self.keep}: keep at least 1 face")
+        if self.by == "original" and (self.keep is not None or self.reverse):
+            raise FaceswapError("--by original restores extract's names; drop --keep/--reverse")
+
+
+@dataclass(frozen=True)
+class SortResult:
+    """What :func:`run_sort` did.
+
+    Attributes:
+        folder: the faces folder.
+        by: the method.
+        order: ``(new name, score)`` of each ranked face, in the new order (trashed ones
+            included, last).
+        renamed: crops renamed (masks not counted).
+        trashed: crops moved to ``trash/``.
+        unlisted: crops not in the alignments file, left as they were.
+        finished_interrupted: an earlier, interrupted sort of the folder was finished first.
+    """
+
+    folder: Path
+    by: str
+    order: tuple[tuple[str, float], ...]
+    renamed: int
+    trashed: int
+    unlisted: tuple[str, ...] = ()
+    finished_interrupted: bool = False
+
+
+# ---- the methods -------------------------------------------------------------------------
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    from faceswap.io.images import as_8bit, read_image
+
+    return cv2.cvtColor(as_8bit(read_image(path)), cv2.COLOR_RGB2GRAY)
+
+
+def _hull(face: FaceInfo, shape: tuple[int, ...]) -> np.ndarray:
+    from faceswap.faces.align import landmark_region
+
+    return landmark_region(shape, face.landmarks[None], growth=0.0)
+
+
+def sharpness(face: FaceInfo) -> float:
+    """Variance of the Laplacian inside the landmark hull of the crop: fine detail (blurred
+    and motion-blurred faces score low)."""
+    from faceswap.evaluate import detail
+
+    gray = _read_gray(face.path)
+    return detail(gray, _hull(face, gray.shape))
+
+
+def pitch_proxy(landmarks: np.ndarray) -> float:
+    """How far a face is tilted up or down: the nose tip's height between the eyes and the
+    chin, as a share of that span (about 0.4 frontal; larger looking down, smaller up)."""
+    eyes = float(landmarks[36:48, 1].mean())
+    span = max(float(landmarks[8, 1]) - eyes, 1e-6)
+    return (float(landmarks[30, 1]) - eyes) / span
+
+
+def face_size(face: FaceInfo) -> float:
+    """The face's width in source-frame pixels (the crop's side over the crop's scale)."""
+    scale = float(np.sqrt(abs(np.linalg.det(face.matrix[:, :2]))))
+    width = float(np.ptp(face.landmarks[:, 0]))
+    return width / max(scale, 1e-9)
+
+
+def outside_share(face: FaceInfo, crop_size: int) -> float:
+    """The share of the crop that lies outside the source frame (extract fills it black)."""
+    from faceswap.faces.align import invert_affine
+
+    grid = (np.arange(16, dtype=np.float64) + 0.5) * crop_size / 16
+    xs, ys = np.meshgrid(grid, grid)
+    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)], axis=1)
+    frame = points @ invert_affine(face.matrix).T
+    width, height = face.frame_size
+    inside = (frame[:, 0] >= 0) & (frame[:, 0] < width) & (frame[:, 1] >= 0)
+    inside &= frame[:, 1] < height
+    return float(1.0 - inside.mean())
+
+
+def _by_score(scores: Sequence[float], descending: bool) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(scores, np.float64)
+    # A stable sort keeps extract's order among equal scores.
+    order = np.argsort(-values if descending else values, kind="stable")
+    return order, values[order]
+
+
+def _scored(describe: str, score: Callable[[FaceInfo], float], descending: bool) -> SortMethod:
+    return SortMethod(describe, lambda faces: _by_score([score(f) for f in faces], descending))
+
+
+def _crop_size(faces: Sequence[FaceInfo]) -> int:
+    from faceswap.io.images import image_size
+
+    return image_size(faces[0].path)[0] if faces else 0
+
+
+def _black(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
+    size = _crop_size(faces)
+    return _by_score([outside_share(f, size) for f in faces], descending=False)
+
+
+def _descriptors(faces: Sequence[FaceInfo]) -> np.ndarray:
+    """Each face's identity descriptor: extract's where it kept one, else computed on the
+    crop (dlib's model needs the whole face, which the crop holds)."""
+    from faceswap.faces.identity import face_descriptors
+    from faceswap.io.images import as_8bit, read_image
+
+    out = []
+    for face in faces:
+        if face.descriptor is not None:
+            out.append(np.asarray(face.descriptor, np.float32))
+        else:
+            crop = as_8bit(read_image(face.path))
+            out.append(face_descriptors(crop, face.landmarks[None])[0])
+    return np.stack(out) if out else np.zeros((0, 128), np.float32)
+
+
+def _identity(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest the set's typical face first: the person most of the crops show, then those
+    less like them, other people (distance 0.6 and more) last."""
+    from faceswap.faces.identity import descriptor_distance
+
+    descriptors = _descriptors(faces)
+    if not len(descriptors):
+        return np.zeros(0, np.int64), np.zeros(0)
+    centre = np.median(descriptors, axis=0)
+    return _by_score(descriptor_distance(descriptors, centre)[:, 0], descending=False)
+
+
+#: Pose bins of the ``best`` order: yaw across, pitch up/down.
+BEST_YAW_BINS = 9
+BEST_PITCH_BINS = 3
+
+
+def _best(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
+    """Poses spread evenly, the sharpest of each pose first, as DeepFaceLab's "best faces":
+    the faces are binned by yaw and pitch and the order takes the sharpest remaining face of
+    each bin in turn, so the first N of it (``--keep N``) cover every head turn the footage
+    has instead of N near-identical frontal frames. Scores are sharpness."""
+    if not faces:
+        return np.zeros(0, np.int64), np.zeros(0)
+    sharp = np.array([sharpness(f) for f in faces])
+    poses = np.array([[_yaw(f), pitch_proxy(f.landmarks)] for f in faces])
+
+    def bins(values: np.ndarray, count: int) -> np.ndarray:
+        lo, hi = float(values.min()), float(values.max())
+        if hi - lo < 1e-9:
+            return np.zeros(len(values), np.int64)
+        return np.minimum(((values - lo) / (hi - lo) * count).astype(np.int64), count - 1)
+
+    cell = bins(poses[:, 0], BEST_YAW_BINS) * BEST_PITCH_BINS + bins(poses[:, 1], BEST_PITCH_BINS)
+    queues = [sorted(np.flatnonzero(cell == c), key=lambda i: -sharp[i]) for c in np.unique(cell)]
+    order: list[int] = []
+    for depth in range(max(len(q) for q in queues)):
+        # Within one round, sharper faces first, so a cut inside a round drops blurrier ones.
+        round_ = [q[depth] for q in queues if depth < len(q)]
+        order += sorted(round_, key=lambda i: -sharp[i])
+    picked = np.asarray(order, np.int64)
+    return picked, sharp[picked]
+
+
+def _yaw(face: FaceInfo) -> float:
+    from faceswap.train.dataset import yaw_proxy
+
+    return yaw_proxy(face.landmarks)
+
+
+def _register() -> None:
+    SORT_METHODS.add("blur", _scored("sharpest first, blurred last", sharpness, True))
+    SORT_METHODS.add("yaw", _scored("head turned one way to the other", _yaw, False))
+    SORT_METHODS.add(
+        "pitch", _scored("looking up to looking down", lambda f: pitch_proxy(f.landmarks), False)
+    )
+    SORT_METHODS.add("size", _scored("largest in the frame first", face_size, True))
+    SORT_METHODS.add("black", SortMethod("least outside the frame first", _black))
+    SORT_METHODS.add("face", SortMethod("the main person first, other people last", _identity))
+    SORT_METHODS.add("best", SortMethod("every pose, sharpest first (use with --keep)", _best))
+
+
+_register()
+
+
+# ---- renaming ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Move:
+    old: str
+    tmp: str
+    new: str
+
+
+def _apply_journal(folder: Path) -> None:
+    """Carry out the journal of a sort: both rename phases (each idempotent), then the staged
+    alignments file, then remove the journal. Runs a fresh sort and finishes a cut-short one."""
+    journal_path = folder / JOURNAL
+    journal = json.loads(journal_path.read_text(encoding="utf-8"))
+    moves = [_Move(*m) for m in journal["moves"]]
+    if journal["phase"] == 1:
+        for m in moves:
+            if (folder / m.old).exists() and not (folder / m.tmp).exists():
+                os.replace(folder / m.old, folder / m.tmp)
+        journal["phase"] = 2
+        _write_json(journal_path, journal)
+    for m in moves:
+        if (folder / m.tmp).exists():
+            (folder / m.new).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder / m.tmp, folder / m.new)
+    staged = folder / STAGED_ALIGNMENTS
+    if staged.exists():
+        os.replace(staged, folder / ALIGNMENTS_NAME)
+    for rel, content in journal.get("generated", {}).items():
+        _write_json(folder / rel, content)
+    journal_path.unlink()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from faceswap.io.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(data, indent=1))
+
+
+def check_not_mid_sort(folder: Path, opt: str) -> None:
+    """Refuse a faces folder that an interrupted sort left half-renamed."""
+    if (folder / JOURNAL).exists():
+        raise FaceswapError(
+            f"{opt} {folder}: an interrupted `faceswap sort` left its faces half-renamed; run "
+            f"`faceswap sort {folder}` to finish it"
+        )
+
+
+def _faces_of(folder: Path, al: Alignments) -> tuple[list[FaceInfo], list[str]]:
+    from faceswap.faces.align import transform_points
+    from faceswap.io.images import list_images
+
+    present = {p.name: p for p in list_images(folder)}
+    faces: list[FaceInfo] = []
+    for frame in al.frames:
+        for rec in frame.faces:
+            name = Path(rec.crop_file).name if rec.crop_file else ""
+            if name in present:
+                matrix = np.asarray(rec.matrix, np.float64)
+                faces.append(
+                    FaceInfo(
+                        name=name,
+                        path=present.pop(name),
+                        landmarks=transform_points(
+                            np.asarray(rec.landmarks, np.float32), matrix
+                        ).astype(np.float32),
+                        matrix=matrix,
+                        frame_size=(al.width, al.height),
+                        descriptor=rec.descriptor,
+                    )
+                )
+    return faces, sorted(present)
+
+
+def _load(folder: Path) -> Alignments:
+    from faceswap.io.images import list_images
+
+    if folder.is_file():
+        raise FaceswapError(f"{folder}: a file, not a faces folder; pass `faceswap extract -o`")
+    if not folder.is_dir():
+        raise FaceswapError(f"{folder}: no such folder; pass the output folder of extract")
+    path = folder / ALIGNMENTS_NAME
+    if not path.is_file():
+        parts = [s.name for s in sorted(folder.iterdir()) if (s / ALIGNMENTS_NAME).is_file()]
+        if parts:
+            raise FaceswapError(
+                f"{folder}: holds a faces folder per video ({', '.join(parts[:3])}"
+                f"{', ...' if len(parts) > 3 else ''}); sort each: faceswap sort "
+                f"{folder / parts[0]}"
+            )
+        raise FaceswapError(
+            f"{folder}: no {ALIGNMENTS_NAME}; pass a folder `faceswap extract` wrote"
+        )
+    if not list_images(folder):
+        raise FaceswapError(f"{folder}: no face crops to sort (they may all be in {TRASH_DIR}/)")
+    return load_alignments(path)
+
+
+def _new_names(
+    faces: Sequence[FaceInfo], order: np.ndarray, by: str, originals: dict[str, str]
+) -> list[str]:
+    """The new name of each face of ``order``: ``<rank>_<original>``, or the original."""
+
+    def original(name: str) -> str:
+        return originals.get(name, name)
+
+    if by == "original":
+        return [original(faces[i].name) for i in order]
+    width = max(5, len(str(len(order))))
+    return [f"{rank:0{width}d}_{original(faces[i].name)}" for rank, i in enumerate(order, 1)]
+
+
+def _mask_files(folder: Path) -> dict[str, Path]:
+    from faceswap.io.images import list_images
+    from faceswap.train.dataset import MASKS_DIR
+
+    masks = folder / MASKS_DIR
+    return {p.stem: p for p in list_images(masks)} if masks.is_dir() else {}
+
+
+def run_sort(cfg: SortConfig) -> SortResult:
+    """Sort (rename) the crops of a faces folder by ``cfg.by``; see the module docstring.
+
+    Raises:
+        FaceswapError: not a faces folder, a folder of per-video folders, an unknown method.
+    """
+    from faceswap.train.dataset import GENERATED_MASKS, MASKS_DIR, generated_masks
+
+    folder = Path(cfg.faces)
+    finished = False
+    if (folder / JOURNAL).exists() and not cfg.dry_run:
+        log.warning("%s: finishing an interrupted sort first", folder)
+        _apply_journal(folder)
+        finished = True
+    check_not_mid_sort(folder, "faces folder")
+    al = _load(folder)
+    faces, unlisted = _faces_of(folder, al)
+    recorded = al.extra.get(EXTRA_KEY, {})
+    originals: dict[str, str] = dict(recorded.get("original", {}))
+    if cfg.by == "original":
+        order = np.arange(len(faces))
+        scores = np.zeros(len(faces))
+    else:
+        order, scores = SORT_METHODS.get(cfg.by).order(faces)
+        if cfg.reverse:
+            order, scores = order[::-1], scores[::-1]
+    names = _new_names(faces, order, cfg.by, originals)
+    keep = len(order) if cfg.keep is None else min(cfg.keep, len(order))
+    result_order = tuple(zip(names, (float(s) for s in scores), strict=True))
+
+    renames: dict[str, str] = {}  # crop name -> path relative to the folder
+    for rank, (i, name) in enumerate(zip(order, names, strict=True)):
+        target = name if rank < keep else f"{TRASH_DIR}/{name}"
+        if target != faces[i].name:
+            renames[faces[i].name] = target
+    taken = set(unlisted) | {f"{TRASH_DIR}/{p.name}" for p in _trash_files(folder)}
+    clash = sorted(taken & set(renames.values()))
+    if clash:
+        raise FaceswapError(
+            f"{folder}: sorting would overwrite {clash[0]} (a file not listed in "
+            f"{ALIGNMENTS_NAME} or already in {TRASH_DIR}/); move it away first"
+        )
+    trashed = sum(1 for t in renames.values() if t.startswith(f"{TRASH_DIR}/"))
+    result = SortResult(
+        folder=folder,
+        by=cfg.by,
+        order=result_order,
+        renamed=len(renames) - trashed,
+        trashed=trashed,
+        unlisted=tuple(unlisted),
+        finished_interrupted=finished,
+    )
+    if cfg.dry_run or not renames:
+        return result
+
+    moves: list[_Move] = []
+    masks = _mask_files(folder)
+    masks_renamed: dict[str, str] = {}
+    for k, (old, new) in enumerate(renames.items()):
+        moves.append(_Move(old, f".sorting-{k}{Path(old).suffix}", new))
+        mask = masks.get(Path(old).stem)
+        if mask is not None:
+            new_parent = Path(new).parent
+            mask_new = (new_parent / MASKS_DIR / f"{Path(new).stem}{mask.suffix}").as_posix()
+            moves.append(_Move(f"{MASKS_DIR}/{mask.name}", f".sorting-{k}m{mask.suffix}", mask_new))
+            masks_renamed[mask.name] = mask_new
+
+    present = {f.name for f in faces}
+    # Faces in trash/ from an earlier sort keep their entries (moved back, they restore).
+    new_originals = {k: v for k, v in originals.items() if k not in present}
+    for name in sorted(present):
+        now, first = Path(renames.get(name, name)).name, originals.get(name, name)
+        if now != first:
+            new_originals[now] = first
+    extra = dict(al.extra)
+    if not new_originals:
+        extra.pop(EXTRA_KEY, None)
+    else:
+        extra[EXTRA_KEY] = {"by": cfg.by, "original": dict(sorted(new_originals.items()))}
+    staged = replace(al, frames=_renamed_frames(al.frames, renames), extra=extra)
+    save_alignments(folder / STAGED_ALIGNMENTS, staged)
+
+    generated: dict[str, Any] = {}
+    known = generated_masks(folder / MASKS_DIR)
+    if known and masks_renamed:
+        # trash/masks may hold the record of masks an earlier --keep moved there.
+        trash_masks = f"{TRASH_DIR}/{MASKS_DIR}"
+        earlier = generated_masks(folder / trash_masks)
+        by_dir: dict[str, dict[str, Any]] = {trash_masks: {k: dict(v) for k, v in earlier.items()}}
+        for name, entry in known.items():
+            target = masks_renamed.get(name, f"{MASKS_DIR}/{name}")
+            parent, leaf = target.rsplit("/", 1)
+            by_dir.setdefault(parent, {})[leaf] = dict(entry)
+        by_dir.setdefault(MASKS_DIR, {})
+        for parent, record in by_dir.items():
+            if not record and parent != MASKS_DIR:
+                continue
+            generated[f"{parent}/{GENERATED_MASKS}"] = {
+                "schema_version": 1,
+                "masks": dict(sorted(record.items())),
+            }
+    journal = {
+        "phase": 1,
+        "moves": [[m.old, m.tmp, m.new] for m in moves],
+        "generated": generated,
+    }
+    _write_json(folder / JOURNAL, journal)
+    _apply_journal(folder)
+    return result
+
+
+def _trash_files(folder: Path) -> list[Path]:
+    from faceswap.io.images import list_images
+
+    trash = folder / TRASH_DIR
+    return list_images(trash) if trash.is_dir() else []
+
+
+def _renamed_frames(frames: Sequence[FrameRecord], renames: dict[str, str]) -> list[FrameRecord]:
+    """The frames with each renamed crop's ``crop_file`` set to its new name (trashed crops
+    keep their plain name: a crop missing beside the alignments counts as deleted)."""
+
+    def renamed(face: FaceRecord) -> FaceRecord:
+        name = Path(face.crop_file).name if face.crop_file else ""
+        if name not in renames:
+            return face
+        return replace(face, crop_file=Path(renames[name]).name)
+
+    return [replace(fr, faces=tuple(renamed(f) for f in fr.faces)) for fr in frames]

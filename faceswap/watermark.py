@@ -13,7 +13,9 @@ field inside each face, or over face-sized windows when no face region is given.
 done with :data:`DECOYS` other fields of the same kind; as no decoy was ever embedded, their
 scores show how large a chance match is on this very footage, and the mark's score is given
 in standard deviations of theirs (``z``). Summed over frames the evidence grows: a second of
-video at 30 fps is far more certain than one frame.
+video at 30 fps is far more certain than one frame. The mirror image of the field is read
+alongside it: re-uploads are often flipped left to right, and as the lattice is centred a
+flip maps the field exactly onto its mirror image.
 
 This is a provenance mark for honest outputs, not a defence against someone set on removing
 it: the field is the same for every output, so averaging many of them would reveal it.
@@ -41,7 +43,7 @@ ANALYSIS_HEIGHT = 360
 #: Fields of the same kind, never embedded, that calibrate the score.
 DECOYS = 32
 #: ``z`` at or above which the mark counts as found (unmarked footage stays within about
-#: ±3: the test media read -1.8 to 2.5).
+#: ±3: the test media read -1.8 to 2.5; the larger of the plain and the mirrored reading).
 FOUND_Z = 5.0
 NAME = "faceswap-wm1"
 
@@ -126,12 +128,14 @@ class WatermarkReading:
         frame_z: each frame's own ``z`` (a single frame is weak evidence: 2-10 on a marked
             face after a lossy encode, about 0 ± 1 on anything else).
         faces: frames read inside faces (the rest were searched in face-sized windows).
+        mirrored: the evidence is for the field flipped left to right (a mirrored copy).
     """
 
     z: float
     frames: int
     frame_z: tuple[float, ...]
     faces: int
+    mirrored: bool = False
 
     @property
     def found(self) -> bool:
@@ -150,12 +154,18 @@ def _band(image: np.ndarray, cell: float) -> np.ndarray:
     )
 
 
+#: Rows of :func:`frame_scores`: the mark, the mark mirrored left to right, then the decoys.
+MARK, MIRRORED, FIRST_DECOY = 0, 1, 2
+
+
 @functools.lru_cache(maxsize=2)
 def _keyed_bands(height: int, width: int) -> np.ndarray:
-    """(1 + DECOYS, H, W) float32: the mark's field and the decoys', band-passed."""
+    """(2 + DECOYS, H, W) float32: the mark's field, its mirror image and the decoys',
+    band-passed."""
     cell = height / CELLS_PER_HEIGHT
-    keys = [KEY + k for k in range(DECOYS + 1)]
-    return np.stack([_band(field(height, width, k), cell) for k in keys])
+    mark = _band(field(height, width), cell)
+    decoys = [_band(field(height, width, KEY + k), cell) for k in range(1, DECOYS + 1)]
+    return np.stack([mark, np.ascontiguousarray(mark[:, ::-1]), *decoys])
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -189,14 +199,15 @@ def _window_scores(signal: np.ndarray, bands: np.ndarray) -> np.ndarray:
 
 
 def frame_scores(image: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
-    """Scores of the mark's field (index 0) and each decoy's in one RGB frame.
+    """Scores of the mark's field (row :data:`MARK`), its mirror image (:data:`MIRRORED`)
+    and each decoy's (from :data:`FIRST_DECOY`) in one RGB frame.
 
     Args:
         image: RGB uint8 or uint16 (H, W, 3).
         region: where the faces are (bool or 0-1 float (H, W)); None searches windows.
 
     Returns:
-        float64 (1 + DECOYS,): correlations inside ``region``, or best-window z scores.
+        float64 (2 + DECOYS,): correlations inside ``region``, or best-window z scores.
     """
     height, width = image.shape[:2]
     luma = _luma(image)
@@ -221,21 +232,27 @@ def read_watermark(frames: Iterable[tuple[np.ndarray, np.ndarray | None]]) -> Wa
     """Look for the mark in frames, each given with where its faces are (or None).
 
     Each frame's scores are put in decoy standard deviations, summed over frames, and the
-    sum is judged against the decoys' sums in the same way.
+    sum is judged against the decoys' sums in the same way; the plain and the mirrored
+    field are judged alike and the stronger reading is kept (two tries at :data:`FOUND_Z`
+    leave a chance match as unlikely as ever).
     """
     totals: np.ndarray | None = None
-    frame_z: list[float] = []
+    per_frame: list[np.ndarray] = []
     faces = 0
     for image, region in frames:
         scores = frame_scores(image, region)
         faces += region is not None
-        decoys = scores[1:]
+        decoys = scores[FIRST_DECOY:]
         spread = float(decoys.std()) or 1.0
         standard = (scores - decoys.mean()) / spread
-        frame_z.append(float(standard[0]))
+        per_frame.append(standard[:FIRST_DECOY])
         totals = standard if totals is None else totals + standard
     if totals is None:
         return WatermarkReading(0.0, 0, (), 0)
-    decoys = totals[1:]
-    z = float((totals[0] - decoys.mean()) / (decoys.std() or 1.0))
-    return WatermarkReading(round(z, 2), len(frame_z), tuple(round(v, 2) for v in frame_z), faces)
+    decoys = totals[FIRST_DECOY:]
+    z = (totals[:FIRST_DECOY] - decoys.mean()) / (decoys.std() or 1.0)
+    row = int(np.argmax(z))
+    frame_z = tuple(round(float(v[row]), 2) for v in per_frame)
+    return WatermarkReading(
+        round(float(z[row]), 2), len(per_frame), frame_z, faces, row == MIRRORED
+    )

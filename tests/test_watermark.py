@@ -103,10 +103,32 @@ def test_survives_lossy_encodes_and_resizes(
         )
         assert reading.frames == reading.faces == scene.frames
         if expect_found:
-            assert reading.found, reading
+            assert reading.found and not reading.mirrored, reading
         else:
             assert reading.z < 4.0 and not reading.found, reading
             assert reading.marked_frames <= 2
+
+
+def test_found_in_a_mirrored_copy(scene: Scene, tmp_path: Path) -> None:
+    # Re-uploads are often flipped left to right; the mirrored field is read alongside.
+    marker = Watermark()
+    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    marked = [
+        cv2.flip(marker(scene.frame(i), i, _face_matte((360, 640), lm)), 1)
+        for i, lm in enumerate(landmarks)
+    ]
+    decoded = _encode(marked, tmp_path / "flipped.mp4", (640, 360), 23)
+    flipped = [np.stack([639 - lm[..., 0], lm[..., 1]], axis=-1) for lm in landmarks]
+    reading = read_watermark(
+        (image, landmark_region(image.shape, lm))
+        for image, lm in zip(decoded, flipped, strict=True)
+    )
+    assert reading.found and reading.mirrored, reading
+    clean = [cv2.flip(scene.frame(i), 1) for i in range(scene.frames)]
+    reading = read_watermark(
+        (image, landmark_region(image.shape, lm)) for image, lm in zip(clean, flipped, strict=True)
+    )
+    assert reading.z < 4.0, reading
 
 
 def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:

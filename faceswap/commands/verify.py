@@ -68,6 +68,7 @@ def _report(result: VerifyResult, as_json: bool) -> None:
                         "frames": mark.frames,
                         "frames_inside_faces": mark.faces,
                         "frames_marked": mark.marked_frames,
+                        "mirrored": mark.mirrored,
                     },
                 }
             )
@@ -77,8 +78,9 @@ def _report(result: VerifyResult, as_json: bool) -> None:
     click.echo(f"  tags: {_tags_line(result.tags)}")
     click.echo(f"  manifest: {_manifest_line(result.manifest)}")
     where = f"{mark.faces} inside faces" if mark.faces else "no face found: windows searched"
+    flipped = " (mirrored left to right)" if mark.found and mark.mirrored else ""
     click.echo(
-        f"  watermark: {'found' if mark.found else 'not found'}, z {mark.z:.1f} over "
+        f"  watermark: {'found' if mark.found else 'not found'}{flipped}, z {mark.z:.1f} over "
         f"{mark.frames} frames ({where}; {mark.marked_frames} frames with z >= 3)"
     )
 

@@ -63,6 +63,12 @@ def test_the_watermark_outlives_a_reencode_that_drops_tags_and_manifest(
     result = run_verify(VerifyConfig(laundered, frames=8))
     assert result.tags == {} and result.manifest is None
     assert result.watermark.frames == 8 and result.watermark.found and result.marked
+    assert not result.watermark.mirrored
+    # Flipped left to right as well, as re-uploads often are.
+    mirrored = tmp_path / "mirrored.mp4"
+    subprocess.run([*args[:-2], "-vf", "hflip", "-an", str(mirrored)], check=True)
+    result = run_verify(VerifyConfig(mirrored, frames=8))
+    assert result.watermark.found and result.watermark.mirrored, result.watermark
 
 
 def test_images_and_image_folders(model_dir: Path, tmp_path: Path) -> None:

@@ -6,6 +6,10 @@ writes, per source, the aligned crops ``<frame-name>_<face>.png`` and ``alignmen
 input is a folder of videos), plus ``extract_config.json`` with the settings used.
 
 A rerun on the same output resumes: frames already in ``alignments.json`` are skipped.
+
+With ``from_faces`` nothing is detected: the faces an earlier extract found (and the review
+kept) are cut again from the same source with another crop (size, centering, coverage), from
+their stored landmarks, under their names there; painted masks follow, re-warped.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ class ExtractConfig:
         progress: show a progress bar.
         save_every: write the alignments at least every n frames (and every quarter of the
             frames done so far, whichever is longer) so an interrupted run can resume.
+        from_faces: an earlier extract's faces folder (or its ``alignments.json``): re-crop
+            the faces it holds with this run's crop instead of detecting (for a folder of
+            videos, the folder holding a subfolder per video).
     """
 
     input: Path
@@ -92,12 +99,29 @@ class ExtractConfig:
     png_compression: int = 1
     progress: bool = True
     save_every: int = 200
+    from_faces: Path | None = None
 
     def __post_init__(self) -> None:
         # Configs built from YAML or JSON carry strings; keep the fields' declared types.
         object.__setattr__(self, "input", Path(self.input))
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
+        if self.from_faces is not None:
+            object.__setattr__(self, "from_faces", Path(self.from_faces))
+            finding = [
+                ("--ref", bool(self.refs)),
+                ("--every-nth", self.every_nth != 1),
+                ("--min-size", self.min_size != 0),
+                ("--max-faces", self.max_faces != 0),
+                ("--descriptors", self.descriptors),
+            ]
+            given = [name for name, set_ in finding if set_]
+            if given:
+                raise FaceswapError(
+                    f"--from-faces re-crops the faces an earlier extract found; "
+                    f"{', '.join(given)} choose faces while detecting: drop "
+                    f"{'it' if len(given) == 1 else 'them'} or extract afresh"
+                )
         checks = [
             (self.detector in DETECTOR_CHOICES, f"--detector: choose from {DETECTOR_CHOICES}"),
             (self.size >= 16, f"--size must be at least 16 pixels, got {self.size}"),
@@ -203,22 +227,40 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     _check_output_folder(Path(cfg.input), out_root)
     if out_root.exists():
         ensure_writable_dir(out_root)  # else made once its first input proves readable
-    detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
-    log.info("detector %s (%s)", detector.name, detector.reason)
-    identity = (
-        IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold) if cfg.refs else None
-    )
     several = len(sources) > 1
+    detector: Detector | None = None
+    identity = None
+    if cfg.from_faces is None:
+        detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
+        log.info("detector %s (%s)", detector.name, detector.reason)
+        identity = (
+            IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold) if cfg.refs else None
+        )
+        detector_name, detector_reason = detector.name, detector.reason
+    else:
+        if not cfg.from_faces.exists():
+            raise FaceswapError(
+                f"--from-faces {cfg.from_faces}: no such folder or file; pass the faces folder "
+                "of an earlier extract"
+            )
+        detector_name = "none"
+        detector_reason = f"none: re-cropped the faces found before in {cfg.from_faces}"
     results = []
     failed: list[tuple[Path, str]] = []
+
+    def extract_one(src_path: Path) -> SourceResult:
+        folder = out_root / src_path.stem if several else out_root
+        earlier = None
+        if cfg.from_faces is not None:
+            earlier = _earlier_alignments(cfg.from_faces, src_path, several)
+        return _extract_source(cfg, src_path, folder, detector, identity, earlier)
+
     for src_path in sources:
         if not several:
-            results.append(_extract_source(cfg, src_path, out_root, detector, identity))
+            results.append(extract_one(src_path))
             continue
         try:  # one bad video of a folder does not stop the others (convert does the same)
-            results.append(
-                _extract_source(cfg, src_path, out_root / src_path.stem, detector, identity)
-            )
+            results.append(extract_one(src_path))
         except FaceswapError as exc:
             log.error("%s: not extracted: %s", src_path.name, exc)
             failed.append((src_path, str(exc)))
@@ -238,8 +280,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     result = ExtractResult(
         output=out_root,
         sources=tuple(results),
-        detector=detector.name,
-        detector_reason=detector.reason,
+        detector=detector_name,
+        detector_reason=detector_reason,
         frames=sum(r.frames for r in results),
         resumed=done_before,
         faces=faces,
@@ -248,7 +290,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         failed=tuple(failed),
     )
     record = config_to_dict(cfg)
-    record.update(detector_used=detector.name, detector_reason=detector.reason)
+    record.update(detector_used=detector_name, detector_reason=detector_reason)
     write_text_atomic(out_root / CONFIG_NAME, dump_json(record))
     return result
 
@@ -299,51 +341,60 @@ def _extract_source(
     cfg: ExtractConfig,
     source: Path,
     folder: Path,
-    detector: Detector,
+    detector: Detector | None,
     identity: IdentityFilter | None,
+    earlier: Path | None = None,
 ) -> SourceResult:
     t0 = time.perf_counter()
     src = _open(source)  # before the folder: an unreadable input leaves nothing behind
-    folder = ensure_writable_dir(folder)
     crop = cfg.crop
+    replay = None if earlier is None else _Replay(earlier, source, src, crop)
+    folder = ensure_writable_dir(folder)
     al = _existing(cfg, folder, source, crop)
     resumed_frames = 0
     if al is None:
-        al = Alignments(
-            source=str(source),
-            frame_count=int(src.frame_count),
-            fps=src.fps,
-            width=int(src.width),
-            height=int(src.height),
-            crop=crop,
-            detector=detector.name,
-            extra={
-                "detector_reason": detector.reason,
-                "every_nth": cfg.every_nth,
-                "detect_every": cfg.detect_every if src.is_video else 1,
-                "smooth": cfg.smooth if src.is_video else "none",
-                "min_size": cfg.min_size,
-                "max_faces": cfg.max_faces,
-                "refs": [str(p) for p in cfg.refs],
-                "ref_threshold": cfg.ref_threshold,
-            },
-        )
+        if replay is not None:
+            al = replay.new_alignments(source)
+        else:
+            assert detector is not None
+            al = Alignments(
+                source=str(source),
+                frame_count=int(src.frame_count),
+                fps=src.fps,
+                width=int(src.width),
+                height=int(src.height),
+                crop=crop,
+                detector=detector.name,
+                extra={
+                    "detector_reason": detector.reason,
+                    "every_nth": cfg.every_nth,
+                    "detect_every": cfg.detect_every if src.is_video else 1,
+                    "smooth": cfg.smooth if src.is_video else "none",
+                    "min_size": cfg.min_size,
+                    "max_faces": cfg.max_faces,
+                    "refs": [str(p) for p in cfg.refs],
+                    "ref_threshold": cfg.ref_threshold,
+                },
+            )
     else:
         resumed_frames = len(al.frames)
     done = {f.index for f in al.frames}
-    smoother = None
-    if src.is_video and cfg.smooth != "none":
-        smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else 30.0)
-    finder = FaceFinder(
-        detector,
-        crop,
-        detect_every=cfg.detect_every if src.is_video else 1,
-        min_size=cfg.min_size,
-        max_faces=cfg.max_faces,
-        identity=identity,
-        smoother=smoother,
-        descriptors=cfg.descriptors,
-    )
+    finder = None
+    if replay is None:
+        assert detector is not None
+        smoother = None
+        if src.is_video and cfg.smooth != "none":
+            smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else 30.0)
+        finder = FaceFinder(
+            detector,
+            crop,
+            detect_every=cfg.detect_every if src.is_video else 1,
+            min_size=cfg.min_size,
+            max_faces=cfg.max_faces,
+            identity=identity,
+            smoother=smoother,
+            descriptors=cfg.descriptors,
+        )
     # Resume after the last finished frame when the earlier run stopped part-way through.
     start = (
         max(done) + cfg.every_nth
@@ -362,15 +413,23 @@ def _extract_source(
             bar.update(1)
             if frame.index in done:
                 continue
-            found = finder.find(frame.image, frame.timestamp)
+            if replay is not None:
+                if frame.index not in replay.frames:
+                    continue
+                found = replay.faces(frame.index)
+                detected = replay.frames[frame.index].detected
+            else:
+                assert finder is not None
+                found = finder.find(frame.image, frame.timestamp)
+                detected = finder.last_detected
             records = []
             for k, face in enumerate(found):
-                name = f"{frame.name}_{k}.png"
+                name = face.crop_file or f"{frame.name}_{k}.png"
                 writer.put(folder / name, warp_to_crop(frame.image, face.matrix, crop.size))
                 records.append(replace(face, crop_file=name))
-            al.frames.append(
-                FrameRecord(frame.index, frame.timestamp, tuple(records), finder.last_detected)
-            )
+            if replay is not None:
+                replay.move_masks(frame.index, records, folder)
+            al.frames.append(FrameRecord(frame.index, frame.timestamp, tuple(records), detected))
             frames += 1
             faces += len(records)
             empty += not records
@@ -407,6 +466,110 @@ def _extract_source(
         frames_without_face=empty,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _earlier_alignments(from_faces: Path, source: Path, several: bool) -> Path:
+    """The alignments file of ``source``'s faces in ``from_faces`` (a faces folder, its
+    alignments file, or with ``several`` sources the folder of per-video faces folders)."""
+    if from_faces.is_file():
+        if several:
+            raise FaceswapError(
+                f"--from-faces {from_faces}: one alignments file for a folder of videos; pass "
+                "the folder holding a faces folder per video"
+            )
+        return from_faces
+    candidates = [from_faces / source.stem / ALIGNMENTS_NAME] if several else []
+    candidates.append(from_faces / ALIGNMENTS_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FaceswapError(
+        f"--from-faces {from_faces}: no {ALIGNMENTS_NAME} for {source.name} there; pass the "
+        "faces folder an earlier `faceswap extract` of it wrote"
+    )
+
+
+class _Replay:
+    """The faces an earlier extract of the same source found, re-aligned to another crop.
+
+    Faces whose crops were deleted from the earlier faces folder stay deleted (as convert
+    treats them), unless none of its crops is there (an alignments file on its own). Crop
+    names are kept, so a ``faceswap sort`` order and the masks' pairing survive; painted
+    masks are warped from the old crop into the new one (what the old crop did not show is
+    not face); masks ``faceswap masks`` drew are left out (draw them again).
+    """
+
+    def __init__(self, path: Path, source: Path, src: Any, crop: CropSpec) -> None:
+        from faceswap.faces.align import alignment_matrix
+
+        self.path = path
+        self.old = load_alignments(path)
+        self.crop = crop
+        if int(self.old.frame_count) != int(src.frame_count):
+            raise FaceswapError(
+                f"--from-faces {path}: made from {self.old.frame_count} frames of "
+                f"{Path(self.old.source).name}, but {source.name} has {src.frame_count}; pass "
+                "the faces extracted from this input"
+            )
+        if Path(self.old.source).name != source.name:
+            log.warning("%s: made from %s, re-cropping %s (same frame count)", path,
+                        self.old.source, source)  # fmt: skip
+        folder = path.parent
+        named = {Path(f.crop_file).name for fr in self.old.frames for f in fr.faces if f.crop_file}
+        present = named & {p.name for p in folder.iterdir()} if named else set()
+        keep_all = not present
+        self.frames: dict[int, FrameRecord] = {}
+        self._old_matrix: dict[str, np.ndarray] = {}
+        for frame in self.old.frames:
+            faces = []
+            for face in frame.faces:
+                name = Path(face.crop_file).name if face.crop_file else ""
+                if not keep_all and name not in present:
+                    continue
+                matrix = alignment_matrix(np.asarray(face.landmarks, np.float64), crop)
+                faces.append(replace(face, matrix=matrix, crop_file=name))
+                if name:
+                    self._old_matrix[name] = np.asarray(face.matrix, np.float64)
+            self.frames[frame.index] = replace(frame, faces=tuple(faces))
+        self._masks = self._painted_masks(folder)
+
+    @staticmethod
+    def _painted_masks(folder: Path) -> dict[str, Path]:
+        from faceswap.io.images import list_images
+        from faceswap.train.dataset import MASKS_DIR, is_painted
+
+        masks = folder / MASKS_DIR
+        if not masks.is_dir():
+            return {}
+        return {p.stem: p for p in list_images(masks) if is_painted(p)}
+
+    def new_alignments(self, source: Path) -> Alignments:
+        extra = {k: v for k, v in self.old.extra.items() if k != "sort"}
+        if "sort" in self.old.extra:
+            extra["sort"] = self.old.extra["sort"]  # the names are kept, so is their origin
+        extra["recropped_from"] = str(self.path)
+        return replace(self.old, source=str(source), crop=self.crop, frames=[], extra=extra)
+
+    def faces(self, index: int) -> tuple[Any, ...]:
+        return self.frames[index].faces
+
+    def move_masks(self, index: int, records: list[Any], folder: Path) -> None:
+        """Write each painted mask of this frame's faces, warped into the new crop."""
+        from faceswap.faces.align import invert_affine
+        from faceswap.io.images import read_image, write_image
+        from faceswap.train.dataset import MASKS_DIR
+
+        for face in records:
+            mask = self._masks.get(Path(face.crop_file).stem)
+            if mask is None:
+                continue
+            old_to_frame = np.vstack([invert_affine(self._old_matrix[face.crop_file]), [0, 0, 1]])
+            to_new = np.asarray(face.matrix, np.float64) @ old_to_frame
+            image = read_image(mask)
+            grey = image[..., 0] if image.ndim == 3 else image
+            warped = cv2.warpAffine(grey, to_new, (self.crop.size, self.crop.size),
+                                    flags=cv2.INTER_LINEAR, borderValue=0)  # fmt: skip
+            write_image(folder / MASKS_DIR / f"{Path(face.crop_file).stem}.png", warped)
 
 
 def _is_prefix(done: set[int], every_nth: int) -> bool:

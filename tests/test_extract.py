@@ -218,6 +218,13 @@ def test_folder_of_videos_gets_one_subfolder_each(tmp_path: Path) -> None:
     for name in ("take1", "take2"):
         al = load_alignments(tmp_path / "out" / name)
         assert Path(al.source).stem == name and len(al.frames) == 6
+    # Re-cropped from the per-video faces folders, each from its own.
+    again = run_extract(_cfg(videos, tmp_path / "big", from_faces=tmp_path / "out", size=80))
+    assert again.faces == result.faces and not again.failed
+    for name in ("take1", "take2"):
+        al = load_alignments(tmp_path / "big" / name)
+        assert Path(al.source).stem == name and al.crop.size == 80
+        assert al.face_count == load_alignments(tmp_path / "out" / name).face_count
 
 
 def test_a_bad_video_in_a_folder_does_not_stop_the_others(tmp_path: Path) -> None:
@@ -298,3 +305,75 @@ def test_config_from_yaml_style_dict(tmp_path: Path) -> None:
     assert config_from_dict(ExtractConfig, config_to_dict(cfg)) == cfg
     with pytest.raises(FaceswapError, match="unknown key"):
         config_from_dict(ExtractConfig, {"input": "a", "output": "b", "detecter": "fan"})
+
+
+def test_from_faces_recrops_the_reviewed_faces_without_detecting(
+    clip_one_face, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceswap.faces.align import CropSpec, alignment_matrix, warp_to_crop
+    from faceswap.sort import SortConfig, run_sort
+    from faceswap.train.dataset import load_face_set, write_masks
+
+    old = tmp_path / "faces"
+    run_extract(_cfg(clip_one_face.path, old))
+    write_masks(old)
+    run_sort(SortConfig(faces=old, by="blur", keep=12))  # review: 12 kept, in an order
+    painted = sorted((old / "masks").glob("*.png"))[0]
+    mask = cv2.imread(str(painted), cv2.IMREAD_GRAYSCALE)
+    mask[:, : mask.shape[1] // 2] = 0  # a hand over the left half
+    cv2.imwrite(str(painted), mask)
+
+    def no_detector(*args, **kwargs):
+        raise AssertionError("re-cropping must not load a detector")
+
+    monkeypatch.setattr("faceswap.extract.create_detector", no_detector)
+    new = tmp_path / "faces_head"
+    result = run_extract(_cfg(clip_one_face.path, new, from_faces=old, size=96, centering="head"))
+    assert result.faces == 12 and result.detector == "none"
+    kept = sorted(p.name for p in old.glob("*.png"))
+    assert sorted(p.name for p in new.glob("*.png")) == kept  # names and order kept
+    before, after = load_alignments(old), load_alignments(new)
+    assert after.crop == CropSpec(size=96, centering="head", coverage=0.8)
+    assert after.detector == before.detector and after.extra["recropped_from"]
+    old_faces = {f.crop_file: f for fr in before.frames for f in fr.faces}
+    frames = {i: f.image for i, f in enumerate(_frames(clip_one_face.path))}
+    for frame in after.frames:
+        for face in frame.faces:
+            # The same landmarks, a matrix for the new crop, and the crop cut from the frame.
+            np.testing.assert_array_equal(face.landmarks, old_faces[face.crop_file].landmarks)
+            expected = alignment_matrix(face.landmarks, after.crop)
+            np.testing.assert_allclose(face.matrix, expected, atol=1e-9)
+            crop = cv2.cvtColor(cv2.imread(str(new / face.crop_file)), cv2.COLOR_BGR2RGB)
+            cut = warp_to_crop(frames[frame.index], expected, 96)
+            assert np.abs(crop.astype(int) - cut).max() == 0
+    # Only the painted mask follows (hull masks are drawn afresh), warped to the new crop:
+    # its painted-out half maps into the left of the new crop too.
+    assert [p.name for p in (new / "masks").glob("*.png")] == [painted.name]
+    moved = cv2.imread(str(new / "masks" / painted.name), cv2.IMREAD_GRAYSCALE)
+    assert moved.shape == (96, 96) and moved[:, :40].max() == 0 and moved[:, 50:].max() == 255
+    faces = load_face_set(new, "A")
+    assert len(faces) == 12 and faces.user_masks and all(lm is not None for lm in faces.landmarks)
+
+
+def _frames(path: Path):
+    from faceswap.io.video import open_source
+
+    return list(open_source(path).iter_frames())
+
+
+def test_from_faces_refuses_other_footage_and_detection_options(
+    clip_one_face, tmp_path: Path
+) -> None:
+    old = tmp_path / "faces"
+    run_extract(_cfg(clip_one_face.path, old))
+    other = make_clip(tmp_path / "other.mp4", frames=5, audio=False, seed=9)
+    with pytest.raises(FaceswapError, match=r"but other\.mp4 has 5"):
+        run_extract(_cfg(other.path, tmp_path / "x", from_faces=old))
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(FaceswapError, match="--max-faces, --descriptors choose faces"):
+        _cfg(clip_one_face.path, tmp_path / "y", from_faces=old, max_faces=1, descriptors=True)
+    args = ["extract", str(clip_one_face.path), "-o", str(tmp_path / "z"), "--from-faces",
+            str(tmp_path / "missing"), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--from-faces" in result.output and "no such" in result.output
+    assert "Traceback" not in result.output

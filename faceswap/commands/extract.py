@@ -107,6 +107,14 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     show_default=True,
     help="Skip frames an earlier run finished; --no-resume starts over (old crops removed).",
 )
+@click.option(
+    "--from-faces",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An earlier extract's faces folder of INPUT: cut its faces again with this --size, "
+    "--centering and --coverage from their landmarks, without detecting (deleted crops stay "
+    "deleted; names, sort order and painted masks are kept).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def extract(input_path: Path, **options: object) -> None:
     """Find faces in INPUT (a video, a folder of images or a folder of videos), fit 68

@@ -67,6 +67,8 @@ class ExtractConfig:
             minimum, about 80 px for dlib; smaller values upsample and are slower).
         max_faces: keep at most this many faces per frame, largest first (0 = all).
         refs: photos of the one person to keep; others are ignored.
+        not_refs: photos of people to leave out (all others are kept, or with ``refs`` those
+            nearer the reference person).
         ref_threshold: largest identity distance still counted as the reference person.
         smooth: temporal landmark smoothing for videos: ``one-euro``, ``ema`` or ``none``.
         descriptors: store each face's 128-D identity descriptor in the alignments.
@@ -93,6 +95,7 @@ class ExtractConfig:
     max_faces: int = 0
     refs: tuple[Path, ...] = ()
     ref_threshold: float = DEFAULT_THRESHOLD
+    not_refs: tuple[Path, ...] = ()
     smooth: str = "one-euro"
     descriptors: bool = False
     resume: bool = True
@@ -106,10 +109,12 @@ class ExtractConfig:
         object.__setattr__(self, "input", Path(self.input))
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
+        object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
         if self.from_faces is not None:
             object.__setattr__(self, "from_faces", Path(self.from_faces))
             finding = [
                 ("--ref", bool(self.refs)),
+                ("--not-ref", bool(self.not_refs)),
                 ("--every-nth", self.every_nth != 1),
                 ("--min-size", self.min_size != 0),
                 ("--max-faces", self.max_faces != 0),
@@ -233,9 +238,10 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     if cfg.from_faces is None:
         detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
         log.info("detector %s (%s)", detector.name, detector.reason)
-        identity = (
-            IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold) if cfg.refs else None
-        )
+        if cfg.refs or cfg.not_refs:
+            identity = IdentityFilter.from_photos(
+                cfg.refs, detector, cfg.ref_threshold, exclude=cfg.not_refs
+            )
         detector_name, detector_reason = detector.name, detector.reason
     else:
         if not cfg.from_faces.exists():
@@ -373,6 +379,7 @@ def _extract_source(
                     "min_size": cfg.min_size,
                     "max_faces": cfg.max_faces,
                     "refs": [str(p) for p in cfg.refs],
+                    "not_refs": [str(p) for p in cfg.not_refs],
                     "ref_threshold": cfg.ref_threshold,
                 },
             )

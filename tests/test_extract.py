@@ -121,6 +121,27 @@ def test_reference_photo_keeps_only_that_person(clip_two_faces, tmp_path: Path) 
     _assert_on_face(errors)
 
 
+def test_not_ref_leaves_that_person_out(clip_two_faces, tmp_path: Path) -> None:
+    ref = tmp_path / "grace.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(face_photo("grace_hopper"), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "others"
+    args = ["extract", str(clip_two_faces.path), "-o", str(out), "--detector", "dlib-hog",
+            "--size", "64", "--not-ref", str(ref), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    al = load_alignments(out)
+    assert al.face_count >= 0.95 * clip_two_faces.frame_count
+    assert al.extra["not_refs"] == [str(ref)]
+    errors = []
+    for fr in al.frames:
+        truth = {t.person: t.landmarks for t in clip_two_faces.faces[fr.index]}
+        assert len(fr.faces) <= 1
+        for face in fr.faces:
+            other = truth["astronaut"]
+            errors.append(np.abs(face.landmarks - other).mean() / _eye(other))
+    _assert_on_face(errors)
+
+
 def test_frames_without_face_are_reported(clip_with_blank_frames, tmp_path: Path) -> None:
     result = run_extract(_cfg(clip_with_blank_frames.path, tmp_path / "out"))
     blank = set(clip_with_blank_frames.blank_frames)

@@ -173,6 +173,14 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Largest identity distance still counted as the --ref person.",
 )
 @click.option(
+    "--not-ref",
+    "not_refs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Photo of a person not to swap (repeatable); with --ref, faces nearer this person "
+    "than the --ref one are left alone.",
+)
+@click.option(
     "-b",
     "--batch-size",
     type=int,

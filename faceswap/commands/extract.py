@@ -82,6 +82,15 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     help="Photo of the person to keep (repeat for several photos); other faces are skipped.",
 )
 @click.option(
+    "--not-ref",
+    "not_refs",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    metavar="IMAGE",
+    help="Photo of a person to leave out (repeatable); with --ref, faces nearer this person "
+    "than the --ref one are left out.",
+)
+@click.option(
     "--ref-threshold",
     type=float,
     default=0.6,

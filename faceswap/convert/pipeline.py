@@ -169,6 +169,8 @@ class ConvertConfig:
             ``alignments``: in the frames ``fill_gaps`` detects; extract with ``--ref`` to
             filter the file itself).
         ref_threshold: largest identity distance still counted as that person.
+        not_refs: photos of people not to swap, among the faces found on the fly (with
+            ``refs``: faces nearer them than the ``refs`` person).
         batch_size: faces per inference batch (collected across frames).
         device: torch device (``auto``, ``cpu``, ``cuda``, ``cuda:1``, ``mps``).
         amp: mixed precision: float16 on CUDA, bf16 on CPUs with native bf16 (AVX512-BF16,
@@ -235,6 +237,7 @@ class ConvertConfig:
     max_faces: int = 0
     refs: tuple[Path, ...] = ()
     ref_threshold: float = 0.6
+    not_refs: tuple[Path, ...] = ()
     batch_size: int = 16
     device: str = "auto"
     amp: bool = False
@@ -261,6 +264,7 @@ class ConvertConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
+        object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
         ranges = self.frame_ranges
         if isinstance(ranges, str):
             ranges = parse_frame_ranges(ranges)
@@ -769,10 +773,10 @@ class _Locator:
             self.by_index = self._load_alignments(cfg, source)
             if cfg.fill_gaps and len(self.by_index) < source.frame_count:
                 self.finder = self._finder(cfg, source)
-            elif cfg.refs:
+            elif cfg.refs or cfg.not_refs:
                 log.warning(
-                    "--ref is not used: it picks among faces found on the fly, and %s gives "
-                    "every frame its faces (extract with --ref to filter those)",
+                    "--ref/--not-ref are not used: they pick among faces found on the fly, and "
+                    "%s gives every frame its faces (extract with them to filter those)",
                     Path(cfg.alignments).name,
                 )
         else:
@@ -827,10 +831,12 @@ class _Locator:
 
         detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
         identity = None
-        if cfg.refs:
+        if cfg.refs or cfg.not_refs:
             from faceswap.faces.identity import IdentityFilter
 
-            identity = IdentityFilter.from_photos(cfg.refs, detector, cfg.ref_threshold)
+            identity = IdentityFilter.from_photos(
+                cfg.refs, detector, cfg.ref_threshold, exclude=cfg.not_refs
+            )
         return FaceFinder(
             detector,
             self.crop,
@@ -1253,6 +1259,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         if settings.get(key):
             settings[key] = Path(settings[key]).name
     settings["refs"] = [Path(p).name for p in cfg.refs]
+    settings["not_refs"] = [Path(p).name for p in cfg.not_refs]
     settings["frame_ranges"] = format_frame_ranges(cfg.frame_ranges)  # type: ignore[arg-type]
     if isinstance(sink, _VideoSink):
         settings["pix_fmt"] = sink.writer.pix_fmt  # what auto resolved to

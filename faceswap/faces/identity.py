@@ -59,31 +59,57 @@ def descriptor_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class IdentityFilter:
-    """Keeps only faces that match reference photos of one person.
+    """Keeps the faces of one person (reference photos), or all but some people's.
+
+    With references only, a face is kept when it is within ``threshold`` of the nearest
+    reference; with ``exclude`` only (faceswap's ``nfilter``), when it is farther than
+    ``threshold`` from every excluded face; with both, when it is within ``threshold`` of
+    the references and nearer to them than to any excluded face (two people who look alike
+    can both be within the threshold).
 
     Args:
-        references: (R, 128) descriptors of the wanted person.
-        threshold: largest descriptor distance still counted as that person (default 0.6;
-            lower is stricter).
+        references: (R, 128) descriptors of the wanted person (R may be 0 with ``exclude``).
+        threshold: largest descriptor distance still counted as the same person (default
+            0.6; lower is stricter).
+        exclude: (E, 128) descriptors of people to leave out.
     """
 
-    def __init__(self, references: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self,
+        references: np.ndarray,
+        threshold: float = DEFAULT_THRESHOLD,
+        exclude: np.ndarray | None = None,
+    ) -> None:
         self.references = np.asarray(references, np.float32).reshape(-1, DESCRIPTOR_SIZE)
-        if len(self.references) == 0:
+        self.exclude = np.zeros((0, DESCRIPTOR_SIZE), np.float32)
+        if exclude is not None:
+            self.exclude = np.asarray(exclude, np.float32).reshape(-1, DESCRIPTOR_SIZE)
+        if len(self.references) == 0 and len(self.exclude) == 0:
             raise FaceswapError("no reference faces given; pass at least one --ref photo")
         if not 0.0 < threshold < 2.0:
             raise FaceswapError(f"--ref-threshold must be in (0, 2), got {threshold}")
         self.threshold = float(threshold)
 
     def distances(self, descriptors: np.ndarray) -> np.ndarray:
-        """(N,) distance of each descriptor to its nearest reference."""
-        if len(descriptors) == 0:
-            return np.zeros(0, np.float32)
+        """(N,) distance of each descriptor to its nearest reference (inf without any)."""
+        if len(descriptors) == 0 or len(self.references) == 0:
+            return np.full(len(descriptors), np.inf, np.float32)
         return descriptor_distance(descriptors, self.references).min(axis=1)
 
     def matches(self, descriptors: np.ndarray) -> np.ndarray:
-        """(N,) bool: which descriptors belong to the reference person."""
-        return self.distances(descriptors) <= self.threshold
+        """(N,) bool: which descriptors are faces to keep (see the class docstring)."""
+        if len(descriptors) == 0:
+            return np.zeros(0, bool)
+        keep = np.ones(len(descriptors), bool)
+        if len(self.references):
+            keep &= self.distances(descriptors) <= self.threshold
+        if len(self.exclude):
+            excluded = descriptor_distance(descriptors, self.exclude).min(axis=1)
+            if len(self.references):
+                keep &= self.distances(descriptors) < excluded
+            else:
+                keep &= excluded > self.threshold
+        return keep
 
     @classmethod
     def from_photos(
@@ -91,30 +117,40 @@ class IdentityFilter:
         photos: Sequence[Path | str],
         detector: Detector,
         threshold: float = DEFAULT_THRESHOLD,
+        exclude: Sequence[Path | str] = (),
     ) -> IdentityFilter:
-        """Build the filter from photos that each show the wanted person (largest face used).
+        """Build the filter from photos that each show the wanted person (largest face
+        used), and ``exclude`` photos of people to leave out (``--not-ref``).
 
         Raises:
             FaceswapError: a photo is missing or unreadable, or shows no face.
         """
-        refs = []
-        for photo in photos:
-            image = _read_photo(Path(photo))
-            found = detector.detect(image)
-            if len(found) == 0:
-                raise FaceswapError(
-                    f"{photo}: no face found in the reference photo; use a clear, frontal "
-                    "photo of the person to keep"
-                )
-            sides = found.boxes[:, 2] - found.boxes[:, 0]
-            biggest = int(np.argmax(sides))
-            refs.append(face_descriptors(image, found.landmarks[biggest : biggest + 1])[0])
-        return cls(np.stack(refs), threshold)
+        wanted = [_photo_descriptor(Path(p), detector, "--ref") for p in photos]
+        others = [_photo_descriptor(Path(p), detector, "--not-ref") for p in exclude]
+        return cls(
+            np.stack(wanted) if wanted else np.zeros((0, DESCRIPTOR_SIZE), np.float32),
+            threshold,
+            np.stack(others) if others else None,
+        )
 
 
-def _read_photo(path: Path) -> np.ndarray:
+def _photo_descriptor(photo: Path, detector: Detector, option: str) -> np.ndarray:
+    """The descriptor of the largest face in a reference photo."""
+    image = _read_photo(photo, option)
+    found = detector.detect(image)
+    if len(found) == 0:
+        raise FaceswapError(
+            f"{photo}: no face found in the reference photo ({option}); use a clear, frontal "
+            "photo of the person"
+        )
+    sides = found.boxes[:, 2] - found.boxes[:, 0]
+    biggest = int(np.argmax(sides))
+    return face_descriptors(image, found.landmarks[biggest : biggest + 1])[0]
+
+
+def _read_photo(path: Path, option: str = "--ref") -> np.ndarray:
     if not path.is_file():
-        raise FaceswapError(f"{path}: no such reference photo; check the --ref path")
+        raise FaceswapError(f"{path}: no such reference photo; check the {option} path")
     try:
         from faceswap.io.images import read_image
     except ImportError:  # the io stage's reader; cv2 until it is there

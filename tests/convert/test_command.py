@@ -43,16 +43,24 @@ def test_unknown_colour_mode_names_choices(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("option", "person"), [("--ref", "astronaut"), ("--not-ref", "grace_hopper")]
+)
 def test_on_the_fly_detection_swaps_only_the_ref_person(
-    clip_two_faces: ClipInfo, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    clip_two_faces: ClipInfo,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    person: str,
 ) -> None:
     from faceswap import device
 
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # a tip after the run
-    ref = write_image(tmp_path / "astronaut.png", np.array(face_photo("astronaut")))
+    ref = write_image(tmp_path / f"{person}.png", np.array(face_photo(person)))
     out = tmp_path / "out.mkv"
     args = ["convert", str(clip_two_faces.path), "-m", str(model_dir), "-o", str(out)]
-    args += ["--ref", str(ref), "--detector", "dlib-hog", "--codec", "ffv1", "--pix-fmt", "bgr0"]
+    args += [option, str(ref), "--detector", "dlib-hog", "--codec", "ffv1", "--pix-fmt", "bgr0"]
     args += ["--device", "cpu", "--no-progress", "--colour", "avg"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + str(result.stderr)

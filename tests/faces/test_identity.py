@@ -49,3 +49,35 @@ def test_reference_photo_problems(tmp_path: Path) -> None:
         IdentityFilter.from_photos([blank], det)
     with pytest.raises(FaceswapError, match="ref-threshold"):
         IdentityFilter(np.zeros((1, 128)), threshold=0)
+
+
+def test_excluded_people_are_left_out(tmp_path: Path) -> None:
+    ref = tmp_path / "hopper.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(synth.portrait("hopper"), cv2.COLOR_RGB2BGR))
+    det = create_detector("dlib-hog")
+    frame = synth.clip(1, second=True)[0]
+    both = face_descriptors(
+        frame.image, np.stack([frame.truth["astronaut"], frame.truth["hopper"]])
+    )
+    # --not-ref alone: everyone but the excluded person.
+    filt = IdentityFilter.from_photos([], det, exclude=[ref])
+    assert filt.matches(both).tolist() == [True, False]
+    with pytest.raises(FaceswapError, match=r"no such reference photo; check the --not-ref"):
+        IdentityFilter.from_photos([], det, exclude=[tmp_path / "missing.png"])
+
+
+def test_with_both_the_nearer_side_wins() -> None:
+    rng = np.random.default_rng(0)
+    wanted, other = rng.normal(size=(2, 128)).astype(np.float32) * 0.03
+    direction = (other - wanted) / np.linalg.norm(other - wanted)
+    other = wanted + direction * 0.5  # two look-alikes, both within the 0.6 threshold
+    filt = IdentityFilter(wanted[None], 0.6, exclude=other[None])
+    near_wanted = wanted + direction * 0.2
+    near_other = wanted + direction * 0.4
+    far = wanted + direction * 0.9
+    assert filt.matches(np.stack([near_wanted, near_other, far])).tolist() == [True, False, False]
+    # Without the exclusion both look-alikes would count as the wanted person.
+    plain = IdentityFilter(wanted[None], 0.6)
+    assert plain.matches(np.stack([near_wanted, near_other])).tolist() == [True, True]
+    with pytest.raises(FaceswapError, match="pass at least one --ref"):
+        IdentityFilter(np.zeros((0, 128)), 0.6, exclude=np.zeros((0, 128)))

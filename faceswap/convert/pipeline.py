@@ -774,10 +774,16 @@ class _Locator:
             if cfg.fill_gaps and len(self.by_index) < source.frame_count:
                 self.finder = self._finder(cfg, source)
             elif cfg.refs or cfg.not_refs:
+                given = [n for n, on in (("--ref", cfg.refs), ("--not-ref", cfg.not_refs)) if on]
+                one = len(given) == 1
                 log.warning(
-                    "--ref/--not-ref are not used: they pick among faces found on the fly, and "
-                    "%s gives every frame its faces (extract with them to filter those)",
+                    "%s %s not used: %s among faces found on the fly, and %s gives every frame "
+                    "its faces (extract with %s to filter those)",
+                    " and ".join(given),
+                    "is" if one else "are",
+                    "it picks" if one else "they pick",
                     Path(cfg.alignments).name,
+                    "it" if one else "them",
                 )
         else:
             self.finder = self._finder(cfg, source)

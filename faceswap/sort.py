@@ -10,6 +10,9 @@ landmarks. The original names are kept in the alignments file: ``--by original``
 them. ``keep`` moves the faces ranked after the first ``keep`` into ``trash/`` (a face whose
 crop is missing counts as deleted everywhere; moving it back restores it).
 
+A folder holding a faces folder per video is sorted as one set (one order, ranks counted
+across the videos), each video's folder renamed in place.
+
 Renaming thousands of files cannot be one atomic step. A journal (``.sort-journal.json``)
 is written first and the renames run in two phases through temporary names; an interrupted
 sort is finished by the next ``faceswap sort`` of the folder, and training refuses the folder
@@ -60,6 +63,7 @@ class FaceInfo:
         matrix: (2, 3) affine frame -> crop.
         frame_size: ``(width, height)`` of the source frames.
         descriptor: dlib identity descriptor from extract, or None.
+        crop_size: side of the crop in pixels.
     """
 
     name: str
@@ -68,6 +72,7 @@ class FaceInfo:
     matrix: np.ndarray
     frame_size: tuple[int, int]
     descriptor: np.ndarray | None
+    crop_size: int = 256
 
 
 @dataclass(frozen=True)
@@ -202,15 +207,8 @@ def _scored(describe: str, score: Callable[[FaceInfo], float], descending: bool)
     return SortMethod(describe, lambda faces: _by_score([score(f) for f in faces], descending))
 
 
-def _crop_size(faces: Sequence[FaceInfo]) -> int:
-    from faceswap.io.images import image_size
-
-    return image_size(faces[0].path)[0] if faces else 0
-
-
 def _black(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
-    size = _crop_size(faces)
-    return _by_score([outside_share(f, size) for f in faces], descending=False)
+    return _by_score([outside_share(f, f.crop_size) for f in faces], descending=False)
 
 
 def _descriptors(faces: Sequence[FaceInfo]) -> np.ndarray:
@@ -364,47 +362,50 @@ def _faces_of(folder: Path, al: Alignments) -> tuple[list[FaceInfo], list[str]]:
                         matrix=matrix,
                         frame_size=(al.width, al.height),
                         descriptor=rec.descriptor,
+                        crop_size=al.crop.size,
                     )
                 )
     return faces, sorted(present)
 
 
-def _load(folder: Path) -> Alignments:
+@dataclass
+class _Part:
+    """One faces folder (a video's, when the input holds a faces folder per video)."""
+
+    folder: Path
+    alignments: Alignments
+    faces: list[FaceInfo]
+    unlisted: list[str]
+    originals: dict[str, str]
+
+
+def _part_folders(root: Path) -> list[Path]:
+    """``[root]`` for a faces folder, or its per-video faces folders."""
     from faceswap.io.images import list_images
 
-    if folder.is_file():
-        raise FaceswapError(f"{folder}: a file, not a faces folder; pass `faceswap extract -o`")
-    if not folder.is_dir():
-        raise FaceswapError(f"{folder}: no such folder; pass the output folder of extract")
-    path = folder / ALIGNMENTS_NAME
-    if not path.is_file():
-        parts = [s.name for s in sorted(folder.iterdir()) if (s / ALIGNMENTS_NAME).is_file()]
-        if parts:
+    if root.is_file():
+        raise FaceswapError(f"{root}: a file, not a faces folder; pass `faceswap extract -o`")
+    if not root.is_dir():
+        raise FaceswapError(f"{root}: no such folder; pass the output folder of extract")
+    if (root / ALIGNMENTS_NAME).is_file():
+        parts = [root]
+    else:
+        parts = [s for s in sorted(root.iterdir()) if (s / ALIGNMENTS_NAME).is_file()]
+        if not parts:
             raise FaceswapError(
-                f"{folder}: holds a faces folder per video ({', '.join(parts[:3])}"
-                f"{', ...' if len(parts) > 3 else ''}); sort each: faceswap sort "
-                f"{folder / parts[0]}"
+                f"{root}: no {ALIGNMENTS_NAME}; pass a folder `faceswap extract` wrote"
             )
-        raise FaceswapError(
-            f"{folder}: no {ALIGNMENTS_NAME}; pass a folder `faceswap extract` wrote"
-        )
-    if not list_images(folder):
-        raise FaceswapError(f"{folder}: no face crops to sort (they may all be in {TRASH_DIR}/)")
-    return load_alignments(path)
+    if not any(list_images(part) for part in parts):
+        raise FaceswapError(f"{root}: no face crops to sort (they may all be in {TRASH_DIR}/)")
+    return parts
 
 
-def _new_names(
-    faces: Sequence[FaceInfo], order: np.ndarray, by: str, originals: dict[str, str]
-) -> list[str]:
-    """The new name of each face of ``order``: ``<rank>_<original>``, or the original."""
-
-    def original(name: str) -> str:
-        return originals.get(name, name)
-
-    if by == "original":
-        return [original(faces[i].name) for i in order]
-    width = max(5, len(str(len(order))))
-    return [f"{rank:0{width}d}_{original(faces[i].name)}" for rank, i in enumerate(order, 1)]
+def _load_part(folder: Path) -> _Part:
+    check_not_mid_sort(folder, "faces folder")
+    al = load_alignments(folder / ALIGNMENTS_NAME)
+    faces, unlisted = _faces_of(folder, al)
+    originals = dict(al.extra.get(EXTRA_KEY, {}).get("original", {}))
+    return _Part(folder, al, faces, unlisted, originals)
 
 
 def _mask_files(folder: Path) -> dict[str, Path]:
@@ -418,22 +419,25 @@ def _mask_files(folder: Path) -> dict[str, Path]:
 def run_sort(cfg: SortConfig) -> SortResult:
     """Sort (rename) the crops of a faces folder by ``cfg.by``; see the module docstring.
 
-    Raises:
-        FaceswapError: not a faces folder, a folder of per-video folders, an unknown method.
-    """
-    from faceswap.train.dataset import GENERATED_MASKS, MASKS_DIR, generated_masks
+    A folder holding a faces folder per video (``faceswap extract takes/ -o faces``) is
+    sorted as one set: one order over all its faces, ranks counted across the videos, and
+    ``keep`` the first ``keep`` of them all; each video's folder keeps its own crops,
+    alignments and journal.
 
-    folder = Path(cfg.faces)
+    Raises:
+        FaceswapError: not a faces folder, no crops, an unknown method, a name clash.
+    """
+    root = Path(cfg.faces)
+    folders = _part_folders(root)
     finished = False
-    if (folder / JOURNAL).exists() and not cfg.dry_run:
-        log.warning("%s: finishing an interrupted sort first", folder)
-        _apply_journal(folder)
-        finished = True
-    check_not_mid_sort(folder, "faces folder")
-    al = _load(folder)
-    faces, unlisted = _faces_of(folder, al)
-    recorded = al.extra.get(EXTRA_KEY, {})
-    originals: dict[str, str] = dict(recorded.get("original", {}))
+    for folder in folders:
+        if (folder / JOURNAL).exists() and not cfg.dry_run:
+            log.warning("%s: finishing an interrupted sort first", folder)
+            _apply_journal(folder)
+            finished = True
+    parts = [_load_part(folder) for folder in folders]
+    owner = [k for k, part in enumerate(parts) for _ in part.faces]
+    faces = [face for part in parts for face in part.faces]
     if cfg.by == "original":
         order = np.arange(len(faces))
         scores = np.zeros(len(faces))
@@ -441,35 +445,57 @@ def run_sort(cfg: SortConfig) -> SortResult:
         order, scores = SORT_METHODS.get(cfg.by).order(faces)
         if cfg.reverse:
             order, scores = order[::-1], scores[::-1]
-    names = _new_names(faces, order, cfg.by, originals)
     keep = len(order) if cfg.keep is None else min(cfg.keep, len(order))
-    result_order = tuple(zip(names, (float(s) for s in scores), strict=True))
-
-    renames: dict[str, str] = {}  # crop name -> path relative to the folder
-    for rank, (i, name) in enumerate(zip(order, names, strict=True)):
+    width = max(5, len(str(len(order))))
+    renames: list[dict[str, str]] = [{} for _ in parts]  # per part: crop name -> target
+    listed: list[tuple[str, float]] = []
+    for rank, (i, score) in enumerate(zip(order, scores, strict=True)):
+        part = parts[owner[i]]
+        first = part.originals.get(faces[i].name, faces[i].name)
+        name = first if cfg.by == "original" else f"{rank + 1:0{width}d}_{first}"
         target = name if rank < keep else f"{TRASH_DIR}/{name}"
         if target != faces[i].name:
-            renames[faces[i].name] = target
-    taken = set(unlisted) | {f"{TRASH_DIR}/{p.name}" for p in _trash_files(folder)}
+            renames[owner[i]][faces[i].name] = target
+        shown = name if len(parts) == 1 else f"{part.folder.name}/{name}"
+        listed.append((shown, float(score)))
+    for part, part_renames in zip(parts, renames, strict=True):
+        _check_clashes(part, part_renames)
+    trashed = sum(t.startswith(f"{TRASH_DIR}/") for r in renames for t in r.values())
+    result = SortResult(
+        folder=root,
+        by=cfg.by,
+        order=tuple(listed),
+        renamed=sum(len(r) for r in renames) - trashed,
+        trashed=trashed,
+        unlisted=tuple(
+            name if len(parts) == 1 else f"{part.folder.name}/{name}"
+            for part in parts
+            for name in part.unlisted
+        ),
+        finished_interrupted=finished,
+    )
+    if not cfg.dry_run:
+        for part, part_renames in zip(parts, renames, strict=True):
+            if part_renames:
+                _rename_part(part, part_renames, cfg.by)
+    return result
+
+
+def _check_clashes(part: _Part, renames: dict[str, str]) -> None:
+    taken = set(part.unlisted) | {f"{TRASH_DIR}/{p.name}" for p in _trash_files(part.folder)}
     clash = sorted(taken & set(renames.values()))
     if clash:
         raise FaceswapError(
-            f"{folder}: sorting would overwrite {clash[0]} (a file not listed in "
+            f"{part.folder}: sorting would overwrite {clash[0]} (a file not listed in "
             f"{ALIGNMENTS_NAME} or already in {TRASH_DIR}/); move it away first"
         )
-    trashed = sum(1 for t in renames.values() if t.startswith(f"{TRASH_DIR}/"))
-    result = SortResult(
-        folder=folder,
-        by=cfg.by,
-        order=result_order,
-        renamed=len(renames) - trashed,
-        trashed=trashed,
-        unlisted=tuple(unlisted),
-        finished_interrupted=finished,
-    )
-    if cfg.dry_run or not renames:
-        return result
 
+
+def _rename_part(part: _Part, renames: dict[str, str], by: str) -> None:
+    """Stage the new alignments, journal the renames of crops and masks, carry them out."""
+    from faceswap.train.dataset import GENERATED_MASKS, MASKS_DIR, generated_masks
+
+    folder, al, originals = part.folder, part.alignments, part.originals
     moves: list[_Move] = []
     masks = _mask_files(folder)
     masks_renamed: dict[str, str] = {}
@@ -482,7 +508,7 @@ def run_sort(cfg: SortConfig) -> SortResult:
             moves.append(_Move(f"{MASKS_DIR}/{mask.name}", f".sorting-{k}m{mask.suffix}", mask_new))
             masks_renamed[mask.name] = mask_new
 
-    present = {f.name for f in faces}
+    present = {f.name for f in part.faces}
     # Faces in trash/ from an earlier sort keep their entries (moved back, they restore).
     new_originals = {k: v for k, v in originals.items() if k not in present}
     for name in sorted(present):
@@ -493,7 +519,7 @@ def run_sort(cfg: SortConfig) -> SortResult:
     if not new_originals:
         extra.pop(EXTRA_KEY, None)
     else:
-        extra[EXTRA_KEY] = {"by": cfg.by, "original": dict(sorted(new_originals.items()))}
+        extra[EXTRA_KEY] = {"by": by, "original": dict(sorted(new_originals.items()))}
     staged = replace(al, frames=_renamed_frames(al.frames, renames), extra=extra)
     save_alignments(folder / STAGED_ALIGNMENTS, staged)
 
@@ -523,7 +549,6 @@ def run_sort(cfg: SortConfig) -> SortResult:
     }
     _write_json(folder / JOURNAL, journal)
     _apply_journal(folder)
-    return result
 
 
 def _trash_files(folder: Path) -> list[Path]:

@@ -267,11 +267,8 @@ def test_bad_folders_are_one_line(tmp_path, people):
     runner = CliRunner()
     result = runner.invoke(cli, ["sort", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no such folder" in result.output
-    parent = tmp_path / "videos"
-    photo, landmarks = people["grace"]
-    write_face_folder(parent / "clip1", photo, landmarks, seed=1, n=2)
-    result = runner.invoke(cli, ["sort", str(parent)])
-    assert result.exit_code == 2 and f"faceswap sort {parent / 'clip1'}" in result.output
+    result = runner.invoke(cli, ["sort", str(tmp_path)])
+    assert result.exit_code == 2 and "no alignments.json" in result.output
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "alignments.json").write_text(json.dumps({}))
@@ -305,3 +302,25 @@ def test_keep_twice_keeps_the_trashed_masks_record(tmp_path, people):
     assert [m.name for m in masks] == [t.name for t in trashed]
     assert not any(is_painted(m) for m in masks)
     assert len(list((folder / "masks").glob("*.png"))) == 4
+
+
+def test_a_folder_of_per_video_faces_folders_is_sorted_as_one_set(tmp_path, people):
+    # `faceswap extract takes/ -o faces` writes a faces folder per video.
+    root = tmp_path / "faces_b"
+    astronaut, grace = people["astronaut"], people["grace"]
+    write_face_folder(root / "take1", *astronaut, seed=1, n=6)
+    write_face_folder(root / "take2", *grace, seed=2, n=6)
+    _blur(root / "take1", ("frame_000001_0.png", "frame_000003_0.png"))
+    _blur(root / "take2", ("frame_000000_0.png",))
+    result = run_sort(SortConfig(faces=root, by="blur", keep=9))
+    assert len(result.order) == 12 and result.trashed == 3
+    # One order over both takes: the three blurred crops are its tail, wherever they are.
+    tail = {n.split("/")[0] + "/" + n.split("_", 1)[1] for n, _ in result.order[-3:]}
+    assert tail == {"take1/frame_000001_0.png", "take1/frame_000003_0.png",
+                    "take2/frame_000000_0.png"}  # fmt: skip
+    kept = sorted(p.name for take in ("take1", "take2") for p in (root / take).glob("*.png"))
+    assert len(kept) == 9 and kept == sorted(n.split("/")[1] for n, _ in result.order[:9])
+    # Each take keeps its own faces and landmarks; training reads both as one set of 9.
+    assert len(load_face_set(root, "B")) == 9
+    run_sort(SortConfig(faces=root, by="original"))
+    assert sorted(p.name for p in (root / "take2").glob("*.png"))[0] == "frame_000001_0.png"

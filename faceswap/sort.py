@@ -77,15 +77,35 @@ class FaceInfo:
 
 @dataclass(frozen=True)
 class SortMethod:
-    """A named order of faces.
+    """A named order of faces: a measure of each face, then an arrangement of the measures.
 
     Attributes:
         describe: the order in words (``sharpest first``), for help and reports.
-        order: faces -> (positions in the new order, each face's score in that order).
+        measure: one face -> what the order needs of it (a score, a descriptor...); run on
+            every face, in threads (image decoding and OpenCV release the GIL).
+        arrange: the measures of all faces -> (positions in the new order, each face's
+            score in that order).
     """
 
     describe: str
-    order: Callable[[Sequence[FaceInfo]], tuple[np.ndarray, np.ndarray]]
+    measure: Callable[[FaceInfo], Any]
+    arrange: Callable[[list[Any]], tuple[np.ndarray, np.ndarray]]
+
+    def order(
+        self, faces: Sequence[FaceInfo], progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Measure every face (with a progress bar when asked) and arrange them."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = max(1, min(4, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sort") as pool:
+            measured = pool.map(self.measure, faces)
+            if progress:
+                from tqdm import tqdm
+
+                measured = tqdm(measured, total=len(faces), desc="measuring", unit="face",
+                                leave=False, dynamic_ncols=True)  # fmt: skip
+            return self.arrange(list(measured))
 
 
 SORT_METHODS: Registry[SortMethod] = Registry("sort method")
@@ -102,6 +122,7 @@ class SortConfig:
             keep all).
         reverse: the opposite order.
         dry_run: work out the order and report it; change nothing.
+        progress: show a progress bar while the faces are measured.
     """
 
     faces: Path
@@ -109,6 +130,7 @@ class SortConfig:
     keep: int | None = None
     reverse: bool = False
     dry_run: bool = False
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if self.by != "original":
@@ -204,39 +226,30 @@ def _by_score(scores: Sequence[float], descending: bool) -> tuple[np.ndarray, np
 
 
 def _scored(describe: str, score: Callable[[FaceInfo], float], descending: bool) -> SortMethod:
-    return SortMethod(describe, lambda faces: _by_score([score(f) for f in faces], descending))
+    return SortMethod(describe, score, lambda scores: _by_score(scores, descending))
 
 
-def _black(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
-    return _by_score([outside_share(f, f.crop_size) for f in faces], descending=False)
-
-
-def _descriptors(faces: Sequence[FaceInfo]) -> np.ndarray:
-    """Each face's identity descriptor: extract's where it kept one, else computed on the
+def descriptor(face: FaceInfo) -> np.ndarray:
+    """The face's identity descriptor: extract's where it kept one, else computed on the
     crop (dlib's model needs the whole face, which the crop holds)."""
+    if face.descriptor is not None:
+        return np.asarray(face.descriptor, np.float32)
     from faceswap.faces.identity import face_descriptors
     from faceswap.io.images import as_8bit, read_image
 
-    out = []
-    for face in faces:
-        if face.descriptor is not None:
-            out.append(np.asarray(face.descriptor, np.float32))
-        else:
-            crop = as_8bit(read_image(face.path))
-            out.append(face_descriptors(crop, face.landmarks[None])[0])
-    return np.stack(out) if out else np.zeros((0, 128), np.float32)
+    return face_descriptors(as_8bit(read_image(face.path)), face.landmarks[None])[0]
 
 
-def _identity(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
+def _by_identity(descriptors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Nearest the set's typical face first: the person most of the crops show, then those
     less like them, other people (distance 0.6 and more) last."""
     from faceswap.faces.identity import descriptor_distance
 
-    descriptors = _descriptors(faces)
-    if not len(descriptors):
+    if not descriptors:
         return np.zeros(0, np.int64), np.zeros(0)
-    centre = np.median(descriptors, axis=0)
-    return _by_score(descriptor_distance(descriptors, centre)[:, 0], descending=False)
+    stacked = np.stack(descriptors)
+    centre = np.median(stacked, axis=0)
+    return _by_score(descriptor_distance(stacked, centre)[:, 0], descending=False)
 
 
 #: Pose bins of the ``best`` order: yaw across, pitch up/down.
@@ -244,21 +257,25 @@ BEST_YAW_BINS = 9
 BEST_PITCH_BINS = 3
 
 
-def _best(faces: Sequence[FaceInfo]) -> tuple[np.ndarray, np.ndarray]:
+def _pose_and_sharpness(face: FaceInfo) -> tuple[float, float, float]:
+    return _yaw(face), pitch_proxy(face.landmarks), sharpness(face)
+
+
+def _best(measures: list[tuple[float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Poses spread evenly, the sharpest of each pose first, as DeepFaceLab's "best faces":
     the faces are binned by yaw and pitch and the order takes the sharpest remaining face of
     each bin in turn, so the first N of it (``--keep N``) cover every head turn the footage
     has instead of N near-identical frontal frames. Scores are sharpness."""
-    if not faces:
+    if not measures:
         return np.zeros(0, np.int64), np.zeros(0)
-    sharp = np.array([sharpness(f) for f in faces])
-    poses = np.array([[_yaw(f), pitch_proxy(f.landmarks)] for f in faces])
+    values = np.asarray(measures, np.float64)
+    poses, sharp = values[:, :2], values[:, 2]
 
-    def bins(values: np.ndarray, count: int) -> np.ndarray:
-        lo, hi = float(values.min()), float(values.max())
+    def bins(column: np.ndarray, count: int) -> np.ndarray:
+        lo, hi = float(column.min()), float(column.max())
         if hi - lo < 1e-9:
-            return np.zeros(len(values), np.int64)
-        return np.minimum(((values - lo) / (hi - lo) * count).astype(np.int64), count - 1)
+            return np.zeros(len(column), np.int64)
+        return np.minimum(((column - lo) / (hi - lo) * count).astype(np.int64), count - 1)
 
     cell = bins(poses[:, 0], BEST_YAW_BINS) * BEST_PITCH_BINS + bins(poses[:, 1], BEST_PITCH_BINS)
     queues = [sorted(np.flatnonzero(cell == c), key=lambda i: -sharp[i]) for c in np.unique(cell)]
@@ -277,16 +294,27 @@ def _yaw(face: FaceInfo) -> float:
     return yaw_proxy(face.landmarks)
 
 
+def _pitch(face: FaceInfo) -> float:
+    return pitch_proxy(face.landmarks)
+
+
+def _black(face: FaceInfo) -> float:
+    return outside_share(face, face.crop_size)
+
+
 def _register() -> None:
     SORT_METHODS.add("blur", _scored("sharpest first, blurred last", sharpness, True))
     SORT_METHODS.add("yaw", _scored("head turned one way to the other", _yaw, False))
-    SORT_METHODS.add(
-        "pitch", _scored("looking up to looking down", lambda f: pitch_proxy(f.landmarks), False)
-    )
+    SORT_METHODS.add("pitch", _scored("looking up to looking down", _pitch, False))
     SORT_METHODS.add("size", _scored("largest in the frame first", face_size, True))
-    SORT_METHODS.add("black", SortMethod("least outside the frame first", _black))
-    SORT_METHODS.add("face", SortMethod("the main person first, other people last", _identity))
-    SORT_METHODS.add("best", SortMethod("every pose, sharpest first (use with --keep)", _best))
+    SORT_METHODS.add("black", _scored("least outside the frame first", _black, False))
+    SORT_METHODS.add(
+        "face", SortMethod("the main person first, other people last", descriptor, _by_identity)
+    )
+    SORT_METHODS.add(
+        "best",
+        SortMethod("every pose, sharpest first (use with --keep)", _pose_and_sharpness, _best),
+    )
 
 
 _register()
@@ -442,7 +470,7 @@ def run_sort(cfg: SortConfig) -> SortResult:
         order = np.arange(len(faces))
         scores = np.zeros(len(faces))
     else:
-        order, scores = SORT_METHODS.get(cfg.by).order(faces)
+        order, scores = SORT_METHODS.get(cfg.by).order(faces, progress=cfg.progress)
         if cfg.reverse:
             order, scores = order[::-1], scores[::-1]
     keep = len(order) if cfg.keep is None else min(cfg.keep, len(order))

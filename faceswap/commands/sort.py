@@ -36,7 +36,10 @@ class _MethodsOption(click.Option):
 @click.option(
     "--dry-run", is_flag=True, help="Print the order with each face's score; change nothing."
 )
-def sort(faces: Path, by: str, keep: int | None, reverse: bool, dry_run: bool) -> None:
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def sort(
+    faces: Path, by: str, keep: int | None, reverse: bool, dry_run: bool, progress: bool
+) -> None:
     """Rename the crops of FACES to <rank>_<name> in the order --by, for review.
 
     FACES is a `faceswap extract` output folder. Its alignments file and masks follow the
@@ -47,7 +50,10 @@ def sort(faces: Path, by: str, keep: int | None, reverse: bool, dry_run: bool) -
     """
     from faceswap.sort import TRASH_DIR, SortConfig, run_sort
 
-    result = run_sort(SortConfig(faces=faces, by=by, keep=keep, reverse=reverse, dry_run=dry_run))
+    cfg = SortConfig(
+        faces=faces, by=by, keep=keep, reverse=reverse, dry_run=dry_run, progress=progress
+    )
+    result = run_sort(cfg)
     if dry_run:
         for rank, (name, score) in enumerate(result.order, 1):
             cut = "  (to trash)" if keep is not None and rank > keep else ""

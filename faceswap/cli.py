@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": (
         "faceswap.commands.evaluate:evaluate",
-        "Measure a swap against its source: identity, expression, jitter, sharpness.",
+        "Measure a swap against its source: identity, expression, jitter, flicker, sharpness.",
     ),
     "train-detector": (
         "faceswap.commands.forensics:train_detector",

@@ -11,7 +11,9 @@ source and in the output (the same frames, matched by box overlap):
 * **expression**: the mean distance between the output's and the source's 68 landmarks, as a
   share of the source's eye distance (the swap should keep A's pose, gaze and mouth);
 * **stability**: frame-to-frame motion of the output's landmarks beyond the source's own, as a
-  share of the eye distance (jitter and flicker of the swapped face);
+  share of the eye distance (jitter of the swapped face);
+* **flicker**: frame-to-frame change of the face's mean brightness beyond the source's own,
+  in code values of 255 (a colour match that pulses from frame to frame);
 * **sharpness**: detail (variance of the Laplacian) inside the output face over the source
   face's (autoencoders blur; 1.0 is as sharp as the plate);
 * **background**: PSNR outside the faces (the swap should leave the rest of the frame as it
@@ -76,6 +78,8 @@ class EvaluateResult:
         landmark_error: median landmark distance, share of the eye distance.
         jitter: median frame-to-frame landmark motion beyond the source's, share of the eye
             distance.
+        flicker: median frame-to-frame change of the face's mean luma beyond the source's,
+            in code values of 255.
         sharpness: median ratio of output to source detail inside the face.
         background_psnr: PSNR in dB outside the faces, over all measured frames (inf: equal).
     """
@@ -93,6 +97,7 @@ class EvaluateResult:
     sharpness: float | None
     background_psnr: float | None
     per_frame: tuple[dict[str, float], ...] = field(default=(), repr=False)
+    flicker: float | None = None
 
     @property
     def faces_kept_share(self) -> float | None:
@@ -182,8 +187,9 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     errors: list[float] = []
     sharp: list[float] = []
     jitters: list[float] = []
+    flickers: list[float] = []
     sse, values, measured, src_faces, kept = 0.0, 0, 0, 0, 0
-    previous: tuple[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
+    previous: tuple[int, list[tuple[np.ndarray, np.ndarray, float, float]]] | None = None
     for index, (out, src) in enumerate(zip(out_frames, src_frames, strict=False)):
         if index not in wanted:
             continue
@@ -202,16 +208,18 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
         sse, values = sse + err, values + n
         gray_out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
         gray_src = cv2.cvtColor(src, cv2.COLOR_RGB2GRAY)
-        pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        # (output landmarks, source landmarks, output face luma, source face luma) per face
+        pairs: list[tuple[np.ndarray, np.ndarray, float, float]] = []
         for box, lm_src in zip(found_src.boxes, found_src.landmarks, strict=True):
             ious = [_iou(box, other) for other in found_out.boxes]
             if not ious or max(ious) < MATCH_IOU:
                 continue
             lm_out = found_out.landmarks[int(np.argmax(ious))]
             kept += 1
-            pairs.append((lm_out, lm_src))
-            errors.append(landmark_error(lm_out, lm_src))
             inside = landmark_region(src.shape, lm_src[None])
+            luma = (float(gray_out[inside].mean()), float(gray_src[inside].mean()))
+            pairs.append((lm_out, lm_src, *luma))
+            errors.append(landmark_error(lm_out, lm_src))
             base = detail(gray_src, inside)
             if base > 0:
                 sharp.append(detail(gray_out, inside) / base)
@@ -220,11 +228,14 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
             if refs is not None:
                 to_b.append(float(refs.distances(d_out)[0]))
         if previous is not None and previous[0] == index - 1 and len(pairs) == len(previous[1]):
-            for (lm_out, lm_src), (old_out, old_src) in zip(pairs, previous[1], strict=True):
+            for (lm_out, lm_src, y_out, y_src), (old_out, old_src, old_y_out, old_y_src) in zip(
+                pairs, previous[1], strict=True
+            ):
                 motion = (lm_out - old_out) - (lm_src - old_src)
                 jitters.append(
                     float(np.linalg.norm(motion, axis=1).mean() / max(eye_distance(lm_src), 1.0))
                 )
+                flickers.append(abs((y_out - old_y_out) - (y_src - old_y_src)))
         previous = (index, pairs)
         rows.append({"frame": index, "source_faces": len(found_src), "kept": len(pairs)})
 
@@ -249,6 +260,7 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
         closer_to_b=closer,
         landmark_error=median(errors),
         jitter=median(jitters),
+        flicker=median(flickers),
         sharpness=median(sharp),
         background_psnr=psnr,
         per_frame=tuple(rows),

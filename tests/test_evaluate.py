@@ -42,6 +42,7 @@ def test_the_source_against_itself_is_perfect(clip_one_face: ClipInfo, tmp_path:
     result = _evaluate(clip_one_face, clip_one_face.path, refs_b=(photo,))
     assert result.frames == 8 and result.faces_kept == result.source_faces == 8
     assert result.distance_to_a == 0.0 and result.landmark_error == 0.0 and result.jitter == 0.0
+    assert result.flicker == 0.0
     assert result.sharpness == 1.0 and result.background_psnr == math.inf
     # Someone else's photos: far from B, and never nearer B than A.
     assert result.distance_to_b is not None and result.distance_to_b > 0.6
@@ -88,6 +89,31 @@ def test_jitter_and_landmark_error_show(clip_one_face: ClipInfo, tmp_path: Path)
     assert result.landmark_error <= expected * 1.35
 
 
+def test_flicker_shows_a_face_whose_brightness_pulses(
+    clip_one_face: ClipInfo, tmp_path: Path
+) -> None:
+    pulse = 6.0  # every other frame's face 6 code values brighter
+
+    def pulsing(index: int, frame: np.ndarray) -> np.ndarray:
+        if index % 2 == 0:
+            return frame
+        points = np.stack([f.landmarks for f in clip_one_face.faces[index]])
+        out = frame.astype(np.float32)
+        out[landmark_region(frame.shape, points, 0.3)] += pulse
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    result = _evaluate(clip_one_face, _remake(clip_one_face, tmp_path / "pulse.mkv", pulsing))
+    assert result.flicker == pytest.approx(pulse, rel=0.2)
+    # A steady change of brightness is a grade, not flicker.
+    brighter = _remake(
+        clip_one_face,
+        tmp_path / "bright.mkv",
+        lambda i, frame: np.clip(frame.astype(np.int16) + 6, 0, 255).astype(np.uint8),
+    )
+    steady = _evaluate(clip_one_face, brighter)
+    assert steady.flicker is not None and steady.flicker < 1.0
+
+
 def test_wrong_inputs_are_one_line(
     clip_one_face: ClipInfo, clip_with_blank_frames: ClipInfo, tmp_path: Path
 ) -> None:
@@ -111,6 +137,7 @@ def test_cli_prints_the_measures_and_writes_json(clip_one_face: ClipInfo, tmp_pa
     lines = result.output.splitlines()
     assert lines[1].strip().startswith("faces kept:  4 of 4 (100.0 %)")
     assert "background:  identical outside the faces" in result.output
+    assert "flicker:     0.00 code values" in result.output
     saved = json.loads(report.read_text())
     assert saved["faces_kept"] == 4 and saved["background_psnr"] == "inf"
     assert [row["frame"] for row in saved["per_frame"]] == sorted(

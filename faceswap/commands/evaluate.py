@@ -47,8 +47,8 @@ def evaluate(swapped: Path, output: Path | None, as_json: bool, **options: objec
 
     Faces kept (still found after the swap), identity (descriptor distance to the face it
     replaced, and with --ref-b to B), expression (landmark error), stability (jitter beyond
-    the source's motion), sharpness (detail against the source's) and background (PSNR
-    outside the faces).
+    the source's motion), flicker (brightness changes beyond the source's), sharpness
+    (detail against the source's) and background (PSNR outside the faces).
     """
     from faceswap.evaluate import EvaluateConfig, run_evaluate
     from faceswap.io.files import write_text_atomic
@@ -102,6 +102,9 @@ def summary_lines(result: object) -> list[str]:
         "source's (median)",
         f"  stability:   {pct(result.jitter)} of the eye distance of jitter a frame beyond the "
         "source's motion",
+        "  flicker:     "
+        + ("n/a" if result.flicker is None else f"{result.flicker:.2f}")
+        + " code values of 255 of face brightness change a frame beyond the source's",
         "  sharpness:   "
         + ("n/a" if result.sharpness is None else f"{result.sharpness:.2f}")
         + " of the source face's detail (variance of the Laplacian)",

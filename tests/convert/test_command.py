@@ -82,6 +82,46 @@ def test_on_the_fly_detection_swaps_only_the_ref_person(
     assert changed_left >= 0.8 * clip_two_faces.frame_count
 
 
+@pytest.mark.slow
+def test_two_people_in_one_shot_in_two_passes(
+    clip_two_faces: ClipInfo, model_dir: Path, tmp_path: Path
+) -> None:
+    # The README's recipe: each actor by their own model, one convert pass each, the first
+    # to a lossless intermediate (the same model stands in for both here).
+    from faceswap.verify import VerifyConfig, run_verify
+
+    refs = {p: write_image(tmp_path / f"{p}.png", np.array(face_photo(p)))
+            for p in ("astronaut", "grace_hopper")}  # fmt: skip
+    common = ["-m", str(model_dir), "--detector", "dlib-hog", "--device", "cpu", "--no-progress"]
+    first, final = tmp_path / "pass1.mkv", tmp_path / "final.mp4"
+    runner = CliRunner()
+    one = ["convert", str(clip_two_faces.path), "-o", str(first), "--ref", str(refs["astronaut"])]
+    result = runner.invoke(cli, [*one, *common, "--codec", "ffv1", "--pix-fmt", "bgr0"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    two = ["convert", str(first), "-o", str(final), "--ref", str(refs["grace_hopper"])]
+    result = runner.invoke(cli, [*two, *common, "--crf", "18"])
+    assert result.exit_code == 0, result.output + str(result.stderr)
+    info = probe(final)
+    assert info.frame_count == clip_two_faces.frame_count and info.has_audio
+    source = [f.image for f in open_source(clip_two_faces.path).iter_frames()]
+    middle = [f.image for f in open_source(first).iter_frames()]
+    changed = {"astronaut": 0, "grace_hopper": 0}
+    for i, (a, b) in enumerate(zip(middle, source, strict=True)):
+        for face in clip_two_faces.faces[i]:
+            x0, y0, x1, y1 = (int(v) for v in face.box)
+            if face.person == "grace_hopper":  # the first pass leaves the second actor alone
+                assert np.array_equal(a[y0:y1, x0:x1], b[y0:y1, x0:x1])
+    out = [f.image for f in open_source(final).iter_frames()]
+    for i, (a, b) in enumerate(zip(out, middle, strict=True)):
+        for face in clip_two_faces.faces[i]:
+            x0, y0, x1, y1 = (int(v) for v in face.box)
+            moved = np.abs(a[y0:y1, x0:x1].astype(int) - b[y0:y1, x0:x1]).mean()
+            changed[face.person] += moved > 4.0  # beyond the crf 18 encode's error
+    n = clip_two_faces.frame_count
+    assert changed["grace_hopper"] >= 0.8 * n and changed["astronaut"] <= 0.1 * n, changed
+    assert run_verify(VerifyConfig(final, frames=12)).watermark.found
+
+
 def test_a_folder_of_videos_converts_into_a_folder(model_dir: Path, tmp_path: Path) -> None:
     from tests.convert.conftest import truth_alignments
     from tests.media import make_clip

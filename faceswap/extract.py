@@ -77,6 +77,9 @@ class ExtractConfig:
         progress: show a progress bar.
         save_every: write the alignments at least every n frames (and every quarter of the
             frames done so far, whichever is longer) so an interrupted run can resume.
+        debug_frames: also write each processed frame, with its faces' boxes, 68 landmarks
+            and crop outlines drawn, as a JPEG into this folder (DeepFaceLab's
+            ``aligned_debug``; a subfolder per video of a folder), to review the alignment.
         from_faces: an earlier extract's faces folder (or its ``alignments.json``): re-crop
             the faces it holds with this run's crop instead of detecting (for a folder of
             videos, the folder holding a subfolder per video).
@@ -103,6 +106,7 @@ class ExtractConfig:
     progress: bool = True
     save_every: int = 200
     from_faces: Path | None = None
+    debug_frames: Path | None = None
 
     def __post_init__(self) -> None:
         # Configs built from YAML or JSON carry strings; keep the fields' declared types.
@@ -110,6 +114,8 @@ class ExtractConfig:
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
+        if self.debug_frames is not None:
+            object.__setattr__(self, "debug_frames", Path(self.debug_frames))
         if self.from_faces is not None:
             object.__setattr__(self, "from_faces", Path(self.from_faces))
             finding = [
@@ -259,7 +265,10 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         earlier = None
         if cfg.from_faces is not None:
             earlier = _earlier_alignments(cfg.from_faces, src_path, several)
-        return _extract_source(cfg, src_path, folder, detector, identity, earlier)
+        debug = cfg.debug_frames
+        if debug is not None and several:
+            debug = debug / src_path.stem
+        return _extract_source(cfg, src_path, folder, detector, identity, earlier, debug)
 
     for src_path in sources:
         if not several:
@@ -350,12 +359,15 @@ def _extract_source(
     detector: Detector | None,
     identity: IdentityFilter | None,
     earlier: Path | None = None,
+    debug: Path | None = None,
 ) -> SourceResult:
     t0 = time.perf_counter()
     src = _open(source)  # before the folder: an unreadable input leaves nothing behind
     crop = cfg.crop
     replay = None if earlier is None else _Replay(earlier, source, src, crop)
     folder = ensure_writable_dir(folder)
+    if debug is not None:
+        debug = ensure_writable_dir(debug)
     al = _existing(cfg, folder, source, crop)
     resumed_frames = 0
     if al is None:
@@ -436,6 +448,9 @@ def _extract_source(
                 records.append(replace(face, crop_file=name))
             if replay is not None:
                 replay.move_masks(frame.index, records, folder)
+            if debug is not None:
+                drawn = draw_alignments(frame.image, records, crop.size)
+                writer.put_image(debug / f"{frame.name}.jpg", drawn)
             al.frames.append(FrameRecord(frame.index, frame.timestamp, tuple(records), detected))
             frames += 1
             faces += len(records)
@@ -579,6 +594,46 @@ class _Replay:
             write_image(folder / MASKS_DIR / f"{Path(face.crop_file).stem}.png", warped)
 
 
+#: Colours of :func:`draw_alignments` (RGB): box, landmarks, crop outline.
+DEBUG_BOX, DEBUG_LANDMARKS, DEBUG_CROP = (255, 64, 64), (0, 255, 0), (64, 160, 255)
+
+
+def draw_alignments(image: np.ndarray, faces: Any, crop_size: int) -> np.ndarray:
+    """A copy of an RGB frame with each face's detector box, its 68 landmarks (dots, the
+    jaw, brows, nose, eyes and lips joined) and the outline of its crop drawn, for review.
+    A frame without a face comes back unmarked but for a note in its corner."""
+    from faceswap.faces.align import invert_affine
+    from faceswap.io.images import as_8bit
+
+    out = np.ascontiguousarray(as_8bit(image)).copy()
+    thick = max(1, round(out.shape[0] / 360))
+    if not faces:
+        cv2.putText(out, "no face", (8, 24 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * thick,
+                    DEBUG_BOX, thick, cv2.LINE_AA)  # fmt: skip
+        return out
+    corners = np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], float)
+    for face in faces:
+        x0, y0, x1, y1 = (round(float(v)) for v in np.asarray(face.box).reshape(4))
+        cv2.rectangle(out, (x0, y0), (x1, y1), DEBUG_BOX, thick, cv2.LINE_AA)
+        back = invert_affine(face.matrix)
+        outline = corners @ back[:, :2].T + back[:, 2]
+        cv2.polylines(out, [np.rint(outline).astype(np.int32)], True, DEBUG_CROP, thick,
+                      cv2.LINE_AA)  # fmt: skip
+        points = np.rint(np.asarray(face.landmarks, np.float64)).astype(np.int32)
+        for lo, hi, closed in _LANDMARK_LINES:
+            cv2.polylines(out, [points[lo:hi]], closed, DEBUG_LANDMARKS, 1, cv2.LINE_AA)
+        for x, y in points:
+            cv2.circle(out, (int(x), int(y)), thick, DEBUG_LANDMARKS, -1, cv2.LINE_AA)
+    return out
+
+
+# iBUG 68-point groups joined by lines: jaw, brows, nose bridge, nostrils, eyes, lips.
+_LANDMARK_LINES = (
+    (0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+    (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True),
+)  # fmt: skip
+
+
 def _is_prefix(done: set[int], every_nth: int) -> bool:
     return done == set(range(0, max(done) + 1, every_nth))
 
@@ -612,6 +667,14 @@ class _CropWriter:
         self._pending.append(self._pool.submit(_write_crop, path, rgb, self._params))
         if len(self._pending) > self._depth:
             self._pending.pop(0).result()  # re-raises a failed write here
+
+    def put_image(self, path: Path, rgb: np.ndarray) -> None:
+        """Write any image (the suffix picks the format) on the same thread."""
+        from faceswap.io.images import write_image
+
+        self._pending.append(self._pool.submit(write_image, path, rgb))
+        if len(self._pending) > self._depth:
+            self._pending.pop(0).result()
 
     def drain(self) -> None:
         while self._pending:

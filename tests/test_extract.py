@@ -151,6 +151,32 @@ def test_frames_without_face_are_reported(clip_with_blank_frames, tmp_path: Path
     assert result.frames_without_face == len(blank)
 
 
+def test_debug_frames_draw_each_face_for_review(clip_with_blank_frames, tmp_path: Path) -> None:
+    from faceswap.faces.align import landmark_region
+    from faceswap.io.images import read_image
+    from faceswap.io.video import open_source
+
+    debug = tmp_path / "debug"
+    result = run_extract(_cfg(clip_with_blank_frames.path, tmp_path / "out", debug_frames=debug))
+    drawn = sorted(debug.glob("*.jpg"))
+    assert len(drawn) == result.frames == clip_with_blank_frames.frame_count
+    al = load_alignments(tmp_path / "out").by_index()
+    for frame in open_source(clip_with_blank_frames.path).iter_frames():
+        image = read_image(debug / f"{frame.name}.jpg").astype(int)
+        faces = al[frame.index].faces
+        if not faces:  # a note in the corner, the rest as it was (to within JPEG's error)
+            assert np.abs(image[60:] - frame.image[60:]).mean() < 3.0
+            assert np.abs(image[:40, :160] - frame.image[:40, :160]).max() > 100
+            continue
+        landmarks = faces[0].landmarks
+        # Landmarks drawn green: chin, nose tip, the eyes' outer corners.
+        for x, y in np.rint(landmarks[[8, 30, 36, 45]]).astype(int):
+            green = image[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0)
+            assert green[1] > 180 and green[1] - max(green[0], green[2]) > 60, (frame.index, green)
+        away = ~landmark_region(image.shape, landmarks[None], 1.2)
+        assert np.abs(image[away] - frame.image[away]).mean() < 3.0
+
+
 def test_image_folder_crops_named_after_images(image_folder_faces, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_extract(_cfg(image_folder_faces.path, out, max_faces=1))

@@ -124,6 +124,13 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     "--centering and --coverage from their landmarks, without detecting (deleted crops stay "
     "deleted; names, sort order and painted masks are kept).",
 )
+@click.option(
+    "--debug-frames",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write every processed frame with its faces' boxes, landmarks and crop outlines "
+    "drawn, as JPEGs in this folder, to review the alignment (DeepFaceLab's aligned_debug).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def extract(input_path: Path, **options: object) -> None:
     """Find faces in INPUT (a video, a folder of images or a folder of videos), fit 68

@@ -63,7 +63,10 @@ def sort(
     done = "would rename" if dry_run else "renamed"
     line = f"{done} {result.renamed} of {len(result.order)} faces in {faces} by {by}"
     if result.trashed:
-        line += f"; {'would move' if dry_run else 'moved'} {result.trashed} to {TRASH_DIR}/"
+        line += (
+            f"; {'would move' if dry_run else 'moved'} {result.trashed} to {TRASH_DIR}/ "
+            "(training leaves them out, convert leaves those faces unswapped)"
+        )
     if result.unlisted:
         line += f"; left {len(result.unlisted)} crops not in the alignments file as they were"
     click.echo(line)

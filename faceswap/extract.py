@@ -33,6 +33,7 @@ from faceswap.faces.alignments import (
     Alignments,
     FrameRecord,
     load_alignments,
+    reviewed_frames,
     save_alignments,
 )
 from faceswap.faces.detectors import DETECTOR_CHOICES, Detector, create_detector
@@ -537,17 +538,12 @@ class _Replay:
             log.warning("%s: made from %s, re-cropping %s (same frame count)", path,
                         self.old.source, source)  # fmt: skip
         folder = path.parent
-        named = {Path(f.crop_file).name for fr in self.old.frames for f in fr.faces if f.crop_file}
-        present = named & {p.name for p in folder.iterdir()} if named else set()
-        keep_all = not present
         self.frames: dict[int, FrameRecord] = {}
         self._old_matrix: dict[str, np.ndarray] = {}
-        for frame in self.old.frames:
+        for frame in reviewed_frames(self.old, folder)[0]:
             faces = []
             for face in frame.faces:
                 name = Path(face.crop_file).name if face.crop_file else ""
-                if not keep_all and name not in present:
-                    continue
                 matrix = alignment_matrix(np.asarray(face.landmarks, np.float64), crop)
                 faces.append(replace(face, matrix=matrix, crop_file=name))
                 if name:

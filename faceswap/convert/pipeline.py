@@ -723,29 +723,21 @@ def _box_side(box: np.ndarray) -> float:
 def _without_deleted_crops(al: Any, where: Path) -> dict[int, Any]:
     """Frames of ``al`` by index, less the faces whose crops were deleted from the faces
     folder: deleting a crop (a false detection, the wrong person) keeps its face unswapped,
-    as in DeepFaceLab. A file moved away from its crops, so that none of them is beside it,
-    keeps every face."""
-    import dataclasses
-
+    as in DeepFaceLab (:func:`~faceswap.faces.alignments.reviewed_frames`)."""
+    from faceswap.faces.alignments import reviewed_frames
     from faceswap.sort import check_not_mid_sort
 
     folder = where if where.is_dir() else where.parent
     check_not_mid_sort(folder, "--alignments")
-    named = {Path(f.crop_file).name for fr in al.frames for f in fr.faces if f.crop_file}
-    present = named & {p.name for p in folder.iterdir()} if named else set()
-    if not present or present == named:
-        return al.by_index()
-    frames = {}
-    for frame in al.frames:
-        kept = tuple(f for f in frame.faces if not f.crop_file or Path(f.crop_file).name in present)
-        frames[frame.index] = dataclasses.replace(frame, faces=kept)
-    log.warning(
-        "%s: %d of %d faces have no crop there any more (deleted), so they are not swapped",
-        folder,
-        len(named - present),
-        len(named),
-    )
-    return frames
+    frames, deleted = reviewed_frames(al, folder)
+    if deleted:
+        log.warning(
+            "%s: %d of %d faces have no crop there any more (deleted), so they are not swapped",
+            folder,
+            deleted,
+            al.face_count,
+        )
+    return {frame.index: frame for frame in frames}
 
 
 class _Locator:

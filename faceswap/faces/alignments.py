@@ -123,6 +123,29 @@ class Alignments:
         return sum(1 for f in self.frames if not f.faces)
 
 
+def reviewed_frames(al: Alignments, folder: Path) -> tuple[list[FrameRecord], int]:
+    """The frames of ``al`` less the faces whose crops were deleted from ``folder`` (deleting
+    a crop, a false detection or the wrong person, is how a review drops a face), and how
+    many faces that dropped. A file moved away from its crops, so that none of them is in
+    ``folder``, keeps every face; so do faces without a crop file."""
+    import dataclasses
+
+    named = {Path(f.crop_file).name for fr in al.frames for f in fr.faces if f.crop_file}
+    present = named & {p.name for p in Path(folder).iterdir()} if named else set()
+    if not present or present == named:
+        return list(al.frames), 0
+    frames = [
+        dataclasses.replace(
+            frame,
+            faces=tuple(
+                f for f in frame.faces if not f.crop_file or Path(f.crop_file).name in present
+            ),
+        )
+        for frame in al.frames
+    ]
+    return frames, len(named - present)
+
+
 def _r(x: float, nd: int = 3) -> float:
     return round(float(x), nd)
 

@@ -17,6 +17,7 @@ from faceswap.faces.alignments import (
     FaceRecord,
     FrameRecord,
     load_alignments,
+    reviewed_frames,
     save_alignments,
 )
 
@@ -194,3 +195,18 @@ def test_npz_version_checks_apply(tmp_path: Path) -> None:
     np.savez(path, **arrays)
     with pytest.raises(FaceswapError, match="newer than this faceswap supports"):
         load_alignments(path)
+
+
+def test_reviewed_frames_drop_the_faces_whose_crops_were_deleted(tmp_path: Path) -> None:
+    al = _sample(np.random.default_rng(3), with_descriptor=False)  # faces 0, 1 and 2 a frame
+    names = [f.crop_file for fr in al.frames for f in fr.faces]
+    assert len(names) == 3
+    # An alignments file away from its crops keeps every face.
+    frames, dropped = reviewed_frames(al, tmp_path)
+    assert dropped == 0 and [len(f.faces) for f in frames] == [0, 1, 2]
+    for name in names[:2]:
+        (tmp_path / name).write_bytes(b"")  # the third crop was deleted in the review
+    frames, dropped = reviewed_frames(al, tmp_path)
+    assert dropped == 1 and [len(f.faces) for f in frames] == [0, 1, 1]
+    assert [f.index for f in frames] == [f.index for f in al.frames]
+    assert frames[2].faces[0].crop_file == names[1]

@@ -256,6 +256,12 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
                 f"--from-faces {cfg.from_faces}: no such folder or file; pass the faces folder "
                 "of an earlier extract"
             )
+        earlier_root = cfg.from_faces if cfg.from_faces.is_dir() else cfg.from_faces.parent
+        if earlier_root.resolve() == out_root.resolve():
+            raise FaceswapError(
+                f"-o {out_root} is the --from-faces folder: the new crops would overwrite the "
+                "ones they are cut by; give them a folder of their own (e.g. -o faces_512)"
+            )
         detector_name = "none"
         detector_reason = f"none: re-cropped the faces found before in {cfg.from_faces}"
     results = []

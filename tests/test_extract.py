@@ -419,6 +419,9 @@ def test_from_faces_refuses_other_footage_and_detection_options(
     assert not (tmp_path / "x").exists()
     with pytest.raises(FaceswapError, match="--max-faces, --descriptors choose faces"):
         _cfg(clip_one_face.path, tmp_path / "y", from_faces=old, max_faces=1, descriptors=True)
+    with pytest.raises(FaceswapError, match="is the --from-faces folder"):
+        run_extract(_cfg(clip_one_face.path, old, from_faces=old, size=96))
+    assert len(list(old.glob("*.png"))) > 0
     args = ["extract", str(clip_one_face.path), "-o", str(tmp_path / "z"), "--from-faces",
             str(tmp_path / "missing"), "--no-progress"]  # fmt: skip
     result = CliRunner().invoke(cli, args)

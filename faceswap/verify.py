@@ -19,7 +19,16 @@ import numpy as np
 
 from faceswap.config import check_frame_limit
 from faceswap.errors import FaceswapError
-from faceswap.watermark import WatermarkReading, read_watermark
+from faceswap.watermark import (
+    ANALYSIS_HEIGHT,
+    WatermarkReading,
+    read_watermark,
+    read_watermark_reframed,
+)
+
+#: Frames kept (at the analysis height) for the off-centre search when the mark is not found
+#: where it was laid.
+REFRAMED_FRAMES = 48
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +90,20 @@ def _image_tags(folder: Path) -> dict[str, str]:
     return {}
 
 
+def _small(image: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A frame and its face region at no more than the watermark's analysis height."""
+    import cv2
+
+    height, width = image.shape[:2]
+    if height <= ANALYSIS_HEIGHT:
+        return image, region
+    size = (max(1, round(width * ANALYSIS_HEIGHT / height)), ANALYSIS_HEIGHT)
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    if region is not None:
+        region = cv2.resize(region.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return small, region
+
+
 def run_verify(cfg: VerifyConfig) -> VerifyResult:
     """Read the provenance tags, manifest and watermark of ``cfg.input``.
 
@@ -110,13 +133,22 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
         manifest = None  # some other program's JSON beside the file
     detector = create_detector(cfg.detector, cfg.device)
 
+    kept: list[tuple[np.ndarray, np.ndarray | None]] = []
+
     def located() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         for image in images:
             found = detector.detect(as_8bit(image))
             region = landmark_region(image.shape, found.landmarks) if len(found) else None
+            if len(kept) < REFRAMED_FRAMES:
+                kept.append(_small(image, region))
             yield image, region
 
     reading = read_watermark(located())
+    if not reading.found and kept:
+        # Not where it was laid: perhaps a copy cropped off-centre (re-framed to 9:16...).
+        reframed = read_watermark_reframed(kept)
+        if reframed.found:
+            reading = reframed
     log.info(
         "%s: watermark z %.1f over %d frames (%d inside faces)",
         path, reading.z, reading.frames, reading.faces,

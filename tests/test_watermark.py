@@ -11,7 +11,15 @@ import pytest
 
 from faceswap.faces.align import landmark_region
 from faceswap.io.video import VideoWriter, open_source
-from faceswap.watermark import FOUND_Z, STRENGTH, Watermark, field, read_watermark
+from faceswap.watermark import (
+    FOUND_Z,
+    FOUND_Z_REFRAMED,
+    STRENGTH,
+    Watermark,
+    field,
+    read_watermark,
+    read_watermark_reframed,
+)
 from tests.media import Scene
 
 
@@ -129,6 +137,35 @@ def test_found_in_a_mirrored_copy(scene: Scene, tmp_path: Path) -> None:
         (image, landmark_region(image.shape, lm)) for image, lm in zip(clean, flipped, strict=True)
     )
     assert reading.z < 4.0, reading
+
+
+@pytest.mark.parametrize(("x0", "width"), [(100, 202), (0, 480), (219, 202)])
+def test_found_in_a_copy_cropped_off_centre(
+    scene: Scene, tmp_path: Path, x0: int, width: int
+) -> None:
+    # Re-framed for another screen around the subject (9:16 or 4:3 from 16:9): the same
+    # height, the centre moved; the reader searches every horizontal offset.
+    marker = Watermark()
+    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    clean = [scene.frame(i) for i in range(scene.frames)]
+    marked = [
+        marker(f, i, _face_matte(f.shape, lm))
+        for i, (f, lm) in enumerate(zip(clean, landmarks, strict=True))
+    ]
+    moved = [lm - np.float32([x0, 0]) for lm in landmarks]
+    shift = (x0 + width / 2 - 320) / 360
+    for frames, is_marked in ((marked, True), (clean, False)):
+        cropped = [np.ascontiguousarray(f[:, x0 : x0 + width]) for f in frames]
+        decoded = _encode(cropped, tmp_path / "crop.mp4", (width, 360), 23)
+        pairs = [(im, landmark_region(im.shape, lm)) for im, lm in zip(decoded, moved, strict=True)]
+        reading = read_watermark_reframed(pairs)
+        if is_marked:
+            assert reading.found and reading.z >= FOUND_Z_REFRAMED, reading
+            assert reading.shift == pytest.approx(shift, abs=1.5 / 360)
+            if shift:  # where it was laid, the field is not: the plain reading misses it
+                assert not read_watermark(pairs).found
+        else:
+            assert not reading.found and reading.z < FOUND_Z_REFRAMED / 2, reading
 
 
 def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ def _report(result: VerifyResult, as_json: bool) -> None:
                         "frames_inside_faces": mark.faces,
                         "frames_marked": mark.marked_frames,
                         "mirrored": mark.mirrored,
+                        "reframed_shift": mark.shift,
                     },
                 }
             )
@@ -79,6 +80,12 @@ def _report(result: VerifyResult, as_json: bool) -> None:
     click.echo(f"  manifest: {_manifest_line(result.manifest)}")
     where = f"{mark.faces} inside faces" if mark.faces else "no face found: windows searched"
     flipped = " (mirrored left to right)" if mark.found and mark.mirrored else ""
+    if mark.found and mark.shift is not None:
+        side = "right" if mark.shift > 0 else "left"
+        flipped += (
+            f" (cropped off-centre: this frame's centre {abs(mark.shift):.2f} heights {side} of "
+            "the marked frame's)"
+        )
     click.echo(
         f"  watermark: {'found' if mark.found else 'not found'}{flipped}, z {mark.z:.1f} over "
         f"{mark.frames} frames ({where}; {mark.marked_frames} frames with z >= 3)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,33 @@ def test_found_in_a_downscaled_output(
                     alignments=short_alignments, output_scale=50.0)  # fmt: skip
     result = run_verify(VerifyConfig(half))
     assert result.watermark.found, result.watermark
+
+
+def test_found_in_a_copy_cropped_off_centre(tmp_path: Path) -> None:
+    # Faces a detector finds (the fixture model's are not faces yet): the test scene's real
+    # face, marked under its matte as convert does, then re-framed to 4:3 by someone else.
+    import cv2
+
+    from faceswap.faces.align import landmark_region
+    from faceswap.io.video import VideoWriter
+    from faceswap.watermark import Watermark
+    from tests.media import Scene
+
+    scene = Scene(frames=24, seed=2)
+    marked = tmp_path / "marked.mkv"
+    with VideoWriter(marked, 640, 360, Fraction(25), codec="ffv1") as writer:
+        for i in range(scene.frames):
+            points = np.stack([face.landmarks for face in scene.faces(i)])
+            matte = cv2.GaussianBlur(landmark_region((360, 640), points).astype(np.uint8) * 255,
+                                     (0, 0), 3)  # fmt: skip
+            writer.write(Watermark()(scene.frame(i), i, matte))
+    cropped = tmp_path / "cropped.mp4"
+    args = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(marked), "-vf",
+            "crop=480:360:40:0", "-c:v", "libx264", "-crf", "23", str(cropped)]  # fmt: skip
+    subprocess.run(args, check=True)
+    result = run_verify(VerifyConfig(cropped))
+    mark = result.watermark
+    assert mark.faces > 0 and mark.found and result.marked, mark
+    assert mark.shift == pytest.approx((40 + 240 - 320) / 360, abs=2 / 360)
+    output = CliRunner().invoke(cli, ["verify", str(cropped)]).output
+    assert "cropped off-centre: this frame's centre 0.11 heights left" in output

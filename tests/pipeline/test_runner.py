@@ -246,9 +246,11 @@ stages:
 
 def test_the_shipped_example_spec_is_valid() -> None:
     spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "example.yaml")
-    assert [s.command for s in spec.stages] == ["extract", "extract", "train", "convert"]
+    assert [s.command for s in spec.stages] == ["extract", "extract", "sort", "train", "convert"]
     model = spec.stage("model")
     assert model.outputs[0].name == "model" and "--autoclip" in model.argv
+    # The faces sort renames are B's training data: train follows it.
+    assert spec.stage("best_b").outputs[0] in model.inputs
 
 
 def test_an_interrupted_stage_ends_the_run_unrecorded(

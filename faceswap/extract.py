@@ -343,11 +343,15 @@ def _existing(cfg: ExtractConfig, folder: Path, source: Path, crop: CropSpec) ->
         with contextlib.suppress(FaceswapError):
             old = load_alignments(path)
         if old is not None:
+            from faceswap.sort import TRASH_DIR
+
+            # The crops it names, also those `faceswap sort --keep` moved to its trash.
             for fr in old.frames:
                 for face in fr.faces:
                     if face.crop_file:
-                        with contextlib.suppress(FileNotFoundError):
-                            (folder / face.crop_file).unlink()
+                        for place in (folder, folder / TRASH_DIR):
+                            with contextlib.suppress(FileNotFoundError):
+                                (place / face.crop_file).unlink()
         path.unlink()
         return None
     old = load_alignments(path)

@@ -84,6 +84,20 @@ def test_rerun_resumes_and_finishes_only_missing_frames(clip_one_face, tmp_path:
     assert fresh.resumed == 0 and fresh.frames == total
 
 
+def test_starting_over_also_removes_the_crops_sort_trashed(clip_one_face, tmp_path: Path) -> None:
+    from faceswap.sort import SortConfig, run_sort
+
+    out = tmp_path / "faces"
+    run_extract(_cfg(clip_one_face.path, out))
+    run_sort(SortConfig(faces=out, by="blur", keep=5))
+    assert len(list((out / "trash").glob("*.png"))) > 0
+    run_extract(_cfg(clip_one_face.path, out, resume=False))
+    assert not list((out / "trash").glob("*.png"))
+    # So the same sort again has nothing in its way.
+    again = run_sort(SortConfig(faces=out, by="blur", keep=5))
+    assert again.trashed == len(list((out / "trash").glob("*.png"))) > 0
+
+
 def test_resume_refuses_other_crop_settings(clip_one_face, tmp_path: Path) -> None:
     out = tmp_path / "faces"
     run_extract(_cfg(clip_one_face.path, out, every_nth=8))

@@ -90,16 +90,28 @@ class SortMethod:
     describe: str
     measure: Callable[[FaceInfo], Any]
     arrange: Callable[[list[Any]], tuple[np.ndarray, np.ndarray]]
+    processes: bool = False
 
     def order(
         self, faces: Sequence[FaceInfo], progress: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Measure every face (with a progress bar when asked) and arrange them."""
-        from concurrent.futures import ThreadPoolExecutor
+        """Measure every face (with a progress bar when asked) and arrange them; on
+        threads, or with ``processes`` (a measure that holds the GIL, as dlib's network
+        does) on a process per core once there are enough faces to pay for starting them."""
+        from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+        from multiprocessing import get_context
 
-        workers = max(1, min(4, os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sort") as pool:
-            measured = pool.map(self.measure, faces)
+        cores = os.cpu_count() or 1
+        pool: Executor
+        chunk = 1
+        if self.processes and cores > 1 and len(faces) >= PROCESSES_FROM:
+            # Spawned, not forked: a fork copies the locks other threads hold at that moment.
+            pool = ProcessPoolExecutor(max_workers=cores, mp_context=get_context("spawn"))
+            chunk = max(1, min(32, len(faces) // (4 * cores)))
+        else:
+            pool = ThreadPoolExecutor(max_workers=max(1, min(4, cores)), thread_name_prefix="sort")
+        with pool:
+            measured = pool.map(self.measure, faces, chunksize=chunk)
             if progress:
                 from tqdm import tqdm
 
@@ -107,6 +119,10 @@ class SortMethod:
                                 leave=False, dynamic_ncols=True)  # fmt: skip
             return self.arrange(list(measured))
 
+
+#: Faces from which a ``processes`` measure runs on a process per core (each takes about
+#: a second to start and load its model).
+PROCESSES_FROM = 64
 
 SORT_METHODS: Registry[SortMethod] = Registry("sort method")
 
@@ -309,7 +325,10 @@ def _register() -> None:
     SORT_METHODS.add("size", _scored("largest in the frame first", face_size, True))
     SORT_METHODS.add("black", _scored("least outside the frame first", _black, False))
     SORT_METHODS.add(
-        "face", SortMethod("the main person first, other people last", descriptor, _by_identity)
+        "face",
+        SortMethod(
+            "the main person first, other people last", descriptor, _by_identity, processes=True
+        ),
     )
     SORT_METHODS.add(
         "best",

@@ -123,6 +123,19 @@ def test_face_puts_other_people_last(tmp_path, people):
     assert last == {"frame_000100_0.png", "frame_000101_0.png"}
 
 
+def test_face_descriptors_on_processes_equal_those_on_threads(tmp_path, people, monkeypatch):
+    from faceswap import sort
+
+    folder = _folder(tmp_path, people, n=8)
+    method = SORT_METHODS.get("face")
+    faces = sort._load_part(folder).faces
+    on_threads = method.order(faces)
+    monkeypatch.setattr(sort, "PROCESSES_FROM", 4)
+    on_processes = method.order(faces)
+    np.testing.assert_array_equal(on_processes[0], on_threads[0])
+    np.testing.assert_allclose(on_processes[1], on_threads[1], atol=1e-6)
+
+
 def _info(tmp_path: Path, name: str, landmarks: np.ndarray, matrix=None, size=(640, 360)):
     return FaceInfo(
         name,

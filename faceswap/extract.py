@@ -534,7 +534,9 @@ class _Replay:
 
     def __init__(self, path: Path, source: Path, src: Any, crop: CropSpec) -> None:
         from faceswap.faces.align import alignment_matrix
+        from faceswap.sort import check_not_mid_sort
 
+        check_not_mid_sort(path.parent, "--from-faces")
         self.path = path
         self.old = load_alignments(path)
         self.crop = crop

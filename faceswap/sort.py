@@ -428,7 +428,6 @@ class _Part:
 
 def _part_folders(root: Path) -> list[Path]:
     """``[root]`` for a faces folder, or its per-video faces folders."""
-    from faceswap.io.images import list_images
 
     if root.is_file():
         raise FaceswapError(f"{root}: a file, not a faces folder; pass `faceswap extract -o`")
@@ -442,9 +441,14 @@ def _part_folders(root: Path) -> list[Path]:
             raise FaceswapError(
                 f"{root}: no {ALIGNMENTS_NAME}; pass a folder `faceswap extract` wrote"
             )
+    return parts
+
+
+def _check_crops(root: Path, parts: list[Path]) -> None:
+    from faceswap.io.images import list_images
+
     if not any(list_images(part) for part in parts):
         raise FaceswapError(f"{root}: no face crops to sort (they may all be in {TRASH_DIR}/)")
-    return parts
 
 
 def _load_part(folder: Path) -> _Part:
@@ -482,6 +486,7 @@ def run_sort(cfg: SortConfig) -> SortResult:
             log.warning("%s: finishing an interrupted sort first", folder)
             _apply_journal(folder)
             finished = True
+    _check_crops(root, folders)
     parts = [_load_part(folder) for folder in folders]
     owner = [k for k, part in enumerate(parts) for _ in part.faces]
     faces = [face for part in parts for face in part.faces]
@@ -522,9 +527,19 @@ def run_sort(cfg: SortConfig) -> SortResult:
         finished_interrupted=finished,
     )
     if not cfg.dry_run:
+        from faceswap.io.files import ensure_writable_dir
+
         for part, part_renames in zip(parts, renames, strict=True):
-            if part_renames:
+            if not part_renames:
+                continue
+            ensure_writable_dir(part.folder)
+            try:
                 _rename_part(part, part_renames, cfg.by)
+            except OSError as exc:
+                raise FaceswapError(
+                    f"{part.folder}: cannot rename its faces ({exc.strerror or exc}); fix that "
+                    f"and run `faceswap sort {part.folder}` again to finish"
+                ) from None
     return result
 
 

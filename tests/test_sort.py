@@ -337,3 +337,24 @@ def test_a_folder_of_per_video_faces_folders_is_sorted_as_one_set(tmp_path, peop
     assert len(load_face_set(root, "B")) == 9
     run_sort(SortConfig(faces=root, by="original"))
     assert sorted(p.name for p in (root / "take2").glob("*.png"))[0] == "frame_000001_0.png"
+
+
+def test_a_rename_that_fails_is_one_line_and_finished_later(tmp_path, people, monkeypatch):
+    folder = _folder(tmp_path, people)
+    real_replace = os.replace
+
+    def refusing(src, dst):
+        if Path(src).name.startswith(".sorting-"):
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("faceswap.sort.os.replace", refusing)
+    result = CliRunner().invoke(cli, ["sort", str(folder), "--no-progress"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "cannot rename its faces (Permission denied)" in result.output
+    assert f"run `faceswap sort {folder}` again to finish" in result.output
+    monkeypatch.setattr("faceswap.sort.os.replace", real_replace)
+    with pytest.raises(FaceswapError, match="interrupted `faceswap sort`"):
+        load_face_set(folder, "B")  # every crop under a temporary name: still this message
+    assert run_sort(SortConfig(faces=folder)).finished_interrupted
+    assert len(list(folder.glob("0000*_frame_*.png"))) == 8

@@ -169,6 +169,9 @@ def load_face_set(
         raise FaceswapError(
             f"{opt} {folder}: no such folder; pass the output folder of `faceswap extract`"
         )
+    from faceswap.sort import check_not_mid_sort
+
+    check_not_mid_sort(folder, opt)  # its crops may all be under temporary names
     if list_images(folder):
         return _load_one_face_set(folder, opt)
     parts = [

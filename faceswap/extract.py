@@ -237,6 +237,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     sources = _inputs(Path(cfg.input))
     out_root = Path(cfg.output)
     _check_output_folder(Path(cfg.input), out_root)
+    if cfg.debug_frames is not None and cfg.debug_frames.exists():
+        ensure_writable_dir(cfg.debug_frames)  # a file there: one line before anything is made
     if out_root.exists():
         ensure_writable_dir(out_root)  # else made once its first input proves readable
     several = len(sources) > 1

@@ -170,6 +170,12 @@ def test_debug_frames_draw_each_face_for_review(clip_with_blank_frames, tmp_path
     from faceswap.io.images import read_image
     from faceswap.io.video import open_source
 
+    (tmp_path / "a_file").write_bytes(b"")
+    with pytest.raises(FaceswapError, match="exists and is not a folder"):
+        run_extract(
+            _cfg(clip_with_blank_frames.path, tmp_path / "o", debug_frames=tmp_path / "a_file")
+        )
+    assert not (tmp_path / "o").exists()
     debug = tmp_path / "debug"
     result = run_extract(_cfg(clip_with_blank_frames.path, tmp_path / "out", debug_frames=debug))
     drawn = sorted(debug.glob("*.jpg"))

@@ -26,8 +26,8 @@ from faceswap.watermark import (
     read_watermark_reframed,
 )
 
-#: Frames kept (at the analysis height) for the off-centre search when the mark is not found
-#: where it was laid.
+#: Frames with faces kept (at the analysis height) for the off-centre search when the mark
+#: is not found where it was laid.
 REFRAMED_FRAMES = 48
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,8 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
         for image in images:
             found = detector.detect(as_8bit(image))
             region = landmark_region(image.shape, found.landmarks) if len(found) else None
-            if len(kept) < REFRAMED_FRAMES:
-                kept.append(_small(image, region))
+            if region is not None and len(kept) < REFRAMED_FRAMES:
+                kept.append(_small(image, region))  # blind, the search finds nothing
             yield image, region
 
     reading = read_watermark(located())

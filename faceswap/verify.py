@@ -9,6 +9,8 @@ through a lossy re-encode or a resize, so it is read even when both are missing.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,13 +24,16 @@ from faceswap.errors import FaceswapError
 from faceswap.watermark import (
     ANALYSIS_HEIGHT,
     WatermarkReading,
+    black_bars,
     read_watermark,
     read_watermark_reframed,
 )
 
-#: Frames with faces kept (at the analysis height) for the off-centre search when the mark
-#: is not found where it was laid.
+#: Frames with faces kept (at the analysis height) for the letterbox and off-centre readings
+#: when the mark is not found where it was laid.
 REFRAMED_FRAMES = 48
+#: Frames that must all show the same black bars for them to count as bars.
+BAR_FRAMES = 8
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,23 @@ def _small(image: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np
     return small, region
 
 
+def _read_again(
+    reading: WatermarkReading,
+    kept: list[tuple[np.ndarray, np.ndarray | None]],
+    bars: tuple[int, int, int, int] | None,
+) -> WatermarkReading:
+    """The mark not found where it was laid: read the picture inside black bars (a
+    letterboxed copy), then search it for an off-centre crop (a copy re-framed to 9:16...)."""
+    if bars is not None:
+        boxed = read_watermark(kept)
+        if boxed.found:
+            return dataclasses.replace(boxed, picture=bars)
+    reframed = read_watermark_reframed(kept)
+    if reframed.found:
+        return dataclasses.replace(reframed, picture=bars)
+    return reading
+
+
 def run_verify(cfg: VerifyConfig) -> VerifyResult:
     """Read the provenance tags, manifest and watermark of ``cfg.input``.
 
@@ -133,22 +155,25 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
         manifest = None  # some other program's JSON beside the file
     detector = create_detector(cfg.detector, cfg.device)
 
+    first = list(itertools.islice(images, BAR_FRAMES))
+    bars = black_bars(as_8bit(image) for image in first)
     kept: list[tuple[np.ndarray, np.ndarray | None]] = []
 
     def located() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        for image in images:
+        for image in itertools.chain(first, images):
             found = detector.detect(as_8bit(image))
             region = landmark_region(image.shape, found.landmarks) if len(found) else None
             if region is not None and len(kept) < REFRAMED_FRAMES:
-                kept.append(_small(image, region))  # blind, the search finds nothing
+                picture, inside = image, region
+                if bars is not None:  # the picture inside the bars: read on its own below
+                    top, bottom, left, right = bars
+                    picture, inside = image[top:bottom, left:right], region[top:bottom, left:right]
+                kept.append(_small(picture, inside))  # blind, the searches find nothing
             yield image, region
 
     reading = read_watermark(located())
     if not reading.found and kept:
-        # Not where it was laid: perhaps a copy cropped off-centre (re-framed to 9:16...).
-        reframed = read_watermark_reframed(kept)
-        if reframed.found:
-            reading = reframed
+        reading = _read_again(reading, kept, bars)
     log.info(
         "%s: watermark z %.1f over %d frames (%d inside faces)",
         path, reading.z, reading.frames, reading.faces,

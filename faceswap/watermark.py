@@ -131,6 +131,8 @@ class WatermarkReading:
         mirrored: the evidence is for the field flipped left to right (a mirrored copy).
         shift: with :func:`read_watermark_reframed`, how far the frame's centre sits from the
             marked frame's centre, in frame heights (a copy cropped off-centre); else None.
+        picture: ``(top, bottom, left, right)`` rows and columns of the picture inside
+            black bars, when the mark was found there (a letterboxed copy); else None.
     """
 
     z: float
@@ -139,6 +141,7 @@ class WatermarkReading:
     faces: int
     mirrored: bool = False
     shift: float | None = None
+    picture: tuple[int, int, int, int] | None = None
 
     @property
     def found(self) -> bool:
@@ -357,3 +360,59 @@ def read_watermark_reframed(
     return WatermarkReading(
         round(float(z[row]), 2), len(per_frame), frame_z, faces, row == MIRRORED, round(offset, 4)
     )
+
+
+#: Rows or columns count as a black bar at this luma or below, this flat across the frame.
+BAR_LUMA, BAR_SPREAD = 24.0, 6.0
+
+
+def black_bars(images: Iterable[np.ndarray]) -> tuple[int, int, int, int] | None:
+    """``(top, bottom, left, right)`` of the picture inside black bars that every one of
+    ``images`` (RGB frames of one size) has along its edges, or None when there are none.
+
+    A copy made for another screen often puts the video in bars (a 16:9 video in a 9:16
+    frame): the mark's field is laid out in the picture's height, not the frame's, so the
+    picture must be read on its own, its edges found to the row (a codec smears a few rows
+    of the picture into the bar: the edge is where the mean brightness jumps most). Bars
+    thinner than 1 % of the frame are ignored."""
+    dark_rows: np.ndarray | None = None
+    dark_cols: np.ndarray | None = None
+    row_means: np.ndarray | None = None
+    col_means: np.ndarray | None = None
+    for image in images:
+        luma = _luma(image)
+        rows = (luma.max(axis=1) <= BAR_LUMA) & (np.ptp(luma, axis=1) <= BAR_SPREAD)
+        cols = (luma.max(axis=0) <= BAR_LUMA) & (np.ptp(luma, axis=0) <= BAR_SPREAD)
+        dark_rows = rows if dark_rows is None else dark_rows & rows
+        dark_cols = cols if dark_cols is None else dark_cols & cols
+        rm, cm = luma.mean(axis=1), luma.mean(axis=0)
+        row_means = rm if row_means is None else row_means + rm
+        col_means = cm if col_means is None else col_means + cm
+    if dark_rows is None or dark_cols is None or row_means is None or col_means is None:
+        return None
+    if dark_rows.all() or dark_cols.all():
+        return None
+
+    def inside(dark: np.ndarray, means: np.ndarray) -> tuple[int, int]:
+        n = len(dark)
+        least = max(2, n // 100)
+        lo = int(np.argmin(dark))  # first row (or column) that is not bar
+        hi = n - int(np.argmin(dark[::-1]))
+        steps = np.diff(means)  # steps[i]: means[i + 1] - means[i]
+        if lo >= least:
+            window = range(max(1, lo - 4), min(n - 1, lo + 5))
+            lo = max(window, key=lambda r: steps[r - 1])  # the picture starts at row r
+        else:
+            lo = 0
+        if n - hi >= least:
+            window = range(max(1, hi - 4), min(n - 1, hi + 5))
+            hi = max(window, key=lambda r: -steps[r - 1])  # the bar starts at row r
+        else:
+            hi = n
+        return lo, hi
+
+    top, bottom = inside(dark_rows, row_means)
+    left, right = inside(dark_cols, col_means)
+    if (top, bottom, left, right) == (0, len(dark_rows), 0, len(dark_cols)) or bottom <= top:
+        return None
+    return top, bottom, left, right

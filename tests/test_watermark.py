@@ -16,6 +16,7 @@ from faceswap.watermark import (
     FOUND_Z_REFRAMED,
     STRENGTH,
     Watermark,
+    black_bars,
     field,
     read_watermark,
     read_watermark_reframed,
@@ -202,3 +203,19 @@ def test_a_small_face_in_a_full_hd_frame(tmp_path: Path) -> None:
         for image, lm in zip(decoded, landmarks, strict=True)
     )
     assert reading.found, reading
+
+
+def test_black_bars_are_found_and_dark_pictures_are_not_bars(scene: Scene) -> None:
+    frames = [scene.frame(i) for i in range(4)]
+    boxed = [np.pad(f, ((100, 60), (0, 0), (0, 0))) for f in frames]  # bars above and below
+    assert black_bars(boxed) == (100, 460, 0, 640)
+    pillar = [np.pad(f, ((0, 0), (80, 80), (0, 0)), constant_values=12) for f in frames]
+    assert black_bars(pillar) == (0, 360, 80, 720)
+    assert black_bars(frames) is None
+    # A dark but textured picture is not a bar, nor is a line of bar only some frames show.
+    night = [(f // 12).astype(np.uint8) for f in frames]
+    assert black_bars(night) is None
+    partly = [boxed[0], np.pad(frames[1], ((100, 60), (0, 0), (0, 0)), constant_values=200)]
+    assert black_bars(partly) is None
+    thin = [np.pad(f, ((2, 0), (0, 0), (0, 0))) for f in frames]  # under 1 % of the height
+    assert black_bars(thin) is None

@@ -70,6 +70,7 @@ def _report(result: VerifyResult, as_json: bool) -> None:
                         "frames_marked": mark.marked_frames,
                         "mirrored": mark.mirrored,
                         "reframed_shift": mark.shift,
+                        "picture": list(mark.picture) if mark.picture else None,
                     },
                 }
             )
@@ -80,6 +81,9 @@ def _report(result: VerifyResult, as_json: bool) -> None:
     click.echo(f"  manifest: {_manifest_line(result.manifest)}")
     where = f"{mark.faces} inside faces" if mark.faces else "no face found: windows searched"
     flipped = " (mirrored left to right)" if mark.found and mark.mirrored else ""
+    if mark.found and mark.picture is not None:
+        top, bottom, left, right = mark.picture
+        flipped += f" (in black bars: a {right - left}x{bottom - top} picture inside the frame)"
     if mark.found and mark.shift is not None:
         side = "right" if mark.shift > 0 else "left"
         flipped += (

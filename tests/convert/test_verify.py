@@ -172,9 +172,9 @@ def test_found_in_a_downscaled_output(
     assert result.watermark.found, result.watermark
 
 
-def test_found_in_a_copy_cropped_off_centre(tmp_path: Path) -> None:
-    # Faces a detector finds (the fixture model's are not faces yet): the test scene's real
-    # face, marked under its matte as convert does, then re-framed to 4:3 by someone else.
+def _marked_scene(path: Path, mark: bool = True) -> Path:
+    """The test scene's real face (a detector finds it; the fixture model's faces are not
+    faces yet), marked under its matte as convert does (or not), losslessly."""
     import cv2
 
     from faceswap.faces.align import landmark_region
@@ -183,13 +183,35 @@ def test_found_in_a_copy_cropped_off_centre(tmp_path: Path) -> None:
     from tests.media import Scene
 
     scene = Scene(frames=24, seed=2)
-    marked = tmp_path / "marked.mkv"
-    with VideoWriter(marked, 640, 360, Fraction(25), codec="ffv1") as writer:
+    with VideoWriter(path, 640, 360, Fraction(25), codec="ffv1") as writer:
         for i in range(scene.frames):
             points = np.stack([face.landmarks for face in scene.faces(i)])
             matte = cv2.GaussianBlur(landmark_region((360, 640), points).astype(np.uint8) * 255,
                                      (0, 0), 3)  # fmt: skip
-            writer.write(Watermark()(scene.frame(i), i, matte))
+            writer.write(Watermark()(scene.frame(i), i, matte) if mark else scene.frame(i))
+    return path
+
+
+def test_found_in_a_letterboxed_copy(tmp_path: Path) -> None:
+    # Made for a phone: the 16:9 video in the middle of a 9:16 frame, black above and below.
+    for marked in (True, False):
+        scene = _marked_scene(tmp_path / "scene.mkv", mark=marked)
+        boxed = tmp_path / "boxed.mp4"
+        pad = ["-vf", "pad=640:1138:0:389:black", "-c:v", "libx264", "-crf", "23"]
+        args = [find_ffmpeg(), "-y", "-v", "error", "-nostdin", "-i", str(scene), *pad, str(boxed)]
+        subprocess.run(args, check=True)
+        mark = run_verify(VerifyConfig(boxed)).watermark
+        if not marked:
+            assert not mark.found and mark.faces > 0, mark
+            continue
+        assert mark.found and mark.picture == (389, 749, 0, 640), mark
+        output = CliRunner().invoke(cli, ["verify", str(boxed)]).output
+        assert "in black bars: a 640x360 picture inside the frame" in output
+
+
+def test_found_in_a_copy_cropped_off_centre(tmp_path: Path) -> None:
+    # Re-framed to 4:3 by someone else.
+    marked = _marked_scene(tmp_path / "marked.mkv")
     cropped = tmp_path / "cropped.mp4"
     args = [find_ffmpeg(), "-v", "error", "-nostdin", "-i", str(marked), "-vf",
             "crop=480:360:40:0", "-c:v", "libx264", "-crf", "23", str(cropped)]  # fmt: skip

@@ -379,7 +379,11 @@ def black_bars(images: Iterable[np.ndarray]) -> tuple[int, int, int, int] | None
     dark_cols: np.ndarray | None = None
     row_means: np.ndarray | None = None
     col_means: np.ndarray | None = None
+    shape: tuple[int, ...] | None = None
     for image in images:
+        shape = image.shape[:2] if shape is None else shape
+        if image.shape[:2] != shape:
+            return None  # photos of other sizes: no bars they all share
         luma = _luma(image)
         rows = (luma.max(axis=1) <= BAR_LUMA) & (np.ptp(luma, axis=1) <= BAR_SPREAD)
         cols = (luma.max(axis=0) <= BAR_LUMA) & (np.ptp(luma, axis=0) <= BAR_SPREAD)

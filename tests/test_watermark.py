@@ -219,3 +219,4 @@ def test_black_bars_are_found_and_dark_pictures_are_not_bars(scene: Scene) -> No
     assert black_bars(partly) is None
     thin = [np.pad(f, ((2, 0), (0, 0), (0, 0))) for f in frames]  # under 1 % of the height
     assert black_bars(thin) is None
+    assert black_bars([boxed[0], frames[1]]) is None  # a folder of photos of other sizes

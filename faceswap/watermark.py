@@ -272,7 +272,7 @@ REFRAME_ASPECT = 2.4
 FOUND_Z_REFRAMED = 10.0
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)  # about 100 MB of complex64 at the analysis height
 def _wide_spectra(height: int, width: int, size: int) -> np.ndarray:
     """Row spectra (2 + DECOYS, H, size // 2 + 1) of the keyed bands of a ``width``-wide
     canvas (the widest marked frame a crop of this height may come from), for the shift

@@ -162,11 +162,36 @@ def test_found_in_a_copy_cropped_off_centre(
         reading = read_watermark_reframed(pairs)
         if is_marked:
             assert reading.found and reading.z >= FOUND_Z_REFRAMED, reading
+            assert reading.searched == "offset"
             assert reading.shift == pytest.approx(shift, abs=1.5 / 360)
             if shift:  # where it was laid, the field is not: the plain reading misses it
                 assert not read_watermark(pairs).found
         else:
             assert not reading.found and reading.z < FOUND_Z_REFRAMED / 2, reading
+
+
+def test_found_in_a_crop_that_follows_the_subject(scene: Scene, tmp_path: Path) -> None:
+    # A 1:1 window panning across the frame, 10 px a frame: each frame at its own offset.
+    marker = Watermark()
+    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    starts = [40 + 10 * i for i in range(scene.frames)]
+    for is_marked in (True, False):
+        frames = [scene.frame(i) for i in range(scene.frames)]
+        if is_marked:
+            frames = [marker(f, i, _face_matte(f.shape, lm)) for i, (f, lm) in
+                      enumerate(zip(frames, landmarks, strict=True))]  # fmt: skip
+        cropped = [
+            np.ascontiguousarray(f[:, x : x + 360]) for f, x in zip(frames, starts, strict=True)
+        ]
+        decoded = _encode(cropped, tmp_path / "pan.mp4", (360, 360), 23)
+        pairs = [
+            (im, landmark_region(im.shape, lm - np.float32([x, 0])))
+            for im, lm, x in zip(decoded, landmarks, starts, strict=True)
+        ]
+        reading = read_watermark_reframed(pairs)
+        assert reading.found == is_marked, reading
+        if is_marked:
+            assert reading.searched == "moving" and reading.shift is None
 
 
 def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:

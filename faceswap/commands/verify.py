@@ -70,6 +70,7 @@ def _report(result: VerifyResult, as_json: bool) -> None:
                         "frames_marked": mark.marked_frames,
                         "mirrored": mark.mirrored,
                         "reframed_shift": mark.shift,
+                        "searched": mark.searched or None,
                         "picture": list(mark.picture) if mark.picture else None,
                     },
                 }
@@ -90,6 +91,8 @@ def _report(result: VerifyResult, as_json: bool) -> None:
             f" (cropped off-centre: this frame's centre {abs(mark.shift):.2f} heights {side} of "
             "the marked frame's)"
         )
+    if mark.found and mark.searched == "moving":
+        flipped += " (cropped by a window that moves across the marked frame)"
     click.echo(
         f"  watermark: {'found' if mark.found else 'not found'}{flipped}, z {mark.z:.1f} over "
         f"{mark.frames} frames ({where}; {mark.marked_frames} frames with z >= 3)"

@@ -24,7 +24,7 @@ import json
 import math
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -128,14 +128,12 @@ def reviewed_frames(al: Alignments, folder: Path) -> tuple[list[FrameRecord], in
     a crop, a false detection or the wrong person, is how a review drops a face), and how
     many faces that dropped. A file moved away from its crops, so that none of them is in
     ``folder``, keeps every face; so do faces without a crop file."""
-    import dataclasses
-
     named = {Path(f.crop_file).name for fr in al.frames for f in fr.faces if f.crop_file}
     present = named & {p.name for p in Path(folder).iterdir()} if named else set()
     if not present or present == named:
         return list(al.frames), 0
     frames = [
-        dataclasses.replace(
+        replace(
             frame,
             faces=tuple(
                 f for f in frame.faces if not f.crop_file or Path(f.crop_file).name in present

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -358,3 +359,27 @@ def test_a_rename_that_fails_is_one_line_and_finished_later(tmp_path, people, mo
         load_face_set(folder, "B")  # every crop under a temporary name: still this message
     assert run_sort(SortConfig(faces=folder)).finished_interrupted
     assert len(list(folder.glob("0000*_frame_*.png"))) == 8
+
+
+def test_face_uses_the_descriptors_extract_stored(tmp_path, people, monkeypatch):
+    folder = _folder(tmp_path, people, n=6)
+    al = load_alignments(folder / "alignments.json")
+    rng = np.random.default_rng(0)
+    main = rng.normal(size=128).astype(np.float32) * 0.05
+    frames = []
+    for k, frame in enumerate(al.frames):
+        near = main + rng.normal(size=128).astype(np.float32) * 0.01
+        # frames 1 and 4 show "someone else": descriptors far from the others
+        stored = near + (0.2 if k in (1, 4) else 0.0)
+        frames.append(
+            FrameRecord(frame.index, frame.timestamp, (replace(frame.faces[0], descriptor=stored),))
+        )
+    save_alignments(folder / "alignments.json", replace(al, frames=frames))
+
+    def no_dlib(*args, **kwargs):
+        raise AssertionError("stored descriptors must not be computed again")
+
+    monkeypatch.setattr("faceswap.faces.identity.face_descriptors", no_dlib)
+    result = run_sort(SortConfig(faces=folder, by="face"))
+    last = {name.split("_", 1)[1] for name, _ in result.order[-2:]}
+    assert last == {"frame_000001_0.png", "frame_000004_0.png"}

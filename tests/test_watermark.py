@@ -34,6 +34,19 @@ def _landmarks(scene: Scene, i: int) -> np.ndarray:
     return np.stack([face.landmarks for face in scene.faces(i)])
 
 
+def _clean_and_marked(scene: Scene) -> tuple[list, list, list]:
+    """Each frame's landmarks, the frames, and the frames marked under a face matte as
+    convert marks them."""
+    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    clean = [scene.frame(i) for i in range(scene.frames)]
+    marker = Watermark()
+    marked = [
+        marker(frame, i, _face_matte(frame.shape, lm))
+        for i, (frame, lm) in enumerate(zip(clean, landmarks, strict=True))
+    ]
+    return landmarks, clean, marked
+
+
 @pytest.fixture(scope="module")
 def scene() -> Scene:
     return Scene(frames=24, seed=1)
@@ -96,13 +109,7 @@ def _encode(frames: list[np.ndarray], path: Path, size: tuple[int, int], crf: in
 def test_survives_lossy_encodes_and_resizes(
     scene: Scene, tmp_path: Path, size: tuple[int, int], crf: int
 ) -> None:
-    marker = Watermark()
-    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
-    clean = [scene.frame(i) for i in range(scene.frames)]
-    marked = [
-        marker(frame, i, _face_matte(frame.shape, lm))
-        for i, (frame, lm) in enumerate(zip(clean, landmarks, strict=True))
-    ]
+    landmarks, clean, marked = _clean_and_marked(scene)
     scale = size[1] / scene.height
     for frames, expect_found in ((marked, True), (clean, False)):
         decoded = _encode(frames, tmp_path / "clip.mp4", size, crf)
@@ -120,22 +127,17 @@ def test_survives_lossy_encodes_and_resizes(
 
 def test_found_in_a_mirrored_copy(scene: Scene, tmp_path: Path) -> None:
     # Re-uploads are often flipped left to right; the mirrored field is read alongside.
-    marker = Watermark()
-    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
-    marked = [
-        cv2.flip(marker(scene.frame(i), i, _face_matte((360, 640), lm)), 1)
-        for i, lm in enumerate(landmarks)
-    ]
-    decoded = _encode(marked, tmp_path / "flipped.mp4", (640, 360), 23)
+    landmarks, clean, marked = _clean_and_marked(scene)
+    decoded = _encode([cv2.flip(f, 1) for f in marked], tmp_path / "flipped.mp4", (640, 360), 23)
     flipped = [np.stack([639 - lm[..., 0], lm[..., 1]], axis=-1) for lm in landmarks]
     reading = read_watermark(
         (image, landmark_region(image.shape, lm))
         for image, lm in zip(decoded, flipped, strict=True)
     )
     assert reading.found and reading.mirrored, reading
-    clean = [cv2.flip(scene.frame(i), 1) for i in range(scene.frames)]
     reading = read_watermark(
-        (image, landmark_region(image.shape, lm)) for image, lm in zip(clean, flipped, strict=True)
+        (cv2.flip(image, 1), landmark_region(image.shape, lm))
+        for image, lm in zip(clean, flipped, strict=True)
     )
     assert reading.z < 4.0, reading
 
@@ -146,13 +148,7 @@ def test_found_in_a_copy_cropped_off_centre(
 ) -> None:
     # Re-framed for another screen around the subject (9:16 or 4:3 from 16:9): the same
     # height, the centre moved; the reader searches every horizontal offset.
-    marker = Watermark()
-    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
-    clean = [scene.frame(i) for i in range(scene.frames)]
-    marked = [
-        marker(f, i, _face_matte(f.shape, lm))
-        for i, (f, lm) in enumerate(zip(clean, landmarks, strict=True))
-    ]
+    landmarks, clean, marked = _clean_and_marked(scene)
     moved = [lm - np.float32([x0, 0]) for lm in landmarks]
     shift = (x0 + width / 2 - 320) / 360
     for frames, is_marked in ((marked, True), (clean, False)):
@@ -172,14 +168,9 @@ def test_found_in_a_copy_cropped_off_centre(
 
 def test_found_in_a_crop_that_follows_the_subject(scene: Scene, tmp_path: Path) -> None:
     # A 1:1 window panning across the frame, 10 px a frame: each frame at its own offset.
-    marker = Watermark()
-    landmarks = [_landmarks(scene, i) for i in range(scene.frames)]
+    landmarks, clean, marked = _clean_and_marked(scene)
     starts = [40 + 10 * i for i in range(scene.frames)]
-    for is_marked in (True, False):
-        frames = [scene.frame(i) for i in range(scene.frames)]
-        if is_marked:
-            frames = [marker(f, i, _face_matte(f.shape, lm)) for i, (f, lm) in
-                      enumerate(zip(frames, landmarks, strict=True))]  # fmt: skip
+    for frames, is_marked in ((marked, True), (clean, False)):
         cropped = [
             np.ascontiguousarray(f[:, x : x + 360]) for f, x in zip(frames, starts, strict=True)
         ]
@@ -195,16 +186,11 @@ def test_found_in_a_crop_that_follows_the_subject(scene: Scene, tmp_path: Path) 
 
 
 def test_found_without_face_regions(scene: Scene, tmp_path: Path) -> None:
-    marker = Watermark()
-    marked = [
-        marker(scene.frame(i), i, _face_matte((360, 640), _landmarks(scene, i)))
-        for i in range(scene.frames)
-    ]
+    _, clean, marked = _clean_and_marked(scene)
     decoded = _encode(marked, tmp_path / "clip.mp4", (640, 360), 18)
     reading = read_watermark((image, None) for image in decoded)
     assert reading.faces == 0 and reading.found, reading
-    clean = read_watermark((scene.frame(i), None) for i in range(scene.frames))
-    assert clean.z < 4.0
+    assert read_watermark((frame, None) for frame in clean).z < 4.0
 
 
 def test_no_frames_no_evidence() -> None:

@@ -208,6 +208,25 @@ def _window_scores(signal: np.ndarray, bands: np.ndarray) -> np.ndarray:
     return best
 
 
+def _analysed(image: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A frame's band at the analysis height, its local contrast evened out, and its face
+    region (float32) at that height, or None."""
+    height, width = image.shape[:2]
+    luma = _luma(image)
+    if region is not None:
+        region = region.astype(np.float32)
+    if height > ANALYSIS_HEIGHT:
+        size = (max(1, round(width * ANALYSIS_HEIGHT / height)), ANALYSIS_HEIGHT)
+        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        if region is not None:
+            region = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+    cell = luma.shape[0] / CELLS_PER_HEIGHT
+    band = _band(luma, cell)
+    # Even out local contrast: an eye's edges would otherwise outweigh a cheek's worth of mark.
+    band /= np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 2.0 * cell)) + 0.5
+    return band, region
+
+
 def frame_scores(image: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
     """Scores of the mark's field (row :data:`MARK`), its mirror image (:data:`MIRRORED`)
     and each decoy's (from :data:`FIRST_DECOY`) in one RGB frame.
@@ -219,22 +238,11 @@ def frame_scores(image: np.ndarray, region: np.ndarray | None = None) -> np.ndar
     Returns:
         float64 (2 + DECOYS,): correlations inside ``region``, or best-window z scores.
     """
-    height, width = image.shape[:2]
-    luma = _luma(image)
-    if height > ANALYSIS_HEIGHT:
-        size = (max(1, round(width * ANALYSIS_HEIGHT / height)), ANALYSIS_HEIGHT)
-        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
-        if region is not None:
-            region = cv2.resize(region.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-    h, w = luma.shape
-    cell = h / CELLS_PER_HEIGHT
-    band = _band(luma, cell)
-    # Even out local contrast: an eye's edges would otherwise outweigh a cheek's worth of mark.
-    band /= np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 2.0 * cell)) + 0.5
-    bands = _keyed_bands(h, w)
+    band, region = _analysed(image, region)
+    bands = _keyed_bands(*band.shape)
     if region is None:
         return _window_scores(band, bands)
-    weighted = (band * region.astype(np.float32)).ravel()
+    weighted = (band * region).ravel()
     return bands.reshape(len(bands), -1) @ weighted.astype(np.float32)
 
 
@@ -285,21 +293,6 @@ def _wide_spectra(height: int, width: int, size: int) -> np.ndarray:
     return np.fft.rfft(bands, n=size, axis=-1)
 
 
-def _analysed(image: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The normalised band of a frame at the analysis height, and its region (all when None)."""
-    height, width = image.shape[:2]
-    luma = _luma(image)
-    weight = np.ones((height, width), np.float32) if region is None else region.astype(np.float32)
-    if height > ANALYSIS_HEIGHT:
-        size = (max(1, round(width * ANALYSIS_HEIGHT / height)), ANALYSIS_HEIGHT)
-        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
-    cell = luma.shape[0] / CELLS_PER_HEIGHT
-    band = _band(luma, cell)
-    band /= np.sqrt(cv2.GaussianBlur(band * band, (0, 0), 2.0 * cell)) + 0.5
-    return band, weight
-
-
 def shifted_frame_scores(image: np.ndarray, region: np.ndarray | None) -> tuple[np.ndarray, int]:
     """Scores of every key (rows as :func:`frame_scores`) at every horizontal offset of the
     frame within a wider marked frame of the same height.
@@ -311,6 +304,8 @@ def shifted_frame_scores(image: np.ndarray, region: np.ndarray | None) -> tuple[
         :data:`REFRAME_ASPECT` heights wide).
     """
     band, weight = _analysed(image, region)
+    if weight is None:
+        weight = np.ones_like(band)
     h, w = band.shape
     canvas = max(w, int(np.ceil(REFRAME_ASPECT * h)))
     canvas += (canvas - w) % 2  # the same margin on both sides

@@ -9,7 +9,9 @@ The generated clip (tests/media.py) shows the astronaut moving, scaling and re-l
 few face-free frames. For each backend it runs the whole extract stage (decode, detect/track,
 align, write PNG crops and alignments) and prints frames/s, excluding model loading, and how
 many frames had a face. ``dlib-hog/every`` detects on every frame (no tracking): the baseline
-that tracking must match in frames-with-face.
+that tracking must match in frames-with-face. ``--rotate 45`` runs on that clip (what looking
+for turned faces costs on upright ones) and on a second generated clip whose face turns a
+full circle (``turning``), against the upright-only default there.
 """
 
 from __future__ import annotations
@@ -82,10 +84,14 @@ def main() -> None:
             info = make_clip(clip, frames=args.frames, width=640, height=360,
                              fps=Fraction(25), audio=False, blank_frames=blank, seed=7)  # fmt: skip
             n, truth_faces = info.frame_count, sum(1 for f in info.faces if f)
+            turning = make_clip(Path(tmp) / "turning.mp4", frames=args.frames, width=640,
+                                height=360, fps=Fraction(25), audio=False, seed=7,
+                                roll=360.0 / args.frames).path  # fmt: skip
         else:
             from faceswap.io.video import open_source
 
             n, truth_faces = open_source(clip).frame_count, None
+            turning = None
         usable = {s.name: s.usable for s in backend_status()}
         print(f"clip: {clip.name}, {n} frames 640x360" + (
             f", {truth_faces} with a face" if truth_faces is not None else ""))  # fmt: skip
@@ -98,14 +104,19 @@ def main() -> None:
                 continue
             if backend == "dlib-hog":
                 runs += [("dlib-hog (detect every 5)", backend, 5, {}),
-                         ("dlib-hog/every (baseline)", backend, 1, {})]  # fmt: skip
+                         ("dlib-hog/every (baseline)", backend, 1, {}),
+                         ("dlib-hog --rotate 45", backend, 5, {"rotate": "45"})]  # fmt: skip
+                if turning is not None:
+                    runs += [("turning: dlib-hog", backend, 5, {"input": turning}),
+                             ("turning: dlib-hog --rotate 45", backend, 5,
+                              {"input": turning, "rotate": "45"})]  # fmt: skip
             elif backend == "dlib-cnn":
                 runs.append((f"dlib-cnn (every 5, {args.cnn_frames} fr)", backend, 5,
                              {"every_nth": max(1, n // args.cnn_frames)}))  # fmt: skip
             else:
                 runs.append((f"{backend} (detect every 5)", backend, 5, {}))
         for label, backend, every, kw in runs:
-            r = run_one(clip, backend, every, **kw)
+            r = run_one(kw.pop("input", clip), backend, every, **kw)
             print(
                 f"{label:<28} {r['fps']:8.1f} frames/s ({r['wall_fps']:.1f} with model load), "
                 f"{r['with_face']}/{r['frames']} frames with a face, {r['faces']} faces"

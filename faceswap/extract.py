@@ -39,6 +39,7 @@ from faceswap.faces.alignments import (
 from faceswap.faces.detectors import DETECTOR_CHOICES, Detector, create_detector
 from faceswap.faces.finder import FaceFinder
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
+from faceswap.faces.rotation import as_rotations, with_rotations
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
 from faceswap.text import counted
@@ -67,6 +68,9 @@ class ExtractConfig:
         min_size: smallest face to keep, box side in frame pixels (0 = the detector's own
             minimum, about 80 px for dlib; smaller values upsample and are slower).
         max_faces: keep at most this many faces per frame, largest first (0 = all).
+        rotate: where no face is found upright, also look in the frame turned by these
+            angles (degrees clockwise; a step or list as text, see
+            :func:`~faceswap.faces.rotation.parse_rotations`), and follow turned faces.
         refs: photos of the one person to keep; others are ignored.
         not_refs: photos of people to leave out (all others are kept, or with ``refs`` those
             nearer the reference person).
@@ -97,6 +101,7 @@ class ExtractConfig:
     detect_every: int = 5
     min_size: int = 0
     max_faces: int = 0
+    rotate: tuple[float, ...] | str = ()
     refs: tuple[Path, ...] = ()
     ref_threshold: float = DEFAULT_THRESHOLD
     not_refs: tuple[Path, ...] = ()
@@ -115,6 +120,7 @@ class ExtractConfig:
         object.__setattr__(self, "output", Path(self.output))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
+        object.__setattr__(self, "rotate", as_rotations(self.rotate))
         if self.debug_frames is not None:
             object.__setattr__(self, "debug_frames", Path(self.debug_frames))
         if self.from_faces is not None:
@@ -125,6 +131,7 @@ class ExtractConfig:
                 ("--every-nth", self.every_nth != 1),
                 ("--min-size", self.min_size != 0),
                 ("--max-faces", self.max_faces != 0),
+                ("--rotate", bool(self.rotate)),
                 ("--descriptors", self.descriptors),
             ]
             given = [name for name, set_ in finding if set_]
@@ -245,7 +252,10 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     detector: Detector | None = None
     identity = None
     if cfg.from_faces is None:
-        detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
+        detector = with_rotations(
+            create_detector(cfg.detector, cfg.device, min_size=cfg.min_size),
+            cfg.rotate,  # type: ignore[arg-type]
+        )
         log.info("detector %s (%s)", detector.name, detector.reason)
         if cfg.refs or cfg.not_refs:
             identity = IdentityFilter.from_photos(
@@ -403,6 +413,7 @@ def _extract_source(
                     "smooth": cfg.smooth if src.is_video else "none",
                     "min_size": cfg.min_size,
                     "max_faces": cfg.max_faces,
+                    "rotate": list(cfg.rotate),
                     "refs": [str(p) for p in cfg.refs],
                     "not_refs": [str(p) for p in cfg.not_refs],
                     "ref_threshold": cfg.ref_threshold,

@@ -202,6 +202,8 @@ class Scene:
         people: Photo names, placed left to right (one or two).
         blank_frames: Indices of frames showing only the background.
         seed: Seeds the background and the motion phases.
+        roll: Degrees clockwise each face turns in the picture per frame, about the middle
+            of its pasted crop (a head tilting over, a camera rolling).
     """
 
     width: int = 640
@@ -210,6 +212,7 @@ class Scene:
     people: tuple[str, ...] = ("astronaut",)
     blank_frames: tuple[int, ...] = ()
     seed: int = 0
+    roll: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.people) <= 2:
@@ -255,6 +258,14 @@ class Scene:
         )
         return scale, top_left, gain, bias
 
+    def _turn(self, i: int, slot: int) -> np.ndarray:
+        """The 2x3 affine turning person ``slot``'s scaled crop by frame ``i``'s roll."""
+        crop_h, crop_w = _face_crop(self.people[slot])[0].shape[:2]
+        scale = self._placement(i, slot)[0]
+        h, w = round(crop_h * scale), round(crop_w * scale)
+        # cv2 turns anticlockwise for positive angles; roll is clockwise.
+        return cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -self.roll * i, 1.0)
+
     def faces(self, i: int) -> tuple[FaceTruth, ...]:
         """Ground truth of frame ``i``: one :class:`FaceTruth` per person, left to right."""
         if i in self.blank_frames:
@@ -267,6 +278,13 @@ class Scene:
             # Pixel centres map as (p + 0.5) * s - 0.5 under cv2.resize's half-pixel model.
             pts = (face.landmarks - origin + 0.5) * scale - 0.5 + top_left
             box = ((face.box.reshape(2, 2) - origin + 0.5) * scale - 0.5 + top_left).ravel()
+            if self.roll:
+                turn = self._turn(i, slot)
+                pts = (pts - top_left) @ turn[:, :2].T + turn[:, 2] + top_left
+                middle = (box[:2] + box[2:]) / 2 - top_left
+                middle = middle @ turn[:, :2].T + turn[:, 2] + top_left
+                half = (box[2:] - box[:2]) / 2
+                box = np.concatenate([middle - half, middle + half])
             out.append(
                 FaceTruth(
                     person=name,
@@ -291,6 +309,10 @@ class Scene:
                 x0, y0 = int(top_left[0]), int(top_left[1])
                 region = canvas[y0 : y0 + h, x0 : x0 + w]
                 alpha = _feather(h, w)
+                if self.roll:
+                    turn = self._turn(i, slot)
+                    lit = cv2.warpAffine(lit, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
+                    alpha = cv2.warpAffine(alpha, turn, (w, h))[..., None]
                 region[:] = alpha * np.clip(lit, 0, 255) + (1 - alpha) * region
         return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
@@ -390,6 +412,7 @@ def make_clip(
     crf: int = 20,
     rotation: int = 0,
     gop: int | None = None,
+    roll: float = 0.0,
 ) -> ClipInfo:
     """Render a clip of real faces with known ground truth and encode it with ffmpeg.
 
@@ -407,11 +430,12 @@ def make_clip(
         crf: Quality for encoders that take ``-crf``.
         rotation: Display rotation to record as side data (0, 90, 180, 270).
         gop: Keyframe interval in frames (short ones make seeking tests meaningful).
+        roll: Degrees clockwise the face turns in the picture per frame (see :class:`Scene`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fps = Fraction(fps)
-    scene = Scene(width, height, frames, tuple(people), tuple(sorted(blank_frames)), seed)
+    scene = Scene(width, height, frames, tuple(people), tuple(sorted(blank_frames)), seed, roll)
     duration = frames / fps
     ffmpeg = find_ffmpeg()
     args = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
@@ -504,6 +528,7 @@ def make_image_folder(
     blank_frames: Sequence[int] = (),
     seed: int = 0,
     jpeg_quality: int = 92,
+    roll: float = 0.0,
 ) -> ImageFolderInfo:
     """Write ``n`` frames of a :class:`Scene` as image files (written with cv2, not faceswap).
 
@@ -513,10 +538,11 @@ def make_image_folder(
         ext: ``png``, ``jpg`` or any extension cv2 writes.
         name_format: File stem, formatted with ``index`` (e.g. ``"img{index}"`` for names
             that only sort right naturally).
+        roll: Degrees clockwise the face turns per image (see :class:`Scene`).
     """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    scene = Scene(width, height, n, tuple(people), tuple(sorted(blank_frames)), seed)
+    scene = Scene(width, height, n, tuple(people), tuple(sorted(blank_frames)), seed, roll)
     files = []
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext.lower() in {"jpg", "jpeg"} else []
     for i in range(n):

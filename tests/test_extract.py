@@ -16,7 +16,7 @@ from faceswap.errors import FaceswapError
 from faceswap.extract import CONFIG_NAME, ExtractConfig, run_extract
 from faceswap.faces.align import invert_affine, transform_points
 from faceswap.faces.alignments import load_alignments, save_alignments
-from tests.media import face_photo, make_clip
+from tests.media import face_photo, make_clip, make_image_folder
 
 
 def _cfg(src: Path, out: Path, **kw) -> ExtractConfig:
@@ -426,6 +426,40 @@ def _frames(path: Path):
     from faceswap.io.video import open_source
 
     return list(open_source(path).iter_frames())
+
+
+def test_rotate_finds_turned_faces_and_cuts_them_upright(tmp_path: Path) -> None:
+    photos = make_image_folder(tmp_path / "photos", 4, roll=50.0)  # 0, 50, 100, 150 degrees
+    upright = run_extract(_cfg(photos.path, tmp_path / "upright"))
+    assert upright.faces == 1  # only the upright one
+    result = run_extract(_cfg(photos.path, tmp_path / "faces", rotate="45"))
+    assert result.faces == 4
+    al = load_alignments(tmp_path / "faces")
+    assert al.extra["rotate"] == [45.0, -45.0, 90.0, -90.0, 135.0, -135.0, 180.0]
+    crops = []
+    for fr in al.frames:
+        truth = photos.faces[fr.index][0].landmarks
+        assert np.abs(fr.faces[0].landmarks - truth).mean() / _eye(truth) < 0.03
+        crop = cv2.imread(str(tmp_path / "faces" / fr.faces[0].crop_file), cv2.IMREAD_GRAYSCALE)
+        crops.append(crop.astype(np.float32).ravel())
+    # Every crop shows the face upright: each looks like the upright photo's crop.
+    assert min(np.corrcoef(crops)[0]) > 0.9
+
+
+def test_rotate_on_the_command_line(tmp_path: Path) -> None:
+    photos = make_image_folder(tmp_path / "photos", 2, roll=90.0)
+    out = tmp_path / "faces"
+    args = ["extract", str(photos.path), "-o", str(out), "--detector", "dlib-hog", "--size",
+            "48", "--rotate", "90", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sum(len(f.faces) for f in load_alignments(out).frames) == 2
+    args[args.index("90")] = "ninety"
+    bad = CliRunner().invoke(cli, [*args[:3], str(tmp_path / "other"), *args[4:]])
+    assert bad.exit_code == 2 and "--rotate 'ninety': give a step in degrees" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "other").exists()
+    with pytest.raises(FaceswapError, match="--rotate choose faces"):
+        _cfg(photos.path, tmp_path / "again", from_faces=out, rotate=90)
 
 
 def test_from_faces_refuses_other_footage_and_detection_options(

@@ -13,6 +13,7 @@ from faceswap.commands.options import (
     grade_options,
     mask_model_option,
     model_dir_option,
+    rotate_option,
 )
 from faceswap.convert.colour import COLOUR_MODES
 from faceswap.convert.masks import MASK_MODES
@@ -159,6 +160,7 @@ def _modes_help(registry: object, lead: str) -> str:
     default=0,
     help="Swap at most this many faces per frame, largest first (0: all).",
 )
+@rotate_option
 @click.option(
     "--ref",
     "refs",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from faceswap.commands.options import rotate_option
 from faceswap.errors import FaceswapError
 from faceswap.faces.align import CENTERINGS
 from faceswap.faces.detectors import DETECTOR_CHOICES
@@ -73,6 +74,7 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     show_default=True,
     help="Keep at most this many faces per frame, largest first (0 = all).",
 )
+@rotate_option
 @click.option(
     "--ref",
     "refs",

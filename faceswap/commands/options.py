@@ -36,6 +36,15 @@ mask_model_option = click.option(
     help="A mask model (`faceswap train-masks -m` folder) for --mask segment and segment-both.",
 )
 
+#: ``--rotate``: also find faces turned in the image plane, for extract and convert.
+rotate_option = click.option(
+    "--rotate",
+    default=None,
+    metavar="DEGREES",
+    help="Also look for faces turned in the picture (a tilted head, a sideways shot) where "
+    "none is found upright: a step (45 tries 45, -45, 90 ... 180) or a list of angles "
+    "clockwise (90,-90). Turned faces are also followed between detections. Slower.",
+)
 
 _GRADE_HELP = {
     "brightness": "the swapped face toward white (> 0: that percent of the way) or black",

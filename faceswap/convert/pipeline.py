@@ -42,6 +42,7 @@ from faceswap.convert.blend import (
 from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
+from faceswap.faces.rotation import as_rotations
 from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
@@ -165,6 +166,9 @@ class ConvertConfig:
         detect_every: on the fly, run the detector every n frames and track in between.
         min_size: smallest face box side to swap, in frame pixels (0 = detector's minimum).
         max_faces: swap at most this many faces per frame, largest first (0 = all).
+        rotate: on the fly, also look for faces turned in the picture at these angles
+            (degrees clockwise; a step or list as text, see
+            :func:`~faceswap.faces.rotation.parse_rotations`) and follow turned faces.
         refs: photos of the one person to swap, among the faces found on the fly (with
             ``alignments``: in the frames ``fill_gaps`` detects; extract with ``--ref`` to
             filter the file itself).
@@ -235,6 +239,7 @@ class ConvertConfig:
     detect_every: int = 5
     min_size: int = 0
     max_faces: int = 0
+    rotate: tuple[float, ...] | str = ()
     refs: tuple[Path, ...] = ()
     ref_threshold: float = 0.6
     not_refs: tuple[Path, ...] = ()
@@ -265,6 +270,7 @@ class ConvertConfig:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
+        object.__setattr__(self, "rotate", as_rotations(self.rotate))
         ranges = self.frame_ranges
         if isinstance(ranges, str):
             ranges = parse_frame_ranges(ranges)
@@ -765,15 +771,20 @@ class _Locator:
             self.by_index = self._load_alignments(cfg, source)
             if cfg.fill_gaps and len(self.by_index) < source.frame_count:
                 self.finder = self._finder(cfg, source)
-            elif cfg.refs or cfg.not_refs:
-                given = [n for n, on in (("--ref", cfg.refs), ("--not-ref", cfg.not_refs)) if on]
+            elif cfg.refs or cfg.not_refs or cfg.rotate:
+                options = (
+                    ("--ref", cfg.refs),
+                    ("--not-ref", cfg.not_refs),
+                    ("--rotate", cfg.rotate),
+                )
+                given = [name for name, on in options if on]
                 one = len(given) == 1
                 log.warning(
-                    "%s %s not used: %s among faces found on the fly, and %s gives every frame "
-                    "its faces (extract with %s to filter those)",
+                    "%s %s not used: %s on faces found on the fly, and %s gives every frame "
+                    "its faces (extract with %s instead)",
                     " and ".join(given),
                     "is" if one else "are",
-                    "it picks" if one else "they pick",
+                    "it acts" if one else "they act",
                     Path(cfg.alignments).name,
                     "it" if one else "them",
                 )
@@ -826,8 +837,12 @@ class _Locator:
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
         from faceswap.faces.detectors import create_detector
         from faceswap.faces.finder import FaceFinder
+        from faceswap.faces.rotation import with_rotations
 
-        detector = create_detector(cfg.detector, cfg.device, min_size=cfg.min_size)
+        detector = with_rotations(
+            create_detector(cfg.detector, cfg.device, min_size=cfg.min_size),
+            cfg.rotate,  # type: ignore[arg-type]
+        )
         identity = None
         if cfg.refs or cfg.not_refs:
             from faceswap.faces.identity import IdentityFilter

@@ -111,6 +111,14 @@ class Detector(ABC):
         (:meth:`box_from_landmarks`) rather than from the detector.
         """
 
+    def refit(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """68 landmarks fitted again about where ``landmarks`` (68, 2) put the face.
+
+        Tracking calls this with the previous frame's fit moved by the face's motion.
+        """
+        box = self.box_from_landmarks(landmarks)
+        return self.landmarks(image, box[None])[0]
+
     def box_from_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
         """A box like this backend's detector would draw around a face with ``landmarks``.
 

@@ -238,11 +238,10 @@ class FaceFinder:
 
     def _refit(self, image: np.ndarray, gray: np.ndarray, t: _Track) -> bool:
         predicted = t.landmarks + t.velocity
-        box = self.detector.box_from_landmarks(predicted)
-        lm = self.detector.landmarks(image, box[None])[0]
-        # A second fit inside the box of the first converges on faces that moved a lot.
+        lm = self.detector.refit(image, predicted)
+        # A second fit about the first converges on faces that moved a lot.
+        lm = self.detector.refit(image, lm)
         box = self.detector.box_from_landmarks(lm)
-        lm = self.detector.landmarks(image, box[None])[0]
         if not self._plausible(gray, t, lm, box):
             # The face moved or turned faster than the fit can follow: look for it with the
             # detector near where it should be, which costs a fraction of a full detection.

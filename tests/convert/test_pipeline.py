@@ -576,6 +576,26 @@ def test_a_single_image_converts_to_an_image_file(model_dir: Path, tmp_path: Pat
     assert {p.name for p in tmp_path.iterdir()} == made
 
 
+def test_rotate_swaps_turned_faces_found_on_the_fly(model_dir: Path, tmp_path: Path) -> None:
+    photos = make_image_folder(tmp_path / "photos", 3, roll=70.0)  # 0, 70, 140 degrees
+    plain = run_convert(_cfg(photos.path, model_dir, tmp_path / "plain", detector="dlib-hog"))
+    turned = run_convert(
+        _cfg(photos.path, model_dir, tmp_path / "turned", detector="dlib-hog", rotate="45")
+    )
+    assert plain.faces_swapped == 1 and turned.faces_swapped == 3
+    for i, file in enumerate(photos.files):
+        before = cv2.cvtColor(cv2.imread(str(file)), cv2.COLOR_BGR2RGB).astype(int)
+        after = _frames(tmp_path / "turned" / f"{file.stem}.png")[0].astype(int)
+        # Changed under the face, and only there.
+        changed = np.abs(after - before).max(axis=2) > 0
+        face = photos.faces[i][0]
+        side = face.box[2] - face.box[0]
+        ys, xs = np.nonzero(changed)
+        assert len(ys) > 0.3 * side * side, i
+        middle = face.landmarks.mean(axis=0)
+        assert np.hypot(xs - middle[0], ys - middle[1]).max() < 1.5 * side, i
+
+
 def test_jpeg_frames_carry_provenance(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 2)
     out = tmp_path / "out"

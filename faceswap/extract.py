@@ -42,7 +42,7 @@ from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
 from faceswap.faces.rotation import as_rotations, with_rotations
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
-from faceswap.text import counted
+from faceswap.text import counted, index_ranges
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ class ExtractConfig:
         debug_frames: also write each processed frame, with its faces' boxes, 68 landmarks
             and crop outlines drawn, as a JPEG into this folder (DeepFaceLab's
             ``aligned_debug``; a subfolder per video of a folder), to review the alignment.
+        redo_empty: detect again, with this run's detector settings, only in the frames the
+            extract already in ``output`` found no face in (on its ``every_nth`` frames),
+            keeping every face it found; a source with no earlier extract there is
+            extracted in full.
         from_faces: an earlier extract's faces folder (or its ``alignments.json``): re-crop
             the faces it holds with this run's crop instead of detecting (for a folder of
             videos, the folder holding a subfolder per video).
@@ -113,6 +117,7 @@ class ExtractConfig:
     save_every: int = 200
     from_faces: Path | None = None
     debug_frames: Path | None = None
+    redo_empty: bool = False
 
     def __post_init__(self) -> None:
         # Configs built from YAML or JSON carry strings; keep the fields' declared types.
@@ -123,6 +128,16 @@ class ExtractConfig:
         object.__setattr__(self, "rotate", as_rotations(self.rotate))
         if self.debug_frames is not None:
             object.__setattr__(self, "debug_frames", Path(self.debug_frames))
+        if self.redo_empty and (self.from_faces is not None or not self.resume):
+            other = (
+                "--from-faces re-crops without detecting"
+                if self.from_faces
+                else ("--no-resume deletes the faces it would keep")
+            )
+            raise FaceswapError(
+                f"--redo-empty detects again where an earlier extract found no face, and "
+                f"{other}: choose one"
+            )
         if self.from_faces is not None:
             object.__setattr__(self, "from_faces", Path(self.from_faces))
             finding = [
@@ -175,6 +190,22 @@ class SourceResult:
     faces: int
     frames_without_face: int
     seconds: float
+    empty_frames: tuple[int, ...] = ()
+    empty_names: tuple[str, ...] = ()
+    video: bool = True
+    step: int = 1
+
+    def no_face_line(self) -> str:
+        """Which processed frames had no face: ``"clip.mp4: no face in frames 100-109, 250"``
+        (frame numbers of a video, file names of an image folder); "" when none."""
+        if not self.empty_frames:
+            return ""
+        if self.video:
+            where = "frames " + index_ranges(list(self.empty_frames), self.step)
+        else:
+            names = self.empty_names
+            where = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return f"{self.source.name}: no face in {where}"
 
 
 @dataclass(frozen=True)
@@ -421,6 +452,18 @@ def _extract_source(
             )
     else:
         resumed_frames = len(al.frames)
+    step = cfg.every_nth
+    redo: dict[str, Any] | None = None
+    if cfg.redo_empty and resumed_frames:
+        step = int(al.extra.get("every_nth", 1))
+        emptied = sum(1 for f in al.frames if not f.faces)
+        al.frames = [f for f in al.frames if f.faces]
+        resumed_frames = len(al.frames)
+        assert detector is not None
+        redo = {"detector": detector.name, "rotate": list(cfg.rotate), "min_size": cfg.min_size,
+                "frames": emptied}  # fmt: skip
+        al.extra.setdefault("redone_empty", []).append(redo)
+        log.info("%s: detecting again in %d frames without a face", source.name, emptied)
     done = {f.index for f in al.frames}
     finder = None
     if replay is None:
@@ -438,24 +481,27 @@ def _extract_source(
             smoother=smoother,
             descriptors=cfg.descriptors,
         )
-    # Resume after the last finished frame when the earlier run stopped part-way through.
-    start = (
-        max(done) + cfg.every_nth
-        if done and src.is_video and _is_prefix(done, cfg.every_nth)
-        else 0
-    )
+    todo = [i for i in range(0, int(src.frame_count), step) if i not in done]
+    # Decoding starts at the first frame left to do (after the last finished one when an
+    # earlier run stopped part-way through).
+    start = todo[0] if todo and src.is_video else 0
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
-    total = max(0, (int(src.frame_count) - start + cfg.every_nth - 1) // cfg.every_nth)
-    bar = _progress(cfg, total, source.name)
+    bar = _progress(cfg, len(todo), source.name)
     frames = faces = empty = 0
     since_save = 0
+    last_index = None
+    empty_frames: list[int] = []
+    empty_names: list[str] = []
     # PNG encoding releases the GIL: a writer thread overlaps it with the next detection.
     writer = _CropWriter(params)
     try:
-        for frame in src.iter_frames(every_nth=cfg.every_nth, start=start):
-            bar.update(1)
+        for frame in src.iter_frames(every_nth=step, start=start):
             if frame.index in done:
                 continue
+            bar.update(1)
+            if finder is not None and last_index is not None and frame.index != last_index + step:
+                finder.reset()  # faces are not followed across frames done before
+            last_index = frame.index
             if replay is not None:
                 if frame.index not in replay.frames:
                     continue
@@ -479,22 +525,29 @@ def _extract_source(
             frames += 1
             faces += len(records)
             empty += not records
+            if not records:
+                empty_frames.append(frame.index)
+                empty_names.append(frame.name)
             since_save += 1
             # Each save rewrites the whole file, so the interval grows with it: a two-hour
             # video costs a few full writes, not thousands.
             if since_save >= max(cfg.save_every, len(al.frames) // 4) and al.face_count:
                 writer.drain()  # the alignments never name a crop that is not on disk
+                al.frames.sort(key=lambda f: f.index)
                 save_alignments(folder / ALIGNMENTS_NAME, al)
                 since_save = 0
         writer.drain()
     except KeyboardInterrupt:
         writer.drain()
         if al.face_count:
+            al.frames.sort(key=lambda f: f.index)
             save_alignments(folder / ALIGNMENTS_NAME, al)
         raise
     finally:
         writer.close()
         bar.close()
+    if redo is not None:
+        redo["found"] = frames - empty
     path: Path | None = folder / ALIGNMENTS_NAME
     if al.face_count:
         al.frames.sort(key=lambda f: f.index)
@@ -511,6 +564,10 @@ def _extract_source(
         faces=faces,
         frames_without_face=empty,
         seconds=time.perf_counter() - t0,
+        empty_frames=tuple(empty_frames),
+        empty_names=tuple(empty_names),
+        video=bool(src.is_video),
+        step=step,
     )
 
 
@@ -653,10 +710,6 @@ _LANDMARK_LINES = (
     (0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
     (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True),
 )  # fmt: skip
-
-
-def _is_prefix(done: set[int], every_nth: int) -> bool:
-    return done == set(range(0, max(done) + 1, every_nth))
 
 
 def _write_crop(path: Path, rgb: np.ndarray, params: list[int]) -> None:

@@ -462,6 +462,61 @@ def test_rotate_on_the_command_line(tmp_path: Path) -> None:
         _cfg(photos.path, tmp_path / "again", from_faces=out, rotate=90)
 
 
+def test_redo_empty_detects_again_only_where_no_face_was_found(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "turning.mp4", frames=30, audio=False, roll=6.0)
+    out = tmp_path / "faces"
+    first = run_extract(_cfg(clip.path, out))
+    before = load_alignments(out)
+    found_before = {f.index: f for f in before.frames if f.faces}
+    empty_before = [f.index for f in before.frames if not f.faces]
+    assert len(empty_before) >= 10 and first.sources[0].empty_frames == tuple(empty_before)
+    assert first.sources[0].no_face_line().startswith("turning.mp4: no face in frames ")
+    kept_crop = next(iter(found_before.values())).faces[0].crop_file
+    stamp = (out / kept_crop).stat().st_mtime_ns
+    deleted = list(found_before.values())[1].faces[0].crop_file
+    (out / deleted).unlink()  # reviewed away: that frame is not "without a face"
+
+    again = run_extract(_cfg(clip.path, out, redo_empty=True, rotate="45"))
+    src = again.sources[0]
+    assert src.frames == len(empty_before) and src.resumed == len(found_before)
+    assert src.frames_without_face == 0 and again.faces == len(empty_before)
+    after = load_alignments(out)
+    assert [f.index for f in after.frames] == list(range(30))
+    for fr in after.frames:
+        if fr.index in found_before:  # kept as they were
+            (old,) = found_before[fr.index].faces
+            assert np.array_equal(fr.faces[0].landmarks, old.landmarks)
+            assert fr.faces[0].crop_file == old.crop_file
+            continue
+        truth = clip.faces[fr.index][0].landmarks
+        assert np.abs(fr.faces[0].landmarks - truth).mean() / _eye(truth) < 0.08, fr.index
+    assert (out / kept_crop).stat().st_mtime_ns == stamp and not (out / deleted).exists()
+    (record,) = after.extra["redone_empty"]
+    assert record["detector"] == "dlib-hog" and record["frames"] == len(empty_before)
+    assert record["found"] == len(empty_before) and record["rotate"][0] == 45.0
+
+    # Nothing left to redo: nothing is done.
+    assert run_extract(_cfg(clip.path, out, redo_empty=True)).frames == 0
+    for bad in ({"resume": False}, {"from_faces": out}):
+        with pytest.raises(FaceswapError, match="--redo-empty detects again"):
+            _cfg(clip.path, tmp_path / "x", redo_empty=True, **bad)
+
+
+def test_the_command_line_names_the_frames_without_a_face(
+    clip_with_blank_frames, tmp_path: Path
+) -> None:
+    args = ["extract", str(clip_with_blank_frames.path), "-o", str(tmp_path / "f"), "--detector",
+            "dlib-hog", "--size", "32", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    blank = sorted(i for i, faces in enumerate(clip_with_blank_frames.faces) if not faces)
+    line = next(x for x in result.output.splitlines() if "no face in frames" in x)
+    assert str(blank[0]) in line and str(blank[-1]) in line
+    redo = CliRunner().invoke(cli, [*args, "--redo-empty"])
+    assert redo.exit_code == 0, redo.output
+    assert f"({clip_with_blank_frames.frame_count - len(blank)} already done)" in redo.output
+
+
 def test_from_faces_refuses_other_footage_and_detection_options(
     clip_one_face, tmp_path: Path
 ) -> None:

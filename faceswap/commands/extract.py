@@ -119,6 +119,13 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     help="Skip frames an earlier run finished; --no-resume starts over (old crops removed).",
 )
 @click.option(
+    "--redo-empty",
+    is_flag=True,
+    help="Detect again only in the frames the extract already in -o found no face in, with "
+    "this run's --detector, --rotate, --min-size... (e.g. dlib-cnn for hard frames); every "
+    "face found before is kept.",
+)
+@click.option(
     "--from-faces",
     type=click.Path(path_type=Path),
     default=None,
@@ -149,6 +156,8 @@ def extract(input_path: Path, **options: object) -> None:
     for src in result.sources:
         if src.alignments is None:
             click.echo(f"{src.source}: no face found; nothing written", err=True)
+        elif src.empty_frames:
+            click.echo(src.no_face_line())
     click.echo(result.summary())
     if result.failed:
         names = ", ".join(video.name for video, _ in result.failed)

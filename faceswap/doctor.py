@@ -65,6 +65,10 @@ def collect_report() -> list[str]:
     except FaceswapError as exc:
         lines.append(f"ffmpeg: MISSING - {exc}")
     lines.append(_cv2_line())
+    try:
+        lines.append(f"OpenEXR {md.version('OpenEXR')} (EXR frames in and out)")
+    except md.PackageNotFoundError:
+        lines.append("OpenEXR: MISSING - EXR frames cannot be read; pip install OpenEXR")
     lines.append("detector backends:")
     for status in backend_status():
         mark = "ok " if status.usable else "no "

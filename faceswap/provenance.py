@@ -187,7 +187,7 @@ def _json_tags(text: str | None) -> dict[str, str]:
 
 def read_provenance(path: Path | str) -> dict[str, str]:
     """The provenance tags stored in a video's container metadata, a PNG frame's text
-    chunks, a TIFF frame's ImageDescription or a JPEG's comment.
+    chunks, a TIFF frame's ImageDescription, a JPEG's comment or an EXR's header.
 
     Args:
         path: a video, or a PNG, TIFF or JPEG frame written by ``faceswap convert``.
@@ -196,7 +196,14 @@ def read_provenance(path: Path | str) -> dict[str, str]:
         The subset of :data:`TAG_KEYS` found (empty for a file without provenance).
     """
     suffix = Path(path).suffix.lower()
-    if suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
+    if suffix == ".exr":
+        from faceswap.io.exr import exr_text
+
+        try:
+            meta = exr_text(path)
+        except (OSError, ValueError):
+            raise FaceswapError(f"{path}: cannot read it as an image; check the file") from None
+    elif suffix in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
         from faceswap.io.images import jpeg_comments, png_text, tiff_description
 
         try:

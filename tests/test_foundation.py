@@ -49,6 +49,7 @@ def test_doctor_reports_torch_ffmpeg_and_backends() -> None:
         r"ffmpeg: \S+ \((\d+\.\d+|git build), from (PATH|imageio-ffmpeg)", result.output
     )
     assert "dlib-hog" in result.output
+    assert re.search(r"OpenEXR \d+\.\d+", result.output)
 
 
 def test_registry_lists_valid_names_on_unknown() -> None:

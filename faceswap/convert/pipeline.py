@@ -54,9 +54,9 @@ log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 # Formats of a converted image sequence: png and tif lossless (16 bits from a deeper
 # source: frames a compositor reads as they were made), jpg for photos (8 bits).
-FRAME_FORMATS = ("png", "tif", "jpg")
+FRAME_FORMATS = ("png", "tif", "jpg", "exr")
 #: Suffixes of a single image written from a single image INPUT (lower case).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
 #: ``smooth`` values: ``auto`` smooths faces detected on the fly (one-euro) and trusts the
 #: alignments file, whose landmarks extract already smoothed.
 SMOOTH_CHOICES = ("auto", "none", "one-euro", "ema")
@@ -541,10 +541,12 @@ class _FolderSink:
         *,
         resume: bool = False,
         settings: Mapping[str, Any] | None = None,
+        plates: Mapping[str, Path] | None = None,
     ) -> None:
         self.folder = folder
         self.suffix = suffix
         self.text = text  # embedded in each PNG: provenance that travels with every frame
+        self.plates = plates or {}  # EXR frames by name: their floats outside the faces
         self.frames_written = 0
         self.partial = partial_folder(folder)
         self.done: frozenset[str] = frozenset()
@@ -584,12 +586,10 @@ class _FolderSink:
     def __enter__(self) -> _FolderSink:
         return self
 
-    def write(self, image: np.ndarray, name: str) -> None:
-        from faceswap.io.images import write_image
-
+    def write(self, image: np.ndarray, name: str, matte: np.ndarray | None = None) -> None:
         try:
             path = self.partial / f"{name}{self.suffix}"
-            write_image(path, _storable(image, self.suffix), text=self.text)
+            _write_frame(path, image, self.text, self.plates.get(name), matte)
         except FaceswapError as exc:  # name the folder the user asked for, not ours
             raise FaceswapError(str(exc).replace(str(self.partial), str(self.folder))) from None
         self.frames_written += 1
@@ -613,22 +613,43 @@ class _FolderSink:
 class _ImageSink:
     """The one frame of a single-image input, into an image file (written atomically)."""
 
-    def __init__(self, path: Path, text: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, path: Path, text: Mapping[str, str] | None = None, plate: Path | None = None
+    ) -> None:
         self.path = path
         self.text = text
+        self.plate = plate
         self.frames_written = 0
 
     def __enter__(self) -> _ImageSink:
         return self
 
-    def write(self, image: np.ndarray, name: str) -> None:
-        from faceswap.io.images import write_image
-
-        write_image(self.path, _storable(image, self.path.suffix), text=self.text)
+    def write(self, image: np.ndarray, name: str, matte: np.ndarray | None = None) -> None:
+        _write_frame(self.path, image, self.text, self.plate, matte)
         self.frames_written += 1
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         return None
+
+
+def _write_frame(
+    path: Path,
+    image: np.ndarray,
+    text: Mapping[str, str] | None,
+    plate: Path | None,
+    matte: np.ndarray | None,
+) -> None:
+    """Write one output frame; an EXR made from an EXR ``plate`` of its size keeps the
+    plate's floats (highlights included), header and pixel type where ``matte`` is 0."""
+    from faceswap.io.exr import composite_linear, is_exr, read_exr, write_exr
+    from faceswap.io.images import write_image
+
+    if plate is not None and is_exr(path):
+        source = read_exr(plate)
+        if source.rgb.shape == image.shape:
+            write_exr(path, composite_linear(image, source.rgb, matte), text=text, like=source)
+            return
+    write_image(path, _storable(image, path.suffix), text=text)
 
 
 def _storable(image: np.ndarray, suffix: str) -> np.ndarray:
@@ -648,7 +669,7 @@ class _VideoSink:
         self.writer.__enter__()
         return self
 
-    def write(self, image: np.ndarray, name: str) -> None:
+    def write(self, image: np.ndarray, name: str, matte: np.ndarray | None = None) -> None:
         # A grey matte goes out as RGB (its luma carries it through yuv420p).
         self.writer.write(image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2))
 
@@ -1034,9 +1055,17 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
             "keep the source's depth",
             output.name,
         )
+    # EXR frames from EXR plates keep the plates' own floats outside the faces.
+    plates: dict[str, Path] = {}
+    if not source.is_video and kind != "video" and deep_suffix.lower() == ".exr":
+        from faceswap.io.exr import is_exr
+
+        plates = {f.stem: f for f in getattr(source, "files", ()) if is_exr(f)}
+        if plates and out_size != (source.width, source.height):
+            plates = {}  # a scaled output has no plate pixels to keep
     sink: _VideoSink | _FolderSink | _ImageSink
     if kind == "image":
-        sink = _ImageSink(output, text=tags)
+        sink = _ImageSink(output, text=tags, plate=next(iter(plates.values()), None))
     elif kind == "video":
         sink = video_sink(
             output,
@@ -1048,7 +1077,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         )
     else:
         sink = _FolderSink(output, f".{cfg.frame_format}", text=tags, resume=cfg.resume,
-                           settings=pixel_settings)  # fmt: skip
+                           settings=pixel_settings, plates=plates)  # fmt: skip
 
     def open_matte() -> Any:
         """The --matte sink: a video encoded like the output (no audio) or a PNG folder."""
@@ -1178,11 +1207,11 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         frame_cfg = next(
             (v for frames, v in reversed(variants) if in_frame_ranges(index, frames)), cfg
         )
-        item.image = _compose(item, frame_cfg, res, coverage=marker is not None)
+        item.image = _compose(item, frame_cfg, res, coverage=marker is not None or bool(plates))
         if marker is not None:
             item.image = marker(item.image, item.frame.index, item.matte)
-            if cfg.matte is None:
-                item.matte = None  # only the marker asked for it
+        if cfg.matte is None and not plates:
+            item.matte = None  # only the marker asked for it
         return item
 
     def blend() -> None:
@@ -1229,7 +1258,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 threads.start("infer", infer)
                 threads.start("blend", blend)
                 for item in threads.items(q_out):
-                    sink.write(_resized(item.image, out_size), item.frame.name)
+                    sink.write(_resized(item.image, out_size), item.frame.name, item.matte)
                     if matte_sink is not None:
                         matte_sink.write(_resized(item.matte, out_size), item.frame.name)
                     if item.faces:

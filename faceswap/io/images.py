@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 
 from faceswap.errors import FaceswapError
+from faceswap.io.exr import EXR_SUFFIXES, read_display, write_exr
 from faceswap.io.files import atomic_path
 
-# Extensions cv2 reads (those of its default build); matched case-insensitively.
+# Extensions read as images, matched case-insensitively: those of cv2's default build, and
+# OpenEXR through its own bindings (faceswap.io.exr).
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".ppm", ".pgm", ".exr"}
 )
@@ -65,6 +67,7 @@ def read_image(path: Path | str, *, keep_16bit: bool = False) -> np.ndarray:
 
     Grey images are expanded to 3 channels, alpha is dropped, 16-bit images are scaled to
     8 bits, or with ``keep_16bit`` come as uint16 (0-65535), as do float images (0-1).
+    OpenEXR files (scene-linear) come through the sRGB transfer (see :mod:`faceswap.io.exr`).
 
     Raises:
         FaceswapError: the file is missing, empty or not a readable image.
@@ -72,6 +75,8 @@ def read_image(path: Path | str, *, keep_16bit: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FaceswapError(f"{path}: no such image file; check the path")
+    if path.suffix.lower() in EXR_SUFFIXES:
+        return read_display(path, keep_16bit=keep_16bit)
     # imdecode from bytes: cv2.imread cannot open some non-ASCII paths on Windows.
     data = np.fromfile(path, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -136,8 +141,8 @@ def encode_image(rgb: np.ndarray, suffix: str, *, jpeg_quality: int = JPEG_QUALI
     return buf.tobytes()
 
 
-#: Image formats written with 16 bits a component.
-SIXTEEN_BIT_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
+#: Image formats written with 16 bits a component (EXR: half floats, linear).
+SIXTEEN_BIT_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".exr"})
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -283,10 +288,10 @@ def write_image(
     text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write RGB uint8 HxWx3 (uint16 for PNG, TIFF) atomically; the suffix picks the format
-    (PNG: fast compression).
+    (PNG: fast compression; ``.exr``: linear half floats through the sRGB transfer).
 
     ``text``: metadata to embed: a PNG's ``tEXt`` chunks, a TIFF's ImageDescription or a
-    JPEG's comment (both as JSON); other formats ignore it.
+    JPEG's comment (both as JSON), an EXR's header attributes; other formats ignore it.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -295,6 +300,8 @@ def write_image(
         FaceswapError: the folder cannot be created or written.
     """
     path = Path(path)
+    if path.suffix.lower() in EXR_SUFFIXES:
+        return write_exr(path, rgb, text=text)
     data = encode_image(rgb, path.suffix, jpeg_quality=jpeg_quality)
     if text and path.suffix.lower() == ".png":
         data = png_with_text(data, text)

@@ -873,7 +873,7 @@ class ImageFolderSource(FrameSource):
             yield Frame(index, float(index), image, file.stem)
 
 
-_IMAGE_HINT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".webp"}
+_IMAGE_HINT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".webp", ".exr"}
 
 
 def _videos_in(folder: Path) -> list[Path]:

@@ -596,6 +596,43 @@ def test_rotate_swaps_turned_faces_found_on_the_fly(model_dir: Path, tmp_path: P
         assert np.hypot(xs - middle[0], ys - middle[1]).max() < 1.5 * side, i
 
 
+def test_exr_plates_convert_to_exr_frames_keeping_their_floats(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from faceswap.io.exr import read_exr, srgb_decode, write_exr
+
+    folder, al = _image_inputs(tmp_path, 2)
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for file in sorted(folder.iterdir()):
+        display = cv2.cvtColor(cv2.imread(str(file)), cv2.COLOR_BGR2RGB)
+        linear = srgb_decode(display.astype(np.float32) / 255.0)
+        linear[:6, :6] = 5.0  # a light brighter than white, away from the face
+        write_exr(plates / f"{file.stem}.exr", linear.astype(np.float16).astype(np.float32))
+    out, matte = tmp_path / "swap", tmp_path / "matte"
+    result = run_convert(
+        _cfg(plates, model_dir, out, alignments=al, frame_format="exr", matte=matte)
+    )
+    assert result.faces_swapped == 2
+    for plate_file in sorted(plates.iterdir()):
+        plate = read_exr(plate_file)
+        swapped = read_exr(out / plate_file.name)
+        alpha = cv2.imread(str(matte / f"{plate_file.stem}.png"), cv2.IMREAD_UNCHANGED)
+        outside = alpha == 0
+        assert np.array_equal(swapped.rgb[outside], plate.rgb[outside])  # the plate's own floats
+        assert swapped.rgb[0, 0, 0] == 5.0 and swapped.dtype == np.float16
+        inside = alpha == 255
+        assert np.abs(swapped.rgb[inside] - plate.rgb[inside]).mean() > 0.01
+        assert read_provenance(out / plate_file.name)["synthetic"] == "1"
+    # An EXR plate into a PNG: display-referred, in 16 bits.
+    png = run_convert(_cfg(plates, model_dir, tmp_path / "png", alignments=al)).output
+    assert cv2.imread(str(next(png.iterdir())), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    # One EXR image to one EXR image.
+    single = run_convert(_cfg(sorted(plates.iterdir())[0], model_dir, tmp_path / "one.exr",
+                              detector="dlib-hog"))  # fmt: skip
+    assert single.faces_swapped == 1 and read_exr(single.output).rgb[0, 0, 0] == 5.0
+
+
 def test_jpeg_frames_carry_provenance(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 2)
     out = tmp_path / "out"

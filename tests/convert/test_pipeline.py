@@ -1123,10 +1123,12 @@ def test_a_stopped_frames_run_resumes_to_the_same_frames(
     straight = run_convert(cfg("straight"))
     write = pipeline_module._FolderSink.write
 
-    def stop_after_five(self: pipeline_module._FolderSink, image: np.ndarray, name: str) -> None:
+    def stop_after_five(
+        self: pipeline_module._FolderSink, image: np.ndarray, name: str, matte: object = None
+    ) -> None:
         if self.frames_written == 5:
             raise KeyboardInterrupt  # Ctrl-C, or SIGTERM, which convert turns into one
-        write(self, image, name)
+        write(self, image, name, matte)  # type: ignore[arg-type]
 
     with monkeypatch.context() as patch:
         patch.setattr(pipeline_module._FolderSink, "write", stop_after_five)

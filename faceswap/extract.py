@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
 from faceswap.faces.rotation import as_rotations, with_rotations
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
+from faceswap.ranges import FrameRange, as_frame_ranges, format_frame_ranges, in_frame_ranges
 from faceswap.text import counted, index_ranges
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ class ExtractConfig:
         debug_frames: also write each processed frame, with its faces' boxes, 68 landmarks
             and crop outlines drawn, as a JPEG into this folder (DeepFaceLab's
             ``aligned_debug``; a subfolder per video of a folder), to review the alignment.
+        frame_ranges: extract only these frames (``(first, last)`` inclusive, ``last`` None
+            for the rest; or the text ``"1200-1450,3000-"``), as convert's ``frame_ranges``:
+            a scene of a long film. Empty: every frame.
         redo_empty: detect again, with this run's detector settings, only in the frames the
             extract already in ``output`` found no face in (on its ``every_nth`` frames),
             keeping every face it found; a source with no earlier extract there is
@@ -118,6 +123,7 @@ class ExtractConfig:
     from_faces: Path | None = None
     debug_frames: Path | None = None
     redo_empty: bool = False
+    frame_ranges: tuple[FrameRange, ...] | str = ()
 
     def __post_init__(self) -> None:
         # Configs built from YAML or JSON carry strings; keep the fields' declared types.
@@ -126,6 +132,7 @@ class ExtractConfig:
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
         object.__setattr__(self, "rotate", as_rotations(self.rotate))
+        object.__setattr__(self, "frame_ranges", as_frame_ranges(self.frame_ranges))
         if self.debug_frames is not None:
             object.__setattr__(self, "debug_frames", Path(self.debug_frames))
         if self.redo_empty and (self.from_faces is not None or not self.resume):
@@ -416,6 +423,7 @@ def _extract_source(
     debug: Path | None = None,
 ) -> SourceResult:
     t0 = time.perf_counter()
+    ranges: tuple[FrameRange, ...] = cfg.frame_ranges  # type: ignore[assignment]
     src = _open(source)  # before the folder: an unreadable input leaves nothing behind
     crop = cfg.crop
     replay = None if earlier is None else _Replay(earlier, source, src, crop)
@@ -445,6 +453,7 @@ def _extract_source(
                     "min_size": cfg.min_size,
                     "max_faces": cfg.max_faces,
                     "rotate": list(cfg.rotate),
+                    "frame_ranges": format_frame_ranges(ranges),
                     "refs": [str(p) for p in cfg.refs],
                     "not_refs": [str(p) for p in cfg.not_refs],
                     "ref_threshold": cfg.ref_threshold,
@@ -454,16 +463,20 @@ def _extract_source(
         resumed_frames = len(al.frames)
     step = cfg.every_nth
     redo: dict[str, Any] | None = None
+    emptied: list[int] = []
     if cfg.redo_empty and resumed_frames:
         step = int(al.extra.get("every_nth", 1))
-        emptied = sum(1 for f in al.frames if not f.faces)
-        al.frames = [f for f in al.frames if f.faces]
+        emptied = [f.index for f in al.frames if not f.faces and in_frame_ranges(f.index, ranges)]
+        again = set(emptied)
+        al.frames = [f for f in al.frames if f.index not in again]
         resumed_frames = len(al.frames)
         assert detector is not None
         redo = {"detector": detector.name, "rotate": list(cfg.rotate), "min_size": cfg.min_size,
-                "frames": emptied}  # fmt: skip
+                "frames": len(emptied)}  # fmt: skip
+        if ranges:
+            redo["frame_ranges"] = format_frame_ranges(ranges)
         al.extra.setdefault("redone_empty", []).append(redo)
-        log.info("%s: detecting again in %d frames without a face", source.name, emptied)
+        log.info("%s: detecting again in %d frames without a face", source.name, len(emptied))
     done = {f.index for f in al.frames}
     finder = None
     if replay is None:
@@ -481,10 +494,11 @@ def _extract_source(
             smoother=smoother,
             descriptors=cfg.descriptors,
         )
-    todo = [i for i in range(0, int(src.frame_count), step) if i not in done]
-    # Decoding starts at the first frame left to do (after the last finished one when an
-    # earlier run stopped part-way through).
-    start = todo[0] if todo and src.is_video else 0
+    if redo is not None:
+        todo = emptied
+    else:
+        grid = range(0, int(src.frame_count), step)
+        todo = [i for i in grid if i not in done and in_frame_ranges(i, ranges)]
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
     bar = _progress(cfg, len(todo), source.name)
     frames = faces = empty = 0
@@ -495,9 +509,7 @@ def _extract_source(
     # PNG encoding releases the GIL: a writer thread overlaps it with the next detection.
     writer = _CropWriter(params)
     try:
-        for frame in src.iter_frames(every_nth=step, start=start):
-            if frame.index in done:
-                continue
+        for frame in _frames_to_do(src, todo, step):
             bar.update(1)
             if finder is not None and last_index is not None and frame.index != last_index + step:
                 finder.reset()  # faces are not followed across frames done before
@@ -569,6 +581,33 @@ def _extract_source(
         video=bool(src.is_video),
         step=step,
     )
+
+
+#: Frames to do this far apart or more are reached by a seek, not by decoding those between.
+SEEK_GAP = 250
+
+
+def _frames_to_do(src: Any, todo: list[int], step: int) -> Iterator[Any]:
+    """The frames of ``src`` whose indices ``todo`` lists (sorted, on the ``step`` grid):
+    decoding starts at the first, seeks across gaps of :data:`SEEK_GAP` frames or more (the
+    scenes of ``--frame-ranges``, frames an earlier run did) and stops after the last."""
+    wanted = set(todo)
+    stretches: list[list[int]] = []
+    for index in todo:
+        if stretches and index - stretches[-1][1] < SEEK_GAP:
+            stretches[-1][1] = index
+        else:
+            stretches.append([index, index])
+    for first, last in stretches:
+        frames = src.iter_frames(every_nth=step, start=first)
+        try:
+            for frame in frames:
+                if frame.index > last:
+                    break
+                if frame.index in wanted:
+                    yield frame
+        finally:
+            frames.close()  # stops the decoder now, not when the generator is collected
 
 
 def _earlier_alignments(from_faces: Path, source: Path, several: bool) -> Path:

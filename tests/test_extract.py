@@ -517,6 +517,46 @@ def test_the_command_line_names_the_frames_without_a_face(
     assert f"({clip_with_blank_frames.frame_count - len(blank)} already done)" in redo.output
 
 
+def test_frame_ranges_extract_a_scene_and_resume_within_it(clip_one_face, tmp_path: Path) -> None:
+    out = tmp_path / "scene"
+    first = run_extract(_cfg(clip_one_face.path, out, frame_ranges="5-9,40-"))
+    al = load_alignments(out)
+    assert [f.index for f in al.frames] == [*range(5, 10), *range(40, 48)]
+    assert first.frames == 13 and al.extra["frame_ranges"] == "5-9,40-"
+    for fr in al.frames:  # tracking starts afresh at the second range: still on the face
+        truth = clip_one_face.faces[fr.index][0].landmarks
+        assert np.abs(fr.faces[0].landmarks - truth).mean() / _eye(truth) < 0.08, fr.index
+    # A wider range goes on with the frames not done yet.
+    more = run_extract(_cfg(clip_one_face.path, out, frame_ranges=[(0, 12)]))
+    assert (more.frames, more.resumed) == (8, 13)
+    assert [f.index for f in load_alignments(out).frames] == [*range(13), *range(40, 48)]
+    with pytest.raises(FaceswapError, match="'9-5' is not a range of frame numbers"):
+        _cfg(clip_one_face.path, out, frame_ranges="9-5")
+
+
+def test_frames_far_apart_are_reached_by_seeking() -> None:
+    from types import SimpleNamespace
+
+    from faceswap.extract import SEEK_GAP, _frames_to_do
+
+    class Source:  # decodes from any start, as a video does after a seek
+        def __init__(self) -> None:
+            self.starts: list[int] = []
+            self.decoded = 0
+
+        def iter_frames(self, every_nth: int = 1, start: int = 0):
+            self.starts.append(start)
+            for index in range(start, 10_000, every_nth):
+                self.decoded += 1
+                yield SimpleNamespace(index=index)
+
+    source = Source()
+    todo = [*range(0, 20, 2), *range(SEEK_GAP + 100, SEEK_GAP + 110, 2), 9000]
+    assert [f.index for f in _frames_to_do(source, todo, 2)] == todo
+    assert source.starts == [0, SEEK_GAP + 100, 9000]
+    assert source.decoded < 30  # only the stretches, each stopped after its last frame
+
+
 def test_from_faces_refuses_other_footage_and_detection_options(
     clip_one_face, tmp_path: Path
 ) -> None:

@@ -76,6 +76,12 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
 )
 @rotate_option
 @click.option(
+    "--frame-ranges",
+    default="",
+    help="Extract only these frames, e.g. 1200-1450,3000- (inclusive, counted from 0): a scene "
+    "of a long film (convert it with the same --frame-ranges). Default: every frame.",
+)
+@click.option(
     "--ref",
     "refs",
     type=click.Path(path_type=Path),

@@ -46,6 +46,8 @@ from faceswap.faces.rotation import as_rotations
 from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
+from faceswap.ranges import FrameRange, as_frame_ranges, format_frame_ranges, in_frame_ranges
+from faceswap.ranges import parse_frame_ranges as parse_frame_ranges
 from faceswap.text import counted
 
 log = logging.getLogger(__name__)
@@ -74,43 +76,6 @@ BLEND_KEYS = (
 )  # fmt: skip
 #: ``direction`` values: encode with the shared encoder, decode with the other side.
 DIRECTIONS = ("a2b", "b2a")
-#: (first, last) frame indices, inclusive; ``last`` None runs to the end.
-FrameRange = tuple[int, "int | None"]
-
-
-def parse_frame_ranges(text: str) -> tuple[FrameRange, ...]:
-    """``"10-50,90-100,300-"`` (commas or spaces; single frames as ``"7"``) as ranges.
-
-    Raises:
-        FaceswapError: a part that is not ``N``, ``N-M`` with N <= M, or ``N-``.
-    """
-    ranges: list[FrameRange] = []
-    for part in text.replace(",", " ").split():
-        first, dash, last = part.partition("-")
-        try:
-            lo = int(first)
-            hi = (int(last) if last else None) if dash else lo
-        except ValueError:
-            lo, hi = -1, None
-        if lo < 0 or (hi is not None and hi < lo):
-            raise FaceswapError(
-                f"--frame-ranges: '{part}' is not a range of frame numbers; write them as "
-                "first-last (inclusive, from 0), e.g. 10-50,90-100 or 300- for the rest"
-            )
-        ranges.append((lo, hi))
-    return tuple(ranges)
-
-
-def format_frame_ranges(ranges: tuple[FrameRange, ...]) -> str:
-    """The text :func:`parse_frame_ranges` reads back: ``"10-50,300-"``."""
-    return ",".join(f"{lo}-{'' if hi is None else hi}" for lo, hi in ranges)
-
-
-def in_frame_ranges(index: int, ranges: tuple[FrameRange, ...]) -> bool:
-    """Whether frame ``index`` is swapped: in one of ``ranges``, or any frame when empty."""
-    return not ranges or any(lo <= index and (hi is None or index <= hi) for lo, hi in ranges)
-
-
 # Queue depths: enough slack to absorb jitter between stages, bounded so memory stays put.
 _QUEUE_FRAMES = 8
 _QUEUE_BATCHES = 2
@@ -271,11 +236,7 @@ class ConvertConfig:
         object.__setattr__(self, "refs", tuple(Path(p) for p in self.refs))
         object.__setattr__(self, "not_refs", tuple(Path(p) for p in self.not_refs))
         object.__setattr__(self, "rotate", as_rotations(self.rotate))
-        ranges = self.frame_ranges
-        if isinstance(ranges, str):
-            ranges = parse_frame_ranges(ranges)
-        # YAML and JSON give lists: normalise to tuples, and check them as parsed text would be.
-        object.__setattr__(self, "frame_ranges", parse_frame_ranges(format_frame_ranges(ranges)))
+        object.__setattr__(self, "frame_ranges", as_frame_ranges(self.frame_ranges))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
         COLOUR_MODES.get(self.colour)
         checks = [
@@ -839,20 +800,31 @@ class _Locator:
                 Path(al.source).name,
                 Path(cfg.input).name,
             )
-        if len(al.frames) < al.frame_count:
+        extracted = str(al.extra.get("frame_ranges") or "")
+        if len(al.frames) < al.frame_count and not (extracted and cfg.frame_ranges):
             then = (
                 f"faces in the other {al.frame_count - len(al.frames)} are detected on the fly "
                 f"({cfg.detector}); --no-fill-gaps passes them through unswapped"
                 if cfg.fill_gaps
                 else "the others pass through unswapped"
             )
-            log.warning(
-                "%s covers %d of %d frames (extracted with --every-nth?); %s",
-                cfg.alignments,
-                len(al.frames),
-                al.frame_count,
-                then,
-            )
+            if extracted:
+                log.warning(
+                    "%s holds frames %s only (extract --frame-ranges): add --frame-ranges %s "
+                    "to swap just those; else %s",
+                    cfg.alignments,
+                    extracted,
+                    extracted,
+                    then,
+                )
+            else:
+                log.warning(
+                    "%s covers %d of %d frames (extracted with --every-nth?); %s",
+                    cfg.alignments,
+                    len(al.frames),
+                    al.frame_count,
+                    then,
+                )
         return _without_deleted_crops(al, Path(cfg.alignments))
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:

@@ -633,6 +633,31 @@ def test_exr_plates_convert_to_exr_frames_keeping_their_floats(
     assert single.faces_swapped == 1 and read_exr(single.output).rgb[0, 0, 0] == 5.0
 
 
+def test_alignments_of_a_scene_suggest_its_frame_ranges(
+    short_clip: ClipInfo,
+    short_alignments: Path,
+    model_dir: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from faceswap.faces.alignments import load_alignments, save_alignments
+
+    caplog.set_level("WARNING")
+
+    al = load_alignments(short_alignments)
+    al.frames = [f for f in al.frames if 4 <= f.index <= 8]
+    al.extra["frame_ranges"] = "4-8"
+    scene = tmp_path / "scene.json"
+    save_alignments(scene, al)
+    run_convert(_cfg(short_clip.path, model_dir, tmp_path / "a.mkv", alignments=scene,
+                     fill_gaps=False))  # fmt: skip
+    assert "holds frames 4-8 only (extract --frame-ranges): add --frame-ranges 4-8" in caplog.text
+    caplog.clear()
+    run_convert(_cfg(short_clip.path, model_dir, tmp_path / "b.mkv", alignments=scene,
+                     frame_ranges="4-8"))  # fmt: skip
+    assert "holds frames" not in caplog.text and "covers" not in caplog.text
+
+
 def test_jpeg_frames_carry_provenance(model_dir: Path, tmp_path: Path) -> None:
     folder, al = _image_inputs(tmp_path, 2)
     out = tmp_path / "out"

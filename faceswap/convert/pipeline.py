@@ -46,7 +46,13 @@ from faceswap.faces.rotation import as_rotations
 from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
-from faceswap.ranges import FrameRange, as_frame_ranges, format_frame_ranges, in_frame_ranges
+from faceswap.ranges import (
+    FrameRange,
+    as_frame_ranges,
+    format_frame_ranges,
+    in_frame_ranges,
+    last_in_ranges,
+)
 from faceswap.ranges import parse_frame_ranges as parse_frame_ranges
 from faceswap.text import counted
 
@@ -1079,9 +1085,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
     frame_bytes = max(source.width * source.height * 3 * (2 if source.deep else 1), 1)
     max_frames = max(1, min(2 * cfg.batch_size + 8, _BATCH_BYTES // frame_bytes))
 
-    last_wanted = max(
-        (hi if hi is not None else 1 << 62 for _, hi in cfg.frame_ranges), default=1 << 62
-    )
+    last_wanted = last_in_ranges(cfg.frame_ranges)  # type: ignore[arg-type]
 
     done: frozenset[str] = frozenset()  # frames a stopped run wrote (resume)
 
@@ -1100,7 +1104,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
                 if frame.name in done:
                     continue
                 if cfg.ranges_only and not in_frame_ranges(frame.index, cfg.frame_ranges):
-                    if frame.index > last_wanted:
+                    if last_wanted is not None and frame.index > last_wanted:
                         break  # nothing more to write: stop decoding
                     continue
                 if not threads.put(q_frames, frame):

@@ -51,6 +51,8 @@ class EvaluateConfig:
             consecutive frames for stability (0: every frame).
         detector: face detector for both (``dlib-hog``, ``dlib-cnn``, ``fan``, ``auto``).
         device: torch device for torch detectors.
+        rotate: also look for faces turned in the picture at these angles (see
+            :func:`~faceswap.faces.rotation.parse_rotations`).
     """
 
     swapped: Path
@@ -59,9 +61,13 @@ class EvaluateConfig:
     frames: int = 60
     detector: str = "dlib-hog"
     device: str = "auto"
+    rotate: tuple[float, ...] | str = ()
 
     def __post_init__(self) -> None:
+        from faceswap.faces.rotation import as_rotations
+
         check_frame_limit(self.frames)
+        object.__setattr__(self, "rotate", as_rotations(self.rotate))
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     from faceswap.faces.align import landmark_region
     from faceswap.faces.detectors import create_detector
     from faceswap.faces.identity import IdentityFilter, face_descriptors
+    from faceswap.faces.rotation import with_rotations
 
     swapped_path, source_path = Path(cfg.swapped), Path(cfg.source)
     for path in (swapped_path, source_path):
@@ -177,7 +184,7 @@ def run_evaluate(cfg: EvaluateConfig) -> EvaluateResult:
             f"{swapped_path} has {n_out} frames and {source_path} {n_src}; evaluate compares "
             "frame by frame: pass the video or folder it was converted from"
         )
-    detector = create_detector(cfg.detector, cfg.device)
+    detector = with_rotations(create_detector(cfg.detector, cfg.device), cfg.rotate)  # type: ignore[arg-type]
     refs = IdentityFilter.from_photos(cfg.refs_b, detector) if cfg.refs_b else None
     wanted = _selected(n_src, cfg.frames)
 

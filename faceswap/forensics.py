@@ -278,6 +278,8 @@ class DetectFakesConfig:
         frames: look at most at this many frames, spread over the input (0: all).
         threshold: a face whose chance of being swapped is this or more counts as swapped.
         detector, device: face detector, and torch device for the network.
+        rotate: also look for faces turned in the picture at these angles (see
+            :func:`~faceswap.faces.rotation.parse_rotations`).
     """
 
     input: Path
@@ -286,9 +288,13 @@ class DetectFakesConfig:
     threshold: float = 0.5
     detector: str = "dlib-hog"
     device: str = "auto"
+    rotate: tuple[float, ...] | str = ()
 
     def __post_init__(self) -> None:
+        from faceswap.faces.rotation import as_rotations
+
         check_frame_limit(self.frames)
+        object.__setattr__(self, "rotate", as_rotations(self.rotate))
         if not 0.0 < self.threshold < 1.0:
             raise FaceswapError(f"--threshold must be in (0, 1), got {self.threshold}")
 
@@ -324,6 +330,7 @@ def run_detect_fakes(cfg: DetectFakesConfig) -> DetectFakesResult:
     """
     from faceswap.faces.align import alignment_matrix, warp_to_crop
     from faceswap.faces.detectors import create_detector
+    from faceswap.faces.rotation import with_rotations
     from faceswap.io.images import as_8bit, is_image_file, read_image
     from faceswap.io.video import open_source
 
@@ -336,7 +343,7 @@ def run_detect_fakes(cfg: DetectFakesConfig) -> DetectFakesResult:
         images: Any = iter([read_image(path)])
     else:
         images = (as_8bit(f.image) for f in open_source(path).iter_spread(cfg.frames))
-    finder = create_detector(cfg.detector, cfg.device)
+    finder = with_rotations(create_detector(cfg.detector, cfg.device), cfg.rotate)  # type: ignore[arg-type]
     size = model.config.resolution
     scores: list[float] = []
     frames = 0

@@ -49,15 +49,21 @@ class VerifyConfig:
         detector: face detector that places the faces (``auto``, ``dlib-hog``...); frames in
             which it finds none are searched in face-sized windows instead.
         device: torch device for torch detectors.
+        rotate: also look for faces turned in the picture at these angles (see
+            :func:`~faceswap.faces.rotation.parse_rotations`).
     """
 
     input: Path
     frames: int = 120
     detector: str = "dlib-hog"
     device: str = "auto"
+    rotate: tuple[float, ...] | str = ()
 
     def __post_init__(self) -> None:
+        from faceswap.faces.rotation import as_rotations
+
         check_frame_limit(self.frames)
+        object.__setattr__(self, "rotate", as_rotations(self.rotate))
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,7 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
     """
     from faceswap.faces.align import landmark_region
     from faceswap.faces.detectors import create_detector
+    from faceswap.faces.rotation import with_rotations
     from faceswap.io.images import as_8bit, is_image_file, read_image
     from faceswap.io.video import open_source
     from faceswap.provenance import TOOL, read_manifest, read_provenance
@@ -153,7 +160,7 @@ def run_verify(cfg: VerifyConfig) -> VerifyResult:
     manifest = read_manifest(path)
     if manifest is not None and manifest.get("tool") != TOOL:
         manifest = None  # some other program's JSON beside the file
-    detector = create_detector(cfg.detector, cfg.device)
+    detector = with_rotations(create_detector(cfg.detector, cfg.device), cfg.rotate)  # type: ignore[arg-type]
 
     first = list(itertools.islice(images, BAR_FRAMES))
     bars = black_bars(as_8bit(image) for image in first)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from faceswap.commands.options import rotate_option
+
 
 @click.command()
 @click.argument("swapped", type=click.Path(path_type=Path))
@@ -34,6 +36,7 @@ import click
 )
 @click.option("--detector", default="dlib-hog", show_default=True, help="Face detector.")
 @click.option("--device", default="auto", help="Torch device for torch detectors.")
+@rotate_option
 @click.option("--json", "as_json", is_flag=True, help="Print the measures as one JSON object.")
 @click.option(
     "-o",

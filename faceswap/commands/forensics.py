@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from faceswap.commands.options import rotate_option
+
 if TYPE_CHECKING:
     from faceswap.forensics import DetectFakesResult
 
@@ -101,6 +103,7 @@ def train_detector(**options: object) -> None:
 )
 @click.option("--detector", default="dlib-hog", show_default=True, help="Face detector.")
 @click.option("--device", default="auto", show_default=True)
+@rotate_option
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
 def detect_fakes(input_path: Path, as_json: bool, **options: object) -> None:
     """Score each face of INPUT (a video, an image, an image folder, or a folder of videos:

@@ -43,7 +43,7 @@ rotate_option = click.option(
     metavar="DEGREES",
     help="Also look for faces turned in the picture (a tilted head, a sideways shot) where "
     "none is found upright: a step (45 tries 45, -45, 90 ... 180) or a list of angles "
-    "clockwise (90,-90). Turned faces are also followed between detections. Slower.",
+    "clockwise (90,-90). Turned faces are fitted upright (and followed between detections). Slower.",
 )
 
 _GRADE_HELP = {

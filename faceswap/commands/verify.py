@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from faceswap.commands.options import rotate_option
+
 if TYPE_CHECKING:
     from faceswap.verify import VerifyResult
 
@@ -28,8 +30,11 @@ if TYPE_CHECKING:
     help="Face detector that places the faces (auto, dlib-hog, dlib-cnn, fan).",
 )
 @click.option("--device", default="auto", help="Torch device for torch detectors.")
+@rotate_option
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as one JSON object.")
-def verify(input_path: Path, frames: int, detector: str, device: str, as_json: bool) -> None:
+def verify(
+    input_path: Path, frames: int, detector: str, device: str, rotate: str | None, as_json: bool
+) -> None:
     """Tell whether INPUT (a video, an image, an image folder, or a folder of videos) is a
     faceswap output.
 
@@ -45,7 +50,7 @@ def verify(input_path: Path, frames: int, detector: str, device: str, as_json: b
     check_each_input(
         input_path,
         lambda path: run_verify(
-            VerifyConfig(input=path, frames=frames, detector=detector, device=device)
+            VerifyConfig(input=path, frames=frames, detector=detector, device=device, rotate=rotate)
         ),
         lambda result: result.marked,
         lambda result: _report(result, as_json),

@@ -583,6 +583,15 @@ def test_rotate_swaps_turned_faces_found_on_the_fly(model_dir: Path, tmp_path: P
         _cfg(photos.path, model_dir, tmp_path / "turned", detector="dlib-hog", rotate="45")
     )
     assert plain.faces_swapped == 1 and turned.faces_swapped == 3
+    # verify (evaluate and detect-fakes alike) reads turned faces with --rotate (an untrained
+    # model draws no face, so the photos stand in for a swap of real faces).
+    from faceswap.verify import VerifyConfig, run_verify
+
+    marks = {
+        rotate: run_verify(VerifyConfig(photos.path, rotate=rotate)).watermark
+        for rotate in ("", "45")
+    }
+    assert (marks[""].faces, marks["45"].faces) == (1, 3)
     for i, file in enumerate(photos.files):
         before = cv2.cvtColor(cv2.imread(str(file)), cv2.COLOR_BGR2RGB).astype(int)
         after = _frames(tmp_path / "turned" / f"{file.stem}.png")[0].astype(int)

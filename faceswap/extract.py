@@ -40,6 +40,7 @@ from faceswap.faces.alignments import (
 from faceswap.faces.detectors import DETECTOR_CHOICES, Detector, create_detector
 from faceswap.faces.finder import FaceFinder
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
+from faceswap.faces.lighting import NORMALISERS, with_normalisation
 from faceswap.faces.rotation import as_rotations, with_rotations
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
@@ -73,6 +74,8 @@ class ExtractConfig:
         rotate: where no face is found upright, also look in the frame turned by these
             angles (degrees clockwise; a step or list as text, see
             :func:`~faceswap.faces.rotation.parse_rotations`), and follow turned faces.
+        normalise: even out the luma of the copy the detector and landmark model look at
+            (``none``, ``clahe``, ``hist``, ``mean``; see :mod:`faceswap.faces.lighting`).
         refs: photos of the one person to keep; others are ignored.
         not_refs: photos of people to leave out (all others are kept, or with ``refs`` those
             nearer the reference person).
@@ -111,6 +114,7 @@ class ExtractConfig:
     min_size: int = 0
     max_faces: int = 0
     rotate: tuple[float, ...] | str = ()
+    normalise: str = "none"
     refs: tuple[Path, ...] = ()
     ref_threshold: float = DEFAULT_THRESHOLD
     not_refs: tuple[Path, ...] = ()
@@ -154,6 +158,7 @@ class ExtractConfig:
                 ("--min-size", self.min_size != 0),
                 ("--max-faces", self.max_faces != 0),
                 ("--rotate", bool(self.rotate)),
+                ("--normalise", self.normalise != "none"),
                 ("--descriptors", self.descriptors),
             ]
             given = [name for name, set_ in finding if set_]
@@ -173,6 +178,7 @@ class ExtractConfig:
             (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
             (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
             (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
+            (self.normalise in NORMALISERS, f"--normalise: choose from {', '.join(NORMALISERS)}"),
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
             (0 <= self.png_compression <= 9, "png_compression must be 0-9"),
         ]
@@ -291,7 +297,9 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     identity = None
     if cfg.from_faces is None:
         detector = with_rotations(
-            create_detector(cfg.detector, cfg.device, min_size=cfg.min_size),
+            with_normalisation(
+                create_detector(cfg.detector, cfg.device, min_size=cfg.min_size), cfg.normalise
+            ),
             cfg.rotate,  # type: ignore[arg-type]
         )
         log.info("detector %s (%s)", detector.name, detector.reason)
@@ -347,7 +355,8 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
         frames = sum(r.frames for r in results)
         raise FaceswapError(
             f"{cfg.input}: no face found in {frames} frames; check that faces are visible and "
-            "at least 80 px tall, lower --min-size, or try --detector dlib-cnn or fan"
+            "at least 80 px tall, lower --min-size, try --normalise mean (a dark shot), "
+            "--rotate 45 (turned faces) or --detector dlib-cnn or fan"
         )
     result = ExtractResult(
         output=out_root,
@@ -453,6 +462,7 @@ def _extract_source(
                     "min_size": cfg.min_size,
                     "max_faces": cfg.max_faces,
                     "rotate": list(cfg.rotate),
+                    "normalise": cfg.normalise,
                     "frame_ranges": format_frame_ranges(ranges),
                     "refs": [str(p) for p in cfg.refs],
                     "not_refs": [str(p) for p in cfg.not_refs],
@@ -472,7 +482,7 @@ def _extract_source(
         resumed_frames = len(al.frames)
         assert detector is not None
         redo = {"detector": detector.name, "rotate": list(cfg.rotate), "min_size": cfg.min_size,
-                "frames": len(emptied)}  # fmt: skip
+                "normalise": cfg.normalise, "frames": len(emptied)}  # fmt: skip
         if ranges:
             redo["frame_ranges"] = format_frame_ranges(ranges)
         al.extra.setdefault("redone_empty", []).append(redo)

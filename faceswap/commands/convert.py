@@ -13,6 +13,7 @@ from faceswap.commands.options import (
     grade_options,
     mask_model_option,
     model_dir_option,
+    normalise_option,
     rotate_option,
 )
 from faceswap.convert.colour import COLOUR_MODES
@@ -161,6 +162,7 @@ def _modes_help(registry: object, lead: str) -> str:
     help="Swap at most this many faces per frame, largest first (0: all).",
 )
 @rotate_option
+@normalise_option
 @click.option(
     "--ref",
     "refs",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from faceswap.commands.options import rotate_option
+from faceswap.commands.options import normalise_option, rotate_option
 from faceswap.errors import FaceswapError
 from faceswap.faces.align import CENTERINGS
 from faceswap.faces.detectors import DETECTOR_CHOICES
@@ -75,6 +75,7 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     help="Keep at most this many faces per frame, largest first (0 = all).",
 )
 @rotate_option
+@normalise_option
 @click.option(
     "--frame-ranges",
     default="",

@@ -43,7 +43,19 @@ rotate_option = click.option(
     metavar="DEGREES",
     help="Also look for faces turned in the picture (a tilted head, a sideways shot) where "
     "none is found upright: a step (45 tries 45, -45, 90 ... 180) or a list of angles "
-    "clockwise (90,-90). Turned faces are fitted upright (and followed between detections). Slower.",
+    "clockwise (90,-90). Turned faces are fitted upright (and followed between detections). "
+    "Slower.",
+)
+#: ``--normalise``: what the detector sees in dark or flat footage, for extract and convert.
+normalise_option = click.option(
+    "--normalise",
+    "--normalize",
+    "normalise",
+    type=click.Choice(["none", "clahe", "hist", "mean"]),
+    default="none",
+    show_default=True,
+    help="Even out the luma of the copy the detector and landmark model see (dark or flat "
+    "footage: clahe); the crops are cut from the frame as it is.",
 )
 
 _GRADE_HELP = {

@@ -42,6 +42,7 @@ from faceswap.convert.blend import (
 from faceswap.convert.colour import COLOUR_MODES, Grade
 from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
+from faceswap.faces.lighting import NORMALISERS
 from faceswap.faces.rotation import as_rotations
 from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
@@ -137,6 +138,8 @@ class ConvertConfig:
         detect_every: on the fly, run the detector every n frames and track in between.
         min_size: smallest face box side to swap, in frame pixels (0 = detector's minimum).
         max_faces: swap at most this many faces per frame, largest first (0 = all).
+        normalise: on the fly, even out the luma of what the detector sees (``none``,
+            ``clahe``, ``hist``, ``mean``; see :mod:`faceswap.faces.lighting`).
         rotate: on the fly, also look for faces turned in the picture at these angles
             (degrees clockwise; a step or list as text, see
             :func:`~faceswap.faces.rotation.parse_rotations`) and follow turned faces.
@@ -211,6 +214,7 @@ class ConvertConfig:
     min_size: int = 0
     max_faces: int = 0
     rotate: tuple[float, ...] | str = ()
+    normalise: str = "none"
     refs: tuple[Path, ...] = ()
     ref_threshold: float = 0.6
     not_refs: tuple[Path, ...] = ()
@@ -244,6 +248,7 @@ class ConvertConfig:
         object.__setattr__(self, "rotate", as_rotations(self.rotate))
         object.__setattr__(self, "frame_ranges", as_frame_ranges(self.frame_ranges))
         MASK_MODES.get(self.mask)  # unknown names fail listing the valid ones
+        NORMALISERS.get(self.normalise)
         COLOUR_MODES.get(self.colour)
         checks = [
             (self.direction in DIRECTIONS, f"--direction: choose from {', '.join(DIRECTIONS)}"),
@@ -759,11 +764,12 @@ class _Locator:
             self.by_index = self._load_alignments(cfg, source)
             if cfg.fill_gaps and len(self.by_index) < source.frame_count:
                 self.finder = self._finder(cfg, source)
-            elif cfg.refs or cfg.not_refs or cfg.rotate:
+            elif cfg.refs or cfg.not_refs or cfg.rotate or cfg.normalise != "none":
                 options = (
                     ("--ref", cfg.refs),
                     ("--not-ref", cfg.not_refs),
                     ("--rotate", cfg.rotate),
+                    ("--normalise", cfg.normalise != "none"),
                 )
                 given = [name for name, on in options if on]
                 one = len(given) == 1
@@ -836,10 +842,13 @@ class _Locator:
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
         from faceswap.faces.detectors import create_detector
         from faceswap.faces.finder import FaceFinder
+        from faceswap.faces.lighting import with_normalisation
         from faceswap.faces.rotation import with_rotations
 
         detector = with_rotations(
-            create_detector(cfg.detector, cfg.device, min_size=cfg.min_size),
+            with_normalisation(
+                create_detector(cfg.detector, cfg.device, min_size=cfg.min_size), cfg.normalise
+            ),
             cfg.rotate,  # type: ignore[arg-type]
         )
         identity = None

@@ -11,7 +11,8 @@ align, write PNG crops and alignments) and prints frames/s, excluding model load
 many frames had a face. ``dlib-hog/every`` detects on every frame (no tracking): the baseline
 that tracking must match in frames-with-face. ``--rotate 45`` runs on that clip (what looking
 for turned faces costs on upright ones) and on a second generated clip whose face turns a
-full circle (``turning``), against the upright-only default there.
+full circle (``turning``), against the upright-only default there; ``--refeed 8`` and
+``--normalise clahe`` show what those cost.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ def main() -> None:
             if backend == "dlib-hog":
                 runs += [("dlib-hog (detect every 5)", backend, 5, {}),
                          ("dlib-hog/every (baseline)", backend, 1, {}),
-                         ("dlib-hog --rotate 45", backend, 5, {"rotate": "45"})]  # fmt: skip
+                         ("dlib-hog --rotate 45", backend, 5, {"rotate": "45"}),
+                         ("dlib-hog --refeed 8", backend, 5, {"refeed": 8}),
+                         ("dlib-hog --normalise clahe", backend, 5,
+                          {"normalise": "clahe"})]  # fmt: skip
                 if turning is not None:
                     runs += [("turning: dlib-hog", backend, 5, {"input": turning}),
                              ("turning: dlib-hog --rotate 45", backend, 5,

@@ -37,11 +37,11 @@ from faceswap.faces.alignments import (
     reviewed_frames,
     save_alignments,
 )
-from faceswap.faces.detectors import DETECTOR_CHOICES, Detector, create_detector
-from faceswap.faces.finder import FaceFinder
+from faceswap.faces.detectors import DETECTOR_CHOICES, Detector
+from faceswap.faces.finder import FaceFinder, build_detector
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
-from faceswap.faces.lighting import NORMALISERS, with_normalisation
-from faceswap.faces.rotation import as_rotations, with_rotations
+from faceswap.faces.lighting import NORMALISERS
+from faceswap.faces.rotation import as_rotations
 from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
 from faceswap.ranges import FrameRange, as_frame_ranges, format_frame_ranges, in_frame_ranges
@@ -74,6 +74,8 @@ class ExtractConfig:
         rotate: where no face is found upright, also look in the frame turned by these
             angles (degrees clockwise; a step or list as text, see
             :func:`~faceswap.faces.rotation.parse_rotations`), and follow turned faces.
+        refeed: fit each face's landmarks this many more times in slightly moved boxes and
+            average them (steadier crops; see :mod:`faceswap.faces.refeed`).
         normalise: even out the luma of the copy the detector and landmark model look at
             (``none``, ``clahe``, ``hist``, ``mean``; see :mod:`faceswap.faces.lighting`).
         refs: photos of the one person to keep; others are ignored.
@@ -115,6 +117,7 @@ class ExtractConfig:
     max_faces: int = 0
     rotate: tuple[float, ...] | str = ()
     normalise: str = "none"
+    refeed: int = 0
     refs: tuple[Path, ...] = ()
     ref_threshold: float = DEFAULT_THRESHOLD
     not_refs: tuple[Path, ...] = ()
@@ -159,6 +162,7 @@ class ExtractConfig:
                 ("--max-faces", self.max_faces != 0),
                 ("--rotate", bool(self.rotate)),
                 ("--normalise", self.normalise != "none"),
+                ("--refeed", self.refeed != 0),
                 ("--descriptors", self.descriptors),
             ]
             given = [name for name, set_ in finding if set_]
@@ -177,6 +181,7 @@ class ExtractConfig:
             (self.detect_every >= 1, f"--detect-every must be >= 1, got {self.detect_every}"),
             (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
             (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
+            (0 <= self.refeed <= 64, f"--refeed must be in 0-64 fits, got {self.refeed}"),
             (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
             (self.normalise in NORMALISERS, f"--normalise: choose from {', '.join(NORMALISERS)}"),
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
@@ -296,11 +301,13 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     detector: Detector | None = None
     identity = None
     if cfg.from_faces is None:
-        detector = with_rotations(
-            with_normalisation(
-                create_detector(cfg.detector, cfg.device, min_size=cfg.min_size), cfg.normalise
-            ),
-            cfg.rotate,  # type: ignore[arg-type]
+        detector = build_detector(
+            cfg.detector,
+            cfg.device,
+            min_size=cfg.min_size,
+            normalise=cfg.normalise,
+            refeed=cfg.refeed,
+            rotate=cfg.rotate,  # type: ignore[arg-type]
         )
         log.info("detector %s (%s)", detector.name, detector.reason)
         if cfg.refs or cfg.not_refs:
@@ -463,6 +470,7 @@ def _extract_source(
                     "max_faces": cfg.max_faces,
                     "rotate": list(cfg.rotate),
                     "normalise": cfg.normalise,
+                    "refeed": cfg.refeed,
                     "frame_ranges": format_frame_ranges(ranges),
                     "refs": [str(p) for p in cfg.refs],
                     "not_refs": [str(p) for p in cfg.not_refs],

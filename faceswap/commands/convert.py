@@ -14,6 +14,7 @@ from faceswap.commands.options import (
     mask_model_option,
     model_dir_option,
     normalise_option,
+    refeed_option,
     rotate_option,
 )
 from faceswap.convert.colour import COLOUR_MODES
@@ -163,6 +164,7 @@ def _modes_help(registry: object, lead: str) -> str:
 )
 @rotate_option
 @normalise_option
+@refeed_option
 @click.option(
     "--ref",
     "refs",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from faceswap.commands.options import normalise_option, rotate_option
+from faceswap.commands.options import normalise_option, refeed_option, rotate_option
 from faceswap.errors import FaceswapError
 from faceswap.faces.align import CENTERINGS
 from faceswap.faces.detectors import DETECTOR_CHOICES
@@ -76,6 +76,7 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
 )
 @rotate_option
 @normalise_option
+@refeed_option
 @click.option(
     "--frame-ranges",
     default="",

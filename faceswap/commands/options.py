@@ -57,6 +57,15 @@ normalise_option = click.option(
     help="Even out the luma of the copy the detector and landmark model see (dark or flat "
     "footage: clahe); the crops are cut from the frame as it is.",
 )
+#: ``--refeed``: steadier landmarks from averaged fits, for extract and convert.
+refeed_option = click.option(
+    "--refeed",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Fit each face's landmarks this many more times in slightly moved boxes and average "
+    "them (faceswap's re-feed): steadier crops, also for photos; 8 halves the shimmer.",
+)
 
 _GRADE_HELP = {
     "brightness": "the swapped face toward white (> 0: that percent of the way) or black",

@@ -138,6 +138,8 @@ class ConvertConfig:
         detect_every: on the fly, run the detector every n frames and track in between.
         min_size: smallest face box side to swap, in frame pixels (0 = detector's minimum).
         max_faces: swap at most this many faces per frame, largest first (0 = all).
+        refeed: on the fly, average each face's landmarks over this many more fits in moved
+            boxes (see :mod:`faceswap.faces.refeed`).
         normalise: on the fly, even out the luma of what the detector sees (``none``,
             ``clahe``, ``hist``, ``mean``; see :mod:`faceswap.faces.lighting`).
         rotate: on the fly, also look for faces turned in the picture at these angles
@@ -215,6 +217,7 @@ class ConvertConfig:
     max_faces: int = 0
     rotate: tuple[float, ...] | str = ()
     normalise: str = "none"
+    refeed: int = 0
     refs: tuple[Path, ...] = ()
     ref_threshold: float = 0.6
     not_refs: tuple[Path, ...] = ()
@@ -256,6 +259,7 @@ class ConvertConfig:
                 0 <= self.morph <= 1,
                 f"--morph must be in [0, 1] (1: the whole swap), got {self.morph}",
             ),
+            (0 <= self.refeed <= 64, f"--refeed must be in 0-64 fits, got {self.refeed}"),
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
             (-50 <= self.erode <= 50, f"--erode must be in [-50, 50] percent, got {self.erode}"),
             (0 <= self.blur <= 50, f"--blur must be in [0, 50] percent, got {self.blur}"),
@@ -764,12 +768,13 @@ class _Locator:
             self.by_index = self._load_alignments(cfg, source)
             if cfg.fill_gaps and len(self.by_index) < source.frame_count:
                 self.finder = self._finder(cfg, source)
-            elif cfg.refs or cfg.not_refs or cfg.rotate or cfg.normalise != "none":
+            elif cfg.refs or cfg.not_refs or cfg.rotate or cfg.normalise != "none" or cfg.refeed:
                 options = (
                     ("--ref", cfg.refs),
                     ("--not-ref", cfg.not_refs),
                     ("--rotate", cfg.rotate),
                     ("--normalise", cfg.normalise != "none"),
+                    ("--refeed", cfg.refeed != 0),
                 )
                 given = [name for name, on in options if on]
                 one = len(given) == 1
@@ -840,16 +845,15 @@ class _Locator:
         return _without_deleted_crops(al, Path(cfg.alignments))
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
-        from faceswap.faces.detectors import create_detector
-        from faceswap.faces.finder import FaceFinder
-        from faceswap.faces.lighting import with_normalisation
-        from faceswap.faces.rotation import with_rotations
+        from faceswap.faces.finder import FaceFinder, build_detector
 
-        detector = with_rotations(
-            with_normalisation(
-                create_detector(cfg.detector, cfg.device, min_size=cfg.min_size), cfg.normalise
-            ),
-            cfg.rotate,  # type: ignore[arg-type]
+        detector = build_detector(
+            cfg.detector,
+            cfg.device,
+            min_size=cfg.min_size,
+            normalise=cfg.normalise,
+            refeed=cfg.refeed,
+            rotate=cfg.rotate,  # type: ignore[arg-type]
         )
         identity = None
         if cfg.refs or cfg.not_refs:

@@ -22,11 +22,32 @@ import numpy as np
 
 from faceswap.faces.align import CropSpec, alignment_matrix, warp_to_crop
 from faceswap.faces.alignments import FaceRecord
-from faceswap.faces.detectors import Detections, Detector
+from faceswap.faces.detectors import Detections, Detector, create_detector
 from faceswap.faces.identity import IdentityFilter, face_descriptors
+from faceswap.faces.lighting import with_normalisation
+from faceswap.faces.refeed import with_refeed
+from faceswap.faces.rotation import with_rotations
 from faceswap.faces.smoothing import LandmarkSmoother
 
 _TEMPLATE = CropSpec(size=32, coverage=1.0, centering="legacy")
+
+
+def build_detector(
+    name: str = "auto",
+    device: str = "auto",
+    *,
+    min_size: float = 0,
+    normalise: str = "none",
+    refeed: int = 0,
+    rotate: tuple[float, ...] = (),
+) -> Detector:
+    """The detector a stage finds faces with: the backend (see
+    :func:`~faceswap.faces.detectors.create_detector`), its landmarks re-fed ``refeed``
+    times (:mod:`~faceswap.faces.refeed`), looking at a ``normalise``d view
+    (:mod:`~faceswap.faces.lighting`), in copies turned by ``rotate`` where nothing is found
+    upright (:mod:`~faceswap.faces.rotation`)."""
+    detector = with_refeed(create_detector(name, device, min_size=min_size), refeed)
+    return with_rotations(with_normalisation(detector, normalise), rotate)
 
 
 @dataclass

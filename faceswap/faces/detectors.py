@@ -137,6 +137,35 @@ class Detector(ABC):
         )
 
 
+class DetectorWrapper(Detector):
+    """A detector that hands the work to ``inner`` (a backend or another wrapper), changing
+    some of it: subclasses override what they change (the views, the turned copies, the
+    re-fed fits). Name, reason and the backend's attributes read through."""
+
+    def __init__(self, inner: Detector) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.reason = inner.reason
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        return self.inner.detect(image)
+
+    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.inner.landmarks(image, boxes)
+
+    def refit(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return self.inner.refit(image, landmarks)
+
+    def box_from_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
+        return self.inner.box_from_landmarks(landmarks)
+
+
 DetectorFactory = Callable[..., Detector]
 DETECTORS: Registry[DetectorFactory] = Registry("detector")
 DETECTOR_CHOICES = ("auto", "dlib-hog", "dlib-cnn", "fan")

@@ -20,12 +20,11 @@ the frame as it is. Modes (``NORMALISERS`` registry, faceswap's extract normalis
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
 
-from faceswap.faces.detectors import Detections, Detector
+from faceswap.faces.detectors import Detections, Detector, DetectorWrapper
 from faceswap.registry import Registry
 
 Normaliser = Callable[[np.ndarray], np.ndarray]
@@ -65,7 +64,7 @@ def mean_and_spread(image: np.ndarray) -> np.ndarray:
     return _on_luma(image, stretch)
 
 
-class NormalisingDetector(Detector):
+class NormalisingDetector(DetectorWrapper):
     """A detector that looks at a normalised copy of each image (see the module docstring).
 
     Args:
@@ -74,20 +73,11 @@ class NormalisingDetector(Detector):
     """
 
     def __init__(self, inner: Detector, mode: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.mode = mode
         self.normalise = NORMALISERS.get(mode)  # unknown names fail listing the valid ones
-        self.name = inner.name
-        self.reason = inner.reason
         self._seen: np.ndarray | None = None
         self._normalised: np.ndarray | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend attributes (device, scale...) read through to the backend.
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
 
     def _view(self, image: np.ndarray) -> np.ndarray:
         # Tracking asks several times a frame about the same frame: normalise it once.
@@ -105,9 +95,6 @@ class NormalisingDetector(Detector):
 
     def refit(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return self.inner.refit(self._view(image), landmarks)
-
-    def box_from_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
-        return self.inner.box_from_landmarks(landmarks)
 
 
 def with_normalisation(detector: Detector, mode: str) -> Detector:

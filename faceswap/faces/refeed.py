@@ -12,17 +12,15 @@ half a millisecond each for dlib).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from faceswap.faces.detectors import Detections, Detector
+from faceswap.faces.detectors import Detections, Detector, DetectorWrapper
 
 #: Largest move and scale of a re-fed box, as a share of its side.
 JITTER = 0.05
 
 
-class RefeedingDetector(Detector):
+class RefeedingDetector(DetectorWrapper):
     """A detector whose landmarks are the mean over ``n`` extra fits in moved boxes.
 
     Args:
@@ -32,20 +30,11 @@ class RefeedingDetector(Detector):
     """
 
     def __init__(self, inner: Detector, n: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.n = int(n)
-        self.name = inner.name
-        self.reason = inner.reason
         rng = np.random.default_rng(0x5EED)
         # (dx, dy, grow) per re-feed, each a share of the box side.
         self._moves = rng.uniform(-JITTER, JITTER, size=(self.n, 3))
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend attributes (device, scale...) read through to the backend.
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
 
     def _boxes(self, box: np.ndarray) -> np.ndarray:
         """``box`` and its ``n`` moved copies, (n + 1, 4)."""
@@ -71,9 +60,6 @@ class RefeedingDetector(Detector):
             return found
         boxes = np.stack([self.inner.box_from_landmarks(lm) for lm in found.landmarks])
         return Detections(found.boxes, found.scores, self.landmarks(image, boxes))
-
-    def box_from_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
-        return self.inner.box_from_landmarks(landmarks)
 
 
 def with_refeed(detector: Detector, n: int) -> Detector:

@@ -15,14 +15,13 @@ Angles are in degrees clockwise as the face appears in the image (y points down)
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import cv2
 import numpy as np
 
 from faceswap.errors import FaceswapError
 from faceswap.faces.align import FIT_POINTS, MEAN_FACE, umeyama
-from faceswap.faces.detectors import Detections, Detector
+from faceswap.faces.detectors import Detections, Detector, DetectorWrapper
 
 #: Roll (degrees) up to which landmarks are fitted in the frame as it is: the upright models
 #: fit that well, and a warp would only cost time.
@@ -130,7 +129,7 @@ def _upright_copy(
     return copy, rotation, offset
 
 
-class RotatingDetector(Detector):
+class RotatingDetector(DetectorWrapper):
     """A detector that also finds and fits faces turned in the image plane.
 
     Args:
@@ -140,19 +139,10 @@ class RotatingDetector(Detector):
     """
 
     def __init__(self, inner: Detector, angles: tuple[float, ...]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.angles = tuple(float(a) for a in angles)
-        self.name = inner.name
-        self.reason = inner.reason
         self.last_angle: float | None = None
         self.rotated_passes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend attributes (device, scale...) read through to the backend.
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
 
     def detect(self, image: np.ndarray) -> Detections:
         found = self.inner.detect(image)
@@ -243,12 +233,6 @@ class RotatingDetector(Detector):
         centres = ((found.boxes[:, :2] + found.boxes[:, 2:]) / 2 - offset) @ rotation.T
         boxes = np.hstack([centres - sizes / 2, centres + sizes / 2])
         return Detections(boxes.astype(np.float32), found.scores, landmarks.astype(np.float32))
-
-    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        return self.inner.landmarks(image, boxes)
-
-    def box_from_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
-        return self.inner.box_from_landmarks(landmarks)
 
     def refit(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         roll = roll_of(landmarks)

@@ -185,8 +185,13 @@ def _overlaps(a: Path, b: Path) -> bool:
     return a == b or a in b.parents or b in a.parents
 
 
-#: What makes a command start over rather than go on from an earlier run's output.
-START_OVER = {"extract": ("--no-resume", "--resume"), "extract-frames": ("--overwrite",)}
+#: What makes a command start over rather than go on from an earlier run's output: the
+#: first flag is added when the stage ran before, unless the spec gives one of them (an
+#: extract that redoes the frames without a face builds on its earlier output by design).
+START_OVER = {
+    "extract": ("--no-resume", "--resume", "--redo-empty"),
+    "extract-frames": ("--overwrite",),
+}
 
 
 def _argv(stage: Stage, again: bool) -> list[str]:

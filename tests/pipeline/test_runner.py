@@ -244,6 +244,30 @@ stages:
     assert [s.action for s in again.stages] == ["skipped", "skipped", *["would run"] * 3]
 
 
+def test_an_extract_that_redoes_empty_frames_builds_on_its_output(tmp_path: Path) -> None:
+    from faceswap.faces.alignments import load_alignments
+
+    make_clip(tmp_path / "turn.mp4", frames=20, audio=False, roll=8.0)  # to 152 degrees
+    spec = _write(
+        tmp_path / "project.yaml",
+        """
+stages:
+  faces:
+    extract: {input: turn.mp4, output: faces, detector: dlib-hog, size: 48,
+              redo-empty: true}
+""",
+    )
+    assert _run(spec) == {"faces": "ran: never ran"}  # nothing earlier: a whole extract
+    first = load_alignments(tmp_path / "faces")
+    empty = [f.index for f in first.frames if not f.faces]
+    assert empty
+    spec.write_text(spec.read_text().replace("redo-empty: true", "redo-empty: true, rotate: 45"))
+    assert _run(spec) == {"faces": "ran: its options changed"}
+    again = load_alignments(tmp_path / "faces")
+    assert not [f.index for f in again.frames if not f.faces]  # filled, not started over
+    assert again.extra["redone_empty"][0]["frames"] == len(empty)
+
+
 def test_the_shipped_example_spec_is_valid() -> None:
     spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "example.yaml")
     assert [s.command for s in spec.stages] == ["extract", "extract", "sort", "train", "convert"]

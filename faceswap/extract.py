@@ -38,7 +38,7 @@ from faceswap.faces.alignments import (
     save_alignments,
 )
 from faceswap.faces.detectors import DETECTOR_CHOICES, Detector
-from faceswap.faces.finder import FaceFinder, build_detector
+from faceswap.faces.finder import FaceFinder, detector_for
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
 from faceswap.faces.lighting import NORMALISERS
 from faceswap.faces.rotation import as_rotations
@@ -301,14 +301,7 @@ def run_extract(cfg: ExtractConfig) -> ExtractResult:
     detector: Detector | None = None
     identity = None
     if cfg.from_faces is None:
-        detector = build_detector(
-            cfg.detector,
-            cfg.device,
-            min_size=cfg.min_size,
-            normalise=cfg.normalise,
-            refeed=cfg.refeed,
-            rotate=cfg.rotate,  # type: ignore[arg-type]
-        )
+        detector = detector_for(cfg)
         log.info("detector %s (%s)", detector.name, detector.reason)
         if cfg.refs or cfg.not_refs:
             identity = IdentityFilter.from_photos(

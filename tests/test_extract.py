@@ -393,7 +393,7 @@ def test_from_faces_recrops_the_reviewed_faces_without_detecting(
     def no_detector(*args, **kwargs):
         raise AssertionError("re-cropping must not load a detector")
 
-    monkeypatch.setattr("faceswap.extract.build_detector", no_detector)
+    monkeypatch.setattr("faceswap.extract.detector_for", no_detector)
     new = tmp_path / "faces_head"
     result = run_extract(_cfg(clip_one_face.path, new, from_faces=old, size=96, centering="head"))
     assert result.faces == 12 and result.detector == "none"

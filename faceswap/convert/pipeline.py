@@ -845,16 +845,9 @@ class _Locator:
         return _without_deleted_crops(al, Path(cfg.alignments))
 
     def _finder(self, cfg: ConvertConfig, source: Any) -> Any:
-        from faceswap.faces.finder import FaceFinder, build_detector
+        from faceswap.faces.finder import FaceFinder, detector_for
 
-        detector = build_detector(
-            cfg.detector,
-            cfg.device,
-            min_size=cfg.min_size,
-            normalise=cfg.normalise,
-            refeed=cfg.refeed,
-            rotate=cfg.rotate,  # type: ignore[arg-type]
-        )
+        detector = detector_for(cfg)
         identity = None
         if cfg.refs or cfg.not_refs:
             from faceswap.faces.identity import IdentityFilter

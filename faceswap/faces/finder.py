@@ -16,6 +16,7 @@ are returned; identity is checked when a track starts and again every few detect
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -48,6 +49,19 @@ def build_detector(
     upright (:mod:`~faceswap.faces.rotation`)."""
     detector = with_refeed(create_detector(name, device, min_size=min_size), refeed)
     return with_rotations(with_normalisation(detector, normalise), rotate)
+
+
+def detector_for(cfg: Any) -> Detector:
+    """:func:`build_detector` with a stage config's ``detector``, ``device``, ``min_size``,
+    ``normalise``, ``refeed`` and ``rotate`` (extract's and convert's)."""
+    return build_detector(
+        cfg.detector,
+        cfg.device,
+        min_size=cfg.min_size,
+        normalise=cfg.normalise,
+        refeed=cfg.refeed,
+        rotate=cfg.rotate,
+    )
 
 
 @dataclass

@@ -18,10 +18,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -87,6 +87,12 @@ class ExtractConfig:
         resume: skip frames already in an existing ``alignments.json``; False starts over.
         png_compression: zlib level 0-9 of the crops (1 is fast and only a little larger).
         progress: show a progress bar.
+        sequence: an image folder holds the frames of one shot (an EXR or PNG plate
+            sequence): its faces are tracked and smoothed as a video's (``detect_every``,
+            ``smooth``, at 24 frames/s), rather than each image found on its own.
+        workers: processes to find the faces of a folder of images on (each image is found
+            on its own): 0 = one per core from :data:`PARALLEL_FROM` images, 1 = this
+            process only. Videos are tracked in order on one.
         save_every: write the alignments at least every n frames (and every quarter of the
             frames done so far, whichever is longer) so an interrupted run can resume.
         debug_frames: also write each processed frame, with its faces' boxes, 68 landmarks
@@ -126,6 +132,8 @@ class ExtractConfig:
     resume: bool = True
     png_compression: int = 1
     progress: bool = True
+    workers: int = 0
+    sequence: bool = False
     save_every: int = 200
     from_faces: Path | None = None
     debug_frames: Path | None = None
@@ -182,6 +190,7 @@ class ExtractConfig:
             (self.min_size >= 0, f"--min-size must be >= 0, got {self.min_size}"),
             (self.max_faces >= 0, f"--max-faces must be >= 0, got {self.max_faces}"),
             (0 <= self.refeed <= 64, f"--refeed must be in 0-64 fits, got {self.refeed}"),
+            (self.workers >= 0, f"--workers must be 0 (one per core) or more, got {self.workers}"),
             (0 < self.ref_threshold < 2, "--ref-threshold must be in (0, 2)"),
             (self.normalise in NORMALISERS, f"--normalise: choose from {', '.join(NORMALISERS)}"),
             (self.smooth in SMOOTH_CHOICES, f"--smooth: choose from {', '.join(SMOOTH_CHOICES)}"),
@@ -434,6 +443,8 @@ def _extract_source(
     t0 = time.perf_counter()
     ranges: tuple[FrameRange, ...] = cfg.frame_ranges  # type: ignore[assignment]
     src = _open(source)  # before the folder: an unreadable input leaves nothing behind
+    # The frames of a video, or of a shot as an image sequence: faces tracked and smoothed.
+    tracked = bool(src.is_video or cfg.sequence)
     crop = cfg.crop
     replay = None if earlier is None else _Replay(earlier, source, src, crop)
     folder = ensure_writable_dir(folder)
@@ -457,8 +468,9 @@ def _extract_source(
                 extra={
                     "detector_reason": detector.reason,
                     "every_nth": cfg.every_nth,
-                    "detect_every": cfg.detect_every if src.is_video else 1,
-                    "smooth": cfg.smooth if src.is_video else "none",
+                    "detect_every": cfg.detect_every if tracked else 1,
+                    "smooth": cfg.smooth if tracked else "none",
+                    "sequence": cfg.sequence,
                     "min_size": cfg.min_size,
                     "max_faces": cfg.max_faces,
                     "rotate": list(cfg.rotate),
@@ -493,12 +505,12 @@ def _extract_source(
     if replay is None:
         assert detector is not None
         smoother = None
-        if src.is_video and cfg.smooth != "none":
-            smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else 30.0)
+        if tracked and cfg.smooth != "none":
+            smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else SEQUENCE_FPS)
         finder = FaceFinder(
             detector,
             crop,
-            detect_every=cfg.detect_every if src.is_video else 1,
+            detect_every=cfg.detect_every if tracked else 1,
             min_size=cfg.min_size,
             max_faces=cfg.max_faces,
             identity=identity,
@@ -510,47 +522,52 @@ def _extract_source(
     else:
         grid = range(0, int(src.frame_count), step)
         todo = [i for i in grid if i not in done and in_frame_ranges(i, ranges)]
+    if replay is not None:
+        todo = [i for i in todo if i in replay.frames]
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(cfg.png_compression)]
     bar = _progress(cfg, len(todo), source.name)
     frames = faces = empty = 0
     since_save = 0
-    last_index = None
     empty_frames: list[int] = []
     empty_names: list[str] = []
+    workers = _image_workers(cfg, src, todo, replay is not None, debug is not None)
+    if workers > 1:
+        assert detector is not None
+        log.info("%s: finding faces in %d images on %d processes", source.name, len(todo),
+                 workers)  # fmt: skip
+
+        def fallback(rest: list[int]) -> Iterator[_Work]:
+            return _sequential_work(src, rest, step, finder, None, tracked)
+
+        work = _parallel_work(replace(cfg, detector=detector.name), identity, src.files, todo,
+                              crop, workers, fallback)  # fmt: skip
+    else:
+        work = _sequential_work(src, todo, step, finder, replay, tracked)
     # PNG encoding releases the GIL: a writer thread overlaps it with the next detection.
     writer = _CropWriter(params)
     try:
-        for frame in _frames_to_do(src, todo, step):
+        for index, timestamp, frame_name, image, found, detected, crops in work:
             bar.update(1)
-            if finder is not None and last_index is not None and frame.index != last_index + step:
-                finder.reset()  # faces are not followed across frames done before
-            last_index = frame.index
-            if replay is not None:
-                if frame.index not in replay.frames:
-                    continue
-                found = replay.faces(frame.index)
-                detected = replay.frames[frame.index].detected
-            else:
-                assert finder is not None
-                found = finder.find(frame.image, frame.timestamp)
-                detected = finder.last_detected
             records = []
             for k, face in enumerate(found):
-                name = face.crop_file or f"{frame.name}_{k}.png"
-                writer.put(folder / name, warp_to_crop(frame.image, face.matrix, crop.size))
+                name = face.crop_file or f"{frame_name}_{k}.png"
+                cut = crops[k] if crops is not None else None
+                if cut is None:
+                    cut = warp_to_crop(image, face.matrix, crop.size)
+                writer.put(folder / name, cut)
                 records.append(replace(face, crop_file=name))
             if replay is not None:
-                replay.move_masks(frame.index, records, folder)
+                replay.move_masks(index, records, folder)
             if debug is not None:
-                drawn = draw_alignments(frame.image, records, crop.size)
-                writer.put_image(debug / f"{frame.name}.jpg", drawn)
-            al.frames.append(FrameRecord(frame.index, frame.timestamp, tuple(records), detected))
+                drawn = draw_alignments(image, records, crop.size)
+                writer.put_image(debug / f"{frame_name}.jpg", drawn)
+            al.frames.append(FrameRecord(index, timestamp, tuple(records), detected))
             frames += 1
             faces += len(records)
             empty += not records
             if not records:
-                empty_frames.append(frame.index)
-                empty_names.append(frame.name)
+                empty_frames.append(index)
+                empty_names.append(frame_name)
             since_save += 1
             # Each save rewrites the whole file, so the interval grows with it: a two-hour
             # video costs a few full writes, not thousands.
@@ -592,6 +609,127 @@ def _extract_source(
         video=bool(src.is_video),
         step=step,
     )
+
+
+class _Work(NamedTuple):
+    """One frame's faces, found: what the writing loop of :func:`_extract_source` takes."""
+
+    index: int
+    timestamp: float
+    name: str
+    image: np.ndarray | None  # the frame, where the crops are still to be cut from it
+    found: Any  # FaceRecords (crop_file empty, or the name --from-faces keeps)
+    detected: bool
+    crops: list[np.ndarray] | None  # cut already (on a worker process)
+
+
+def _sequential_work(
+    src: Any,
+    todo: list[int],
+    step: int,
+    finder: FaceFinder | None,
+    replay: Any,
+    tracked: bool,
+) -> Iterator[_Work]:
+    """Faces frame by frame in this process: ``tracked`` through a video (or an image
+    sequence), else each image of a folder on its own (unrelated photos: a face is not
+    followed from one to the next)."""
+    last_index = None
+    for frame in _frames_to_do(src, todo, step):
+        if finder is not None and (
+            not tracked or (last_index is not None and frame.index != last_index + step)
+        ):
+            finder.reset()  # faces are not followed across frames done before
+        last_index = frame.index
+        if replay is not None:
+            found, detected = replay.faces(frame.index), replay.frames[frame.index].detected
+        else:
+            assert finder is not None
+            found = finder.find(frame.image, frame.timestamp)
+            detected = finder.last_detected
+        yield _Work(frame.index, frame.timestamp, frame.name, frame.image, found, detected, None)
+
+
+#: Frame rate an image sequence's landmarks are smoothed at (it has no clock of its own).
+SEQUENCE_FPS = 24.0
+
+#: Images to do from which a folder's faces are found on a process per core.
+PARALLEL_FROM = 16
+
+
+def _image_workers(cfg: ExtractConfig, src: Any, todo: list[int], replay: bool, debug: bool) -> int:
+    """Processes to find an image folder's faces on: each image is found on its own, so the
+    detector can run on every core (dlib holds the GIL: threads would not help); 1 for a
+    video (tracked in order), a re-crop, review frames (drawn from the decoded image) or a
+    few images."""
+    cores = cfg.workers or os.cpu_count() or 1
+    if src.is_video or cfg.sequence or replay or debug or cores < 2 or len(todo) < PARALLEL_FROM:
+        return 1
+    return min(cores, len(todo) // (PARALLEL_FROM // 2))
+
+
+# A worker process's finder, built once by _start_image_worker.
+_WORKER: dict[str, Any] = {}
+
+
+def _start_image_worker(
+    cfg: ExtractConfig, identity: IdentityFilter | None, crop: CropSpec
+) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    cv2.setNumThreads(1)  # a process per core already: more threads would fight for them
+    detector = detector_for(cfg)
+    _WORKER["crop"] = crop
+    _WORKER["finder"] = FaceFinder(detector, crop, detect_every=1, min_size=cfg.min_size,
+                                   max_faces=cfg.max_faces, identity=identity,
+                                   descriptors=cfg.descriptors)  # fmt: skip
+
+
+def _faces_in_image(path: str) -> tuple[list[Any], list[np.ndarray]]:
+    from faceswap.io.images import read_image
+
+    image = read_image(path)
+    finder: FaceFinder = _WORKER["finder"]
+    finder.reset()
+    found = finder.find(image)
+    size = _WORKER["crop"].size
+    return found, [warp_to_crop(image, face.matrix, size) for face in found]
+
+
+def _parallel_work(
+    cfg: ExtractConfig,
+    identity: IdentityFilter | None,
+    files: list[Path],
+    todo: list[int],
+    crop: CropSpec,
+    workers: int,
+    fallback: Callable[[list[int]], Iterator[_Work]],
+) -> Iterator[_Work]:
+    """The faces of an image folder's images ``todo``, found on ``workers`` processes, in
+    order; ``fallback`` finds those left when the processes fail."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
+    # Spawned, not forked: a fork copies the locks other threads hold at that moment.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_start_image_worker,
+                               initargs=(cfg, identity, crop))  # fmt: skip
+    done = 0
+    try:
+        paths = [str(files[i]) for i in todo]
+        results = pool.map(_faces_in_image, paths, chunksize=4)
+        for index, (found, crops) in zip(todo, results, strict=True):
+            yield _Work(index, float(index), files[index].stem, None, found, True, crops)
+            done += 1
+    except BrokenProcessPool:
+        # A worker died (killed for memory), or could not start (a program read from
+        # stdin cannot be spawned): the rest is done here, one image after another.
+        log.warning("the face-finding processes stopped; going on in this one")
+        yield from fallback(todo[done:])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: Frames to do this far apart or more are reached by a seek, not by decoding those between.

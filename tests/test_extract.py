@@ -557,6 +557,43 @@ def test_frames_far_apart_are_reached_by_seeking() -> None:
     assert source.decoded < 30  # only the stretches, each stopped after its last frame
 
 
+def test_a_folder_of_images_is_found_on_a_process_per_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    photos = make_image_folder(tmp_path / "photos", 18, people=("astronaut", "grace_hopper"),
+                               blank_frames=(4,))  # fmt: skip
+    monkeypatch.setattr("faceswap.extract.os.cpu_count", lambda: 2)
+    caplog.set_level("INFO")
+    parallel = run_extract(_cfg(photos.path, tmp_path / "parallel", refeed=2))
+    assert "finding faces in 18 images on 2 processes" in caplog.text
+    single = run_extract(_cfg(photos.path, tmp_path / "single", refeed=2, workers=1))
+    assert parallel.faces == single.faces == 34
+    assert parallel.sources[0].empty_names == single.sources[0].empty_names == ("frame_000004",)
+    ours, theirs = (load_alignments(tmp_path / name) for name in ("parallel", "single"))
+    for a, b in zip(ours.frames, theirs.frames, strict=True):
+        assert a.index == b.index and len(a.faces) == len(b.faces)
+        for fa, fb in zip(a.faces, b.faces, strict=True):
+            assert np.array_equal(fa.landmarks, fb.landmarks) and fa.crop_file == fb.crop_file
+            crop_a = (tmp_path / "parallel" / fa.crop_file).read_bytes()
+            assert crop_a == (tmp_path / "single" / fb.crop_file).read_bytes()
+
+
+def test_an_image_sequence_is_tracked_and_smoothed_like_a_video(tmp_path: Path) -> None:
+    frames = make_image_folder(tmp_path / "plates", 20)
+    run_extract(_cfg(frames.path, tmp_path / "photos"))
+    run_extract(_cfg(frames.path, tmp_path / "shot", sequence=True))
+    photos, shot = (load_alignments(tmp_path / n) for n in ("photos", "shot"))
+    assert all(f.detected for f in photos.frames) and photos.extra["smooth"] == "none"
+    assert not all(f.detected for f in shot.frames)  # tracked between detections
+    assert shot.extra["smooth"] == "one-euro" and shot.extra["sequence"] is True
+    assert len({f.faces[0].track_id for f in shot.frames}) == 1
+    errors = []
+    for fr in shot.frames:
+        truth = frames.faces[fr.index][0].landmarks
+        errors.append(np.abs(fr.faces[0].landmarks - truth).mean() / _eye(truth))
+    _assert_on_face(errors)
+
+
 def test_from_faces_refuses_other_footage_and_detection_options(
     clip_one_face, tmp_path: Path
 ) -> None:

@@ -148,6 +148,20 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     help="Also write every processed frame with its faces' boxes, landmarks and crop outlines "
     "drawn, as JPEGs in this folder, to review the alignment (DeepFaceLab's aligned_debug).",
 )
+@click.option(
+    "--sequence",
+    is_flag=True,
+    help="INPUT, a folder of images, holds the frames of one shot (an EXR or PNG plate "
+    "sequence): track and smooth its faces as a video's, rather than each image on its own.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Processes to find the faces of a folder of images on (0: one per core; 1: one). "
+    "Videos are tracked in order on one.",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def extract(input_path: Path, **options: object) -> None:
     """Find faces in INPUT (a video, a folder of images or a folder of videos), fit 68

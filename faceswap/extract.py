@@ -42,7 +42,7 @@ from faceswap.faces.finder import FaceFinder, detector_for
 from faceswap.faces.identity import DEFAULT_THRESHOLD, IdentityFilter
 from faceswap.faces.lighting import NORMALISERS
 from faceswap.faces.rotation import as_rotations
-from faceswap.faces.smoothing import SMOOTHING_METHODS, LandmarkSmoother
+from faceswap.faces.smoothing import SEQUENCE_FPS, SMOOTHING_METHODS, LandmarkSmoother
 from faceswap.io.files import atomic_path, ensure_writable_dir, write_text_atomic
 from faceswap.ranges import FrameRange, as_frame_ranges, format_frame_ranges, in_frame_ranges
 from faceswap.text import counted, index_ranges
@@ -649,9 +649,6 @@ def _sequential_work(
             detected = finder.last_detected
         yield _Work(frame.index, frame.timestamp, frame.name, frame.image, found, detected, None)
 
-
-#: Frame rate an image sequence's landmarks are smoothed at (it has no clock of its own).
-SEQUENCE_FPS = 24.0
 
 #: Images to do from which a folder's faces are found on a process per core.
 PARALLEL_FROM = 16

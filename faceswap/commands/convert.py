@@ -232,6 +232,12 @@ def _modes_help(registry: object, lead: str) -> str:
     "off: the frames of an -o frames folder, or the videos of a folder of videos.",
 )
 @click.option(
+    "--sequence",
+    is_flag=True,
+    help="INPUT, a folder of images, holds the frames of one shot (a plate sequence): faces "
+    "found on the fly are tracked and smoothed and --motion-blur follows them, as in a video.",
+)
+@click.option(
     "--bit-depth",
     type=click.Choice(BIT_DEPTHS),
     default="auto",

@@ -44,6 +44,7 @@ from faceswap.convert.masks import MASK_MODES, refine_mask
 from faceswap.errors import FaceswapError
 from faceswap.faces.lighting import NORMALISERS
 from faceswap.faces.rotation import as_rotations
+from faceswap.faces.smoothing import SEQUENCE_FPS
 from faceswap.io.ffmpeg_args import video_codec_args
 from faceswap.io.files import ensure_writable_dir, write_text_atomic
 from faceswap.io.images import IMAGE_EXTENSIONS, SIXTEEN_BIT_SUFFIXES, as_8bit, peak_value
@@ -180,6 +181,9 @@ class ConvertConfig:
             frame: each entry a mapping with ``frames`` (``"0-119"``, as ``frame_ranges``)
             and any of :data:`BLEND_KEYS`; for a frame, the last entry whose frames hold it
             replaces those settings of the config, the others keep the config's.
+        sequence: an image folder holds the frames of one shot (a plate sequence): faces
+            found on the fly are tracked and smoothed, and ``motion_blur`` follows them, as
+            in a video (else each image is on its own).
         bit_depth: ``auto``: a source of more than 8 bits a component (10-bit video, 16-bit
             PNG/TIFF frames) is decoded, blended and written in 16 bits, so what passes
             through keeps its precision and the output its depth (10-bit video, 16-bit
@@ -234,6 +238,7 @@ class ConvertConfig:
     frame_ranges: tuple[FrameRange, ...] | str = ()
     ranges_only: bool = False
     bit_depth: str = "auto"
+    sequence: bool = False
     mask_model: Path | None = None
     resume: bool = False
     output_scale: float = 100.0
@@ -752,12 +757,13 @@ class _Locator:
         self.crop = crop
         self.min_size = float(cfg.min_size)
         self.max_faces = int(cfg.max_faces)
-        fps = float(source.fps) if source.fps else 30.0
+        fps = float(source.fps) if source.fps else SEQUENCE_FPS
+        self.tracked = bool(source.is_video or cfg.sequence)
         smooth = cfg.smooth
         if smooth == "auto":
             smooth = "none" if cfg.alignments is not None else "one-euro"
         # Unrelated photos in an image folder must not be smoothed into each other.
-        if not source.is_video:
+        if not self.tracked:
             smooth = "none"
         self.smoother = None if smooth == "none" else LandmarkSmoother(smooth, fps=fps)
         self.by_index: dict[int, Any] | None = None
@@ -858,7 +864,7 @@ class _Locator:
         return FaceFinder(
             detector,
             self.crop,
-            detect_every=cfg.detect_every if source.is_video else 1,
+            detect_every=cfg.detect_every if self.tracked else 1,
             min_size=cfg.min_size,
             max_faces=cfg.max_faces,
             identity=identity,
@@ -1126,7 +1132,7 @@ def run_convert(cfg: ConvertConfig) -> ConvertResult:
         batch: list[_Item] = []
         n_faces = 0
         blurred = any(c.motion_blur > 0 for c in every)
-        tracker = _MotionTracker(res) if blurred and source.is_video else None
+        tracker = _MotionTracker(res) if blurred and locator.tracked else None
         for frame in threads.items(q_frames):
             item = _Item(frame)
             wanted = in_frame_ranges(frame.index, cfg.frame_ranges)

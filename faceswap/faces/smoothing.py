@@ -15,6 +15,9 @@ import numpy as np
 
 SMOOTHING_METHODS = ("one-euro", "ema")
 
+#: Frame rate an image sequence's landmarks are smoothed at (it has no clock of its own).
+SEQUENCE_FPS = 24.0
+
 
 @dataclass
 class _TrackState:

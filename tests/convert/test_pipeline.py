@@ -406,6 +406,29 @@ def test_motion_blur_smears_moving_faces_only(
         assert np.array_equal(runs[0.0][i], runs[1.0][i]) == still, i
 
 
+def test_an_image_sequence_is_tracked_and_blurred_like_a_video(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from faceswap.io.images import read_image
+
+    frames = make_image_folder(tmp_path / "plates", 6)
+    runs = {}
+    for sequence in (False, True):
+        for power in (0.0, 1.0):
+            out = tmp_path / f"out_{sequence}_{power}"
+            run_convert(_cfg(frames.path, model_dir, out, detector="dlib-hog", colour="none",
+                             motion_blur=power, sequence=sequence))  # fmt: skip
+            runs[sequence, power] = [read_image(p) for p in sorted(out.iterdir())]
+    # Photos: each on its own, so no motion to blur; a shot: its moving face is smeared.
+    assert all(
+        np.array_equal(a, b) for a, b in zip(runs[False, 0.0], runs[False, 1.0], strict=True)
+    )
+    moved = [
+        not np.array_equal(a, b) for a, b in zip(runs[True, 0.0], runs[True, 1.0], strict=True)
+    ]
+    assert not moved[0] and all(moved[1:])
+
+
 def test_motion_tracker_measures_crop_pixels_between_consecutive_frames() -> None:
     from faceswap.convert.pipeline import _Face, _MotionTracker
 

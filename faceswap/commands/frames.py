@@ -22,10 +22,10 @@ import click
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["png", "jpg"]),
+    type=click.Choice(["png", "jpg", "tif", "exr"]),
     default="png",
     show_default=True,
-    help="png: lossless; jpg: smaller files.",
+    help="png, tif: lossless; jpg: smaller files; exr: linear half floats for compositing.",
 )
 @click.option("--jpeg-quality", default=95, show_default=True, help="0-100, for --format jpg.")
 @click.option(

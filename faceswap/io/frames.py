@@ -41,7 +41,7 @@ from faceswap.io.video import (
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("png", "jpg")
+FORMATS = ("png", "jpg", "tif", "exr")
 CONFIG_FILE = "extract_frames.json"
 
 
@@ -54,7 +54,8 @@ class ExtractFramesConfig:
         output: Folder for the frames (created if needed).
         every_nth: Keep one frame in ``every_nth`` (1 keeps all).
         start: First frame index to keep.
-        format: ``png`` (lossless, fast compression) or ``jpg``.
+        format: ``png`` (lossless, fast compression), ``jpg``, ``tif`` (lossless) or
+            ``exr`` (linear half floats through the sRGB transfer, for compositing).
         jpeg_quality: 0-100, for ``jpg``.
         resume: Keep frames already in ``output`` (files are only ever written whole) and
             continue from the first missing one; False rewrites them all.
@@ -73,7 +74,9 @@ class ExtractFramesConfig:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise FaceswapError(f"unknown frame format '{self.format}'; choose from png, jpg")
+            raise FaceswapError(
+                f"unknown frame format '{self.format}'; choose from {', '.join(FORMATS)}"
+            )
         if self.every_nth < 1:
             raise FaceswapError(f"--every-nth must be 1 or more, got {self.every_nth}")
         if self.start < 0:
@@ -128,7 +131,7 @@ def run_extract_frames(
     """
     t0 = time.perf_counter()
     inputs = list_inputs(cfg.input)
-    deep = cfg.bit_depth == "auto" and cfg.format == "png"  # JPEG holds 8 bits
+    deep = cfg.bit_depth == "auto" and cfg.format != "jpg"  # JPEG holds 8 bits
     if inputs == [Path(cfg.input)]:
         jobs = [(open_source(cfg.input, deep=deep), Path(cfg.output))]
     else:
@@ -170,7 +173,8 @@ def run_extract_frames(
                 progress(offset + done, grand_total)
 
         # ffmpeg writes PNGs itself when its image2 muxer can write atomically. JPEGs go
-        # through cv2, which encodes from RGB with the standard JPEG matrix.
+        # through cv2, which encodes from RGB with the standard JPEG matrix; TIFF and EXR
+        # through faceswap.io.images.
         if source.is_video and cfg.format == "png" and "atomic_writing" in muxer_options("image2"):
             count, one_first, one_last = _dump_video(part, source, out, total, report)
         else:

@@ -157,3 +157,23 @@ def test_extract_finds_the_faces_of_exr_plates(tmp_path: Path) -> None:
     for frame in al.frames:
         truth = scene.faces(frame.index)[0].landmarks
         assert np.abs(frame.faces[0].landmarks - truth).mean() < 2.0
+
+
+@pytest.mark.parametrize("fmt", ["exr", "tif"])
+def test_extract_frames_writes_exr_and_tiff_for_compositing(tmp_path: Path, fmt: str) -> None:
+    from faceswap.io.frames import ExtractFramesConfig, run_extract_frames
+    from tests.media import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=4, audio=False)
+    result = run_extract_frames(
+        ExtractFramesConfig(input=clip.path, output=tmp_path / fmt, format=fmt)
+    )
+    assert result.frames_written == 4
+    decoded = [f.image for f in open_source(clip.path).iter_frames()]
+    files = sorted((tmp_path / fmt).glob(f"*.{fmt}"))
+    assert [p.stem for p in files] == [f"frame_{i:06d}" for i in range(4)]
+    for file, frame in zip(files, decoded, strict=True):
+        if fmt == "exr":  # linear light: the decoded picture through the inverse transfer
+            linear = read_exr(file).rgb
+            assert np.allclose(linear, srgb_decode(frame / 255.0), atol=2e-3)
+        assert np.abs(read_image(file).astype(int) - frame).max() <= 1

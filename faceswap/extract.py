@@ -90,9 +90,10 @@ class ExtractConfig:
         sequence: an image folder holds the frames of one shot (an EXR or PNG plate
             sequence): its faces are tracked and smoothed as a video's (``detect_every``,
             ``smooth``, at 24 frames/s), rather than each image found on its own.
-        workers: processes to find the faces of a folder of images on (each image is found
-            on its own): 0 = one per core from :data:`PARALLEL_FROM` images, 1 = this
-            process only. Videos are tracked in order on one.
+        workers: processes to find faces on: 0 = one per core (at most
+            :data:`AUTO_WORKERS`), 1 = this process only. A folder of images shares out its
+            images (from :data:`PARALLEL_FROM`), a video (or image sequence) its stretches
+            of :data:`STRETCH` frames; the faces are the same whatever the number.
         save_every: write the alignments at least every n frames (and every quarter of the
             frames done so far, whichever is longer) so an interrupted run can resume.
         debug_frames: also write each processed frame, with its faces' boxes, 68 landmarks
@@ -530,8 +531,23 @@ def _extract_source(
     since_save = 0
     empty_frames: list[int] = []
     empty_names: list[str] = []
+    stretches = _stretches(todo, step) if tracked and replay is None else []
+    along = _tracked_workers(cfg, stretches)
     workers = _image_workers(cfg, src, todo, replay is not None, debug is not None)
-    if workers > 1:
+    if along > 1:
+        assert detector is not None
+        log.info("%s: finding faces in %d frames on %d processes, %d frames at a time",
+                 source.name, len(todo), along, STRETCH)  # fmt: skip
+
+        def rest_here(rest: list[int]) -> Iterator[_Work]:
+            return _sequential_work(src, rest, step, finder, None, tracked)
+
+        work = _parallel_tracked_work(
+            _TrackedJob(replace(cfg, detector=detector.name), identity, source, folder, debug,
+                        params, step, float(src.fps) if src.fps else SEQUENCE_FPS, crop, WARM),
+            stretches, along, rest_here,
+        )  # fmt: skip
+    elif workers > 1:
         assert detector is not None
         log.info("%s: finding faces in %d images on %d processes", source.name, len(todo),
                  workers)  # fmt: skip
@@ -546,10 +562,10 @@ def _extract_source(
     # PNG encoding releases the GIL: a writer thread overlaps it with the next detection.
     writer = _CropWriter(params)
     try:
-        for index, timestamp, frame_name, image, found, detected, crops in work:
+        for index, timestamp, frame_name, image, found, detected, crops, written in work:
             bar.update(1)
-            records = []
-            for k, face in enumerate(found):
+            records = list(found) if written else []
+            for k, face in enumerate(() if written else found):
                 name = face.crop_file or f"{frame_name}_{k}.png"
                 cut = crops[k] if crops is not None else None
                 if cut is None:
@@ -558,7 +574,7 @@ def _extract_source(
                 records.append(replace(face, crop_file=name))
             if replay is not None:
                 replay.move_masks(index, records, folder)
-            if debug is not None:
+            if debug is not None and not written:
                 drawn = draw_alignments(image, records, crop.size)
                 writer.put_image(debug / f"{frame_name}.jpg", drawn)
             al.frames.append(FrameRecord(index, timestamp, tuple(records), detected))
@@ -621,6 +637,7 @@ class _Work(NamedTuple):
     found: Any  # FaceRecords (crop_file empty, or the name --from-faces keeps)
     detected: bool
     crops: list[np.ndarray] | None  # cut already (on a worker process)
+    written: bool = False  # crops (and review frames) written already, named in ``found``
 
 
 def _sequential_work(
@@ -634,6 +651,13 @@ def _sequential_work(
     """Faces frame by frame in this process: ``tracked`` through a video (or an image
     sequence), else each image of a folder on its own (unrelated photos: a face is not
     followed from one to the next)."""
+    if tracked and replay is None:
+        assert finder is not None
+        for stretch in _stretches(todo, step):
+            for frame, found, detected in _track_stretch(src, stretch, step, finder, WARM):
+                yield _Work(frame.index, frame.timestamp, frame.name, frame.image, found,
+                            detected, None)  # fmt: skip
+        return
     last_index = None
     for frame in _frames_to_do(src, todo, step):
         if finder is not None and (
@@ -650,6 +674,130 @@ def _sequential_work(
         yield _Work(frame.index, frame.timestamp, frame.name, frame.image, found, detected, None)
 
 
+#: A tracked video (or image sequence) is found in stretches of this many frames of its
+#: grid, cut at fixed places: each starts afresh, so they can run on a process each and the
+#: faces come out the same whatever the machine and the number of processes.
+STRETCH = 480
+#: Frames before a stretch found again and dropped, so that its tracking and smoothing are
+#: under way where its output begins.
+WARM = 24
+
+
+def _stretches(todo: list[int], step: int) -> list[list[int]]:
+    """``todo`` (sorted frames of the ``step`` grid) cut at gaps and every :data:`STRETCH`
+    frames of the grid."""
+    out: list[list[int]] = []
+    span = STRETCH * step
+    for index in todo:
+        if out and index - out[-1][-1] == step and index // span == out[-1][-1] // span:
+            out[-1].append(index)
+        else:
+            out.append([index])
+    return out
+
+
+def _track_stretch(
+    src: Any, stretch: list[int], step: int, finder: FaceFinder, warm_frames: int
+) -> Iterator[tuple[Any, list[Any], bool]]:
+    """``(frame, faces, detected)`` of each frame of ``stretch``, tracked afresh from
+    ``warm_frames`` frames (:data:`WARM`) before it."""
+    finder.reset()
+    warm = [i for i in range(stretch[0] - warm_frames * step, stretch[0], step) if i >= 0]
+    wanted = set(stretch)
+    for frame in _frames_to_do(src, warm + stretch, step):
+        found = finder.find(frame.image, frame.timestamp)
+        if frame.index in wanted:
+            yield frame, found, finder.last_detected
+
+
+#: Processes at most when ``workers`` is 0 (each holds its own models and decoder).
+AUTO_WORKERS = 8
+
+
+def _tracked_workers(cfg: ExtractConfig, stretches: list[list[int]]) -> int:
+    """Processes to find a tracked source's stretches on (1: this one)."""
+    cores = cfg.workers or min(os.cpu_count() or 1, AUTO_WORKERS)
+    return 1 if cores < 2 or len(stretches) < 2 else min(cores, len(stretches))
+
+
+@dataclass(frozen=True)
+class _TrackedJob:
+    """What a worker needs to find and write a tracked source's faces (picklable)."""
+
+    cfg: ExtractConfig
+    identity: IdentityFilter | None
+    source: Path
+    folder: Path
+    debug: Path | None
+    params: list[int]
+    step: int
+    fps: float
+    crop: CropSpec
+    warm: int
+
+
+def _start_tracked_worker(job: _TrackedJob) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    cfg = job.cfg
+    smoother = None if cfg.smooth == "none" else LandmarkSmoother(cfg.smooth, fps=job.fps)
+    _WORKER["job"] = job
+    _WORKER["src"] = _open(job.source)
+    _WORKER["finder"] = FaceFinder(detector_for(cfg), job.crop, detect_every=cfg.detect_every,
+                                   min_size=cfg.min_size, max_faces=cfg.max_faces,
+                                   identity=job.identity, smoother=smoother,
+                                   descriptors=cfg.descriptors)  # fmt: skip
+
+
+def _faces_in_stretch(stretch: list[int]) -> list[tuple[int, float, str, list[Any], bool]]:
+    """Find, cut and write the faces of one stretch on a worker; their records, in order."""
+    from faceswap.io.images import write_image
+
+    job: _TrackedJob = _WORKER["job"]
+    out = []
+    for frame, found, detected in _track_stretch(_WORKER["src"], stretch, job.step,
+                                                 _WORKER["finder"], job.warm):  # fmt: skip
+        records = []
+        for k, face in enumerate(found):
+            name = f"{frame.name}_{k}.png"
+            cut = warp_to_crop(frame.image, face.matrix, job.crop.size)
+            _write_crop(job.folder / name, cut, job.params)
+            records.append(replace(face, crop_file=name))
+        if job.debug is not None:
+            drawn = draw_alignments(frame.image, records, job.crop.size)
+            write_image(job.debug / f"{frame.name}.jpg", drawn)
+        out.append((frame.index, frame.timestamp, frame.name, records, detected))
+    return out
+
+
+def _parallel_tracked_work(
+    job: _TrackedJob,
+    stretches: list[list[int]],
+    workers: int,
+    fallback: Callable[[list[int]], Iterator[_Work]],
+) -> Iterator[_Work]:
+    """A tracked source's faces, its stretches found on ``workers`` processes (which write
+    the crops), in order; ``fallback`` finds those left when the processes fail."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_start_tracked_worker, initargs=(job,))  # fmt: skip
+    done = 0
+    try:
+        for found in pool.map(_faces_in_stretch, stretches):
+            for index, timestamp, name, records, detected in found:
+                yield _Work(index, timestamp, name, None, records, detected, None, True)
+            done += 1
+    except BrokenProcessPool:
+        log.warning("the face-finding processes stopped; going on in this one")
+        yield from fallback([i for stretch in stretches[done:] for i in stretch])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 #: Images to do from which a folder's faces are found on a process per core.
 PARALLEL_FROM = 16
 
@@ -659,7 +807,7 @@ def _image_workers(cfg: ExtractConfig, src: Any, todo: list[int], replay: bool, 
     detector can run on every core (dlib holds the GIL: threads would not help); 1 for a
     video (tracked in order), a re-crop, review frames (drawn from the decoded image) or a
     few images."""
-    cores = cfg.workers or os.cpu_count() or 1
+    cores = cfg.workers or min(os.cpu_count() or 1, AUTO_WORKERS)
     if src.is_video or cfg.sequence or replay or debug or cores < 2 or len(todo) < PARALLEL_FROM:
         return 1
     return min(cores, len(todo) // (PARALLEL_FROM // 2))

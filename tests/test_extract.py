@@ -594,6 +594,39 @@ def test_an_image_sequence_is_tracked_and_smoothed_like_a_video(tmp_path: Path) 
     _assert_on_face(errors)
 
 
+def test_a_long_video_is_found_in_stretches_alike_on_any_number_of_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from faceswap.extract import _stretches
+
+    monkeypatch.setattr("faceswap.extract.STRETCH", 4)
+    assert _stretches([*range(0, 11), 13, 14, 15], 1) == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10], [13, 14, 15],
+    ]  # fmt: skip
+    assert _stretches(list(range(0, 20, 2)), 2) == [[0, 2, 4, 6], [8, 10, 12, 14], [16, 18]]
+    clip = make_clip(tmp_path / "long.mp4", frames=60, audio=False, seed=4)
+    monkeypatch.setattr("faceswap.extract.STRETCH", 20)
+    monkeypatch.setattr("faceswap.extract.WARM", 6)
+    monkeypatch.setattr("faceswap.extract.os.cpu_count", lambda: 2)
+    caplog.set_level("INFO")
+    parallel = run_extract(_cfg(clip.path, tmp_path / "parallel", debug_frames=tmp_path / "dbg"))
+    assert "finding faces in 60 frames on 2 processes, 20 frames at a time" in caplog.text
+    here = run_extract(_cfg(clip.path, tmp_path / "here", workers=1))
+    assert parallel.faces == here.faces >= 57
+    ours, theirs = (load_alignments(tmp_path / n) for n in ("parallel", "here"))
+    assert [f.index for f in ours.frames] == list(range(60))
+    for a, b in zip(ours.frames, theirs.frames, strict=True):
+        assert (a.index, a.detected, len(a.faces)) == (b.index, b.detected, len(b.faces))
+        for fa, fb in zip(a.faces, b.faces, strict=True):
+            assert np.array_equal(fa.landmarks, fb.landmarks)
+            crop_a = (tmp_path / "parallel" / fa.crop_file).read_bytes()
+            assert crop_a == (tmp_path / "here" / fb.crop_file).read_bytes()
+        if a.faces:  # at the stretches' starts too: still on the face
+            truth = clip.faces[a.index][0].landmarks
+            assert np.abs(a.faces[0].landmarks - truth).mean() / _eye(truth) < 0.1, a.index
+    assert len(list((tmp_path / "dbg").glob("*.jpg"))) == 60  # review frames from workers
+
+
 def test_from_faces_refuses_other_footage_and_detection_options(
     clip_one_face, tmp_path: Path
 ) -> None:

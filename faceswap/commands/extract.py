@@ -159,8 +159,8 @@ from faceswap.faces.detectors import DETECTOR_CHOICES
     type=click.IntRange(0),
     default=0,
     show_default=True,
-    help="Processes to find the faces of a folder of images on (0: one per core; 1: one). "
-    "Videos are tracked in order on one.",
+    help="Processes to find faces on (0: one per core, at most 8; 1: this one): a folder's "
+    "images, or a video's stretches of 480 frames, are shared out; the faces are the same.",
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def extract(input_path: Path, **options: object) -> None:

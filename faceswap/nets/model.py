@@ -362,7 +362,11 @@ def _saved_for_backward(model: FaceSwapModel, x: torch.Tensor) -> int:
     loss = ReconstructionLoss()
     mask = torch.ones_like(x[:, :1])
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        for out in model(x, x):
-            loss(out.rgb, x, mask=mask, priority=mask,
-                 pred_mask=out.mask, )  # fmt: skip
-    return sum(saved.values())
+        # Kept until counted: a graph let go frees what it saved, and a later tensor in the
+        # same memory would be counted in its place (the total then varied run to run).
+        kept = [
+            loss(out.rgb, x, mask=mask, priority=mask, pred_mask=out.mask) for out in model(x, x)
+        ]
+    total = sum(saved.values())
+    del kept
+    return total

@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 #: Containers the video writer can produce (lower-case suffixes).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 # Formats of a converted image sequence: png and tif lossless (16 bits from a deeper
-# source: frames a compositor reads as they were made), jpg for photos (8 bits).
+# source: frames a compositor reads as they were made), jpg for photos (8 bits), exr for
+# linear plates (the plate's own floats outside the faces: faceswap.io.exr).
 FRAME_FORMATS = ("png", "tif", "jpg", "exr")
 #: Suffixes of a single image written from a single image INPUT (lower case).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr")
@@ -621,7 +622,11 @@ def _write_frame(
     matte: np.ndarray | None,
 ) -> None:
     """Write one output frame; an EXR made from an EXR ``plate`` of its size keeps the
-    plate's floats (highlights included), header and pixel type where ``matte`` is 0."""
+    plate's floats (highlights included), header and pixel type where ``matte`` is 0.
+
+    The plate is read again here rather than carried through the pipeline's queues: a
+    second decode of one file a frame, against three float32 copies of every frame in
+    flight."""
     from faceswap.io.exr import composite_linear, is_exr, read_exr, write_exr
     from faceswap.io.images import write_image
 

@@ -502,22 +502,11 @@ def _extract_source(
         al.extra.setdefault("redone_empty", []).append(redo)
         log.info("%s: detecting again in %d frames without a face", source.name, len(emptied))
     done = {f.index for f in al.frames}
+    fps = float(src.fps) if src.fps else SEQUENCE_FPS
     finder = None
     if replay is None:
         assert detector is not None
-        smoother = None
-        if tracked and cfg.smooth != "none":
-            smoother = LandmarkSmoother(cfg.smooth, fps=float(src.fps) if src.fps else SEQUENCE_FPS)
-        finder = FaceFinder(
-            detector,
-            crop,
-            detect_every=cfg.detect_every if tracked else 1,
-            min_size=cfg.min_size,
-            max_faces=cfg.max_faces,
-            identity=identity,
-            smoother=smoother,
-            descriptors=cfg.descriptors,
-        )
+        finder = _stage_finder(cfg, detector, crop, identity, tracked, fps)
     if redo is not None:
         todo = emptied
     else:
@@ -544,7 +533,7 @@ def _extract_source(
 
         work = _parallel_tracked_work(
             _TrackedJob(replace(cfg, detector=detector.name), identity, source, folder, debug,
-                        params, step, float(src.fps) if src.fps else SEQUENCE_FPS, crop, WARM),
+                        params, step, fps, crop, WARM),
             stretches, along, rest_here,
         )  # fmt: skip
     elif workers > 1:
@@ -736,18 +725,71 @@ class _TrackedJob:
     warm: int
 
 
-def _start_tracked_worker(job: _TrackedJob) -> None:
+def _stage_finder(
+    cfg: ExtractConfig,
+    detector: Detector,
+    crop: CropSpec,
+    identity: IdentityFilter | None,
+    tracked: bool,
+    fps: float,
+) -> FaceFinder:
+    """The finder of one source: tracking and smoothing for a video or an image sequence,
+    each image on its own for a folder of photos (in this process or a worker alike)."""
+    smoother = None
+    if tracked and cfg.smooth != "none":
+        smoother = LandmarkSmoother(cfg.smooth, fps=fps)
+    return FaceFinder(
+        detector,
+        crop,
+        detect_every=cfg.detect_every if tracked else 1,
+        min_size=cfg.min_size,
+        max_faces=cfg.max_faces,
+        identity=identity,
+        smoother=smoother,
+        descriptors=cfg.descriptors,
+    )
+
+
+def _start_worker() -> None:
+    """What every face-finding worker process does first."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    cfg = job.cfg
-    smoother = None if cfg.smooth == "none" else LandmarkSmoother(cfg.smooth, fps=job.fps)
+    cv2.setNumThreads(1)  # a process per core already: more threads would fight for them
+
+
+def _on_processes(
+    fn: Callable[[Any], Any],
+    tasks: list[Any],
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    chunksize: int = 1,
+) -> Iterator[Any]:
+    """``fn`` of each task on ``workers`` spawned processes, results in order. Stops early,
+    with a warning, when the processes fail (a worker killed for memory, or a program read
+    from stdin, which cannot be spawned): the caller does the rest itself."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing import get_context
+
+    # Spawned, not forked: a fork copies the locks other threads hold at that moment.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=initializer, initargs=initargs)  # fmt: skip
+    try:
+        yield from pool.map(fn, tasks, chunksize=chunksize)
+    except BrokenProcessPool:
+        log.warning("the face-finding processes stopped; going on in this one")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_tracked_worker(job: _TrackedJob) -> None:
+    _start_worker()
     _WORKER["job"] = job
     _WORKER["src"] = _open(job.source)
-    _WORKER["finder"] = FaceFinder(detector_for(cfg), job.crop, detect_every=cfg.detect_every,
-                                   min_size=cfg.min_size, max_faces=cfg.max_faces,
-                                   identity=job.identity, smoother=smoother,
-                                   descriptors=cfg.descriptors)  # fmt: skip
+    _WORKER["finder"] = _stage_finder(job.cfg, detector_for(job.cfg), job.crop, job.identity,
+                                      True, job.fps)  # fmt: skip
 
 
 def _faces_in_stretch(stretch: list[int]) -> list[tuple[int, float, str, list[Any], bool]]:
@@ -779,23 +821,13 @@ def _parallel_tracked_work(
 ) -> Iterator[_Work]:
     """A tracked source's faces, its stretches found on ``workers`` processes (which write
     the crops), in order; ``fallback`` finds those left when the processes fail."""
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing import get_context
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_start_tracked_worker, initargs=(job,))  # fmt: skip
     done = 0
-    try:
-        for found in pool.map(_faces_in_stretch, stretches):
-            for index, timestamp, name, records, detected in found:
-                yield _Work(index, timestamp, name, None, records, detected, None, True)
-            done += 1
-    except BrokenProcessPool:
-        log.warning("the face-finding processes stopped; going on in this one")
-        yield from fallback([i for stretch in stretches[done:] for i in stretch])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for found in _on_processes(_faces_in_stretch, stretches, workers, _start_tracked_worker,
+                               (job,)):  # fmt: skip
+        for index, timestamp, name, records, detected in found:
+            yield _Work(index, timestamp, name, None, records, detected, None, True)
+        done += 1
+    yield from fallback([i for stretch in stretches[done:] for i in stretch])
 
 
 #: Images to do from which a folder's faces are found on a process per core.
@@ -820,15 +852,9 @@ _WORKER: dict[str, Any] = {}
 def _start_image_worker(
     cfg: ExtractConfig, identity: IdentityFilter | None, crop: CropSpec
 ) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    cv2.setNumThreads(1)  # a process per core already: more threads would fight for them
-    detector = detector_for(cfg)
+    _start_worker()
     _WORKER["crop"] = crop
-    _WORKER["finder"] = FaceFinder(detector, crop, detect_every=1, min_size=cfg.min_size,
-                                   max_faces=cfg.max_faces, identity=identity,
-                                   descriptors=cfg.descriptors)  # fmt: skip
+    _WORKER["finder"] = _stage_finder(cfg, detector_for(cfg), crop, identity, False, SEQUENCE_FPS)
 
 
 def _faces_in_image(path: str) -> tuple[list[Any], list[np.ndarray]]:
@@ -853,28 +879,14 @@ def _parallel_work(
 ) -> Iterator[_Work]:
     """The faces of an image folder's images ``todo``, found on ``workers`` processes, in
     order; ``fallback`` finds those left when the processes fail."""
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing import get_context
-
-    # Spawned, not forked: a fork copies the locks other threads hold at that moment.
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_start_image_worker,
-                               initargs=(cfg, identity, crop))  # fmt: skip
     done = 0
-    try:
-        paths = [str(files[i]) for i in todo]
-        results = pool.map(_faces_in_image, paths, chunksize=4)
-        for index, (found, crops) in zip(todo, results, strict=True):
-            yield _Work(index, float(index), files[index].stem, None, found, True, crops)
-            done += 1
-    except BrokenProcessPool:
-        # A worker died (killed for memory), or could not start (a program read from
-        # stdin cannot be spawned): the rest is done here, one image after another.
-        log.warning("the face-finding processes stopped; going on in this one")
-        yield from fallback(todo[done:])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    paths = [str(files[i]) for i in todo]
+    results = _on_processes(_faces_in_image, paths, workers, _start_image_worker,
+                            (cfg, identity, crop), chunksize=4)  # fmt: skip
+    for index, (found, crops) in zip(todo, results, strict=False):
+        yield _Work(index, float(index), files[index].stem, None, found, True, crops)
+        done += 1
+    yield from fallback(todo[done:])
 
 
 #: Frames to do this far apart or more are reached by a seek, not by decoding those between.

@@ -627,6 +627,26 @@ def test_a_long_video_is_found_in_stretches_alike_on_any_number_of_processes(
     assert len(list((tmp_path / "dbg").glob("*.jpg"))) == 60  # review frames from workers
 
 
+def _die(*args: object) -> None:
+    """A worker process that dies as it starts (as one killed for memory would)."""
+    import os
+
+    os._exit(1)
+
+
+def test_faces_are_still_found_when_the_worker_processes_die(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    photos = make_image_folder(tmp_path / "photos", 16)
+    monkeypatch.setattr("faceswap.extract.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("faceswap.extract._start_image_worker", _die)
+    caplog.set_level("INFO")
+    result = run_extract(_cfg(photos.path, tmp_path / "faces"))
+    assert "on 2 processes" in caplog.text and "going on in this one" in caplog.text
+    assert result.faces == 16
+    assert [f.index for f in load_alignments(tmp_path / "faces").frames] == list(range(16))
+
+
 def test_from_faces_refuses_other_footage_and_detection_options(
     clip_one_face, tmp_path: Path
 ) -> None:
